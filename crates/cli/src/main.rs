@@ -1,0 +1,160 @@
+//! `hookline`: the one binary. Subcommands run the server or act on its database directly.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hookline_server::config::Config;
+use hookline_server::App;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Signed, durable webhooks for a CRM"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./hookline.toml when it exists.
+    #[arg(long, global = true, env = "HOOKLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL (sqlite://FILE). Overrides the file and HOOKLINE_DATABASE_URL.
+    #[arg(long, global = true)]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (API and delivery worker).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Mint a new API key and print only the key on stdout (the tenant is created if needed).
+    Create {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A label for the key, shown in listings.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+fn load_config(cli: &Cli, extra: &[(&str, String)]) -> anyhow::Result<Config> {
+    let default_file = PathBuf::from("hookline.toml");
+    let file = cli
+        .config
+        .clone()
+        .or_else(|| default_file.exists().then_some(default_file));
+    let mut flags: Vec<(&str, String)> = extra.to_vec();
+    if let Some(db) = &cli.database {
+        flags.push(("database_url", db.clone()));
+    }
+    Ok(Config::load(file.as_deref(), std::env::vars(), &flags)?)
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve { listen } => {
+            let mut extra = Vec::new();
+            if let Some(l) = listen {
+                extra.push(("listen", l.clone()));
+            }
+            let config = load_config(&cli, &extra)?;
+            init_tracing(&config.log);
+            serve(config).await
+        }
+        Command::Migrate => {
+            let config = load_config(&cli, &[])?;
+            init_tracing(&config.log);
+            App::build(config).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Create { tenant, name },
+        } => {
+            let config = load_config(&cli, &[])?;
+            init_tracing("warn");
+            let app = App::build(config).await?;
+            let key = app.hookline.create_key(tenant, name).await?;
+            println!("{key}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = App::build(config).await?;
+    if let Some(key) = app.hookline.bootstrap().await? {
+        println!("Created tenant `default` with this API key (shown once; keep it safe):");
+        println!("{key}");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("can't listen on {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "hookline listening");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    app.serve(listener, shutdown).await
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    token.cancel();
+}

@@ -1,0 +1,391 @@
+//! The event catalog (DESIGN §3) as data, and every spelling of an event name.
+//!
+//! Hookline stores event types in their native `entity.action` form. Each wire format spells them
+//! its own way (`contacts.created` for the envelope format, `ContactCreated` for the contacts-list
+//! format), and subscriptions accept any of those spellings so that a user can paste the names from
+//! whichever source document they know. This module is the only place that translates between them.
+
+use serde::Serialize;
+
+/// Where events of a type come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Emitted by writes to Hookline's own entity store (and publishable raw as well).
+    Entity,
+    /// Published raw through `POST /v1/events`.
+    Raw,
+    /// Emitted by Hookline itself about its webhooks.
+    Operational,
+}
+
+/// One catalog entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventType {
+    pub name: &'static str,
+    pub entity: &'static str,
+    pub origin: Origin,
+    pub description: &'static str,
+    /// Other native names accepted for this type (e.g. seed 001's `zoom.recording.completed`).
+    pub aliases: &'static [&'static str],
+}
+
+macro_rules! ev {
+    ($name:literal, $entity:literal, $origin:ident, $desc:literal) => {
+        ev!($name, $entity, $origin, $desc, [])
+    };
+    ($name:literal, $entity:literal, $origin:ident, $desc:literal, [$($alias:literal),*]) => {
+        EventType { name: $name, entity: $entity, origin: Origin::$origin, description: $desc, aliases: &[$($alias),*] }
+    };
+}
+
+/// Every event type Hookline knows, in catalog order.
+pub const CATALOG: &[EventType] = &[
+    ev!(
+        "contact.created",
+        "contact",
+        Entity,
+        "A contact is created (manually, via the API, MCP or an import)."
+    ),
+    ev!(
+        "contact.updated",
+        "contact",
+        Entity,
+        "A contact field changes (including tags and linked notetaker sessions)."
+    ),
+    ev!(
+        "contact.deleted",
+        "contact",
+        Entity,
+        "One or more contacts are deleted; carries ids only."
+    ),
+    ev!(
+        "contact.assigned",
+        "contact",
+        Entity,
+        "A contact's owner changes (sent in addition to contact.updated)."
+    ),
+    ev!(
+        "organization.created",
+        "organization",
+        Entity,
+        "An organization is created."
+    ),
+    ev!(
+        "organization.updated",
+        "organization",
+        Entity,
+        "An organization field changes."
+    ),
+    ev!(
+        "organization.deleted",
+        "organization",
+        Entity,
+        "An organization is deleted; carries ids only."
+    ),
+    ev!("deal.created", "deal", Entity, "A deal is created."),
+    ev!("deal.updated", "deal", Entity, "A deal field changes."),
+    ev!(
+        "deal.deleted",
+        "deal",
+        Entity,
+        "A deal is deleted; carries ids only."
+    ),
+    ev!(
+        "deal.stage.changed",
+        "deal",
+        Entity,
+        "A deal moves to another pipeline stage (sent in addition to deal.updated)."
+    ),
+    ev!(
+        "deal.assigned",
+        "deal",
+        Entity,
+        "A deal's owner changes (sent in addition to deal.updated)."
+    ),
+    ev!(
+        "service.created",
+        "service",
+        Entity,
+        "A service is created."
+    ),
+    ev!(
+        "service.updated",
+        "service",
+        Entity,
+        "A service field changes."
+    ),
+    ev!(
+        "service.deleted",
+        "service",
+        Entity,
+        "A service is deleted; carries ids only."
+    ),
+    ev!("task.created", "task", Entity, "A task is created."),
+    ev!("task.updated", "task", Entity, "A task field changes."),
+    ev!(
+        "task.deleted",
+        "task",
+        Entity,
+        "A task is deleted; carries ids only."
+    ),
+    ev!(
+        "conversation.created",
+        "conversation",
+        Raw,
+        "A new conversation is created."
+    ),
+    ev!(
+        "conversation.assigned",
+        "conversation",
+        Raw,
+        "A conversation is assigned."
+    ),
+    ev!(
+        "conversation.status.changed",
+        "conversation",
+        Raw,
+        "A conversation's status changes (OPEN/CLOSED)."
+    ),
+    ev!(
+        "message.received",
+        "message",
+        Raw,
+        "A new message is received."
+    ),
+    ev!("message.sent", "message", Raw, "A message is sent."),
+    ev!(
+        "message.delivered",
+        "message",
+        Raw,
+        "A sent message is delivered to the recipient."
+    ),
+    ev!(
+        "message.read",
+        "message",
+        Raw,
+        "A sent message is read by the recipient."
+    ),
+    ev!("message.failed", "message", Raw, "A message fails to send."),
+    ev!(
+        "broadcast.response",
+        "broadcast",
+        Raw,
+        "A contact replies to a broadcast or campaign message."
+    ),
+    ev!(
+        "meeting.recording.completed",
+        "meeting",
+        Raw,
+        "A meeting's cloud recording finishes processing.",
+        ["zoom.recording.completed"]
+    ),
+    ev!(
+        "webhook.disabled",
+        "webhook",
+        Operational,
+        "Hookline disabled a webhook whose deliveries kept failing."
+    ),
+    ev!(
+        "webhook.test",
+        "webhook",
+        Operational,
+        "A test delivery sent from the test button, CLI or API."
+    ),
+];
+
+/// Looks up a native name or alias (exact, lower case).
+pub fn lookup(name: &str) -> Option<&'static EventType> {
+    CATALOG
+        .iter()
+        .find(|e| e.name == name || e.aliases.contains(&name))
+}
+
+/// Plural of an entity name as the envelope format (seed 000) spells it.
+pub fn plural(entity: &str) -> String {
+    format!("{entity}s")
+}
+
+/// `contact.created` → `contacts.created` (envelope format, seed 000).
+pub fn envelope_name(native: &str) -> String {
+    match native.split_once('.') {
+        Some((entity, rest)) => format!("{}.{rest}", plural(entity)),
+        None => native.to_string(),
+    }
+}
+
+/// `contact.created` → `ContactCreated`, `deal.stage.changed` → `DealStageChanged` (seed 002's style).
+pub fn pascal_name(native: &str) -> String {
+    native
+        .split('.')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// Why a subscription entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("event names must not be empty")]
+    Empty,
+    #[error("unknown event type `{0}`; GET /v1/event-types lists them")]
+    Unknown(String),
+}
+
+/// Normalises one subscription entry to its stored native form.
+///
+/// Accepts `*`, native names, aliases, envelope plurals (`contacts.created`), PascalCase
+/// (`ContactCreated`), and prefix wildcards in either spelling (`contact.*`, `contacts.*`,
+/// `deal.stage.*`). A wildcard must match at least one catalog entry, so typos are caught.
+pub fn normalize_pattern(input: &str) -> Result<String, PatternError> {
+    let raw = input.trim();
+    if raw.is_empty() {
+        return Err(PatternError::Empty);
+    }
+    if raw == "*" {
+        return Ok("*".into());
+    }
+    if let Some(prefix) = raw.strip_suffix(".*") {
+        let prefix = prefix.to_ascii_lowercase();
+        for candidate in singular_candidates(&prefix) {
+            let dotted = format!("{candidate}.");
+            if CATALOG.iter().any(|e| e.name.starts_with(&dotted)) {
+                return Ok(format!("{candidate}.*"));
+            }
+        }
+        return Err(PatternError::Unknown(raw.to_string()));
+    }
+    if let Some(e) = lookup(raw) {
+        return Ok(e.name.to_string());
+    }
+    let lower = raw.to_ascii_lowercase();
+    if let Some(e) = lookup(&lower) {
+        return Ok(e.name.to_string());
+    }
+    for e in CATALOG {
+        let names = std::iter::once(e.name).chain(e.aliases.iter().copied());
+        for n in names {
+            if envelope_name(n) == lower || pascal_name(n) == raw {
+                return Ok(e.name.to_string());
+            }
+        }
+    }
+    Err(PatternError::Unknown(raw.to_string()))
+}
+
+/// `contacts` → [`contacts`, `contact`]; other prefixes unchanged. Lets `contacts.*` mean `contact.*`.
+fn singular_candidates(prefix: &str) -> Vec<String> {
+    let mut out = vec![prefix.to_string()];
+    let (head, tail) = prefix.split_once('.').unwrap_or((prefix, ""));
+    if let Some(single) = head.strip_suffix('s') {
+        out.push(if tail.is_empty() {
+            single.to_string()
+        } else {
+            format!("{single}.{tail}")
+        });
+    }
+    out
+}
+
+/// Does a stored (normalised) pattern match a native event type?
+///
+/// `*` matches every non-operational event: operational events (`webhook.*`) describe Hookline
+/// itself and have their own shape, so a receiver only gets them when it names them.
+pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
+    if pattern == "*" {
+        return lookup(event_type).is_none_or(|e| e.origin != Origin::Operational);
+    }
+    match pattern.strip_suffix('*') {
+        Some(prefix) => event_type.starts_with(prefix),
+        None => pattern == event_type,
+    }
+}
+
+/// Does any of a webhook's patterns match?
+pub fn subscribed(patterns: &[String], event_type: &str) -> bool {
+    patterns.iter().any(|p| pattern_matches(p, event_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_names_are_unique_and_lowercase() {
+        let mut seen = std::collections::HashSet::new();
+        for e in CATALOG {
+            assert!(seen.insert(e.name), "duplicate {}", e.name);
+            assert_eq!(e.name, e.name.to_ascii_lowercase());
+            assert!(e.name.starts_with(&format!("{}.", e.entity)), "{}", e.name);
+        }
+        assert_eq!(CATALOG.len(), 30);
+    }
+
+    #[test]
+    fn spellings() {
+        assert_eq!(envelope_name("contact.created"), "contacts.created");
+        assert_eq!(envelope_name("deal.stage.changed"), "deals.stage.changed");
+        assert_eq!(pascal_name("contact.deleted"), "ContactDeleted");
+        assert_eq!(pascal_name("deal.stage.changed"), "DealStageChanged");
+    }
+
+    #[test]
+    fn normalizes_every_spelling_to_native() {
+        for (input, want) in [
+            ("contact.created", "contact.created"),
+            ("contacts.created", "contact.created"),
+            ("ContactCreated", "contact.created"),
+            ("CONTACT.CREATED", "contact.created"),
+            ("deals.stage.changed", "deal.stage.changed"),
+            ("DealStageChanged", "deal.stage.changed"),
+            ("zoom.recording.completed", "meeting.recording.completed"),
+            ("ZoomRecordingCompleted", "meeting.recording.completed"),
+            ("*", "*"),
+            ("contact.*", "contact.*"),
+            ("contacts.*", "contact.*"),
+            ("deal.stage.*", "deal.stage.*"),
+            ("  task.deleted ", "task.deleted"),
+        ] {
+            assert_eq!(normalize_pattern(input).as_deref(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_names_and_patterns() {
+        for input in [
+            "contact.exploded",
+            "contactz.*",
+            "foo",
+            "contact",
+            "*.*",
+            "contact.**",
+        ] {
+            assert!(
+                matches!(normalize_pattern(input), Err(PatternError::Unknown(_))),
+                "{input}"
+            );
+        }
+        assert_eq!(normalize_pattern("  "), Err(PatternError::Empty));
+    }
+
+    #[test]
+    fn patterns_match() {
+        assert!(pattern_matches("*", "contact.created"));
+        assert!(!pattern_matches("*", "webhook.disabled"));
+        assert!(pattern_matches("webhook.disabled", "webhook.disabled"));
+        assert!(pattern_matches("webhook.*", "webhook.disabled"));
+        assert!(pattern_matches("contact.*", "contact.assigned"));
+        assert!(!pattern_matches("contact.*", "conversation.created"));
+        assert!(pattern_matches("deal.stage.*", "deal.stage.changed"));
+        assert!(!pattern_matches("deal.created", "deal.updated"));
+        assert!(subscribed(
+            &["task.*".into(), "deal.created".into()],
+            "deal.created"
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+//! Hookline's pure domain logic: everything that decides *what* happens, with no I/O.
+//!
+//! The server, store and CLI crates call into here so that each rule lives in exactly one place:
+//! - [`catalog`]: the event catalog, each format's spelling of event names, subscription patterns;
+//! - [`url_policy`]: which webhook URLs and which resolved addresses may be dialled (SSRF);
+//! - [`signing`]: secrets, API keys and the two signature schemes;
+//! - [`retry`]: retry schedules and the classification of HTTP outcomes;
+//! - [`webhook`]: validation of a webhook's settings (names, headers, formats, limits).
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod ids;
+pub mod retry;
+pub mod signing;
+pub mod time;
+pub mod url_policy;
+pub mod webhook;

@@ -1,0 +1,116 @@
+//! `/v1/webhooks`: CRUD and secret management.
+
+use super::{ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination};
+use crate::error::{ErrorBody, Result};
+use crate::service::{Hookline, RotateInput, SecretView, WebhookInput, WebhookView};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+pub fn router() -> Router<Hookline> {
+    Router::new()
+        .route("/webhooks", post(create).get(list))
+        .route("/webhooks/{id}", get(fetch).patch(update).delete(remove))
+        .route("/webhooks/{id}/secret", get(secret))
+        .route("/webhooks/{id}/rotate-secret", post(rotate))
+}
+
+/// Create a webhook. The answer carries the signing secret; only `/secret` shows it again.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookInput,
+    responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn create(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    ApiJson(input): ApiJson<WebhookInput>,
+) -> Result<(StatusCode, Json<WebhookView>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(h.create_webhook(&who, input).await?),
+    ))
+}
+
+/// List webhooks, newest first.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    params(("limit" = Option<usize>, Query, description = "1-100, default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = ListResponse<WebhookView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn list(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    page: Pagination,
+) -> Result<Json<ListResponse<WebhookView>>> {
+    let rows = h.list_webhooks(&who, page.page()).await?;
+    Ok(Json(page.respond(rows, |w| w.id)))
+}
+
+/// Get one webhook.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn fetch(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+) -> Result<Json<WebhookView>> {
+    Ok(Json(h.get_webhook(&who, id).await?))
+}
+
+/// Change some settings; absent fields keep their value, `null` resets nullable ones.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = WebhookInput,
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn update(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+    ApiJson(input): ApiJson<WebhookInput>,
+) -> Result<Json<WebhookView>> {
+    Ok(Json(h.update_webhook(&who, id, input).await?))
+}
+
+/// Delete a webhook with its delivery log.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn remove(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+) -> Result<StatusCode> {
+    h.delete_webhook(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The current signing secret.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn secret(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+) -> Result<Json<SecretView>> {
+    Ok(Json(h.webhook_secret(&who, id).await?))
+}
+
+/// Replace the secret; the old one keeps signing beside it for the grace period (default 24h).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", request_body(content = RotateInput, description = "optional"),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn rotate(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+    OptionalJson(input): OptionalJson<RotateInput>,
+) -> Result<Json<SecretView>> {
+    Ok(Json(h.rotate_secret(&who, id, input).await?))
+}

@@ -1,0 +1,396 @@
+//! Configuration (DESIGN §10): an optional TOML file, then `HOOKLINE_*` environment variables, then
+//! command-line flags; each layer overrides the one before. `hookline.example.toml` at the repository
+//! root lists every key with its default; [`KEYS`] is the list the environment layer understands.
+//!
+//! Everything is validated here, once, at start: a bad value stops the process with a message that
+//! names the key, instead of surfacing later as a confusing runtime failure.
+
+use hookline_core::retry::{parse_delay, RetrySchedule};
+use hookline_core::url_policy::{IpCidr, UrlPolicy};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The kind of value a key takes, so environment strings can be turned into TOML values.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Bool,
+    Int,
+    List,
+}
+
+/// Every configuration key, with its kind. Environment variable = `HOOKLINE_` + upper-case key.
+const KEYS: &[(&str, Kind)] = &[
+    ("listen", Kind::Str),
+    ("database_url", Kind::Str),
+    ("brand", Kind::Str),
+    ("allow_http", Kind::Bool),
+    ("allow_targets", Kind::List),
+    ("timeout", Kind::Str),
+    ("retry_schedule", Kind::Str),
+    ("retry_after_cap", Kind::Str),
+    ("response_body_cap", Kind::Int),
+    ("batch_max_size", Kind::Int),
+    ("max_concurrency_per_webhook", Kind::Int),
+    ("retention_days", Kind::Int),
+    ("secret_rotation_grace", Kind::Str),
+    ("extra_ca_cert", Kind::Str),
+    ("sqlite_synchronous", Kind::Str),
+    ("sqlite_readers", Kind::Int),
+    ("max_request_body", Kind::Int),
+    ("log", Kind::Str),
+];
+
+/// The file as written: every key optional, unknown keys refused so typos are caught.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    brand: Option<String>,
+    allow_http: Option<bool>,
+    allow_targets: Option<Vec<String>>,
+    timeout: Option<String>,
+    retry_schedule: Option<StringOrList>,
+    retry_after_cap: Option<String>,
+    response_body_cap: Option<u64>,
+    batch_max_size: Option<u64>,
+    max_concurrency_per_webhook: Option<u64>,
+    retention_days: Option<u64>,
+    secret_rotation_grace: Option<String>,
+    extra_ca_cert: Option<String>,
+    sqlite_synchronous: Option<String>,
+    sqlite_readers: Option<u64>,
+    max_request_body: Option<u64>,
+    log: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    String(String),
+    List(Vec<toml::Value>),
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// `{Brand}` in `X-{Brand}-Event` / `X-{Brand}-Delivery-ID`.
+    pub brand: String,
+    pub url_policy: UrlPolicy,
+    /// Whole-attempt timeout: connect + TLS + response headers + capped body.
+    pub timeout: Duration,
+    pub retry_schedule: RetrySchedule,
+    /// Longest `Retry-After` honoured.
+    pub retry_after_cap: Duration,
+    pub response_body_cap: usize,
+    pub batch_max_size: usize,
+    pub max_concurrency_per_webhook: usize,
+    pub retention_days: u32,
+    pub secret_rotation_grace: Duration,
+    pub extra_ca_cert: Option<PathBuf>,
+    pub sqlite_synchronous_full: bool,
+    pub sqlite_readers: usize,
+    pub max_request_body: usize,
+    /// `tracing` filter, e.g. `info` or `hookline_server=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::load(None, std::iter::empty(), &[]).expect("defaults are valid")
+    }
+}
+
+/// A configuration error names the key and the layer it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Builds the configuration from the three layers. `file` is read when given (missing file is an
+    /// error then); `env` is usually `std::env::vars()`; `flags` are `(key, value)` pairs from the CLI.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+        flags: &[(&str, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("can't read {}: {e}", path.display())))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("HOOKLINE_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if let Some((k, kind)) = KEYS.iter().find(|(k, _)| *k == key) {
+                table.insert(k.to_string(), typed(k, *kind, &value, &name)?);
+            }
+        }
+        for (key, value) in flags {
+            let (k, kind) = KEYS
+                .iter()
+                .find(|(k, _)| k == key)
+                .ok_or_else(|| ConfigError(format!("unknown flag key {key}")))?;
+            table.insert(k.to_string(), typed(k, *kind, value, &format!("--{k}"))?);
+        }
+        let raw: RawConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
+        raw.validate()
+    }
+}
+
+fn typed(key: &str, kind: Kind, value: &str, origin: &str) -> Result<toml::Value, ConfigError> {
+    let bad = |what: &str| ConfigError(format!("{origin}: `{value}` is not {what} (key {key})"));
+    Ok(match kind {
+        Kind::Str => toml::Value::String(value.to_string()),
+        Kind::Bool => toml::Value::Boolean(match value.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" | "" => false,
+            _ => return Err(bad("a boolean")),
+        }),
+        Kind::Int => toml::Value::Integer(value.trim().parse().map_err(|_| bad("a whole number"))?),
+        Kind::List => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+    })
+}
+
+fn duration(key: &str, v: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let s = v.unwrap_or_else(|| default.to_string());
+    parse_delay(&s).map_err(|e| ConfigError(format!("{key}: {e}")))
+}
+
+fn bounded(
+    key: &str,
+    v: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let n = v.unwrap_or(default);
+    if n < min || n > max {
+        return Err(ConfigError(format!(
+            "{key} must be between {min} and {max} (got {n})"
+        )));
+    }
+    Ok(n)
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let listen_s = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_s.parse().map_err(|_| {
+            ConfigError(format!(
+                "listen: `{listen_s}` is not an address like 127.0.0.1:8080"
+            ))
+        })?;
+        let brand = self.brand.unwrap_or_else(|| "Hookline".into());
+        if brand.is_empty()
+            || brand.len() > 64
+            || !brand.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(ConfigError(format!(
+                "brand: `{brand}` must be 1-64 ASCII letters, digits or dashes (it becomes a header name)"
+            )));
+        }
+        let allow_targets = self
+            .allow_targets
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                IpCidr::parse(s).map_err(|e| ConfigError(format!("allow_targets: `{s}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let retry_schedule = match self.retry_schedule {
+            None => Ok(RetrySchedule::seed_default()),
+            Some(StringOrList::String(s)) => RetrySchedule::parse_list(&s),
+            Some(StringOrList::List(items)) => {
+                let json: Vec<serde_json::Value> = items
+                    .into_iter()
+                    .map(|v| match v {
+                        toml::Value::Integer(i) => serde_json::json!(i),
+                        other => serde_json::Value::String(
+                            other.as_str().unwrap_or_default().to_string(),
+                        ),
+                    })
+                    .collect();
+                RetrySchedule::from_json(&serde_json::Value::Array(json))
+            }
+        }
+        .map_err(|e| ConfigError(format!("retry_schedule: {e}")))?;
+        let sqlite_synchronous_full = match self.sqlite_synchronous.as_deref().unwrap_or("full") {
+            "full" => true,
+            "normal" => false,
+            other => {
+                return Err(ConfigError(format!(
+                    "sqlite_synchronous: `{other}` must be full or normal"
+                )))
+            }
+        };
+        let timeout = duration("timeout", self.timeout, "10s")?;
+        if timeout > Duration::from_secs(300) {
+            return Err(ConfigError("timeout must be at most 5m".into()));
+        }
+        Ok(Config {
+            listen,
+            database_url: self
+                .database_url
+                .unwrap_or_else(|| "sqlite://hookline.db".into()),
+            brand,
+            url_policy: UrlPolicy {
+                allow_http: self.allow_http.unwrap_or(false),
+                allow_targets,
+            },
+            timeout,
+            retry_schedule,
+            retry_after_cap: duration("retry_after_cap", self.retry_after_cap, "1h")?,
+            response_body_cap: bounded(
+                "response_body_cap",
+                self.response_body_cap,
+                4096,
+                0,
+                1 << 20,
+            )? as usize,
+            batch_max_size: bounded("batch_max_size", self.batch_max_size, 100, 1, 10_000)?
+                as usize,
+            max_concurrency_per_webhook: bounded(
+                "max_concurrency_per_webhook",
+                self.max_concurrency_per_webhook,
+                10,
+                1,
+                1000,
+            )? as usize,
+            retention_days: bounded("retention_days", self.retention_days, 30, 1, 3650)? as u32,
+            secret_rotation_grace: duration(
+                "secret_rotation_grace",
+                self.secret_rotation_grace,
+                "24h",
+            )?,
+            extra_ca_cert: self.extra_ca_cert.map(PathBuf::from),
+            sqlite_synchronous_full,
+            sqlite_readers: bounded("sqlite_readers", self.sqlite_readers, 4, 1, 64)? as usize,
+            max_request_body: bounded(
+                "max_request_body",
+                self.max_request_body,
+                10 << 20,
+                1024,
+                1 << 30,
+            )? as usize,
+            log: self.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://hookline.db");
+        assert_eq!(c.brand, "Hookline");
+        assert!(!c.url_policy.allow_http);
+        assert!(c.url_policy.allow_targets.is_empty());
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.retry_schedule, RetrySchedule::seed_default());
+        assert_eq!(c.response_body_cap, 4096);
+        assert_eq!(c.batch_max_size, 100);
+        assert_eq!(c.retention_days, 30);
+        assert_eq!(c.secret_rotation_grace, Duration::from_secs(86400));
+    }
+
+    #[test]
+    fn layers_override_in_order_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookline.toml");
+        std::fs::write(&path, "brand = \"FromFile\"\nlisten = \"127.0.0.1:1\"\nallow_http = true\nretry_schedule = [\"30s\", 60]\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("HOOKLINE_BRAND", "FromEnv"),
+                ("HOOKLINE_LISTEN", "127.0.0.1:2"),
+                ("PATH", "/bin"),
+            ]),
+            &[("listen", "127.0.0.1:3".into())],
+        )
+        .unwrap();
+        assert_eq!(c.brand, "FromEnv");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3");
+        assert!(c.url_policy.allow_http);
+        assert_eq!(c.retry_schedule.to_json(), serde_json::json!(["30s", "1m"]));
+    }
+
+    #[test]
+    fn env_lists_and_bools_parse() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32, ::1"),
+                ("HOOKLINE_ALLOW_HTTP", "1"),
+                ("HOOKLINE_RETRY_SCHEDULE", ""),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.url_policy.allow_targets.len(), 2);
+        assert!(c.url_policy.allow_http);
+        assert_eq!(c.retry_schedule, RetrySchedule(vec![]));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (k, v, needle) in [
+            ("HOOKLINE_ALLOW_HTTP", "maybe", "allow_http"),
+            ("HOOKLINE_ALLOW_TARGETS", "10.0.0.0/33", "allow_targets"),
+            ("HOOKLINE_LISTEN", "nowhere", "listen"),
+            ("HOOKLINE_BRAND", "Bad Brand", "brand"),
+            ("HOOKLINE_TIMEOUT", "10 parsecs", "timeout"),
+            ("HOOKLINE_RETRY_SCHEDULE", "6m,soon", "retry_schedule"),
+            ("HOOKLINE_BATCH_MAX_SIZE", "0", "batch_max_size"),
+            ("HOOKLINE_SQLITE_SYNCHRONOUS", "off", "sqlite_synchronous"),
+        ] {
+            let err = Config::load(None, env(&[(k, v)]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookline.toml");
+        std::fs::write(&path, "brnad = \"typo\"\n").unwrap();
+        let err = Config::load(Some(&path), std::iter::empty(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("brnad"), "{err}");
+    }
+}

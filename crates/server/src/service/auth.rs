@@ -1,0 +1,92 @@
+//! Tenants and API keys: bootstrap on first start, minting keys, and authenticating requests.
+
+use super::Hookline;
+use crate::error::{Error, Result};
+use hookline_core::signing;
+use hookline_store::{ApiKey, Tenant};
+use uuid::Uuid;
+
+/// Who is calling: resolved from a bearer key, scopes every request to one tenant.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub default_user_id: Option<String>,
+}
+
+pub const DEFAULT_TENANT: &str = "default";
+
+fn validate_tenant_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "tenant",
+            "invalid",
+            format!("tenant name `{name}` must be 1-64 letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+impl Hookline {
+    /// On an empty database, creates tenant `default` and returns its first key's plaintext (to be
+    /// shown once). `None` when any tenant already exists.
+    pub async fn bootstrap(&self) -> Result<Option<String>> {
+        if self.store.count_tenants().await? > 0 {
+            return Ok(None);
+        }
+        let tenant = self.store.create_tenant(DEFAULT_TENANT).await?;
+        Ok(Some(self.mint_key(&tenant, "bootstrap").await?))
+    }
+
+    /// Mints a key for `tenant_name`, creating the tenant when it doesn't exist yet.
+    pub async fn create_key(&self, tenant_name: &str, key_name: &str) -> Result<String> {
+        validate_tenant_name(tenant_name)?;
+        let tenant = match self.store.tenant_by_name(tenant_name).await? {
+            Some(t) => t,
+            None => self.store.create_tenant(tenant_name).await?,
+        };
+        self.mint_key(&tenant, key_name).await
+    }
+
+    async fn mint_key(&self, tenant: &Tenant, name: &str) -> Result<String> {
+        let key = signing::generate_api_key();
+        self.store
+            .insert_api_key(&ApiKey {
+                id: hookline_core::ids::new_id(),
+                tenant_id: tenant.id,
+                name: name.to_string(),
+                prefix: key.prefix.clone(),
+                key_hash: key.hash.clone(),
+                default_user_id: None,
+                created_at: hookline_core::time::now(),
+            })
+            .await?;
+        Ok(key.plaintext)
+    }
+
+    /// Resolves a presented bearer key. Unknown and malformed keys get the same answer.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal> {
+        let unauthorized = || Error::Unauthorized("invalid API key".into());
+        let prefix = signing::api_key_prefix(presented).ok_or_else(unauthorized)?;
+        let candidates = self.store.api_keys_by_prefix(prefix).await?;
+        // Compare against every candidate so timing doesn't reveal which one matched.
+        let mut found = None;
+        for key in candidates {
+            if signing::api_key_matches(presented, &key.key_hash) {
+                found = Some(key);
+            }
+        }
+        let key = found.ok_or_else(unauthorized)?;
+        Ok(Principal {
+            tenant_id: key.tenant_id,
+            key_id: key.id,
+            default_user_id: key.default_user_id,
+        })
+    }
+}

@@ -1,0 +1,373 @@
+//! Webhook management: create, read, update, delete, secret rotation.
+
+use super::{Hookline, Principal};
+use crate::error::{Error, Result};
+use hookline_core::retry::RetrySchedule;
+use hookline_core::url_policy::WebhookUrl;
+use hookline_core::webhook::{self as rules, FieldError, Format, Ordering};
+use hookline_core::{ids, signing, time};
+use hookline_store::{Page, Webhook};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`) in a PATCH.
+fn explicit<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Body of `POST /v1/webhooks` and `PATCH /v1/webhooks/{id}`. On create, `url` and `events` are
+/// required; on update every field is optional and only the given ones change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// Display name; defaults to the URL's host.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// HTTPS endpoint (http:// only where the deployment allows it).
+    pub url: Option<String>,
+    /// Event names or patterns in any format's spelling: `contact.created`, `contacts.created`,
+    /// `ContactCreated`, `contact.*`, `*`.
+    pub events: Option<Vec<String>>,
+    /// Signing secret; generated (`whsec_…`) when absent. Create only: use rotate-secret to change it.
+    pub secret: Option<String>,
+    /// Whether deliveries are made (`is_active` is accepted too).
+    #[serde(alias = "is_active")]
+    pub enabled: Option<bool>,
+    /// `envelope` (default), `flat`, `entity` or `contacts-list`.
+    pub format: Option<String>,
+    /// Extra headers sent with every delivery.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Delays before each retry: seconds or strings like "30s", "6m", "2h"; `[]` = never retry;
+    /// `null` = the deployment default.
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<Vec<Value>>)]
+    pub retry_schedule: Option<Option<Value>>,
+    /// Deliveries per second at most; `null` = unlimited.
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit: Option<Option<u32>>,
+    /// `none` (default) or `entity`: events of one entity arrive in order.
+    pub ordering: Option<String>,
+}
+
+/// A webhook as the API shows it. The secret appears only in the create response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    /// Why Hookline disabled it, when it did.
+    pub disabled_reason: Option<String>,
+    #[schema(value_type = String, example = "envelope")]
+    pub format: Format,
+    pub headers: BTreeMap<String, String>,
+    /// `null` when the deployment default applies.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub retry_schedule: Option<Value>,
+    pub rate_limit: Option<u32>,
+    #[schema(value_type = String, example = "none")]
+    pub ordering: Ordering,
+    /// While a rotated-out secret still signs: when it stops.
+    pub previous_secret_expires_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl WebhookView {
+    fn from(w: &Webhook, with_secret: bool) -> Self {
+        WebhookView {
+            id: w.id,
+            name: w.name.clone(),
+            description: w.description.clone(),
+            url: w.url.clone(),
+            events: w.events.clone(),
+            enabled: w.enabled,
+            disabled_reason: w.disabled_reason.clone(),
+            format: w.format,
+            headers: w.headers.clone(),
+            retry_schedule: w.retry_schedule.as_ref().map(RetrySchedule::to_json),
+            rate_limit: w.rate_limit,
+            ordering: w.ordering,
+            previous_secret_expires_at: live_previous(w).map(|(_, t)| time::format(&t)),
+            created_at: time::format(&w.created_at),
+            updated_at: time::format(&w.updated_at),
+            secret: with_secret.then(|| w.secret.clone()),
+        }
+    }
+}
+
+/// Body of `POST /v1/webhooks/{id}/rotate-secret` (all optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateInput {
+    /// The new secret; generated when absent.
+    pub secret: Option<String>,
+    /// How long the old secret keeps signing beside the new one, e.g. "24h" (default), "0s" to stop at once.
+    pub grace_period: Option<String>,
+}
+
+/// The signing secret of a webhook.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    pub secret: String,
+    /// When the previous secret stops signing, while a rotation is in its grace period.
+    pub previous_secret_expires_at: Option<String>,
+}
+
+/// The rotated-out secret and its expiry, if it still signs.
+fn live_previous(w: &Webhook) -> Option<(&str, time::Timestamp)> {
+    match (&w.previous_secret, w.previous_secret_expires_at) {
+        (Some(s), Some(until)) if until > time::now() => Some((s.as_str(), until)),
+        _ => None,
+    }
+}
+
+fn url_error(e: hookline_core::url_policy::UrlError) -> Error {
+    Error::Invalid(FieldError::new("url", "invalid_url", e.to_string()))
+}
+
+impl Hookline {
+    fn check_url(&self, url: &str) -> Result<String> {
+        WebhookUrl::parse(url, &self.config.url_policy)
+            .map(|u| u.as_str().to_string())
+            .map_err(url_error)
+    }
+
+    /// Applies the fields of `input` over `w`, validating each. Shared by create and update so a
+    /// rule can't differ between them.
+    fn apply(&self, w: &mut Webhook, input: WebhookInput) -> Result<()> {
+        if let Some(url) = input.url {
+            w.url = self.check_url(&url)?;
+        }
+        if let Some(name) = input.name {
+            w.name = rules::validate_name(&name)?;
+        }
+        if let Some(d) = input.description {
+            w.description = rules::validate_description(&d)?;
+        }
+        if let Some(f) = input.format {
+            w.format = Format::parse(&f).ok_or_else(|| {
+                Error::invalid(
+                    "format",
+                    "invalid",
+                    format!("format `{f}` is not one of envelope, flat, entity, contacts-list"),
+                )
+            })?;
+        }
+        if let Some(events) = input.events {
+            w.events = rules::validate_events(&events, w.format)?;
+        } else {
+            // A format change must still be able to render what the webhook subscribes to.
+            w.events = rules::validate_events(&w.events, w.format)?;
+        }
+        if let Some(enabled) = input.enabled {
+            if enabled && !w.enabled {
+                // Re-enabling starts a fresh failure count: the user says the endpoint is fixed.
+                w.disabled_reason = None;
+                w.consecutive_failures = 0;
+                w.failing_since = None;
+            }
+            w.enabled = enabled;
+        }
+        if let Some(h) = input.headers {
+            w.headers = rules::validate_headers(&h, &self.config.brand)?;
+        }
+        if let Some(s) = input.retry_schedule {
+            w.retry_schedule = s
+                .map(|v| {
+                    RetrySchedule::from_json(&v)
+                        .map_err(|e| Error::invalid("retry_schedule", "invalid", e))
+                })
+                .transpose()?;
+        }
+        if let Some(r) = input.rate_limit {
+            w.rate_limit = rules::validate_rate_limit(r)?;
+        }
+        if let Some(o) = input.ordering {
+            w.ordering = Ordering::parse(&o).ok_or_else(|| {
+                Error::invalid(
+                    "ordering",
+                    "invalid",
+                    format!("ordering `{o}` is not one of none, entity"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    pub async fn create_webhook(
+        &self,
+        who: &Principal,
+        input: WebhookInput,
+    ) -> Result<WebhookView> {
+        let url = input
+            .url
+            .as_deref()
+            .ok_or_else(|| Error::invalid("url", "required", "url is required"))?;
+        let url = self.check_url(url)?;
+        if input.events.is_none() {
+            return Err(Error::invalid(
+                "events",
+                "required",
+                "events is required: name at least one event type or pattern",
+            ));
+        }
+        let secret = match &input.secret {
+            Some(s) => rules::validate_secret(s)?,
+            None => signing::generate_webhook_secret(),
+        };
+        let now = time::now();
+        let host = url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut w = Webhook {
+            id: ids::new_id(),
+            tenant_id: who.tenant_id,
+            name: host,
+            description: String::new(),
+            url,
+            events: Vec::new(),
+            secret,
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            enabled: true,
+            disabled_reason: None,
+            format: Format::default(),
+            headers: BTreeMap::new(),
+            retry_schedule: None,
+            rate_limit: None,
+            ordering: Ordering::default(),
+            consecutive_failures: 0,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.apply(
+            &mut w,
+            WebhookInput {
+                secret: None,
+                ..input
+            },
+        )?;
+        self.store.insert_webhook(&w).await?;
+        Ok(WebhookView::from(&w, true))
+    }
+
+    async fn load_webhook(&self, who: &Principal, id: Uuid) -> Result<Webhook> {
+        self.store
+            .get_webhook(who.tenant_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("webhook"))
+    }
+
+    pub async fn get_webhook(&self, who: &Principal, id: Uuid) -> Result<WebhookView> {
+        Ok(WebhookView::from(&self.load_webhook(who, id).await?, false))
+    }
+
+    pub async fn list_webhooks(&self, who: &Principal, page: Page) -> Result<Vec<WebhookView>> {
+        let rows = self.store.list_webhooks(who.tenant_id, page).await?;
+        Ok(rows.iter().map(|w| WebhookView::from(w, false)).collect())
+    }
+
+    pub async fn update_webhook(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        input: WebhookInput,
+    ) -> Result<WebhookView> {
+        if input.secret.is_some() {
+            return Err(Error::invalid(
+                "secret",
+                "use_rotate_secret",
+                "the secret can't be changed by an update; POST /v1/webhooks/{id}/rotate-secret keeps the old one signing during a grace period",
+            ));
+        }
+        let mut w = self.load_webhook(who, id).await?;
+        self.apply(&mut w, input)?;
+        w.updated_at = time::now();
+        if !self.store.update_webhook(&w).await? {
+            return Err(Error::not_found("webhook"));
+        }
+        Ok(WebhookView::from(&w, false))
+    }
+
+    pub async fn delete_webhook(&self, who: &Principal, id: Uuid) -> Result<()> {
+        if self.store.delete_webhook(who.tenant_id, id).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("webhook"))
+        }
+    }
+
+    pub async fn webhook_secret(&self, who: &Principal, id: Uuid) -> Result<SecretView> {
+        let w = self.load_webhook(who, id).await?;
+        Ok(SecretView {
+            previous_secret_expires_at: live_previous(&w).map(|(_, t)| time::format(&t)),
+            secret: w.secret,
+        })
+    }
+
+    /// Replaces the secret; the old one keeps signing beside the new one until the grace ends.
+    pub async fn rotate_secret(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        input: RotateInput,
+    ) -> Result<SecretView> {
+        let grace = match &input.grace_period {
+            Some(g) => hookline_core::retry::parse_delay(g)
+                .map_err(|e| Error::invalid("grace_period", "invalid", e))?,
+            None => self.config.secret_rotation_grace,
+        };
+        if grace > std::time::Duration::from_secs(30 * 86400) {
+            return Err(Error::invalid(
+                "grace_period",
+                "invalid",
+                "grace_period must be at most 30d",
+            ));
+        }
+        let new_secret = match &input.secret {
+            Some(s) => rules::validate_secret(s)?,
+            None => signing::generate_webhook_secret(),
+        };
+        let mut w = self.load_webhook(who, id).await?;
+        if new_secret == w.secret {
+            return Err(Error::invalid(
+                "secret",
+                "unchanged",
+                "the new secret equals the current one",
+            ));
+        }
+        let now = time::now();
+        let old = std::mem::replace(&mut w.secret, new_secret);
+        if grace.is_zero() {
+            w.previous_secret = None;
+            w.previous_secret_expires_at = None;
+        } else {
+            w.previous_secret = Some(old);
+            w.previous_secret_expires_at =
+                Some(now + chrono::Duration::from_std(grace).unwrap_or_default());
+        }
+        w.updated_at = now;
+        if !self.store.update_webhook(&w).await? {
+            return Err(Error::not_found("webhook"));
+        }
+        Ok(SecretView {
+            previous_secret_expires_at: w.previous_secret_expires_at.as_ref().map(time::format),
+            secret: w.secret,
+        })
+    }
+}

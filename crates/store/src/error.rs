@@ -1,0 +1,38 @@
+//! Store errors, sorted by what the caller should do about them.
+//!
+//! Policy: a store method returns `Conflict` for a broken uniqueness rule the caller can report,
+//! `Unavailable` for conditions that pass (database busy, locked, disk I/O, connection lost), which
+//! the API answers with 503 and workers retry, and `Internal` for everything that means a bug or
+//! corrupted data. Raw driver errors never cross this boundary, so no caller matches on SQLite codes.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal store error: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::*;
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                ConstraintViolation => StoreError::Conflict(e.to_string()),
+                DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen => {
+                    StoreError::Unavailable(e.to_string())
+                }
+                _ => StoreError::Internal(e.to_string()),
+            },
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Internal(format!("stored JSON is invalid: {e}"))
+    }
+}
