@@ -1,12 +1,16 @@
 //! Timestamps as they appear on the wire and in storage: RFC 3339 in UTC with millisecond
 //! precision and a `Z` suffix (`2026-05-15T10:30:00.000Z`), the form every source document shows.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 
 pub type Timestamp = DateTime<Utc>;
 
+/// The current time at millisecond precision: what storage and the wire keep, so a value read back
+/// equals the value written.
 pub fn now() -> Timestamp {
-    Utc::now()
+    let t = Utc::now();
+    t.with_nanosecond(t.timestamp_subsec_millis() * 1_000_000)
+        .unwrap_or(t)
 }
 
 /// Canonical text form used everywhere (API, storage, headers).

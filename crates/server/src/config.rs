@@ -146,7 +146,7 @@ impl Config {
         }
         let raw: RawConfig = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
+            .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim().to_string()))?;
         raw.validate()
     }
 }
@@ -392,5 +392,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("brnad"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// The documented example file must parse and state exactly the built-in defaults.
+    #[test]
+    fn example_file_lists_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hookline.example.toml");
+        let from_file = Config::load(Some(&path), std::iter::empty(), &[]).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{:?}", Config::default()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (key, _) in KEYS {
+            assert!(text.contains(&format!("{key} =")), "example file lacks {key}");
+        }
     }
 }
