@@ -407,7 +407,10 @@ mod example_file {
         assert_eq!(format!("{from_file:?}"), format!("{:?}", Config::default()));
         let text = std::fs::read_to_string(&path).unwrap();
         for (key, _) in KEYS {
-            assert!(text.contains(&format!("{key} =")), "example file lacks {key}");
+            assert!(
+                text.contains(&format!("{key} =")),
+                "example file lacks {key}"
+            );
         }
     }
 }

@@ -18,7 +18,10 @@ async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("t.db"), 2, Synchronous::Normal).unwrap();
     store.migrate().await.unwrap();
-    Fixture { store: Arc::new(store), _dir: dir }
+    Fixture {
+        store: Arc::new(store),
+        _dir: dir,
+    }
 }
 
 fn webhook(tenant: Uuid, name: &str) -> Webhook {
@@ -80,7 +83,10 @@ async fn tenants_are_unique_by_name(f: Fixture) {
     assert_eq!(f.store.count_tenants().await.unwrap(), 0);
     let t = f.store.create_tenant("acme").await.unwrap();
     assert_eq!(f.store.tenant_by_name("acme").await.unwrap(), Some(t));
-    assert!(matches!(f.store.create_tenant("acme").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        f.store.create_tenant("acme").await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(f.store.tenant_by_name("nobody").await.unwrap(), None);
     assert_eq!(f.store.count_tenants().await.unwrap(), 1);
 }
@@ -101,10 +107,21 @@ async fn api_keys_are_found_by_prefix(f: Fixture) {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].tenant_id, t.id);
     assert_eq!(found[0].default_user_id.as_deref(), Some("u_1"));
-    assert!(f.store.api_keys_by_prefix("hk_zzzzzzzz").await.unwrap().is_empty());
+    assert!(f
+        .store
+        .api_keys_by_prefix("hk_zzzzzzzz")
+        .await
+        .unwrap()
+        .is_empty());
     // The same hash twice is refused: a key maps to one row.
-    let dup = ApiKey { id: ids::new_id(), ..key };
-    assert!(matches!(f.store.insert_api_key(&dup).await, Err(StoreError::Conflict(_))));
+    let dup = ApiKey {
+        id: ids::new_id(),
+        ..key
+    };
+    assert!(matches!(
+        f.store.insert_api_key(&dup).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 async fn webhooks_round_trip_every_field(f: Fixture) {
@@ -117,8 +134,12 @@ async fn webhooks_round_trip_every_field(f: Fixture) {
     for ts in [&mut want.created_at, &mut want.updated_at] {
         *ts = time::parse(&time::format(ts)).unwrap();
     }
-    want.previous_secret_expires_at = want.previous_secret_expires_at.map(|t| time::parse(&time::format(&t)).unwrap());
-    want.failing_since = want.failing_since.map(|t| time::parse(&time::format(&t)).unwrap());
+    want.previous_secret_expires_at = want
+        .previous_secret_expires_at
+        .map(|t| time::parse(&time::format(&t)).unwrap());
+    want.failing_since = want
+        .failing_since
+        .map(|t| time::parse(&time::format(&t)).unwrap());
     assert_eq!(got, want);
 
     let mut changed = got.clone();
@@ -130,7 +151,10 @@ async fn webhooks_round_trip_every_field(f: Fixture) {
     changed.enabled = false;
     changed.disabled_reason = Some("failing".into());
     assert!(f.store.update_webhook(&changed).await.unwrap());
-    assert_eq!(f.store.get_webhook(t.id, w.id).await.unwrap().unwrap(), changed);
+    assert_eq!(
+        f.store.get_webhook(t.id, w.id).await.unwrap().unwrap(),
+        changed
+    );
 
     assert!(f.store.delete_webhook(t.id, w.id).await.unwrap());
     assert!(!f.store.delete_webhook(t.id, w.id).await.unwrap());
@@ -144,13 +168,27 @@ async fn webhooks_are_scoped_by_tenant(f: Fixture) {
     let w = webhook(a.id, "a's");
     f.store.insert_webhook(&w).await.unwrap();
     assert_eq!(f.store.get_webhook(b.id, w.id).await.unwrap(), None);
-    assert!(f.store.list_webhooks(b.id, Page { before: None, limit: 10 }).await.unwrap().is_empty());
+    assert!(f
+        .store
+        .list_webhooks(
+            b.id,
+            Page {
+                before: None,
+                limit: 10
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty());
     let mut stolen = w.clone();
     stolen.tenant_id = b.id;
     stolen.name = "stolen".into();
     assert!(!f.store.update_webhook(&stolen).await.unwrap());
     assert!(!f.store.delete_webhook(b.id, w.id).await.unwrap());
-    assert_eq!(f.store.get_webhook(a.id, w.id).await.unwrap().unwrap().name, "a's");
+    assert_eq!(
+        f.store.get_webhook(a.id, w.id).await.unwrap().unwrap().name,
+        "a's"
+    );
 }
 
 async fn list_pages_newest_first(f: Fixture) {
@@ -162,9 +200,29 @@ async fn list_pages_newest_first(f: Fixture) {
         f.store.insert_webhook(&w).await.unwrap();
     }
     ids.reverse();
-    let first = f.store.list_webhooks(t.id, Page { before: None, limit: 3 }).await.unwrap();
+    let first = f
+        .store
+        .list_webhooks(
+            t.id,
+            Page {
+                before: None,
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(first.iter().map(|w| w.id).collect::<Vec<_>>(), ids[..3]);
-    let rest = f.store.list_webhooks(t.id, Page { before: Some(ids[2]), limit: 10 }).await.unwrap();
+    let rest = f
+        .store
+        .list_webhooks(
+            t.id,
+            Page {
+                before: Some(ids[2]),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(rest.iter().map(|w| w.id).collect::<Vec<_>>(), ids[3..]);
 }
 
@@ -173,8 +231,14 @@ async fn concurrent_writes_all_commit_and_a_failing_one_spoils_none(f: Fixture) 
     for i in 0..200 {
         let store = f.store.clone();
         // Every tenth name repeats an earlier one and must fail alone.
-        let name = if i % 10 == 9 { format!("t{}", i - 1) } else { format!("t{i}") };
-        tasks.push(tokio::spawn(async move { store.create_tenant(&name).await }));
+        let name = if i % 10 == 9 {
+            format!("t{}", i - 1)
+        } else {
+            format!("t{i}")
+        };
+        tasks.push(tokio::spawn(
+            async move { store.create_tenant(&name).await },
+        ));
     }
     let mut ok = 0;
     let mut conflicts = 0;
