@@ -311,6 +311,94 @@ pub fn subscribed(patterns: &[String], event_type: &str) -> bool {
     patterns.iter().any(|p| pattern_matches(p, event_type))
 }
 
+/// Payload of the operational `webhook.disabled` event.
+pub fn webhook_disabled_data(
+    id: uuid::Uuid,
+    name: &str,
+    url: &str,
+    reason: &str,
+    at: &crate::time::Timestamp,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "name": name,
+        "url": url,
+        "reason": reason,
+        "disabled_at": crate::time::format(at),
+    })
+}
+
+/// The first concrete event type a subscription list matches (for test sends): exact names first,
+/// then the first catalog entry a pattern matches; `contact.created` when nothing else fits.
+pub fn first_match(patterns: &[String]) -> &'static str {
+    for p in patterns {
+        if let Some(e) = lookup(p) {
+            return e.name;
+        }
+    }
+    CATALOG
+        .iter()
+        .find(|e| subscribed(patterns, e.name))
+        .map(|e| e.name)
+        .unwrap_or("contact.created")
+}
+
+/// A realistic sample payload for an event type, used by test sends. Contacts follow seed 000's
+/// schema field for field.
+pub fn sample_data(event_type: &str) -> serde_json::Value {
+    use serde_json::json;
+    let entity = lookup(event_type).map(|e| e.entity).unwrap_or("contact");
+    if event_type.ends_with(".deleted") {
+        return json!({"ids": [format!("{entity}_sample_1")]});
+    }
+    match entity {
+        "contact" => json!({
+            "id": "contact_sample_1",
+            "first_name": "John",
+            "last_name": "Doe",
+            "company": "Example Corp",
+            "job_title": "Product Manager",
+            "label": "Work",
+            "notes": "Met at event",
+            "primary_email": "john.doe@example.com",
+            "primary_phone": "+15550101010",
+            "emails": [{"label": "Work", "value": "john.doe@example.com"}],
+            "phones": [{"label": "Mobile", "value": "+15550101010"}],
+            "websites": [{"label": "Company", "value": "https://example.com"}],
+            "socials": [{"linkedin_url": "https://linkedin.com/in/john-doe"}],
+            "custom": [{"label": "CRM Owner", "value": "Sales"}],
+            "address": {"formatted": "123 Market Street, San Francisco, CA, USA, 94105", "raw": {}},
+            "where_we_met": {"formatted": "Moscone Center, San Francisco, CA, USA", "raw": {}},
+            "tags": [{"name": "Conference", "type": "event"}],
+            "notetaker_sessions": [],
+            "owner_id": "user_sample_1",
+            "created_at": "2026-05-15T10:00:00.000Z",
+            "updated_at": "2026-05-15T10:05:00.000Z"
+        }),
+        "deal" => {
+            json!({"id": "deal_sample_1", "name": "Sample deal", "stage": "qualified", "owner_id": "user_sample_1", "amount": 1000})
+        }
+        "organization" => json!({"id": "organization_sample_1", "name": "Example Corp"}),
+        "service" => json!({"id": "service_sample_1", "name": "Onboarding"}),
+        "task" => json!({"id": "task_sample_1", "title": "Call John"}),
+        "conversation" => {
+            json!({"id": "conversation_sample_1", "status": "OPEN", "channel": "whatsapp"})
+        }
+        "message" => {
+            json!({"id": "message_sample_1", "conversation_id": "conversation_sample_1", "text": "Hello!"})
+        }
+        "broadcast" => {
+            json!({"id": "broadcast_sample_1", "contact_id": "contact_sample_1", "text": "Yes, interested"})
+        }
+        "meeting" => {
+            json!({"id": "meeting_sample_1", "recording_url": "https://example.com/recording"})
+        }
+        _ => {
+            json!({"id": format!("{entity}_sample_1"), "message": "This is a test event from Hookline."})
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

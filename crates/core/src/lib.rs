@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod formats;
 pub mod ids;
 pub mod retry;
 pub mod signing;

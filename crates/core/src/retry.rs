@@ -106,6 +106,75 @@ impl RetrySchedule {
     }
 }
 
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    /// Try again after this delay.
+    RetryIn(Duration),
+    /// Final failure: a permanent answer, or the schedule is exhausted.
+    Failed,
+}
+
+/// Decides the next step after attempt number `attempt` (1-based). A `Retry-After` answer stretches
+/// the scheduled delay (never shortens it), capped at `retry_after_cap` so a receiver can't park a
+/// delivery for ever.
+pub fn next_step(
+    verdict: Verdict,
+    attempt: usize,
+    schedule: &RetrySchedule,
+    retry_after: Option<Duration>,
+    retry_after_cap: Duration,
+) -> Next {
+    match verdict {
+        Verdict::Delivered => Next::Delivered,
+        Verdict::Failed => Next::Failed,
+        Verdict::Retry => match schedule.delay_before_retry(attempt) {
+            None => Next::Failed,
+            Some(delay) => {
+                let asked = retry_after
+                    .map(|r| r.min(retry_after_cap))
+                    .unwrap_or_default();
+                Next::RetryIn(delay.max(asked))
+            }
+        },
+    }
+}
+
+/// When a webhook whose deliveries keep failing is switched off (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisablePolicy {
+    pub max_consecutive_failures: u64,
+    pub max_failing_for: Duration,
+}
+
+impl Default for DisablePolicy {
+    fn default() -> Self {
+        DisablePolicy {
+            max_consecutive_failures: 1000,
+            max_failing_for: Duration::from_secs(5 * 86400),
+        }
+    }
+}
+
+impl DisablePolicy {
+    /// The reason to disable, given the failure streak after the latest failed attempt.
+    pub fn verdict(&self, consecutive_failures: u64, failing_for: Duration) -> Option<String> {
+        if consecutive_failures >= self.max_consecutive_failures {
+            Some(format!(
+                "{consecutive_failures} consecutive failed attempts"
+            ))
+        } else if failing_for >= self.max_failing_for {
+            Some(format!(
+                "every attempt failed for {}",
+                format_delay(Duration::from_secs(failing_for.as_secs()))
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 /// `30s`, `6m`, `2h`, `1d`, or a bare number of seconds.
 pub fn parse_delay(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -155,6 +224,56 @@ mod tests {
         ] {
             assert_eq!(classify_status(s), Verdict::Failed, "{s}");
         }
+    }
+
+    #[test]
+    fn next_step_follows_the_schedule_and_retry_after() {
+        let s = RetrySchedule::seed_default();
+        let cap = Duration::from_secs(3600);
+        assert_eq!(
+            next_step(Verdict::Delivered, 1, &s, None, cap),
+            Next::Delivered
+        );
+        assert_eq!(next_step(Verdict::Failed, 1, &s, None, cap), Next::Failed);
+        assert_eq!(
+            next_step(Verdict::Retry, 1, &s, None, cap),
+            Next::RetryIn(Duration::from_secs(360))
+        );
+        assert_eq!(
+            next_step(Verdict::Retry, 3, &s, None, cap),
+            Next::RetryIn(Duration::from_secs(360))
+        );
+        assert_eq!(next_step(Verdict::Retry, 4, &s, None, cap), Next::Failed);
+        let later = Some(Duration::from_secs(900));
+        assert_eq!(
+            next_step(Verdict::Retry, 1, &s, later, cap),
+            Next::RetryIn(Duration::from_secs(900))
+        );
+        let sooner = Some(Duration::from_secs(5));
+        assert_eq!(
+            next_step(Verdict::Retry, 1, &s, sooner, cap),
+            Next::RetryIn(Duration::from_secs(360))
+        );
+        let huge = Some(Duration::from_secs(86400 * 30));
+        assert_eq!(
+            next_step(Verdict::Retry, 1, &s, huge, cap),
+            Next::RetryIn(cap)
+        );
+        assert_eq!(
+            next_step(Verdict::Retry, 1, &RetrySchedule(vec![]), None, cap),
+            Next::Failed
+        );
+    }
+
+    #[test]
+    fn disable_policy_counts_streaks_and_duration() {
+        let p = DisablePolicy::default();
+        assert_eq!(p.verdict(999, Duration::from_secs(3600)), None);
+        assert!(p.verdict(1000, Duration::ZERO).unwrap().contains("1000"));
+        assert!(p
+            .verdict(3, Duration::from_secs(5 * 86400))
+            .unwrap()
+            .contains("5d"));
     }
 
     #[test]

@@ -102,6 +102,11 @@ pub fn api_key_prefix(presented: &str) -> Option<&str> {
         .then(|| &presented[..API_KEY_PREFIX_LEN])
 }
 
+/// Lowercase hex SHA-256 (request fingerprints for idempotency).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 pub fn hash_api_key(plaintext: &str) -> String {
     hex(&Sha256::digest(plaintext.as_bytes()))
 }

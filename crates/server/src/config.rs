@@ -5,7 +5,7 @@
 //! Everything is validated here, once, at start: a bad value stops the process with a message that
 //! names the key, instead of surfacing later as a confusing runtime failure.
 
-use hookline_core::retry::{parse_delay, RetrySchedule};
+use hookline_core::retry::{parse_delay, DisablePolicy, RetrySchedule};
 use hookline_core::url_policy::{IpCidr, UrlPolicy};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -41,6 +41,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("sqlite_readers", Kind::Int),
     ("max_request_body", Kind::Int),
     ("log", Kind::Str),
+    ("lease", Kind::Str),
+    ("max_inflight", Kind::Int),
+    ("disable_after_failures", Kind::Int),
+    ("disable_after", Kind::Str),
 ];
 
 /// The file as written: every key optional, unknown keys refused so typos are caught.
@@ -65,6 +69,10 @@ struct RawConfig {
     sqlite_readers: Option<u64>,
     max_request_body: Option<u64>,
     log: Option<String>,
+    lease: Option<String>,
+    max_inflight: Option<u64>,
+    disable_after_failures: Option<u64>,
+    disable_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +106,12 @@ pub struct Config {
     pub max_request_body: usize,
     /// `tracing` filter, e.g. `info` or `hookline_server=debug`.
     pub log: String,
+    /// How long a claimed delivery stays leased to its node; after that another node may send it.
+    pub lease: Duration,
+    /// Most deliveries in flight (claimed, not yet recorded) on this node.
+    pub max_inflight: usize,
+    /// When a failing webhook is disabled.
+    pub disable: DisablePolicy,
 }
 
 impl Default for Config {
@@ -248,7 +262,28 @@ impl RawConfig {
         if timeout > Duration::from_secs(300) {
             return Err(ConfigError("timeout must be at most 5m".into()));
         }
+        let lease = duration("lease", self.lease, "60s")?;
+        // A lease shorter than an attempt would let a second node send a delivery still in flight.
+        if lease < timeout * 2 + Duration::from_secs(5) {
+            return Err(ConfigError(format!(
+                "lease ({}s) must be at least twice the timeout plus 5s ({}s)",
+                lease.as_secs(),
+                (timeout * 2 + Duration::from_secs(5)).as_secs()
+            )));
+        }
         Ok(Config {
+            lease,
+            max_inflight: bounded("max_inflight", self.max_inflight, 1024, 1, 100_000)? as usize,
+            disable: DisablePolicy {
+                max_consecutive_failures: bounded(
+                    "disable_after_failures",
+                    self.disable_after_failures,
+                    1000,
+                    1,
+                    u32::MAX as u64,
+                )?,
+                max_failing_for: duration("disable_after", self.disable_after, "5d")?,
+            },
             listen,
             database_url: self
                 .database_url

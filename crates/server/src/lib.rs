@@ -1,16 +1,20 @@
-//! Hookline's server: configuration, the service layer, the REST API, and (as the engine grows) the
-//! dispatcher and sender. The `hookline` binary in `crates/cli` is a thin shell around [`App`].
+//! Hookline's server: configuration, the service layer, the REST API, the dispatcher and the
+//! sender. The `hookline` binary in `crates/cli` is a thin shell around [`App`].
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;
+pub mod dispatcher;
 pub mod error;
+pub mod sender;
 pub mod service;
 
 use config::Config;
+use dispatcher::Dispatcher;
 use hookline_store::{SqliteStore, Store};
 use service::Hookline;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Opens the store named by `database_url` (without migrating).
@@ -36,31 +40,67 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     )?))
 }
 
-/// A running (or ready to run) Hookline: its service handle and its HTTP router.
+/// A running (or ready to run) Hookline: its service handle and its dispatcher.
 pub struct App {
     pub hookline: Hookline,
+    pub dispatcher: Dispatcher,
 }
 
 impl App {
-    /// Opens and migrates the store.
+    /// Opens and migrates the store and builds the sender.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store = open_store(&config)?;
         store.migrate().await?;
+        let sender = dispatcher::sender_for(&config)?;
+        let hookline = Hookline::new(store, Arc::new(config), sender.clone());
+        let dispatcher = Dispatcher::new(hookline.clone(), sender);
         Ok(App {
-            hookline: Hookline::new(store, Arc::new(config)),
+            hookline,
+            dispatcher,
         })
     }
 
-    /// Serves HTTP on `listener` until `shutdown` is cancelled, then drains in-flight requests.
+    /// Serves HTTP on `listener` and runs the dispatcher and retention until `shutdown` is
+    /// cancelled; then stops taking requests and new work, finishes in-flight sends and returns.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let router = api::router(self.hookline.clone());
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await?;
+        let worker = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
+        let pruner = tokio::spawn(retention(self.hookline.clone(), shutdown.clone()));
+        let http = axum::serve(listener, router)
+            .with_graceful_shutdown({
+                let s = shutdown.clone();
+                async move { s.cancelled().await }
+            })
+            .await;
+        shutdown.cancel();
+        let _ = worker.await;
+        let _ = pruner.await;
+        http?;
         Ok(())
+    }
+}
+
+/// Prunes old attempts of delivered deliveries (and expired idempotency keys) once an hour.
+async fn retention(h: Hookline, shutdown: CancellationToken) {
+    loop {
+        let days = chrono::Duration::days(h.config.retention_days as i64);
+        let now = hookline_core::time::now();
+        match h
+            .store
+            .prune(now - days, now - chrono::Duration::hours(24))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(attempts = n, "pruned delivered attempts past retention"),
+            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
     }
 }

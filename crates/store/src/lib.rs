@@ -15,6 +15,8 @@ pub use model::*;
 pub use sqlite::{SqliteStore, Synchronous};
 
 use async_trait::async_trait;
+use hookline_core::retry::DisablePolicy;
+use hookline_core::time::Timestamp;
 use uuid::Uuid;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -37,6 +39,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_tenant(&self, name: &str) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     async fn count_tenants(&self) -> Result<u64>;
+    async fn tenant_name(&self, id: Uuid) -> Result<Option<String>>;
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
     /// Live (not revoked) keys whose stored prefix equals `prefix`.
@@ -49,4 +52,76 @@ pub trait Store: Send + Sync + 'static {
     async fn update_webhook(&self, webhook: &Webhook) -> Result<bool>;
     /// Deletes a webhook with its deliveries and attempts; false when it doesn't exist.
     async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool>;
+
+    /// Writes events and, in the same transaction, one delivery per matching enabled webhook (one
+    /// per object for one-object formats). With `idempotency = (key, request_hash)`, a key seen
+    /// before answers the original result (same hash) or `KeyReused` (different hash).
+    async fn publish(
+        &self,
+        tenant_id: Uuid,
+        events: Vec<Event>,
+        idempotency: Option<(String, String)>,
+    ) -> Result<PublishOutcome>;
+    async fn get_event(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Event>>;
+    async fn list_events(
+        &self,
+        tenant_id: Uuid,
+        event_type: Option<String>,
+        page: Page,
+    ) -> Result<Vec<Event>>;
+    /// Writes one event with a single delivery to `webhook_id`, already leased to the caller (test
+    /// sends, which are made synchronously). Returns the delivery id.
+    async fn insert_leased_delivery(
+        &self,
+        event: Event,
+        webhook_id: Uuid,
+        lease_token: Uuid,
+        lease_until: Timestamp,
+    ) -> Result<Uuid>;
+
+    /// Leases due deliveries: pending or retrying ones whose time has come, and leased ones whose
+    /// lease expired (their node died). Each enabled webhook gets at most `per_webhook` minus its
+    /// entry in `busy` (deliveries this node already has in flight for it), so a slow endpoint can't
+    /// fill the node; at most `limit` in all. Per-entity ordering is honoured: only the oldest
+    /// unfinished delivery of an entity is claimable. `round` rotates which webhooks go first.
+    async fn claim_due(&self, request: ClaimRequest) -> Result<Claim>;
+    /// Writes attempt results. A result whose lease is no longer held changes nothing (`false`).
+    /// Failure streaks are kept per webhook; one that crosses `disable` is disabled and a
+    /// `webhook.disabled` event goes to the tenant's subscribers of it.
+    async fn record_attempts(
+        &self,
+        results: Vec<AttemptResult>,
+        disable: DisablePolicy,
+    ) -> Result<Vec<bool>>;
+    /// Gives leased deliveries back unsent (shutdown), due now.
+    async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()>;
+    /// When the earliest waiting delivery is due, if any.
+    async fn next_due_at(&self) -> Result<Option<Timestamp>>;
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: Uuid,
+        filter: DeliveryFilter,
+        page: Page,
+    ) -> Result<Vec<Delivery>>;
+    async fn get_delivery(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>>;
+    /// A new delivery of the same event to the same webhook; `None` when the original isn't found.
+    async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>>;
+    /// New deliveries for a webhook's matching past deliveries; with `dry_run` only counts them.
+    async fn replay(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        filter: ReplayFilter,
+        dry_run: bool,
+    ) -> Result<u64>;
+    /// Deletes attempts of delivered deliveries started before `attempts_before`, and idempotency
+    /// records older than `keys_before`. Returns the number of attempts removed.
+    async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64>;
+    /// Deliveries per status across tenants (metrics).
+    async fn delivery_counts(&self) -> Result<StatusCounts>;
 }

@@ -69,3 +69,193 @@ impl std::fmt::Debug for Webhook {
             .finish_non_exhaustive()
     }
 }
+
+/// Something that happened, once (DESIGN §1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// Native name, e.g. `contact.created`.
+    pub event_type: String,
+    pub occurred_at: Timestamp,
+    pub source: Option<String>,
+    pub source_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub data: serde_json::Value,
+    pub changes: Option<serde_json::Value>,
+    pub batch: Option<serde_json::Value>,
+    pub created_at: Timestamp,
+}
+
+/// The event and delivery ids one publish produced, per event in request order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Published {
+    pub id: Uuid,
+    pub delivery_ids: Vec<Uuid>,
+}
+
+/// Result of a publish carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Written now.
+    Published(Vec<Published>),
+    /// The key was seen with the same request: the original answer.
+    Replayed(Vec<Published>),
+    /// The key was seen with a different request.
+    KeyReused,
+}
+
+/// Delivery status (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivering,
+    Retrying,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivering,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivering => "delivering",
+            DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// One event (or one object of a batch event) to one webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub item_index: Option<u32>,
+    pub resent_from: Option<Uuid>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The webhook's URL now (for the log's display and search).
+    pub url: String,
+}
+
+/// One HTTP POST of a delivery, recorded once it finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub id: Uuid,
+    pub delivery_id: Uuid,
+    pub attempt_number: u32,
+    pub started_at: Timestamp,
+    pub url: String,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub dns_ms: Option<f64>,
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
+    pub ttfb_ms: Option<f64>,
+    pub total_ms: f64,
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+}
+
+/// Work handed to a dispatcher: due deliveries with what's needed to render and send them.
+/// Webhooks, events and tenant names are shared between the deliveries that use them.
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub deliveries: Vec<ClaimedDelivery>,
+    pub webhooks: std::collections::HashMap<Uuid, std::sync::Arc<Webhook>>,
+    pub events: std::collections::HashMap<Uuid, std::sync::Arc<Event>>,
+    pub tenants: std::collections::HashMap<Uuid, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub item_index: Option<u32>,
+    /// 1-based number of the attempt about to be made.
+    pub attempt_number: u32,
+    /// Proves this claim still owns the delivery when the result is written.
+    pub lease_token: Uuid,
+}
+
+/// What the dispatcher decided after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Delivered,
+    RetryAt(Timestamp),
+    Failed,
+}
+
+/// An attempt's result to write.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub delivery_id: Uuid,
+    pub webhook_id: Uuid,
+    pub lease_token: Uuid,
+    pub attempt: Attempt,
+    pub next: NextState,
+}
+
+/// Filters of the delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub webhook_id: Option<Uuid>,
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Substring of the webhook URL or the event name.
+    pub search: Option<String>,
+}
+
+/// Which deliveries of a webhook a replay sends again.
+#[derive(Debug, Clone)]
+pub struct ReplayFilter {
+    pub since: Timestamp,
+    pub until: Option<Timestamp>,
+    pub statuses: Vec<DeliveryStatus>,
+}
+
+/// Counts by status, for metrics and the UI.
+pub type StatusCounts = std::collections::BTreeMap<String, u64>;
+
+/// Parameters of [`crate::Store::claim_due`].
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+    pub limit: usize,
+    pub per_webhook: usize,
+    pub busy: std::collections::HashMap<Uuid, usize>,
+    pub round: u64,
+}

@@ -7,11 +7,17 @@
 //! commits them together: callers still get their answer only after their data is on disk, but many
 //! callers share one fsync. Readers never wait for the writer thanks to WAL.
 
-use crate::{ApiKey, Page, Result, Store, StoreError, Tenant, Webhook};
+use crate::{
+    ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
+    DeliveryStatus, Event, NextState, Page, PublishOutcome, Published, ReplayFilter, Result,
+    StatusCounts, Store, StoreError, Tenant, Webhook,
+};
 use async_trait::async_trait;
+use hookline_core::retry::DisablePolicy;
 use hookline_core::retry::RetrySchedule;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::{Format, Ordering};
+use hookline_core::{catalog, formats, ids};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -356,6 +362,288 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
     ])
 }
 
+const EVENT_COLS: &str =
+    "id, tenant_id, event_type, occurred_at, source, source_id, actor_id, entity_type, \
+    entity_id, data, changes, batch, created_at";
+
+fn event_row(r: &Row) -> rusqlite::Result<Event> {
+    let opt_json = |s: Option<String>| s.map(json::<serde_json::Value>).transpose();
+    Ok(Event {
+        id: uuid(r.get(0)?)?,
+        tenant_id: uuid(r.get(1)?)?,
+        event_type: r.get(2)?,
+        occurred_at: ts(r.get(3)?)?,
+        source: r.get(4)?,
+        source_id: r.get(5)?,
+        actor_id: r.get(6)?,
+        entity_type: r.get(7)?,
+        entity_id: r.get(8)?,
+        data: json(r.get(9)?)?,
+        changes: opt_json(r.get(10)?)?,
+        batch: opt_json(r.get(11)?)?,
+        created_at: ts(r.get(12)?)?,
+    })
+}
+
+fn insert_event(c: &Connection, e: &Event) -> Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ))?
+    .execute(params![
+        e.id.to_string(),
+        e.tenant_id.to_string(),
+        e.event_type,
+        time::format(&e.occurred_at),
+        e.source,
+        e.source_id,
+        e.actor_id,
+        e.entity_type,
+        e.entity_id,
+        e.data.to_string(),
+        e.changes.as_ref().map(|v| v.to_string()),
+        e.batch.as_ref().map(|v| v.to_string()),
+        time::format(&e.created_at)
+    ])?;
+    Ok(())
+}
+
+/// The subscription facts fan-out needs, per enabled webhook of a tenant.
+struct Subscriber {
+    id: String,
+    events: Vec<String>,
+    format: hookline_core::webhook::Format,
+    ordered: bool,
+}
+
+/// Writes events and one delivery per (matching webhook × object the format needs). Runs inside the
+/// caller's transaction, so events never exist without their deliveries.
+fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Published>> {
+    let subscribers = c
+        .prepare_cached("SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
+        .query_map([tenant_id.to_string()], |r| {
+            let format: String = r.get(2)?;
+            Ok(Subscriber {
+                id: r.get(0)?,
+                events: json(r.get(1)?)?,
+                format: Format::parse(&format).ok_or_else(|| conversion(format!("bad format {format}")))?,
+                ordered: r.get::<_, String>(3)? == Ordering::Entity.as_str(),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let now = time::format(&time::now());
+    let mut insert = c.prepare_cached(
+        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+           next_attempt_at, item_index, ordering_key, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, ?8, ?6, ?6)",
+    )?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        insert_event(c, e)?;
+        let view = formats::EventView {
+            id: e.id,
+            event_type: &e.event_type,
+            occurred_at: e.occurred_at,
+            source: e.source.as_deref(),
+            source_id: e.source_id.as_deref(),
+            actor_id: e.actor_id.as_deref(),
+            tenant: "",
+            entity_id: e.entity_id.as_deref(),
+            data: &e.data,
+            changes: e.changes.as_ref(),
+            batch: e.batch.as_ref(),
+        };
+        let mut delivery_ids = Vec::new();
+        for s in subscribers
+            .iter()
+            .filter(|s| catalog::subscribed(&s.events, &e.event_type))
+        {
+            let items = formats::deliveries_needed(s.format, &view);
+            let split = !formats::carries_batches(s.format);
+            for item in 0..items {
+                let id = ids::new_id();
+                let ordering_key = if s.ordered { e.entity_id.clone() } else { None };
+                insert.execute(params![
+                    id.to_string(),
+                    tenant_id.to_string(),
+                    s.id,
+                    e.id.to_string(),
+                    e.event_type,
+                    now,
+                    split.then_some(item as i64),
+                    ordering_key
+                ])?;
+                delivery_ids.push(id);
+            }
+        }
+        out.push(Published {
+            id: e.id,
+            delivery_ids,
+        });
+    }
+    Ok(out)
+}
+
+const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
+    d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
+    d.created_at, d.updated_at, w.url";
+
+fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
+    let status: String = r.get(5)?;
+    Ok(Delivery {
+        id: uuid(r.get(0)?)?,
+        tenant_id: uuid(r.get(1)?)?,
+        webhook_id: uuid(r.get(2)?)?,
+        event_id: uuid(r.get(3)?)?,
+        event_type: r.get(4)?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| conversion(format!("bad status {status}")))?,
+        attempt_count: r.get(6)?,
+        next_attempt_at: opt_ts(r.get(7)?)?,
+        item_index: r.get(8)?,
+        resent_from: r.get::<_, Option<String>>(9)?.map(uuid).transpose()?,
+        last_status_code: r.get(10)?,
+        last_error: r.get(11)?,
+        created_at: ts(r.get(12)?)?,
+        updated_at: ts(r.get(13)?)?,
+        url: r.get(14)?,
+    })
+}
+
+const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
+    error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
+    response_body, response_truncated";
+
+fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        id: uuid(r.get(0)?)?,
+        delivery_id: uuid(r.get(1)?)?,
+        attempt_number: r.get(2)?,
+        started_at: ts(r.get(3)?)?,
+        url: r.get(4)?,
+        status_code: r.get(5)?,
+        error_kind: r.get(6)?,
+        error_message: r.get(7)?,
+        dns_ms: r.get(8)?,
+        connect_ms: r.get(9)?,
+        tls_ms: r.get(10)?,
+        ttfb_ms: r.get(11)?,
+        total_ms: r.get(12)?,
+        request_headers: json(r.get(13)?)?,
+        response_headers: r
+            .get::<_, Option<String>>(14)?
+            .map(json)
+            .transpose()?
+            .unwrap_or_default(),
+        response_body: r.get(15)?,
+        response_truncated: r.get(16)?,
+    })
+}
+
+fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO attempts (tenant_id, {ATTEMPT_COLS})
+         SELECT tenant_id, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17
+         FROM deliveries WHERE id = ?2"
+    ))?
+    .execute(params![
+        a.id.to_string(),
+        a.delivery_id.to_string(),
+        a.attempt_number,
+        time::format(&a.started_at),
+        a.url,
+        a.status_code,
+        a.error_kind,
+        a.error_message,
+        a.dns_ms,
+        a.connect_ms,
+        a.tls_ms,
+        a.ttfb_ms,
+        a.total_ms,
+        serde_json::to_string(&a.request_headers)?,
+        serde_json::to_string(&a.response_headers)?,
+        a.response_body,
+        a.response_truncated
+    ])?;
+    Ok(())
+}
+
+/// Keeps a webhook's failure streak and disables it when the policy says so, announcing it with a
+/// `webhook.disabled` event in the same transaction.
+fn track_health(
+    c: &Connection,
+    webhook_id: Uuid,
+    success: bool,
+    at: &Timestamp,
+    policy: DisablePolicy,
+) -> Result<()> {
+    if success {
+        c.prepare_cached(
+            "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL
+             WHERE id = ?1 AND consecutive_failures > 0",
+        )?
+        .execute([webhook_id.to_string()])?;
+        return Ok(());
+    }
+    let row: Option<(String, String, String, u64, Option<String>, bool)> = c
+        .prepare_cached(
+            "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1,
+               failing_since = COALESCE(failing_since, ?2)
+             WHERE id = ?1
+             RETURNING tenant_id, name, url, consecutive_failures, failing_since, enabled",
+        )?
+        .query_row(params![webhook_id.to_string(), time::format(at)], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((tenant, name, url, streak, since, enabled)) = row else {
+        return Ok(());
+    };
+    let failing_for = opt_ts(since)?
+        .map(|s| (*at - s).to_std().unwrap_or_default())
+        .unwrap_or_default();
+    let Some(reason) = policy.verdict(streak, failing_for).filter(|_| enabled) else {
+        return Ok(());
+    };
+    let now = time::now();
+    c.prepare_cached(
+        "UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![webhook_id.to_string(), reason, time::format(&now)])?;
+    tracing::warn!(%webhook_id, %reason, "webhook disabled");
+    let tenant_id = uuid(tenant)?;
+    let event = Event {
+        id: ids::new_id(),
+        tenant_id,
+        event_type: "webhook.disabled".into(),
+        occurred_at: now,
+        source: None,
+        source_id: None,
+        actor_id: None,
+        entity_type: Some("webhook".into()),
+        entity_id: Some(webhook_id.to_string()),
+        data: catalog::webhook_disabled_data(webhook_id, &name, &url, &reason, &now),
+        changes: None,
+        batch: None,
+        created_at: now,
+    };
+    fan_out(c, tenant_id, &[event])?;
+    Ok(())
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
@@ -419,6 +707,18 @@ impl Store for SqliteStore {
     async fn count_tenants(&self) -> Result<u64> {
         self.read(|c| {
             Ok(c.query_row("SELECT COUNT(*) FROM tenants", [], |r| r.get::<_, i64>(0))? as u64)
+        })
+        .await
+    }
+
+    async fn tenant_name(&self, id: Uuid) -> Result<Option<String>> {
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT name FROM tenants WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }
@@ -534,6 +834,483 @@ impl Store for SqliteStore {
                 params![tenant_id.to_string(), id.to_string()],
             )?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn publish(
+        &self,
+        tenant_id: Uuid,
+        events: Vec<Event>,
+        idempotency: Option<(String, String)>,
+    ) -> Result<PublishOutcome> {
+        self.write(move |c| {
+            if let Some((key, hash)) = &idempotency {
+                let seen: Option<(String, String)> = c
+                    .query_row(
+                        "SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2",
+                        params![tenant_id.to_string(), key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((seen_hash, response)) = seen {
+                    return Ok(if &seen_hash == hash {
+                        PublishOutcome::Replayed(serde_json::from_str(&response)?)
+                    } else {
+                        PublishOutcome::KeyReused
+                    });
+                }
+            }
+            let published = fan_out(c, tenant_id, &events)?;
+            if let Some((key, hash)) = &idempotency {
+                c.execute(
+                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        tenant_id.to_string(),
+                        key,
+                        hash,
+                        serde_json::to_string(&published)?,
+                        time::format(&time::now())
+                    ],
+                )?;
+            }
+            Ok(PublishOutcome::Published(published))
+        })
+        .await
+    }
+
+    async fn get_event(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Event>> {
+        self.read(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {EVENT_COLS} FROM events WHERE tenant_id = ?1 AND id = ?2"),
+                params![tenant_id.to_string(), id.to_string()],
+                event_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        tenant_id: Uuid,
+        event_type: Option<String>,
+        page: Page,
+    ) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLS} FROM events WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
+                 AND (?3 IS NULL OR event_type = ?3) ORDER BY id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        tenant_id.to_string(),
+                        page.before.map(|u| u.to_string()),
+                        event_type,
+                        page.limit as i64
+                    ],
+                    event_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn insert_leased_delivery(
+        &self,
+        event: Event,
+        webhook_id: Uuid,
+        lease_token: Uuid,
+        lease_until: Timestamp,
+    ) -> Result<Uuid> {
+        self.write(move |c| {
+            insert_event(c, &event)?;
+            let id = ids::new_id();
+            let now = time::format(&time::now());
+            c.execute(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                 next_attempt_at, lease_owner, lease_until, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'delivering', 0, NULL, ?6, ?7, ?8, ?8)",
+                params![
+                    id.to_string(),
+                    event.tenant_id.to_string(),
+                    webhook_id.to_string(),
+                    event.id.to_string(),
+                    event.event_type,
+                    lease_token.to_string(),
+                    time::format(&lease_until),
+                    now
+                ],
+            )?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
+        self.write(move |c| {
+            let token = ids::new_id();
+            let now_s = time::format(&req.now);
+            let until_s = time::format(&req.lease_until);
+            let quota = |w: &str| {
+                let busy = Uuid::parse_str(w).ok().and_then(|u| req.busy.get(&u)).copied().unwrap_or(0);
+                req.per_webhook.saturating_sub(busy)
+            };
+            let mut remaining = req.limit;
+            let mut candidates: Vec<String> = c
+                .prepare_cached(
+                    "SELECT w.id FROM webhooks w WHERE w.enabled = 1 AND (
+                       EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
+                               AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= ?1)
+                       OR EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
+                               AND d.status = 'delivering' AND d.lease_until < ?1))
+                     ORDER BY w.id",
+                )?
+                .query_map([&now_s], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if !candidates.is_empty() {
+                let start = (req.round % candidates.len() as u64) as usize;
+                candidates.rotate_left(start);
+            }
+            // Expired leases (a crashed node's work) go first, then due deliveries, each webhook
+            // through its own index range so a huge backlog behind one endpoint costs the others nothing.
+            let mut expired = c.prepare_cached(
+                "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+                 WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?4 AND status = 'delivering'
+                              AND lease_until < ?3 ORDER BY lease_until LIMIT ?5)",
+            )?;
+            let mut due = c.prepare_cached(
+                "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+                 WHERE id IN (SELECT d.id FROM deliveries d WHERE d.webhook_id = ?4
+                   AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= ?3
+                   AND (d.ordering_key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id
+                          AND e.ordering_key = d.ordering_key AND e.id < d.id
+                          AND e.status IN ('pending', 'retrying', 'delivering')))
+                   ORDER BY d.next_attempt_at LIMIT ?5)",
+            )?;
+            let mut claimed = 0usize;
+            for w in &candidates {
+                if remaining == 0 {
+                    break;
+                }
+                let mut q = quota(w).min(remaining);
+                for stmt in [&mut expired, &mut due] {
+                    if q == 0 {
+                        break;
+                    }
+                    let n = stmt.execute(params![token.to_string(), until_s, now_s, w, q as i64])?;
+                    q -= n;
+                    remaining -= n;
+                    claimed += n;
+                }
+            }
+            drop((expired, due));
+            let mut claim = Claim::default();
+            if claimed == 0 {
+                return Ok(claim);
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count FROM deliveries
+                 WHERE lease_owner = ?1 AND status = 'delivering'",
+            )?;
+            let rows = stmt
+                .query_map([token.to_string()], |r| {
+                    Ok(ClaimedDelivery {
+                        id: uuid(r.get(0)?)?,
+                        tenant_id: uuid(r.get(1)?)?,
+                        webhook_id: uuid(r.get(2)?)?,
+                        event_id: uuid(r.get(3)?)?,
+                        item_index: r.get(4)?,
+                        attempt_number: r.get::<_, u32>(5)? + 1,
+                        lease_token: token,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            use std::collections::hash_map::Entry;
+            for d in &rows {
+                if let Entry::Vacant(slot) = claim.webhooks.entry(d.webhook_id) {
+                    let w = c
+                        .prepare_cached(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?1"))?
+                        .query_row([d.webhook_id.to_string()], webhook_row)?;
+                    slot.insert(Arc::new(w));
+                }
+                if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
+                    let e = c
+                        .prepare_cached(&format!("SELECT {EVENT_COLS} FROM events WHERE id = ?1"))?
+                        .query_row([d.event_id.to_string()], event_row)?;
+                    slot.insert(Arc::new(e));
+                }
+                if let Entry::Vacant(slot) = claim.tenants.entry(d.tenant_id) {
+                    let name: String = c
+                        .prepare_cached("SELECT name FROM tenants WHERE id = ?1")?
+                        .query_row([d.tenant_id.to_string()], |r| r.get(0))?;
+                    slot.insert(name);
+                }
+            }
+            claim.deliveries = rows;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn record_attempts(
+        &self,
+        results: Vec<AttemptResult>,
+        disable: DisablePolicy,
+    ) -> Result<Vec<bool>> {
+        self.write(move |c| {
+            let mut applied = Vec::with_capacity(results.len());
+            for r in &results {
+                let (status, next_at) = match r.next {
+                    NextState::Delivered => ("delivered", None),
+                    NextState::RetryAt(t) => ("retrying", Some(time::format(&t))),
+                    NextState::Failed => ("failed", None),
+                };
+                let a = &r.attempt;
+                let last_error = a.error_kind.as_ref().map(|k| match &a.error_message {
+                    Some(m) => format!("{k}: {m}"),
+                    None => k.clone(),
+                });
+                let n = c
+                    .prepare_cached(
+                        "UPDATE deliveries SET status = ?1, attempt_count = attempt_count + 1, next_attempt_at = ?2,
+                         lease_owner = NULL, lease_until = NULL, last_status_code = ?3, last_error = ?4, updated_at = ?5
+                         WHERE id = ?6 AND lease_owner = ?7 AND status = 'delivering'",
+                    )?
+                    .execute(params![
+                        status,
+                        next_at,
+                        a.status_code,
+                        last_error,
+                        time::format(&time::now()),
+                        r.delivery_id.to_string(),
+                        r.lease_token.to_string()
+                    ])?;
+                if n == 0 {
+                    applied.push(false);
+                    continue;
+                }
+                insert_attempt(c, a)?;
+                track_health(c, r.webhook_id, r.next == NextState::Delivered, &a.started_at, disable)?;
+                applied.push(true);
+            }
+            Ok(applied)
+        })
+        .await
+    }
+
+    async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()> {
+        self.write(move |c| {
+            let now = time::format(&time::now());
+            let mut stmt = c.prepare_cached(
+                "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
+                 next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?1
+                 WHERE id = ?2 AND lease_owner = ?3 AND status = 'delivering'",
+            )?;
+            for (id, token) in &leases {
+                stmt.execute(params![now, id.to_string(), token.to_string()])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Timestamp>> {
+        self.read(|c| {
+            let due: Option<String> = c.query_row(
+                "SELECT MIN(t) FROM (
+                   SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')
+                   UNION ALL SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering')",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(opt_ts(due)?)
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: Uuid,
+        filter: DeliveryFilter,
+        page: Page,
+    ) -> Result<Vec<Delivery>> {
+        self.read(move |c| {
+            let search = filter.search.as_ref().map(|s| format!("%{}%", escape_like(s)));
+            // A search term that names an event in any spelling also matches that event exactly.
+            let search_type = filter
+                .search
+                .as_deref()
+                .and_then(|s| hookline_core::catalog::normalize_pattern(s).ok())
+                .filter(|s| !s.contains('*'));
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.tenant_id = ?1 AND (?2 IS NULL OR d.id < ?2)
+                   AND (?3 IS NULL OR d.webhook_id = ?3)
+                   AND (?4 IS NULL OR d.status = ?4)
+                   AND (?5 IS NULL OR d.event_type = ?5)
+                   AND (?6 IS NULL OR d.created_at >= ?6)
+                   AND (?7 IS NULL OR d.created_at < ?7)
+                   AND (?8 IS NULL OR w.url LIKE ?8 ESCAPE '\\' OR d.event_type LIKE ?8 ESCAPE '\\' OR d.event_type = ?9)
+                 ORDER BY d.id DESC LIMIT ?10"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        tenant_id.to_string(),
+                        page.before.map(|u| u.to_string()),
+                        filter.webhook_id.map(|u| u.to_string()),
+                        filter.status.map(DeliveryStatus::as_str),
+                        filter.event_type,
+                        filter.since.as_ref().map(time::format),
+                        filter.until.as_ref().map(time::format),
+                        search,
+                        search_type,
+                        page.limit as i64
+                    ],
+                    delivery_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn get_delivery(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>> {
+        self.read(move |c| {
+            let Some(d) = c
+                .query_row(
+                    &format!(
+                        "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                         WHERE d.tenant_id = ?1 AND d.id = ?2"
+                    ),
+                    params![tenant_id.to_string(), id.to_string()],
+                    delivery_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = ?1 ORDER BY attempt_number"
+            ))?;
+            let attempts = stmt
+                .query_map([id.to_string()], attempt_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((d, attempts)))
+        })
+        .await
+    }
+
+    async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>> {
+        self.write(move |c| {
+            let new_id = ids::new_id();
+            let now = time::format(&time::now());
+            let n = c.execute(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
+                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index,
+                   ordering_key, id, ?2, ?2
+                 FROM deliveries WHERE tenant_id = ?3 AND id = ?4",
+                params![new_id.to_string(), now, tenant_id.to_string(), id.to_string()],
+            )?;
+            Ok((n == 1).then_some(new_id))
+        })
+        .await
+    }
+
+    async fn replay(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        filter: ReplayFilter,
+        dry_run: bool,
+    ) -> Result<u64> {
+        self.write(move |c| {
+            let statuses = serde_json::to_string(
+                &filter.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            )?;
+            let scope = "FROM deliveries WHERE tenant_id = ?1 AND webhook_id = ?2 AND created_at >= ?3
+                 AND (?4 IS NULL OR created_at < ?4) AND status IN (SELECT value FROM json_each(?5))";
+            let args = params![
+                tenant_id.to_string(),
+                webhook_id.to_string(),
+                time::format(&filter.since),
+                filter.until.as_ref().map(time::format),
+                statuses
+            ];
+            if dry_run {
+                let n: i64 = c.query_row(&format!("SELECT COUNT(*) {scope}"), args, |r| r.get(0))?;
+                return Ok(n as u64);
+            }
+            let originals: Vec<String> = c
+                .prepare(&format!("SELECT id {scope} ORDER BY id"))?
+                .query_map(args, |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let now = time::format(&time::now());
+            let mut insert = c.prepare_cached(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
+                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index,
+                   ordering_key, id, ?2, ?2 FROM deliveries WHERE id = ?3",
+            )?;
+            for orig in &originals {
+                insert.execute(params![ids::new_id().to_string(), now, orig])?;
+            }
+            Ok(originals.len() as u64)
+        })
+        .await
+    }
+
+    async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64> {
+        // Bounded chunks keep each write short so the writer stays responsive.
+        let mut total = 0;
+        loop {
+            let n = self
+                .write(move |c| {
+                    let n = c.execute(
+                        "DELETE FROM attempts WHERE rowid IN (
+                           SELECT a.rowid FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                           WHERE a.started_at < ?1 AND d.status = 'delivered' LIMIT 5000)",
+                        [time::format(&attempts_before)],
+                    )?;
+                    Ok(n as u64)
+                })
+                .await?;
+            total += n;
+            if n < 5000 {
+                break;
+            }
+        }
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                [time::format(&keys_before)],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(total)
+    }
+
+    async fn delivery_counts(&self) -> Result<StatusCounts> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT status, COUNT(*) FROM deliveries GROUP BY status")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<rusqlite::Result<StatusCounts>>()?;
+            Ok(rows)
         })
         .await
     }

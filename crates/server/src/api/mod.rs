@@ -4,7 +4,9 @@
 //! [`Error`] so axum's own failures (bad JSON, wrong media type, oversize body, malformed path or
 //! query) come back in the same JSON error shape as everything else.
 
+mod deliveries;
 mod event_types;
+mod events;
 mod health;
 pub mod openapi;
 mod webhooks;
@@ -27,6 +29,8 @@ pub fn router(hookline: Hookline) -> Router {
     let limit = hookline.config.max_request_body;
     let v1 = Router::new()
         .merge(webhooks::router())
+        .merge(events::router())
+        .merge(deliveries::router())
         .merge(event_types::router())
         .merge(openapi::router());
     Router::new()
@@ -87,6 +91,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 
 /// A JSON body deserialized with field paths in its errors.
 pub struct ApiJson<T>(pub T);
+
+/// The raw bytes of a JSON body (for handlers that also need to fingerprint it).
+pub struct RawJson(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawJson {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        if is_json(&req) != Some(true) {
+            return Err(json_415());
+        }
+        body_bytes(req, state).await.map(RawJson)
+    }
+}
 
 /// A JSON body that may be absent altogether (then `T::default()`).
 pub struct OptionalJson<T>(pub T);

@@ -13,6 +13,9 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::webhooks::create, super::webhooks::list, super::webhooks::fetch, super::webhooks::update,
         super::webhooks::remove, super::webhooks::secret, super::webhooks::rotate,
+        super::webhooks::test, super::webhooks::test_url, super::webhooks::replay,
+        super::events::publish, super::events::list, super::events::fetch,
+        super::deliveries::list, super::deliveries::fetch, super::deliveries::resend,
         super::event_types::list,
     ),
     modifiers(&BearerAuth),

@@ -2,7 +2,10 @@
 
 use super::{ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination};
 use crate::error::{ErrorBody, Result};
-use crate::service::{Hookline, RotateInput, SecretView, WebhookInput, WebhookView};
+use crate::service::{
+    Hookline, ReplayInput, ReplayView, RotateInput, SecretView, TestInput, TestView, WebhookInput,
+    WebhookView,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -14,6 +17,50 @@ pub fn router() -> Router<Hookline> {
         .route("/webhooks/{id}", get(fetch).patch(update).delete(remove))
         .route("/webhooks/{id}/secret", get(secret))
         .route("/webhooks/{id}/rotate-secret", post(rotate))
+        .route("/webhooks/{id}/test", post(test))
+        .route("/webhooks/{id}/replay", post(replay))
+        .route("/webhooks/test", post(test_url))
+}
+
+/// Send a sample event (`source = test`) now and answer with the attempt. Recorded in the log,
+/// never retried.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", request_body(content = TestInput, description = "optional: {event_type}"),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = TestView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn test(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+    OptionalJson(input): OptionalJson<TestInput>,
+) -> Result<Json<TestView>> {
+    Ok(Json(h.test_webhook(&who, id, input).await?))
+}
+
+/// Send a sample event to a URL that isn't saved (same URL policy); nothing is stored.
+#[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = TestInput,
+    responses((status = 200, body = TestView), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn test_url(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    ApiJson(input): ApiJson<TestInput>,
+) -> Result<Json<TestView>> {
+    Ok(Json(h.test_url(&who, input).await?))
+}
+
+/// Send a webhook's past deliveries again (default: the failed ones) as new deliveries.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", request_body = ReplayInput,
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 202, body = ReplayView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn replay(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+    ApiJson(input): ApiJson<ReplayInput>,
+) -> Result<(StatusCode, Json<ReplayView>)> {
+    Ok((StatusCode::ACCEPTED, Json(h.replay(&who, id, input).await?)))
 }
 
 /// Create a webhook. The answer carries the signing secret; only `/secret` shows it again.

@@ -57,12 +57,19 @@ CREATE TABLE events (
     data             TEXT NOT NULL,      -- JSON
     changes          TEXT,               -- JSON {field: {previous, current}}
     batch            TEXT,               -- JSON {index, count, max_size}
-    idempotency_key  TEXT,
-    request_hash     TEXT,
     created_at       TEXT NOT NULL
 );
 CREATE INDEX events_tenant ON events(tenant_id, id);
-CREATE UNIQUE INDEX events_idempotency ON events(tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+-- Idempotency-Key of publish requests: the first answer is replayed for the same key and body.
+CREATE TABLE idempotency_keys (
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    response      TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, key)
+);
 
 -- One row per (event, webhook): the outbox. Its id is the delivery id receivers see.
 CREATE TABLE deliveries (
@@ -76,6 +83,7 @@ CREATE TABLE deliveries (
     next_attempt_at  TEXT,               -- due time while pending/retrying
     lease_owner      TEXT,
     lease_until      TEXT,
+    item_index       INTEGER,            -- which object of a batch event, for one-object formats
     ordering_key     TEXT,               -- entity id when the webhook asks for ordering
     resent_from      TEXT,               -- original delivery of a resend/replay
     last_status_code INTEGER,
@@ -84,10 +92,13 @@ CREATE TABLE deliveries (
     updated_at       TEXT NOT NULL
 );
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status IN ('pending', 'retrying');
-CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delivering';
+CREATE INDEX deliveries_due_webhook ON deliveries(webhook_id, next_attempt_at) WHERE status IN ('pending', 'retrying');
+CREATE INDEX deliveries_leased ON deliveries(webhook_id, lease_until) WHERE status = 'delivering';
 CREATE INDEX deliveries_tenant ON deliveries(tenant_id, id);
 CREATE INDEX deliveries_webhook ON deliveries(webhook_id, id);
 CREATE INDEX deliveries_event ON deliveries(event_id);
+CREATE INDEX deliveries_ordering ON deliveries(webhook_id, ordering_key, id) WHERE ordering_key IS NOT NULL;
+CREATE INDEX deliveries_lease_owner ON deliveries(lease_owner) WHERE lease_owner IS NOT NULL;
 
 CREATE TABLE attempts (
     id               TEXT PRIMARY KEY,

@@ -1,0 +1,485 @@
+//! Wire formats (DESIGN §5): how one event becomes the headers and body of one delivery.
+//!
+//! Each format is a pure function of the event, the delivery id and (for one-object formats) which
+//! object of a batch the delivery carries. Formats that carry one object per request (`flat`,
+//! `entity`) get one delivery per object of a batch event; see [`deliveries_needed`].
+//! Bodies are compact JSON with keys in the order the source documents show them.
+
+use crate::catalog;
+use crate::signing;
+use crate::time::{self, Timestamp};
+use crate::webhook::Format;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// Everything a format may put on the wire about one event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    pub id: Uuid,
+    /// Native name, e.g. `contact.created`.
+    pub event_type: &'a str,
+    pub occurred_at: Timestamp,
+    pub source: Option<&'a str>,
+    pub source_id: Option<&'a str>,
+    /// Who caused it (`userId` in the entity format).
+    pub actor_id: Option<&'a str>,
+    /// The tenant's name (`companyId`, `organization_id`).
+    pub tenant: &'a str,
+    pub entity_id: Option<&'a str>,
+    /// One object, an array of objects (a batch), or `{"ids": [...]}` for deletes.
+    pub data: &'a Value,
+    pub changes: Option<&'a Value>,
+    pub batch: Option<&'a Value>,
+}
+
+impl EventView<'_> {
+    /// The catalog entity (`contact`), or the event name's first segment.
+    pub fn entity(&self) -> &str {
+        catalog::lookup(self.event_type)
+            .map(|e| e.entity)
+            .unwrap_or_else(|| self.event_type.split('.').next().unwrap_or(self.event_type))
+    }
+
+    fn is_delete(&self) -> bool {
+        self.event_type.ends_with(".deleted")
+    }
+
+    /// Objects an entity write or batch carries (empty for deletes).
+    fn objects(&self) -> Vec<&Value> {
+        if self.is_delete() {
+            return Vec::new();
+        }
+        match self.data {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        }
+    }
+
+    /// Ids a delete carries: `data.ids`, else `data.id`, else the event's entity id.
+    fn ids(&self) -> Vec<Value> {
+        if let Some(ids) = self.data.get("ids").and_then(Value::as_array) {
+            return ids.clone();
+        }
+        if let Some(id) = self.data.get("id") {
+            return vec![id.clone()];
+        }
+        self.entity_id.map(|i| vec![json!(i)]).unwrap_or_default()
+    }
+
+    /// Id of the `item`-th object (or the entity id).
+    fn object_id(&self, obj: &Value) -> Option<Value> {
+        obj.get("id")
+            .cloned()
+            .or_else(|| self.entity_id.map(|i| json!(i)))
+    }
+}
+
+/// Whether a format carries a whole batch in one request.
+pub fn carries_batches(format: Format) -> bool {
+    matches!(format, Format::Envelope | Format::ContactsList)
+}
+
+/// How many deliveries one event needs for a webhook of this format: 1, or one per object/id for
+/// one-object formats.
+pub fn deliveries_needed(format: Format, ev: &EventView) -> usize {
+    if carries_batches(format) {
+        return 1;
+    }
+    let n = if ev.is_delete() {
+        ev.ids().len()
+    } else {
+        ev.objects().len()
+    };
+    n.max(1)
+}
+
+/// Renders the body of one delivery. `item` selects the object for one-object formats.
+pub fn render_body(
+    format: Format,
+    ev: &EventView,
+    delivery_id: Uuid,
+    item: Option<usize>,
+) -> Vec<u8> {
+    let value = match format {
+        Format::Envelope => envelope(ev, delivery_id),
+        Format::Flat => flat(ev, item.unwrap_or(0)),
+        Format::Entity => entity(ev, item.unwrap_or(0)),
+        Format::ContactsList => contacts_list(ev),
+    };
+    serde_json::to_vec(&value).expect("JSON values always serialize")
+}
+
+fn envelope(ev: &EventView, delivery_id: Uuid) -> Value {
+    let mut top = Map::new();
+    top.insert("event_id".into(), json!(delivery_id));
+    top.insert("occurred_at".into(), json!(time::format(&ev.occurred_at)));
+    if let Some(s) = ev.source {
+        top.insert("source".into(), json!(s));
+    }
+    if let Some(s) = ev.source_id {
+        top.insert("source_id".into(), json!(s));
+    }
+    if let Some(b) = ev.batch {
+        top.insert("batch".into(), b.clone());
+    }
+    let entity = ev.entity();
+    let mut data = Map::new();
+    data.insert(
+        "event_type".into(),
+        json!(catalog::envelope_name(ev.event_type)),
+    );
+    if ev.is_delete() {
+        data.insert(format!("{entity}_ids"), Value::Array(ev.ids()));
+    } else {
+        data.insert(
+            catalog::plural(entity),
+            Value::Array(ev.objects().into_iter().cloned().collect()),
+        );
+    }
+    if let Some(c) = ev.changes {
+        data.insert("changes".into(), c.clone());
+    }
+    top.insert("data".into(), Value::Object(data));
+    Value::Object(top)
+}
+
+fn flat(ev: &EventView, item: usize) -> Value {
+    let mut data = if ev.is_delete() {
+        let mut m = Map::new();
+        m.insert(
+            "id".into(),
+            ev.ids().get(item).cloned().unwrap_or(Value::Null),
+        );
+        m
+    } else {
+        match ev.objects().get(item) {
+            Some(Value::Object(m)) => m.clone(),
+            Some(other) => {
+                let mut m = Map::new();
+                m.insert("value".into(), (*other).clone());
+                m
+            }
+            None => Map::new(),
+        }
+    };
+    if !data.contains_key("organization_id") {
+        data.insert("organization_id".into(), json!(ev.tenant));
+    }
+    let mut top = Map::new();
+    top.insert("event".into(), json!(ev.event_type));
+    top.insert("timestamp".into(), json!(time::format(&ev.occurred_at)));
+    top.insert("data".into(), Value::Object(data));
+    if let Some(c) = ev.changes {
+        top.insert("changes".into(), c.clone());
+    }
+    Value::Object(top)
+}
+
+fn entity(ev: &EventView, item: usize) -> Value {
+    let entity = ev.entity();
+    let (entity_id, payload) = if ev.is_delete() {
+        let id = ev.ids().get(item).cloned().unwrap_or(Value::Null);
+        let mut p = Map::new();
+        p.insert(format!("{entity}Id"), id.clone());
+        (id, p)
+    } else {
+        let obj = ev
+            .objects()
+            .get(item)
+            .map(|o| (*o).clone())
+            .unwrap_or(Value::Null);
+        let mut p = Map::new();
+        let id = ev.object_id(&obj).unwrap_or(Value::Null);
+        p.insert(entity.to_string(), obj);
+        if let Some(c) = ev.changes {
+            p.insert("changes".into(), c.clone());
+        }
+        (id, p)
+    };
+    let mut data = Map::new();
+    data.insert(
+        "userId".into(),
+        ev.actor_id.map(|a| json!(a)).unwrap_or(Value::Null),
+    );
+    data.insert("companyId".into(), json!(ev.tenant));
+    data.insert("entityId".into(), entity_id);
+    data.insert("payload".into(), Value::Object(payload));
+    let mut top = Map::new();
+    top.insert("event".into(), json!(ev.event_type));
+    top.insert("data".into(), Value::Object(data));
+    top.insert("timestamp".into(), json!(time::format(&ev.occurred_at)));
+    Value::Object(top)
+}
+
+fn contacts_list(ev: &EventView) -> Value {
+    let mut top = Map::new();
+    top.insert("event".into(), json!(catalog::pascal_name(ev.event_type)));
+    if ev.is_delete() {
+        top.insert("ids".into(), Value::Array(ev.ids()));
+    } else {
+        top.insert(
+            "contacts".into(),
+            Value::Array(ev.objects().into_iter().map(camel_contact).collect()),
+        );
+    }
+    Value::Object(top)
+}
+
+/// Seed 002's contact shape (camelCase; times as strings of epoch milliseconds), from seed 000's.
+pub fn camel_contact(c: &Value) -> Value {
+    let s = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    let millis = |k: &str| {
+        c.get(k)
+            .and_then(Value::as_str)
+            .and_then(time::parse)
+            .map(|t| json!(t.timestamp_millis().to_string()))
+            .unwrap_or(Value::Null)
+    };
+    let mut m = Map::new();
+    m.insert("id".into(), s("id"));
+    m.insert("firstName".into(), s("first_name"));
+    m.insert("lastName".into(), s("last_name"));
+    m.insert("email".into(), s("primary_email"));
+    m.insert("phoneNumber".into(), s("primary_phone"));
+    m.insert("owner".into(), s("owner_id"));
+    m.insert("tags".into(), s("tags"));
+    m.insert("notes".into(), s("notes"));
+    m.insert("companyName".into(), s("company"));
+    m.insert("jobTitle".into(), s("job_title"));
+    m.insert("createdTime".into(), millis("created_at"));
+    m.insert("lastUpdatedTime".into(), millis("updated_at"));
+    m.insert(
+        "customFields".into(),
+        c.get("custom").cloned().unwrap_or_else(|| json!([])),
+    );
+    Value::Object(m)
+}
+
+/// The secrets a delivery is signed with: the current one, and the rotated-out one during its grace.
+#[derive(Debug, Clone, Copy)]
+pub struct SigningKeys<'a> {
+    pub current: &'a str,
+    pub previous: Option<&'a str>,
+}
+
+/// What identifies one attempt on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptMeta<'a> {
+    pub brand: &'a str,
+    pub format: Format,
+    pub event_type: &'a str,
+    pub delivery_id: Uuid,
+    pub attempt_time: Timestamp,
+}
+
+/// Headers of one attempt (DESIGN §5), in a stable order. Custom headers come last.
+pub fn delivery_headers(
+    meta: AttemptMeta<'_>,
+    keys: SigningKeys<'_>,
+    body: &[u8],
+    custom: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let AttemptMeta {
+        brand,
+        format,
+        event_type,
+        delivery_id,
+        attempt_time,
+    } = meta;
+    let name = format.event_name(event_type);
+    let id = delivery_id.to_string();
+    let unix = attempt_time.timestamp();
+    let mut standard = signing::standard_signature(keys.current, &id, unix, body);
+    if let Some(prev) = keys.previous {
+        standard.push(' ');
+        standard.push_str(&signing::standard_signature(prev, &id, unix, body));
+    }
+    let mut h = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        (format!("X-{brand}-Event"), name.clone()),
+        (format!("X-{brand}-Delivery-ID"), id.clone()),
+        ("X-Webhook-Event".to_string(), name),
+        (
+            "X-Webhook-Timestamp".to_string(),
+            time::format(&attempt_time),
+        ),
+        (
+            "X-Webhook-Signature".to_string(),
+            signing::hex_signature(keys.current, body),
+        ),
+    ];
+    if let Some(prev) = keys.previous {
+        h.push((
+            "X-Webhook-Signature-Previous".to_string(),
+            signing::hex_signature(prev, body),
+        ));
+    }
+    h.push(("webhook-id".to_string(), id));
+    h.push(("webhook-timestamp".to_string(), unix.to_string()));
+    h.push(("webhook-signature".to_string(), standard));
+    h.extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
+    h
+}
+
+/// Header names whose values are credentials: the delivery log shows them redacted.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "proxy-authorization"
+        || n == "cookie"
+        || ["token", "secret", "key", "password", "auth"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
+/// Request headers as the delivery log keeps them: signatures shown, credentials redacted.
+pub fn loggable_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let keep =
+                k.starts_with("X-Webhook-") || k.starts_with("webhook-") || !is_sensitive_header(k);
+            (
+                k.clone(),
+                if keep { v.clone() } else { "<redacted>".into() },
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(event_type: &'a str, data: &'a Value) -> EventView<'a> {
+        EventView {
+            id: Uuid::nil(),
+            event_type,
+            occurred_at: time::parse("2026-05-15T10:30:00Z").unwrap(),
+            source: None,
+            source_id: None,
+            actor_id: Some("u_1"),
+            tenant: "acme",
+            entity_id: None,
+            data,
+            changes: None,
+            batch: None,
+        }
+    }
+
+    fn body(format: Format, ev: &EventView, item: Option<usize>) -> Value {
+        serde_json::from_slice(&render_body(format, ev, Uuid::nil(), item)).unwrap()
+    }
+
+    #[test]
+    fn envelope_wraps_objects_and_ids_in_plural_keys() {
+        let data = json!({"id": "c1", "first_name": "John"});
+        let mut ev = view("contact.created", &data);
+        ev.source = Some("contact_import");
+        ev.source_id = Some("imp_1");
+        let b = json!({"index": 1, "count": 1, "max_size": 100});
+        ev.batch = Some(&b);
+        let out = render_body(Format::Envelope, &ev, Uuid::nil(), None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"event_id":"00000000-0000-0000-0000-000000000000","occurred_at":"2026-05-15T10:30:00.000Z","source":"contact_import","source_id":"imp_1","batch":{"index":1,"count":1,"max_size":100},"data":{"event_type":"contacts.created","contacts":[{"id":"c1","first_name":"John"}]}}"#
+        );
+        let del = json!({"ids": ["c1", "c2"]});
+        let out = body(Format::Envelope, &view("contact.deleted", &del), None);
+        assert_eq!(
+            out["data"],
+            json!({"event_type": "contacts.deleted", "contact_ids": ["c1", "c2"]})
+        );
+    }
+
+    #[test]
+    fn one_object_formats_split_batches() {
+        let data = json!([{"id": "a"}, {"id": "b"}, {"id": "c"}]);
+        let ev = view("contact.created", &data);
+        assert_eq!(deliveries_needed(Format::Envelope, &ev), 1);
+        assert_eq!(deliveries_needed(Format::ContactsList, &ev), 1);
+        assert_eq!(deliveries_needed(Format::Flat, &ev), 3);
+        assert_eq!(
+            body(Format::Flat, &ev, Some(1))["data"],
+            json!({"id": "b", "organization_id": "acme"})
+        );
+        let out = body(Format::Entity, &ev, Some(2));
+        assert_eq!(out["data"]["entityId"], "c");
+        assert_eq!(out["data"]["payload"], json!({"contact": {"id": "c"}}));
+        let del = json!({"ids": ["x", "y"]});
+        let dev = view("deal.deleted", &del);
+        assert_eq!(deliveries_needed(Format::Entity, &dev), 2);
+        assert_eq!(
+            body(Format::Entity, &dev, Some(1))["data"]["payload"],
+            json!({"dealId": "y"})
+        );
+    }
+
+    #[test]
+    fn entity_format_matches_seed_003_shape() {
+        let data = json!({"id": "ct_xyz", "firstName": "Max"});
+        let changes = json!({"organizationIds": {"previous": [], "current": ["org_1"]}});
+        let mut ev = view("contact.updated", &data);
+        ev.changes = Some(&changes);
+        let out = render_body(Format::Entity, &ev, Uuid::nil(), Some(0));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"event":"contact.updated","data":{"userId":"u_1","companyId":"acme","entityId":"ct_xyz","payload":{"contact":{"id":"ct_xyz","firstName":"Max"},"changes":{"organizationIds":{"previous":[],"current":["org_1"]}}}},"timestamp":"2026-05-15T10:30:00.000Z"}"#
+        );
+    }
+
+    #[test]
+    fn contacts_list_uses_camel_case_and_epoch_millis() {
+        let data = json!({"id": "c1", "first_name": "Allen", "primary_email": "a@x.com", "created_at": "2024-11-06T07:23:50Z"});
+        let out = body(Format::ContactsList, &view("contact.created", &data), None);
+        assert_eq!(out["event"], "ContactCreated");
+        assert_eq!(out["contacts"][0]["firstName"], "Allen");
+        assert_eq!(out["contacts"][0]["email"], "a@x.com");
+        assert_eq!(out["contacts"][0]["createdTime"], "1730877830000");
+        let del = json!({"ids": ["c1"]});
+        assert_eq!(
+            body(Format::ContactsList, &view("contact.deleted", &del), None),
+            json!({"event": "ContactDeleted", "ids": ["c1"]})
+        );
+    }
+
+    #[test]
+    fn headers_carry_brand_names_and_both_signatures() {
+        let body = br#"{"a":1}"#;
+        let t = time::parse("2026-05-15T10:30:00Z").unwrap();
+        let custom = [("X-Extra".to_string(), "1".to_string())].into();
+        let keys = SigningKeys {
+            current: "new",
+            previous: Some("old"),
+        };
+        let meta = AttemptMeta {
+            brand: "ConnectMachine",
+            format: Format::Envelope,
+            event_type: "contact.created",
+            delivery_id: Uuid::nil(),
+            attempt_time: t,
+        };
+        let h = delivery_headers(meta, keys, body, &custom);
+        let get = |k: &str| {
+            h.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap()
+        };
+        assert_eq!(get("X-ConnectMachine-Event"), "contacts.created");
+        assert_eq!(get("X-Webhook-Event"), "contacts.created");
+        assert_eq!(get("X-ConnectMachine-Delivery-ID"), Uuid::nil().to_string());
+        assert_eq!(get("X-Webhook-Timestamp"), "2026-05-15T10:30:00.000Z");
+        assert_eq!(
+            get("X-Webhook-Signature"),
+            signing::hex_signature("new", body)
+        );
+        assert_eq!(
+            get("X-Webhook-Signature-Previous"),
+            signing::hex_signature("old", body)
+        );
+        assert_eq!(get("webhook-timestamp"), t.timestamp().to_string());
+        assert_eq!(get("webhook-signature").split(' ').count(), 2);
+        assert_eq!(h.last().unwrap().0, "X-Extra");
+    }
+}

@@ -1,0 +1,547 @@
+//! The delivery log, resend, replay and test sends (DESIGN §6, §8).
+
+use super::{Hookline, Principal};
+use crate::dispatcher::{self, AttemptOutcome};
+use crate::error::{Error, Result};
+use hookline_core::retry::Verdict;
+use hookline_core::url_policy::WebhookUrl;
+use hookline_core::webhook::{Format, Ordering as DeliveryOrdering};
+use hookline_core::{catalog, ids, signing, time};
+use hookline_store::{
+    Attempt, AttemptResult, Delivery, DeliveryFilter, DeliveryStatus, Event, NextState, Page,
+    ReplayFilter, Webhook,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A delivery as the log shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// The delivery id receivers see (`X-{Brand}-Delivery-ID`, `event_id`, `webhook-id`).
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub url: String,
+    /// pending | delivering | retrying | delivered | failed
+    pub status: String,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    /// Set on resends and replays: the delivery this one repeats.
+    pub resent_from: Option<Uuid>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        DeliveryView {
+            id: d.id,
+            webhook_id: d.webhook_id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            url: d.url,
+            status: d.status.as_str().into(),
+            attempt_count: d.attempt_count,
+            next_attempt_at: d.next_attempt_at.as_ref().map(time::format),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            resent_from: d.resent_from,
+            created_at: time::format(&d.created_at),
+            updated_at: time::format(&d.updated_at),
+        }
+    }
+}
+
+/// One finished attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub attempt_number: u32,
+    pub started_at: String,
+    pub url: String,
+    pub status_code: Option<u16>,
+    /// timeout | dns | connect | tls | blocked_destination | invalid_url | protocol
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub dns_ms: Option<f64>,
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
+    pub ttfb_ms: Option<f64>,
+    pub total_ms: f64,
+    /// Sent headers: signatures shown, credentials redacted.
+    pub request_headers: BTreeMap<String, String>,
+    pub response_headers: BTreeMap<String, String>,
+    /// At most 4096 bytes.
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> Self {
+        AttemptView {
+            attempt_number: a.attempt_number,
+            started_at: time::format(&a.started_at),
+            url: a.url,
+            status_code: a.status_code,
+            error_kind: a.error_kind,
+            error_message: a.error_message,
+            dns_ms: a.dns_ms,
+            connect_ms: a.connect_ms,
+            tls_ms: a.tls_ms,
+            ttfb_ms: a.ttfb_ms,
+            total_ms: a.total_ms,
+            request_headers: a.request_headers.into_iter().collect(),
+            response_headers: a.response_headers.into_iter().collect(),
+            response_body: a.response_body,
+            response_truncated: a.response_truncated,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: DeliveryView,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// Filters of `GET /v1/deliveries` as given (strings are validated here).
+#[derive(Debug, Default, Deserialize)]
+pub struct DeliveryQuery {
+    pub webhook_id: Option<String>,
+    pub status: Option<String>,
+    pub event_type: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub search: Option<String>,
+}
+
+fn query_error(field: &str, message: impl Into<String>) -> Error {
+    Error::bad_request("invalid_query", message, Some(field))
+}
+
+fn parse_status(field: &str, s: &str) -> Result<DeliveryStatus> {
+    DeliveryStatus::parse(s).ok_or_else(|| {
+        Error::invalid(
+            field,
+            "invalid",
+            format!("status `{s}` is not one of pending, delivering, retrying, delivered, failed"),
+        )
+    })
+}
+
+impl DeliveryQuery {
+    fn filter(self) -> Result<DeliveryFilter> {
+        let ts = |field: &str, v: Option<String>| {
+            v.filter(|s| !s.is_empty())
+                .map(|s| {
+                    time::parse(&s).ok_or_else(|| {
+                        query_error(field, format!("{field} must be an RFC 3339 timestamp"))
+                    })
+                })
+                .transpose()
+        };
+        Ok(DeliveryFilter {
+            webhook_id: self
+                .webhook_id
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    ids::parse_id(&s)
+                        .ok_or_else(|| query_error("webhook_id", "webhook_id must be a UUID"))
+                })
+                .transpose()?,
+            status: self
+                .status
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    DeliveryStatus::parse(&s)
+                        .ok_or_else(|| query_error("status", format!("unknown status `{s}`")))
+                })
+                .transpose()?,
+            event_type: self
+                .event_type
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    catalog::normalize_pattern(&s)
+                        .ok()
+                        .filter(|n| !n.contains('*'))
+                        .ok_or_else(|| {
+                            query_error("event_type", format!("unknown event type `{s}`"))
+                        })
+                })
+                .transpose()?,
+            since: ts("since", self.since)?,
+            until: ts("until", self.until)?,
+            search: self
+                .search
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().to_string()),
+        })
+    }
+}
+
+/// Body of `POST /v1/webhooks/{id}/replay`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayInput {
+    /// Replay deliveries created at or after this time (RFC 3339).
+    pub since: String,
+    /// ... and before this time.
+    pub until: Option<String>,
+    /// Which statuses to replay: one or a list; default `failed`.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub status: Option<serde_json::Value>,
+    /// Only count what would be replayed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayView {
+    /// Deliveries created (or, with dry_run, that would be).
+    pub count: u64,
+    pub dry_run: bool,
+}
+
+/// Body of `POST /v1/webhooks/test` (a URL not saved yet) and optional body of
+/// `POST /v1/webhooks/{id}/test`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestInput {
+    /// Required for an unsaved URL.
+    pub url: Option<String>,
+    pub format: Option<String>,
+    /// Secret to sign with; generated (and returned) for an unsaved URL when absent.
+    pub secret: Option<String>,
+    /// Which event to simulate; default: the first one the webhook subscribes to.
+    pub event_type: Option<String>,
+}
+
+/// The synchronous result of a test send.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestView {
+    /// True when the receiver answered 2xx.
+    pub success: bool,
+    /// The test delivery in the log (saved webhooks only).
+    pub delivery_id: Option<Uuid>,
+    pub event_type: String,
+    pub attempt: AttemptView,
+    /// The secret the test was signed with, for an unsaved URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl Hookline {
+    pub async fn list_deliveries(
+        &self,
+        who: &Principal,
+        q: DeliveryQuery,
+        page: Page,
+    ) -> Result<Vec<DeliveryView>> {
+        let rows = self
+            .store
+            .list_deliveries(who.tenant_id, q.filter()?, page)
+            .await?;
+        Ok(rows.into_iter().map(DeliveryView::from).collect())
+    }
+
+    pub async fn get_delivery(&self, who: &Principal, id: Uuid) -> Result<DeliveryDetail> {
+        let (d, attempts) = self
+            .store
+            .get_delivery(who.tenant_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("delivery"))?;
+        Ok(DeliveryDetail {
+            delivery: d.into(),
+            attempts: attempts.into_iter().map(AttemptView::from).collect(),
+        })
+    }
+
+    /// A new delivery of the same event to the same webhook; the original is left as it was.
+    pub async fn resend(&self, who: &Principal, id: Uuid) -> Result<DeliveryView> {
+        let new_id = self
+            .store
+            .resend(who.tenant_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("delivery"))?;
+        self.notify_new_work();
+        let (d, _) = self
+            .store
+            .get_delivery(who.tenant_id, new_id)
+            .await?
+            .ok_or_else(|| Error::Internal("resent delivery vanished".into()))?;
+        Ok(d.into())
+    }
+
+    pub async fn replay(
+        &self,
+        who: &Principal,
+        webhook_id: Uuid,
+        input: ReplayInput,
+    ) -> Result<ReplayView> {
+        self.store
+            .get_webhook(who.tenant_id, webhook_id)
+            .await?
+            .ok_or_else(|| Error::not_found("webhook"))?;
+        let since = time::parse(&input.since).ok_or_else(|| {
+            Error::invalid("since", "invalid", "since must be an RFC 3339 timestamp")
+        })?;
+        let until = input
+            .until
+            .as_deref()
+            .map(|u| {
+                time::parse(u).ok_or_else(|| {
+                    Error::invalid("until", "invalid", "until must be an RFC 3339 timestamp")
+                })
+            })
+            .transpose()?;
+        if until.is_some_and(|u| u <= since) {
+            return Err(Error::invalid(
+                "until",
+                "invalid",
+                "until must be after since",
+            ));
+        }
+        let statuses = match &input.status {
+            None => vec![DeliveryStatus::Failed],
+            Some(serde_json::Value::String(s)) => vec![parse_status("status", s)?],
+            Some(serde_json::Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let field = format!("status[{i}]");
+                    v.as_str()
+                        .ok_or_else(|| {
+                            Error::invalid(&field, "invalid_type", "expected a status string")
+                        })
+                        .and_then(|s| parse_status(&field, s))
+                })
+                .collect::<Result<_>>()?,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "status",
+                    "invalid",
+                    "status must be a status or a non-empty list of them",
+                ))
+            }
+        };
+        let count = self
+            .store
+            .replay(
+                who.tenant_id,
+                webhook_id,
+                ReplayFilter {
+                    since,
+                    until,
+                    statuses,
+                },
+                input.dry_run,
+            )
+            .await?;
+        if !input.dry_run && count > 0 {
+            self.notify_new_work();
+        }
+        Ok(ReplayView {
+            count,
+            dry_run: input.dry_run,
+        })
+    }
+
+    fn test_event(
+        &self,
+        who: &Principal,
+        patterns: &[String],
+        format: Format,
+        requested: Option<&str>,
+    ) -> Result<Event> {
+        let event_type = match requested {
+            Some(t) => catalog::normalize_pattern(t)
+                .ok()
+                .filter(|n| !n.contains('*'))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "event_type",
+                        "unknown_event_type",
+                        format!("`{t}` is not an event type"),
+                    )
+                })?,
+            None => catalog::first_match(patterns).to_string(),
+        };
+        if !dispatcher::renderable(format, &event_type) {
+            return Err(Error::invalid(
+                "event_type",
+                "unsupported_by_format",
+                format!("the {} format can't carry {event_type}", format.as_str()),
+            ));
+        }
+        let data = catalog::sample_data(&event_type);
+        let now = time::now();
+        Ok(Event {
+            id: ids::new_id(),
+            tenant_id: who.tenant_id,
+            entity_type: catalog::lookup(&event_type).map(|e| e.entity.to_string()),
+            entity_id: data.get("id").and_then(|v| v.as_str()).map(str::to_string),
+            event_type,
+            occurred_at: now,
+            source: Some("test".into()),
+            source_id: None,
+            actor_id: who.default_user_id.clone(),
+            data,
+            changes: None,
+            batch: None,
+            created_at: now,
+        })
+    }
+
+    async fn tenant_name(&self, who: &Principal) -> String {
+        // Only the bootstrap/CLI path creates tenants; the name is immutable, so this is cheap enough.
+        self.store
+            .tenant_name(who.tenant_id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| who.tenant_id.to_string())
+    }
+
+    /// Sends a sample event (`source = test`) to a saved webhook now and answers with the attempt.
+    /// The test delivery is recorded in the log; it is never retried automatically.
+    pub async fn test_webhook(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        input: TestInput,
+    ) -> Result<TestView> {
+        if input.url.is_some() || input.secret.is_some() || input.format.is_some() {
+            return Err(Error::invalid(
+                "url",
+                "not_allowed",
+                "a saved webhook is tested with its own url, format and secret; only event_type may be given",
+            ));
+        }
+        let webhook = self
+            .store
+            .get_webhook(who.tenant_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("webhook"))?;
+        let event = self.test_event(
+            who,
+            &webhook.events,
+            webhook.format,
+            input.event_type.as_deref(),
+        )?;
+        let token = ids::new_id();
+        let lease_until =
+            time::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        let delivery_id = self
+            .store
+            .insert_leased_delivery(event.clone(), webhook.id, token, lease_until)
+            .await?;
+        let tenant = self.tenant_name(who).await;
+        let target = dispatcher::Target {
+            webhook: &webhook,
+            event: &event,
+            tenant_name: &tenant,
+            delivery_id,
+            item_index: None,
+            attempt_number: 1,
+        };
+        let o = dispatcher::attempt(&self.sender, &self.config, target).await;
+        let next = if o.verdict == Verdict::Delivered {
+            NextState::Delivered
+        } else {
+            NextState::Failed
+        };
+        self.store
+            .record_attempts(
+                vec![AttemptResult {
+                    delivery_id,
+                    webhook_id: webhook.id,
+                    lease_token: token,
+                    attempt: o.attempt.clone(),
+                    next,
+                }],
+                self.config.disable,
+            )
+            .await?;
+        Ok(test_view(o, Some(delivery_id), event.event_type, None))
+    }
+
+    /// Sends a sample event to a URL that isn't saved yet; nothing is stored.
+    pub async fn test_url(&self, who: &Principal, input: TestInput) -> Result<TestView> {
+        let url = input
+            .url
+            .as_deref()
+            .ok_or_else(|| Error::invalid("url", "required", "url is required"))?;
+        let url = WebhookUrl::parse(url, &self.config.url_policy)
+            .map_err(|e| Error::invalid("url", "invalid_url", e.to_string()))?;
+        let format = match &input.format {
+            Some(f) => Format::parse(f).ok_or_else(|| {
+                Error::invalid(
+                    "format",
+                    "invalid",
+                    format!("format `{f}` is not one of envelope, flat, entity, contacts-list"),
+                )
+            })?,
+            None => Format::default(),
+        };
+        let secret = match &input.secret {
+            Some(s) => hookline_core::webhook::validate_secret(s)?,
+            None => signing::generate_webhook_secret(),
+        };
+        let event =
+            self.test_event(who, &["*".to_string()], format, input.event_type.as_deref())?;
+        let now = time::now();
+        let webhook = Webhook {
+            id: Uuid::nil(),
+            tenant_id: who.tenant_id,
+            name: "test".into(),
+            description: String::new(),
+            url: url.as_str().to_string(),
+            events: vec![event.event_type.clone()],
+            secret: secret.clone(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            enabled: true,
+            disabled_reason: None,
+            format,
+            headers: BTreeMap::new(),
+            retry_schedule: None,
+            rate_limit: None,
+            ordering: DeliveryOrdering::None,
+            consecutive_failures: 0,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let tenant = self.tenant_name(who).await;
+        let target = dispatcher::Target {
+            webhook: &webhook,
+            event: &event,
+            tenant_name: &tenant,
+            delivery_id: ids::new_id(),
+            item_index: None,
+            attempt_number: 1,
+        };
+        let o = dispatcher::attempt(&self.sender, &self.config, target).await;
+        Ok(test_view(o, None, event.event_type, Some(secret)))
+    }
+}
+
+fn test_view(
+    o: AttemptOutcome,
+    delivery_id: Option<Uuid>,
+    event_type: String,
+    secret: Option<String>,
+) -> TestView {
+    TestView {
+        success: o.verdict == Verdict::Delivered,
+        delivery_id,
+        event_type,
+        attempt: o.attempt.into(),
+        secret,
+    }
+}
