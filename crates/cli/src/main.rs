@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hookline_server::config::Config;
-use hookline_server::App;
+use hookline_server::{App, Roles};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +31,12 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
         listen: Option<String>,
+        /// Serve the REST API (alone, unless --worker is given too).
+        #[arg(long)]
+        api: bool,
+        /// Run the delivery worker (alone, unless --api is given too).
+        #[arg(long)]
+        worker: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -89,14 +95,26 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            api,
+            worker,
+        } => {
             let mut extra = Vec::new();
             if let Some(l) = listen {
                 extra.push(("listen", l.clone()));
             }
             let config = load_config(&cli, &extra)?;
             init_tracing(&config.log);
-            serve(config).await
+            let roles = if *api || *worker {
+                Roles {
+                    api: *api,
+                    worker: *worker,
+                }
+            } else {
+                Roles::default()
+            };
+            serve(config, roles).await
         }
         Command::Migrate => {
             let config = load_config(&cli, &[])?;
@@ -118,7 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, roles: Roles) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = App::build(config).await?;
     if let Some(key) = app.hookline.bootstrap().await? {
@@ -128,10 +146,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("can't listen on {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "hookline listening");
+    tracing::info!(addr = %listener.local_addr()?, api = roles.api, worker = roles.worker, "hookline listening");
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    app.serve(listener, shutdown).await
+    app.serve(listener, shutdown, roles).await
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

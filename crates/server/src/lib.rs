@@ -40,6 +40,22 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     )?))
 }
 
+/// What a node does: serve the API, run the delivery worker, or both (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub worker: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            api: true,
+            worker: true,
+        }
+    }
+}
+
 /// A running (or ready to run) Hookline: its service handle and its dispatcher.
 pub struct App {
     pub hookline: Hookline,
@@ -60,16 +76,31 @@ impl App {
         })
     }
 
-    /// Serves HTTP on `listener` and runs the dispatcher and retention until `shutdown` is
-    /// cancelled; then stops taking requests and new work, finishes in-flight sends and returns.
+    /// Serves HTTP on `listener` (the whole API, or only the health probes for a worker-only node)
+    /// and, with the worker role, runs the dispatcher and retention, until `shutdown` is cancelled;
+    /// then stops taking requests and new work, finishes in-flight sends and returns.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
+        roles: Roles,
     ) -> anyhow::Result<()> {
-        let router = api::router(self.hookline.clone());
-        let worker = tokio::spawn(self.dispatcher.clone().run(shutdown.clone()));
-        let pruner = tokio::spawn(retention(self.hookline.clone(), shutdown.clone()));
+        let router = if roles.api {
+            api::router(self.hookline.clone())
+        } else {
+            api::health_router(self.hookline.clone())
+        };
+        let (worker, pruner) = if roles.worker {
+            (
+                Some(tokio::spawn(self.dispatcher.clone().run(shutdown.clone()))),
+                Some(tokio::spawn(retention(
+                    self.hookline.clone(),
+                    shutdown.clone(),
+                ))),
+            )
+        } else {
+            (None, None)
+        };
         let http = axum::serve(listener, router)
             .with_graceful_shutdown({
                 let s = shutdown.clone();
@@ -77,8 +108,9 @@ impl App {
             })
             .await;
         shutdown.cancel();
-        let _ = worker.await;
-        let _ = pruner.await;
+        for task in [worker, pruner].into_iter().flatten() {
+            let _ = task.await;
+        }
         http?;
         Ok(())
     }

@@ -42,6 +42,13 @@ pub fn router(hookline: Hookline) -> Router {
         .with_state(hookline)
 }
 
+/// Only the health probes (worker-only nodes).
+pub fn health_router(hookline: Hookline) -> Router {
+    health::router()
+        .fallback(|| async { Error::NotFound("this node runs the worker role only".into()) })
+        .with_state(hookline)
+}
+
 /// The caller, authenticated by `Authorization: Bearer hk_…`.
 pub struct Auth(pub Principal);
 

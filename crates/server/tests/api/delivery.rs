@@ -1,0 +1,1100 @@
+//! The delivery engine end to end: publish → dispatcher → local receiver → delivery log.
+
+use super::*;
+use hookline_core::time;
+
+fn contact(id: &str) -> Value {
+    json!({"event_type": "contact.created", "data": {"id": id, "first_name": "John", "last_name": "Doe"}})
+}
+
+impl TestApp {
+    async fn webhook_to(&self, receiver: &Receiver, extra: Value) -> Value {
+        let mut body = json!({"url": receiver.url, "events": ["*"]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        self.create(body).await
+    }
+
+    async fn publish(&self, body: Value) -> Value {
+        let (s, v) = self.call(Method::POST, "/v1/events", Some(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        v
+    }
+
+    async fn delivery(&self, id: &str) -> Value {
+        let (s, v) = self
+            .call(Method::GET, &format!("/v1/deliveries/{id}"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn drain(&self) -> usize {
+        self.dispatcher.drain().await.unwrap()
+    }
+
+    /// Runs the dispatcher as if the clock were `secs` seconds ahead (reaches scheduled retries).
+    async fn run_later(&self, secs: i64) -> usize {
+        self.dispatcher
+            .run_once_at(time::now() + chrono::Duration::seconds(secs))
+            .await
+            .unwrap()
+    }
+}
+
+fn first_delivery(published: &Value) -> String {
+    published["delivery_ids"][0].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn publish_delivers_a_signed_envelope_and_logs_the_attempt() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let w = app
+        .webhook_to(
+            &rx,
+            json!({"events": ["contacts.created"], "headers": {"X-Api-Key": "receiver-token"}}),
+        )
+        .await;
+    let secret = w["secret"].as_str().unwrap().to_string();
+    let p = app.publish(contact("c1")).await;
+    let delivery_id = first_delivery(&p);
+    assert_eq!(p["delivery_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(app.drain().await, 1);
+
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    let req = &got[0];
+    assert_eq!(req.header("content-type"), "application/json");
+    assert!(req.header("user-agent").starts_with("Hookline/"));
+    assert_eq!(req.header("x-hookline-event"), "contacts.created");
+    assert_eq!(req.header("x-webhook-event"), "contacts.created");
+    assert_eq!(req.header("x-hookline-delivery-id"), delivery_id);
+    assert_eq!(req.header("webhook-id"), delivery_id);
+    assert_eq!(req.header("x-api-key"), "receiver-token");
+    assert!(time::parse(req.header("x-webhook-timestamp")).is_some());
+    // Seed 001/003 receivers: hex HMAC of the raw body.
+    hookline_verify::verify_hex(&secret, &req.body, req.header("x-webhook-signature")).unwrap();
+    // Standard Webhooks receivers.
+    let headers = hookline_verify::StandardHeaders {
+        id: req.header("webhook-id"),
+        timestamp: req.header("webhook-timestamp"),
+        signature: req.header("webhook-signature"),
+    };
+    hookline_verify::verify_standard(
+        &secret,
+        &headers,
+        &req.body,
+        hookline_verify::unix_now(),
+        300,
+    )
+    .unwrap();
+    let body = req.json();
+    assert_eq!(body["event_id"], delivery_id.as_str());
+    assert_eq!(body["data"]["event_type"], "contacts.created");
+    assert_eq!(body["data"]["contacts"][0]["id"], "c1");
+
+    let d = app.delivery(&delivery_id).await;
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["attempt_count"], 1);
+    assert_eq!(d["last_status_code"], 200);
+    let a = &d["attempts"][0];
+    assert_eq!(a["status_code"], 200);
+    assert_eq!(a["response_body"], "ok");
+    assert!(a["total_ms"].as_f64().unwrap() > 0.0);
+    assert!(a["ttfb_ms"].as_f64().is_some());
+    assert_eq!(a["request_headers"]["X-Api-Key"], "<redacted>");
+    assert_eq!(
+        a["request_headers"]["X-Webhook-Signature"],
+        req.header("x-webhook-signature")
+    );
+    assert!(
+        a.to_string().find(&secret).is_none(),
+        "secret leaked into the log: {a}"
+    );
+}
+
+#[tokio::test]
+async fn retries_on_503_then_delivers_with_the_same_delivery_id() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(503));
+    app.webhook_to(&rx, json!({})).await;
+    let id = first_delivery(&app.publish(contact("c1")).await);
+    assert_eq!(app.drain().await, 1);
+    let d = app.delivery(&id).await;
+    assert_eq!(d["status"], "retrying");
+    assert_eq!(d["last_status_code"], 503);
+    let next = time::parse(d["next_attempt_at"].as_str().unwrap()).unwrap();
+    let wait = (next - time::now()).num_seconds();
+    assert!(
+        (350..=360).contains(&wait),
+        "default schedule is 6 minutes, got {wait}s"
+    );
+    // Not due yet: nothing is sent.
+    assert_eq!(app.drain().await, 0);
+    assert_eq!(app.run_later(361).await, 1);
+    let d = app.delivery(&id).await;
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["attempt_count"], 2);
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 2);
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[0].header("x-hookline-delivery-id"),
+        got[1].header("x-hookline-delivery-id")
+    );
+    assert_eq!(got[0].json()["event_id"], got[1].json()["event_id"]);
+}
+
+#[tokio::test]
+async fn gives_up_after_the_schedule_and_never_retries_with_an_empty_one() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    for _ in 0..3 {
+        rx.then(Reply::status(500));
+    }
+    app.webhook_to(&rx, json!({"retry_schedule": ["10s", "20s"]}))
+        .await;
+    let id = first_delivery(&app.publish(contact("c1")).await);
+    app.drain().await;
+    app.run_later(11).await;
+    app.run_later(40).await;
+    let d = app.delivery(&id).await;
+    assert_eq!(d["status"], "failed");
+    assert_eq!(d["attempt_count"], 3);
+    assert_eq!(app.run_later(100_000).await, 0);
+
+    let rx2 = Receiver::start().await;
+    rx2.then(Reply::status(503));
+    let w = app.webhook_to(&rx2, json!({"retry_schedule": []})).await;
+    let p = app.publish(contact("c2")).await;
+    app.drain().await;
+    let ids: Vec<_> = p["delivery_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let (_, log) = app
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries?webhook_id={}", w["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(log["data"][0]["status"], "failed");
+    assert!(ids.contains(&log["data"][0]["id"].as_str().unwrap().to_string()));
+}
+
+#[tokio::test]
+async fn fails_at_once_on_400_and_does_not_follow_301() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(400));
+    let mut moved = Reply::status(301);
+    moved
+        .headers
+        .push(("location", format!("{}/elsewhere", rx.url)));
+    rx.then(moved);
+    app.webhook_to(&rx, json!({})).await;
+    let a = first_delivery(&app.publish(contact("a")).await);
+    app.drain().await;
+    let b = first_delivery(&app.publish(contact("b")).await);
+    app.drain().await;
+    assert_eq!(app.delivery(&a).await["status"], "failed");
+    let d = app.delivery(&b).await;
+    assert_eq!(d["status"], "failed");
+    assert_eq!(d["last_status_code"], 301);
+    assert_eq!(
+        app.run_later(100_000).await,
+        0,
+        "permanent failures are not retried"
+    );
+    let paths: Vec<_> = rx.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/hook", "/hook"], "the redirect was not followed");
+}
+
+#[tokio::test]
+async fn hanging_receiver_times_out_and_is_retried() {
+    let mut cfg = local_receivers();
+    cfg.push(("timeout", "1s".into()));
+    let app = spawn_app_with(&cfg).await;
+    let rx = Receiver::start().await;
+    let never = Arc::new(Notify::new());
+    rx.then(Reply {
+        hold: Some(never.clone()),
+        ..Reply::status(200)
+    });
+    app.webhook_to(&rx, json!({})).await;
+    let id = first_delivery(&app.publish(contact("c")).await);
+    app.drain().await;
+    let d = app.delivery(&id).await;
+    assert_eq!(d["status"], "retrying");
+    assert_eq!(d["attempts"][0]["error_kind"], "timeout");
+    assert_eq!(d["attempts"][0]["status_code"], Value::Null);
+    never.notify_waiters();
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_and_blocked_destinations_fail_for_good() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    app.create(json!({"url": format!("http://127.0.0.1:{closed}/hook"), "events": ["*"]}))
+        .await;
+    let id = first_delivery(&app.publish(contact("c")).await);
+    app.drain().await;
+    let d = app.delivery(&id).await;
+    assert_eq!(d["status"], "retrying");
+    assert_eq!(d["attempts"][0]["error_kind"], "connect");
+
+    // A webhook saved while an address was allowed, then refused by the policy at send time.
+    let strict = spawn_app_with(&[("allow_http", "true".into())]).await;
+    let tenant = strict
+        .hookline
+        .authenticate(&strict.key)
+        .await
+        .unwrap()
+        .tenant_id;
+    let now = time::now();
+    let w = hookline_store::Webhook {
+        id: hookline_core::ids::new_id(),
+        tenant_id: tenant,
+        name: "old".into(),
+        description: String::new(),
+        url: format!("http://127.0.0.1:{closed}/hook"),
+        events: vec!["*".into()],
+        secret: "s".into(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        enabled: true,
+        disabled_reason: None,
+        format: Default::default(),
+        headers: Default::default(),
+        retry_schedule: None,
+        rate_limit: None,
+        ordering: Default::default(),
+        consecutive_failures: 0,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    strict.hookline.store.insert_webhook(&w).await.unwrap();
+    let id = first_delivery(&strict.publish(contact("c")).await);
+    strict.drain().await;
+    let d = strict.delivery(&id).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert_eq!(d["attempts"][0]["error_kind"], "blocked_destination");
+}
+
+#[tokio::test]
+async fn a_huge_response_body_is_capped_in_the_log() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply {
+        body: vec![b'x'; 20 << 20],
+        ..Reply::status(200)
+    });
+    app.webhook_to(&rx, json!({})).await;
+    let id = first_delivery(&app.publish(contact("c")).await);
+    app.drain().await;
+    let d = app.delivery(&id).await;
+    assert_eq!(d["status"], "delivered");
+    let a = &d["attempts"][0];
+    assert_eq!(a["response_body"].as_str().unwrap().len(), 4096);
+    assert_eq!(a["response_truncated"], true);
+}
+
+#[tokio::test]
+async fn retry_after_stretches_the_next_attempt() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let mut slow_down = Reply::status(429);
+    slow_down.headers.push(("retry-after", "900".into()));
+    rx.then(slow_down);
+    app.webhook_to(&rx, json!({"retry_schedule": ["10s"]}))
+        .await;
+    let id = first_delivery(&app.publish(contact("c")).await);
+    app.drain().await;
+    let d = app.delivery(&id).await;
+    let next = time::parse(d["next_attempt_at"].as_str().unwrap()).unwrap();
+    let wait = (next - time::now()).num_seconds();
+    assert!((890..=900).contains(&wait), "{wait}");
+    assert_eq!(
+        app.run_later(60).await,
+        0,
+        "the schedule's 10s is not enough"
+    );
+    assert_eq!(app.run_later(901).await, 1);
+}
+
+#[tokio::test]
+async fn fan_out_reaches_only_matching_enabled_webhooks() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let contacts = Receiver::start().await;
+    let deals = Receiver::start().await;
+    let off = Receiver::start().await;
+    app.webhook_to(&contacts, json!({"events": ["contact.*"]}))
+        .await;
+    app.webhook_to(&deals, json!({"events": ["deal.*"]})).await;
+    app.webhook_to(&off, json!({"events": ["*"], "enabled": false}))
+        .await;
+    let p = app.publish(contact("c")).await;
+    assert_eq!(p["delivery_ids"].as_array().unwrap().len(), 1);
+    let p = app
+        .publish(json!([
+            {"event_type": "DealStageChanged", "data": {"id": "d1", "stage": "won"}},
+            {"event_type": "message.received", "data": {"id": "m1", "text": "hi"}}
+        ]))
+        .await;
+    assert_eq!(p["data"].as_array().unwrap().len(), 2);
+    assert_eq!(p["data"][0]["delivery_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(p["data"][1]["delivery_ids"], json!([]));
+    app.drain().await;
+    assert_eq!(contacts.received().len(), 1);
+    assert_eq!(deals.received().len(), 1);
+    assert_eq!(
+        deals.received()[0].header("x-hookline-event"),
+        "deals.stage.changed"
+    );
+    assert!(off.received().is_empty());
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_answer() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    app.webhook_to(&rx, json!({})).await;
+    let send = |body: Value, key: &'static str| {
+        let req = app
+            .client
+            .post(format!("{}/v1/events", app.base))
+            .bearer_auth(&app.key)
+            .header("idempotency-key", key)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let replayed = r.headers().get("idempotent-replayed").is_some();
+            (r.status(), replayed, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s1, r1, first) = send(contact("c1"), "k-1").await;
+    assert_eq!((s1, r1), (StatusCode::ACCEPTED, false));
+    let (s2, r2, again) = send(contact("c1"), "k-1").await;
+    assert_eq!((s2, r2), (StatusCode::ACCEPTED, true));
+    assert_eq!(first, again);
+    let (s3, _, other) = send(contact("c2"), "k-1").await;
+    assert_error(
+        s3,
+        &other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        Some("Idempotency-Key"),
+        "reused key",
+    );
+    app.drain().await;
+    assert_eq!(rx.received().len(), 1, "one fan-out only");
+    let (_, events) = app.call(Method::GET, "/v1/events", None).await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_events_get_422_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            json!({"event_type": "contact.exploded", "data": {}}),
+            ".",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.exploded", "data": {"id": "1"}}),
+            "event_type",
+            "unknown_event_type",
+        ),
+        (
+            json!({"event_type": "contact.*", "data": {"id": "1"}}),
+            "event_type",
+            "unknown_event_type",
+        ),
+        (
+            json!({"event_type": "webhook.disabled", "data": {"id": "1"}}),
+            "event_type",
+            "reserved_event_type",
+        ),
+        (
+            json!({"event_type": "contact.created", "data": "x"}),
+            "data",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.created", "data": []}),
+            "data",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "message.sent", "data": [{"id": 1}]}),
+            "data",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.deleted", "data": {"name": "x"}}),
+            "data",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.deleted", "data": {"ids": []}}),
+            "data",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.created", "data": {"id": "1"}, "occurred_at": "yesterday"}),
+            "occurred_at",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.created", "data": {"id": "1"}, "entity_type": "deal"}),
+            "entity_type",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.updated", "data": {"id": "1"}, "changes": {"name": "x"}}),
+            "changes",
+            "invalid",
+        ),
+        (
+            json!({"event_type": "contact.created", "data": {"id": "1"}, "source": ""}),
+            "source",
+            "invalid",
+        ),
+        (
+            json!([contact("a"), {"event_type": "nope", "data": {}}]),
+            "[1].event_type",
+            "unknown_event_type",
+        ),
+        (json!([]), ".", "invalid"),
+    ];
+    for (body, field, code) in cases {
+        let (s, v) = app
+            .call(Method::POST, "/v1/events", Some(body.clone()))
+            .await;
+        if field == "." && code == "invalid" && body.is_object() {
+            // `{}` data on an unknown type: either error is acceptable as long as it's a 422.
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+            continue;
+        }
+        assert_error(
+            s,
+            &v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            Some(field),
+            &body.to_string(),
+        );
+    }
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event_type": "contact.created"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, events) = app.call(Method::GET, "/v1/events", None).await;
+    assert_eq!(events["data"], json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn resend_makes_a_new_delivery_and_leaves_the_original() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(400));
+    app.webhook_to(&rx, json!({})).await;
+    let id = first_delivery(&app.publish(contact("c")).await);
+    app.drain().await;
+    let before = app.delivery(&id).await;
+    assert_eq!(before["status"], "failed");
+    let (s, new) = app
+        .call(Method::POST, &format!("/v1/deliveries/{id}/resend"), None)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{new}");
+    assert_ne!(new["id"], id.as_str());
+    assert_eq!(new["resent_from"], id.as_str());
+    assert_eq!(new["event_id"], before["event_id"]);
+    app.drain().await;
+    assert_eq!(
+        app.delivery(new["id"].as_str().unwrap()).await["status"],
+        "delivered"
+    );
+    assert_eq!(app.delivery(&id).await, before, "the original is unchanged");
+    let got = rx.received();
+    assert_eq!(
+        got[1].header("x-hookline-delivery-id"),
+        new["id"].as_str().unwrap()
+    );
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{}/resend", hookline_core::ids::new_id()),
+            None,
+        )
+        .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+        "unknown delivery",
+    );
+}
+
+#[tokio::test]
+async fn replay_counts_then_resends_failed_deliveries_in_range() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    for _ in 0..3 {
+        rx.then(Reply::status(410));
+    }
+    let w = app.webhook_to(&rx, json!({})).await;
+    let wid = w["id"].as_str().unwrap();
+    let since = time::format(&(time::now() - chrono::Duration::minutes(1)));
+    for i in 0..4 {
+        app.publish(contact(&format!("c{i}"))).await;
+    }
+    app.drain().await;
+    let path = format!("/v1/webhooks/{wid}/replay");
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"since": since, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v, json!({"count": 3, "dry_run": true}));
+    let (_, v) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"since": since, "status": ["delivered"], "dry_run": true})),
+        )
+        .await;
+    assert_eq!(v["count"], 1);
+    let (_, v) = app
+        .call(Method::POST, &path, Some(json!({"since": since})))
+        .await;
+    assert_eq!(v, json!({"count": 3, "dry_run": false}));
+    assert_eq!(app.drain().await, 3);
+    assert_eq!(rx.received().len(), 7);
+    let future = time::format(&(time::now() + chrono::Duration::hours(1)));
+    let (_, v) = app
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"since": future, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(v["count"], 0);
+    for (body, field) in [
+        (json!({}), "since"),
+        (json!({"since": "soon"}), "since"),
+        (json!({"since": since, "until": since}), "until"),
+        (json!({"since": since, "status": "exploded"}), "status"),
+        (json!({"since": since, "status": [5]}), "status[0]"),
+    ] {
+        let (s, v) = app.call(Method::POST, &path, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn test_button_sends_a_sample_synchronously_and_logs_it() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let w = app
+        .webhook_to(&rx, json!({"events": ["contacts.*"], "format": "entity"}))
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let (s, v) = app
+        .call(Method::POST, &format!("/v1/webhooks/{id}/test"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["success"], true);
+    assert_eq!(v["event_type"], "contact.created");
+    assert_eq!(v["attempt"]["status_code"], 200);
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    let body = got[0].json();
+    assert_eq!(body["event"], "contact.created");
+    assert_eq!(body["data"]["payload"]["contact"]["first_name"], "John");
+    let d = app.delivery(v["delivery_id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1);
+
+    // A failing test is reported, logged as failed, and never retried.
+    rx.then(Reply::status(503));
+    let (_, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/test"),
+            Some(json!({"event_type": "contact.deleted"})),
+        )
+        .await;
+    assert_eq!(v["success"], false);
+    assert_eq!(v["attempt"]["status_code"], 503);
+    assert_eq!(
+        app.delivery(v["delivery_id"].as_str().unwrap()).await["status"],
+        "failed"
+    );
+    assert_eq!(app.run_later(100_000).await, 0);
+}
+
+#[tokio::test]
+async fn test_an_unsaved_url_under_the_same_url_policy() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/webhooks/test",
+            Some(json!({"url": rx.url, "format": "flat"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["success"], true);
+    assert_eq!(v["delivery_id"], Value::Null);
+    let secret = v["secret"].as_str().unwrap();
+    let got = rx.received();
+    hookline_verify::verify_hex(secret, &got[0].body, got[0].header("x-webhook-signature"))
+        .unwrap();
+    assert_eq!(got[0].json()["event"], "contact.created");
+    for (body, field) in [
+        (json!({"url": "http://10.0.0.1/hook"}), "url"),
+        (json!({"url": "http://127.0.0.2/hook"}), "url"),
+        (json!({}), "url"),
+        (json!({"url": rx.url, "format": "xml"}), "format"),
+        (
+            json!({"url": rx.url, "format": "contacts-list", "event_type": "deal.created"}),
+            "event_type",
+        ),
+    ] {
+        let (s, v) = app
+            .call(Method::POST, "/v1/webhooks/test", Some(body.clone()))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    assert_eq!(rx.received().len(), 1);
+}
+
+#[tokio::test]
+async fn the_log_filters_by_webhook_status_type_time_and_search() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let ok = Receiver::start().await;
+    let bad = Receiver::start().await;
+    bad.then(Reply::status(404)).then(Reply::status(404));
+    let w_ok = app.webhook_to(&ok, json!({})).await;
+    app.webhook_to(&bad, json!({"url": bad.url.replace("/hook", "/crm-sync")}))
+        .await;
+    app.publish(contact("a")).await;
+    app.publish(json!({"event_type": "deal.created", "data": {"id": "d"}}))
+        .await;
+    app.drain().await;
+    let list = |q: String| {
+        let app = &app;
+        async move {
+            let (s, v) = app
+                .call(Method::GET, &format!("/v1/deliveries?{q}"), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            v["data"].as_array().unwrap().clone()
+        }
+    };
+    assert_eq!(list(String::new()).await.len(), 4);
+    assert_eq!(
+        list(format!("webhook_id={}", w_ok["id"].as_str().unwrap()))
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(list("status=failed".into()).await.len(), 2);
+    assert_eq!(
+        list("status=delivered&event_type=deals.created".into())
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(list("event_type=ContactCreated".into()).await.len(), 2);
+    assert_eq!(list("search=crm-sync".into()).await.len(), 2);
+    assert_eq!(list("search=deal".into()).await.len(), 2);
+    assert_eq!(list("search=contacts.created".into()).await.len(), 2);
+    assert_eq!(
+        list("search=%25".into()).await.len(),
+        0,
+        "LIKE wildcards are literal"
+    );
+    let past = time::format(&(time::now() - chrono::Duration::hours(1)));
+    assert_eq!(
+        list(format!("since={}", past.replace('+', "%2B")))
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(list(format!("until={past}")).await.len(), 0);
+    let page = list("limit=3".into()).await;
+    assert_eq!(page.len(), 3);
+    for (q, field) in [
+        ("status=lost", "status"),
+        ("webhook_id=abc", "webhook_id"),
+        ("event_type=nope", "event_type"),
+        ("since=yesterday", "since"),
+    ] {
+        let (s, v) = app
+            .call(Method::GET, &format!("/v1/deliveries?{q}"), None)
+            .await;
+        assert_error(
+            s,
+            &v,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            Some(field),
+            q,
+        );
+    }
+}
+
+#[tokio::test]
+async fn deliveries_and_events_are_scoped_by_tenant() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    app.webhook_to(&rx, json!({})).await;
+    let p = app.publish(contact("c")).await;
+    let id = first_delivery(&p);
+    let other = app.other_tenant_key("acme").await;
+    for path in [
+        format!("/v1/deliveries/{id}"),
+        format!("/v1/events/{}", p["id"].as_str().unwrap()),
+    ] {
+        let (s, v) = app.call_as(&other, Method::GET, &path, None).await;
+        assert_error(s, &v, StatusCode::NOT_FOUND, "not_found", None, &path);
+    }
+    let (s, v) = app
+        .call_as(
+            &other,
+            Method::POST,
+            &format!("/v1/deliveries/{id}/resend"),
+            None,
+        )
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "not_found", None, "resend");
+    let (_, list) = app
+        .call_as(&other, Method::GET, "/v1/deliveries", None)
+        .await;
+    assert_eq!(list["data"], json!([]));
+    let (_, list) = app.call_as(&other, Method::GET, "/v1/events", None).await;
+    assert_eq!(list["data"], json!([]));
+    // Another tenant's publish reaches none of our webhooks.
+    let (s, v) = app
+        .call_as(&other, Method::POST, "/v1/events", Some(contact("x")))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(v["delivery_ids"], json!([]));
+}
+
+#[tokio::test]
+async fn during_rotation_both_secrets_sign() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let w = app.webhook_to(&rx, json!({"secret": "old-secret"})).await;
+    let id = w["id"].as_str().unwrap();
+    let (_, r) = app
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            Some(json!({"secret": "new-secret"})),
+        )
+        .await;
+    assert_eq!(r["secret"], "new-secret");
+    app.publish(contact("c")).await;
+    app.drain().await;
+    let req = &rx.received()[0];
+    hookline_verify::verify_hex("new-secret", &req.body, req.header("x-webhook-signature"))
+        .unwrap();
+    hookline_verify::verify_hex(
+        "old-secret",
+        &req.body,
+        req.header("x-webhook-signature-previous"),
+    )
+    .unwrap();
+    assert_eq!(req.header("webhook-signature").split(' ').count(), 2);
+    for secret in ["old-secret", "new-secret"] {
+        let h = hookline_verify::StandardHeaders {
+            id: req.header("webhook-id"),
+            timestamp: req.header("webhook-timestamp"),
+            signature: req.header("webhook-signature"),
+        };
+        hookline_verify::verify_standard(secret, &h, &req.body, hookline_verify::unix_now(), 300)
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn events_of_one_entity_arrive_in_order_when_the_webhook_asks() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(503));
+    app.webhook_to(&rx, json!({"ordering": "entity", "retry_schedule": ["5s"]}))
+        .await;
+    for n in 1..=3 {
+        app.publish(json!({"event_type": "contact.updated", "data": {"id": "same", "n": n}}))
+            .await;
+    }
+    app.publish(json!({"event_type": "contact.updated", "data": {"id": "other", "n": 9}}))
+        .await;
+    // First pass: the head of `same` fails; `other` is not held back.
+    app.drain().await;
+    let order = |rx: &Receiver| {
+        rx.received()
+            .iter()
+            .map(|r| {
+                let b = r.json();
+                (
+                    b["data"]["contacts"][0]["id"].as_str().unwrap().to_string(),
+                    b["data"]["contacts"][0]["n"].as_i64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = order(&rx);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first.contains(&("same".to_string(), 1)) && first.contains(&("other".to_string(), 9)),
+        "{first:?}"
+    );
+    for _ in 0..5 {
+        app.run_later(6).await;
+    }
+    let same: Vec<i64> = order(&rx)
+        .into_iter()
+        .filter(|(id, _)| id == "same")
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(same, [1, 1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_webhook_that_keeps_failing_is_disabled_and_announced() {
+    let mut cfg = local_receivers();
+    cfg.push(("disable_after_failures", "3".into()));
+    let app = spawn_app_with(&cfg).await;
+    let ops = Receiver::start().await;
+    app.webhook_to(&ops, json!({"events": ["webhook.disabled"]}))
+        .await;
+    let rx = Receiver::start().await;
+    for _ in 0..3 {
+        rx.then(Reply::status(500));
+    }
+    let w = app
+        .webhook_to(&rx, json!({"events": ["contact.*"], "retry_schedule": []}))
+        .await;
+    for i in 0..3 {
+        app.publish(contact(&format!("c{i}"))).await;
+        app.drain().await;
+    }
+    let (_, got) = app
+        .call(
+            Method::GET,
+            &format!("/v1/webhooks/{}", w["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(got["enabled"], false);
+    assert!(
+        got["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 consecutive"),
+        "{got}"
+    );
+    app.drain().await;
+    let note = &ops.received()[0];
+    assert_eq!(note.header("x-hookline-event"), "webhooks.disabled");
+    assert_eq!(note.json()["data"]["webhooks"][0]["id"], w["id"]);
+    // A disabled webhook gets no new deliveries; re-enabling resumes them and resets the streak.
+    let p = app.publish(contact("while-disabled")).await;
+    assert_eq!(p["delivery_ids"], json!([]));
+    let (_, again) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/webhooks/{}", w["id"].as_str().unwrap()),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(again["disabled_reason"], Value::Null);
+    app.publish(contact("after")).await;
+    app.drain().await;
+    assert_eq!(rx.received().len(), 4);
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_delay_another() {
+    let mut cfg = local_receivers();
+    cfg.push(("max_concurrency_per_webhook", "2".into()));
+    let app = spawn_app_with_worker(&cfg).await;
+    let hanging = Receiver::start().await;
+    let release = Arc::new(Notify::new());
+    for _ in 0..20 {
+        hanging.then(Reply {
+            hold: Some(release.clone()),
+            ..Reply::status(200)
+        });
+    }
+    let healthy = Receiver::start().await;
+    app.webhook_to(&hanging, json!({})).await;
+    app.webhook_to(&healthy, json!({})).await;
+    for i in 0..20 {
+        app.publish(contact(&format!("c{i}"))).await;
+    }
+    // Every healthy delivery arrives while the hanging endpoint still holds all its requests...
+    healthy.wait_for(20).await;
+    // ...and the hanging one never had more than its concurrency cap in flight.
+    assert!(
+        hanging.received().len() <= 2,
+        "{}",
+        hanging.received().len()
+    );
+    release.notify_waiters();
+}
+
+#[tokio::test]
+async fn a_node_that_dies_mid_backlog_loses_nothing() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    app.webhook_to(&rx, json!({})).await;
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..30 {
+        ids.insert(first_delivery(
+            &app.publish(contact(&format!("c{i}"))).await,
+        ));
+    }
+    // A node claims everything and dies before sending anything.
+    let now = time::now();
+    let claim = app
+        .hookline
+        .store
+        .claim_due(hookline_store::ClaimRequest {
+            now,
+            lease_until: now + chrono::Duration::seconds(60),
+            limit: 1000,
+            per_webhook: 1000,
+            busy: Default::default(),
+            round: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claim.deliveries.len(), 30);
+    // A restarted node (same database) waits for the leases, then delivers every one.
+    let config = app.hookline.config.as_ref().clone();
+    let restarted = hookline_server::App::build(config).await.unwrap();
+    assert_eq!(
+        restarted.dispatcher.run_once().await.unwrap(),
+        0,
+        "leases still held"
+    );
+    let later = time::now() + chrono::Duration::seconds(61);
+    while restarted.dispatcher.run_once_at(later).await.unwrap() > 0 {}
+    let got: std::collections::HashSet<_> = rx
+        .received()
+        .iter()
+        .map(|r| r.header("x-hookline-delivery-id").to_string())
+        .collect();
+    assert_eq!(got, ids);
+    // The dead node's late results change nothing.
+    let stale: Vec<_> = claim
+        .deliveries
+        .iter()
+        .map(|d| hookline_store::AttemptResult {
+            delivery_id: d.id,
+            webhook_id: d.webhook_id,
+            lease_token: d.lease_token,
+            attempt: hookline_store::Attempt {
+                id: hookline_core::ids::new_id(),
+                delivery_id: d.id,
+                attempt_number: 1,
+                started_at: now,
+                url: "x".into(),
+                status_code: Some(500),
+                error_kind: None,
+                error_message: None,
+                dns_ms: None,
+                connect_ms: None,
+                tls_ms: None,
+                ttfb_ms: None,
+                total_ms: 1.0,
+                request_headers: vec![],
+                response_headers: vec![],
+                response_body: None,
+                response_truncated: false,
+            },
+            next: hookline_store::NextState::Failed,
+        })
+        .collect();
+    let applied = app
+        .hookline
+        .store
+        .record_attempts(stale, Default::default())
+        .await
+        .unwrap();
+    assert!(applied.iter().all(|a| !a));
+    let (_, log) = app
+        .call(
+            Method::GET,
+            "/v1/deliveries?status=delivered&limit=100",
+            None,
+        )
+        .await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 30);
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_sends_and_records_them() {
+    let app = spawn_app_with_worker(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let release = Arc::new(Notify::new());
+    rx.then(Reply {
+        hold: Some(release.clone()),
+        ..Reply::status(200)
+    });
+    app.webhook_to(&rx, json!({})).await;
+    let id = first_delivery(&app.publish(contact("c")).await);
+    rx.wait_for(1).await;
+    // Shut down while the request is in flight, then let the receiver answer.
+    app.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.notify_waiters();
+    let tenant = app.hookline.authenticate(&app.key).await.unwrap().tenant_id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (d, _) = app
+            .hookline
+            .store
+            .get_delivery(tenant, id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        if d.status == hookline_store::DeliveryStatus::Delivered {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "in-flight delivery was not recorded: {d:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
