@@ -1,5 +1,7 @@
 //! `hookline`: the one binary. Subcommands run the server or act on its database directly.
 
+mod ops;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hookline_server::config::Config;
@@ -44,6 +46,20 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Inspect and test webhooks.
+    Webhooks {
+        #[command(flatten)]
+        scope: ops::Scope,
+        #[command(subcommand)]
+        command: ops::WebhooksCommand,
+    },
+    /// The delivery log: list, show, resend.
+    Deliveries {
+        #[command(flatten)]
+        scope: ops::Scope,
+        #[command(subcommand)]
+        command: ops::DeliveriesCommand,
     },
 }
 
@@ -122,6 +138,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             App::build(config).await?;
             println!("database is up to date");
             Ok(())
+        }
+        Command::Webhooks { scope, command } => {
+            let config = load_config(&cli, &[])?;
+            init_tracing("warn");
+            let app = App::build(config).await?;
+            ops::webhooks(&app.hookline, scope, command).await
+        }
+        Command::Deliveries { scope, command } => {
+            let config = load_config(&cli, &[])?;
+            init_tracing("warn");
+            let app = App::build(config).await?;
+            ops::deliveries(&app.hookline, scope, command).await
         }
         Command::Keys {
             command: KeysCommand::Create { tenant, name },

@@ -197,3 +197,262 @@ fn bad_configuration_fails_with_a_message_naming_the_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+/// A minimal HTTP/1.1 receiver on 127.0.0.1 (keep-alive aware) that records delivery ids and
+/// answers 200 after `delay`.
+struct MiniReceiver {
+    port: u16,
+    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl MiniReceiver {
+    fn start(delay: Duration) -> MiniReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = ids.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || serve_conn(stream, seen, delay));
+            }
+        });
+        MiniReceiver { port, ids }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
+    }
+}
+
+fn serve_conn(
+    stream: TcpStream,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    delay: Duration,
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut len = 0usize;
+        let mut id = String::new();
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                match k.to_ascii_lowercase().as_str() {
+                    "content-length" => len = v.trim().parse().unwrap_or(0),
+                    "x-hookline-delivery-id" => id = v.trim().to_string(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        std::thread::sleep(delay);
+        seen.lock().unwrap().push(id);
+        if writer
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let raw = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(raw).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn spawn_serve(dir: &std::path::Path, port: u16) -> Child {
+    hookline(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32")
+        .env("HOOKLINE_ALLOW_HTTP", "true")
+        .env("HOOKLINE_TIMEOUT", "1s")
+        .env("HOOKLINE_LEASE", "7s")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_killed_server_loses_nothing_and_the_cli_reads_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = String::from_utf8(run(hookline(dir.path()).args(["keys", "create"])).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let rx = MiniReceiver::start(Duration::from_millis(15));
+    let port = free_port();
+    let mut first = spawn_serve(dir.path(), port);
+    wait_ready(port);
+    let (s, w) = http_json(
+        port,
+        "POST",
+        "/v1/webhooks",
+        &key,
+        &format!(r#"{{"url":"{}","events":["*"]}}"#, rx.url()),
+    );
+    assert_eq!(s, 201, "{w}");
+    let events: Vec<String> = (0..200)
+        .map(|i| format!(r#"{{"event_type":"contact.created","data":{{"id":"c{i}"}}}}"#))
+        .collect();
+    let (s, published) = http_json(
+        port,
+        "POST",
+        "/v1/events",
+        &key,
+        &format!("[{}]", events.join(",")),
+    );
+    assert_eq!(s, 202, "{published}");
+    let expected: std::collections::HashSet<String> = published["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["delivery_ids"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(expected.len(), 200);
+    // Kill the node mid-backlog, without any chance to clean up.
+    let start = Instant::now();
+    while rx.ids().len() < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "deliveries never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let before_restart = rx.ids().len();
+    assert!(
+        before_restart < 200,
+        "the backlog finished before the kill; nothing was tested"
+    );
+
+    let port = free_port();
+    let second = spawn_serve(dir.path(), port);
+    wait_ready(port);
+    // Every delivery id arrives, and the log ends with all 200 delivered (the dead node's in-flight
+    // ones are sent again once their lease expires).
+    let delivered = || {
+        let out = run(hookline(dir.path()).args([
+            "deliveries",
+            "list",
+            "--status",
+            "delivered",
+            "--limit",
+            "1000",
+            "--json",
+        ]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let start = Instant::now();
+    while delivered() < 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {} of 200 delivered after restart",
+            delivered()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got: std::collections::HashSet<String> = rx.ids().into_iter().collect();
+    assert!(got.is_superset(&expected));
+    let all = rx.ids();
+    eprintln!(
+        "delivered 200 unique ids with {} duplicate sends after a SIGKILL",
+        all.len() - 200
+    );
+    assert!(terminate(second).success());
+
+    // The CLI reads the same log.
+    let one = expected.iter().next().unwrap();
+    let out = run(hookline(dir.path()).args(["deliveries", "show", one]));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("delivered") && text.contains("HTTP 200"),
+        "{text}"
+    );
+    let out = run(hookline(dir.path()).args(["deliveries", "resend", one]));
+    assert!(out.status.success());
+    let new_id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(uuid_like(&new_id) && &new_id != one, "{new_id}");
+    let wid = w["id"].as_str().unwrap();
+    // The operator's CLI applies the same URL policy as the server: without the allowlist the
+    // loopback receiver is refused.
+    let out = run(hookline(dir.path()).args(["webhooks", "test", wid]));
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.starts_with("FAILED") && text.contains("invalid_url"),
+        "{text}"
+    );
+    let out = run(hookline(dir.path())
+        .env("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32")
+        .env("HOOKLINE_ALLOW_HTTP", "true")
+        .args(["webhooks", "test", wid]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK contact.created"));
+    let out = run(hookline(dir.path()).args(["deliveries", "show", "not-a-uuid"]));
+    assert!(!out.status.success());
+    let out = run(hookline(dir.path()).args(["deliveries", "show", &new_id, "--tenant", "nobody"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tenant `nobody` not found"));
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}

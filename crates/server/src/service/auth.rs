@@ -70,6 +70,20 @@ impl Hookline {
         Ok(key.plaintext)
     }
 
+    /// Acts as a tenant without a key: for the operator's CLI, which already holds the database.
+    pub async fn principal_for_tenant(&self, tenant_name: &str) -> Result<Principal> {
+        let tenant = self
+            .store
+            .tenant_by_name(tenant_name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenant `{tenant_name}` not found")))?;
+        Ok(Principal {
+            tenant_id: tenant.id,
+            key_id: Uuid::nil(),
+            default_user_id: None,
+        })
+    }
+
     /// Resolves a presented bearer key. Unknown and malformed keys get the same answer.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal> {
         let unauthorized = || Error::Unauthorized("invalid API key".into());
