@@ -52,6 +52,24 @@ pub struct Counters {
     pub stale_results: AtomicU64,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_spaces_sends_after_a_burst() {
+        let l = RateLimiter::new(10);
+        let waits: Vec<Duration> = (0..12).map(|_| l.reserve()).collect();
+        assert!(waits[..10].iter().all(|w| w.is_zero()), "{waits:?}");
+        // The 11th and 12th wait about 0.1s and 0.2s for their tokens.
+        assert!(
+            waits[10] > Duration::from_millis(50) && waits[10] <= Duration::from_millis(100),
+            "{waits:?}"
+        );
+        assert!(waits[11] > waits[10], "{waits:?}");
+    }
+}
+
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
@@ -68,7 +86,6 @@ struct Inner {
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<Uuid, Arc<RateLimiter>>>,
     round: AtomicU64,
-    pub counters: Counters,
 }
 
 /// Builds the sender the configuration describes.
@@ -277,13 +294,12 @@ impl Dispatcher {
                 freed: Notify::new(),
                 limiters: Mutex::new(HashMap::new()),
                 round: AtomicU64::new(0),
-                counters: Counters::default(),
             }),
         }
     }
 
     pub fn counters(&self) -> &Counters {
-        &self.inner.counters
+        &self.inner.hookline.counters
     }
 
     pub fn in_flight(&self) -> usize {
@@ -414,7 +430,7 @@ impl Dispatcher {
             attempt_number: d.attempt_number,
         };
         let o = attempt(&self.inner.sender, config, target).await;
-        let c = &self.inner.counters;
+        let c = &self.inner.hookline.counters;
         c.attempts.fetch_add(1, Ordering::Relaxed);
         match o.verdict {
             Verdict::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
@@ -458,6 +474,7 @@ impl Dispatcher {
         let stale = applied.iter().filter(|ok| !**ok).count() as u64;
         if stale > 0 {
             self.inner
+                .hookline
                 .counters
                 .stale_results
                 .fetch_add(stale, Ordering::Relaxed);

@@ -4,7 +4,10 @@
 use hookline_core::retry::RetrySchedule;
 use hookline_core::webhook::{Format, Ordering};
 use hookline_core::{ids, time};
-use hookline_store::{ApiKey, Page, SqliteStore, Store, StoreError, Synchronous, Webhook};
+use hookline_store::{
+    ApiKey, Attempt, AttemptResult, ClaimRequest, DeliveryFilter, DeliveryStatus, Event, NextState,
+    Page, PublishOutcome, ReplayFilter, SqliteStore, Store, StoreError, Synchronous, Webhook,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -71,6 +74,14 @@ suite!(sqlite:
     webhooks_are_scoped_by_tenant,
     list_pages_newest_first,
     concurrent_writes_all_commit_and_a_failing_one_spoils_none,
+    publish_fans_out_to_matching_enabled_webhooks_in_one_transaction,
+    one_object_formats_get_a_delivery_per_object,
+    idempotency_keys_replay_or_refuse,
+    claims_respect_per_webhook_quotas_and_leases,
+    results_need_the_current_lease,
+    ordering_holds_later_events_of_an_entity,
+    replay_and_resend_copy_deliveries,
+    prune_removes_only_old_delivered_attempts,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -251,4 +262,545 @@ async fn concurrent_writes_all_commit_and_a_failing_one_spoils_none(f: Fixture) 
     }
     assert_eq!((ok, conflicts), (180, 20));
     assert_eq!(f.store.count_tenants().await.unwrap(), 180);
+}
+
+fn event(tenant: Uuid, event_type: &str, data: serde_json::Value) -> Event {
+    let now = time::now();
+    Event {
+        id: ids::new_id(),
+        tenant_id: tenant,
+        event_type: event_type.into(),
+        occurred_at: now,
+        source: None,
+        source_id: None,
+        actor_id: None,
+        entity_type: None,
+        entity_id: data.get("id").and_then(|v| v.as_str()).map(str::to_string),
+        data,
+        changes: None,
+        batch: None,
+        created_at: now,
+    }
+}
+
+fn hook_for(tenant: Uuid, events: &[&str], format: Format, enabled: bool) -> Webhook {
+    let mut w = webhook(tenant, "w");
+    w.events = events.iter().map(|e| e.to_string()).collect();
+    w.format = format;
+    w.enabled = enabled;
+    w.ordering = Ordering::None;
+    w.consecutive_failures = 0;
+    w.failing_since = None;
+    w
+}
+
+fn claim_req(limit: usize, per_webhook: usize) -> ClaimRequest {
+    let now = time::now();
+    ClaimRequest {
+        now,
+        lease_until: now + chrono::Duration::seconds(60),
+        limit,
+        per_webhook,
+        busy: Default::default(),
+        round: 0,
+    }
+}
+
+fn result(
+    d: &hookline_store::ClaimedDelivery,
+    next: NextState,
+    status: Option<u16>,
+) -> AttemptResult {
+    AttemptResult {
+        delivery_id: d.id,
+        webhook_id: d.webhook_id,
+        lease_token: d.lease_token,
+        attempt: Attempt {
+            id: ids::new_id(),
+            delivery_id: d.id,
+            attempt_number: d.attempt_number,
+            started_at: time::now(),
+            url: "https://example.com/h".into(),
+            status_code: status,
+            error_kind: None,
+            error_message: None,
+            dns_ms: None,
+            connect_ms: Some(1.0),
+            tls_ms: None,
+            ttfb_ms: Some(2.0),
+            total_ms: 3.0,
+            request_headers: vec![("X-Webhook-Event".into(), "contact.created".into())],
+            response_headers: vec![],
+            response_body: Some("ok".into()),
+            response_truncated: false,
+        },
+        next,
+    }
+}
+
+async fn published(
+    f: &Fixture,
+    tenant: Uuid,
+    events: Vec<Event>,
+) -> Vec<hookline_store::Published> {
+    match f.store.publish(tenant, events, None).await.unwrap() {
+        PublishOutcome::Published(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn publish_fans_out_to_matching_enabled_webhooks_in_one_transaction(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let other = f.store.create_tenant("other").await.unwrap();
+    let contacts = hook_for(t.id, &["contact.*"], Format::Envelope, true);
+    let all = hook_for(t.id, &["*"], Format::Envelope, true);
+    let off = hook_for(t.id, &["*"], Format::Envelope, false);
+    let theirs = hook_for(other.id, &["*"], Format::Envelope, true);
+    for w in [&contacts, &all, &off, &theirs] {
+        f.store.insert_webhook(w).await.unwrap();
+    }
+    let p = published(
+        &f,
+        t.id,
+        vec![
+            event(t.id, "contact.created", serde_json::json!({"id": "c1"})),
+            event(t.id, "deal.created", serde_json::json!({"id": "d1"})),
+        ],
+    )
+    .await;
+    assert_eq!(p[0].delivery_ids.len(), 2);
+    assert_eq!(p[1].delivery_ids.len(), 1);
+    let listed = f
+        .store
+        .list_deliveries(
+            t.id,
+            DeliveryFilter::default(),
+            Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Pending && d.webhook_id != off.id));
+    // An event that fails to insert takes its deliveries with it.
+    let dup = event(t.id, "contact.created", serde_json::json!({"id": "c2"}));
+    let again = Event { id: p[0].id, ..dup };
+    assert!(f.store.publish(t.id, vec![again], None).await.is_err());
+    let listed = f
+        .store
+        .list_deliveries(
+            t.id,
+            DeliveryFilter::default(),
+            Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+}
+
+async fn one_object_formats_get_a_delivery_per_object(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    f.store
+        .insert_webhook(&hook_for(t.id, &["*"], Format::Envelope, true))
+        .await
+        .unwrap();
+    f.store
+        .insert_webhook(&hook_for(t.id, &["*"], Format::Flat, true))
+        .await
+        .unwrap();
+    let batch = serde_json::json!([{"id": "a"}, {"id": "b"}, {"id": "c"}]);
+    let p = published(&f, t.id, vec![event(t.id, "contact.created", batch)]).await;
+    assert_eq!(p[0].delivery_ids.len(), 4, "1 batched + 3 single");
+    let claim = f.store.claim_due(claim_req(100, 100)).await.unwrap();
+    let mut items: Vec<_> = claim.deliveries.iter().map(|d| d.item_index).collect();
+    items.sort();
+    assert_eq!(items, [None, Some(0), Some(1), Some(2)]);
+}
+
+async fn idempotency_keys_replay_or_refuse(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let key = Some(("k".to_string(), "hash-1".to_string()));
+    let first = f
+        .store
+        .publish(
+            t.id,
+            vec![event(t.id, "task.created", serde_json::json!({"id": "t"}))],
+            key.clone(),
+        )
+        .await
+        .unwrap();
+    let PublishOutcome::Published(p) = first else {
+        panic!()
+    };
+    let again = f
+        .store
+        .publish(
+            t.id,
+            vec![event(t.id, "task.created", serde_json::json!({"id": "t"}))],
+            key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, PublishOutcome::Replayed(p));
+    let other = f
+        .store
+        .publish(
+            t.id,
+            vec![event(t.id, "task.created", serde_json::json!({"id": "u"}))],
+            Some(("k".into(), "hash-2".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other, PublishOutcome::KeyReused);
+    assert_eq!(
+        f.store
+            .list_events(
+                t.id,
+                None,
+                Page {
+                    before: None,
+                    limit: 10
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Keys are per tenant.
+    let u = f.store.create_tenant("u").await.unwrap();
+    let theirs = f
+        .store
+        .publish(
+            u.id,
+            vec![event(u.id, "task.created", serde_json::json!({"id": "t"}))],
+            Some(("k".into(), "hash-2".into())),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(theirs, PublishOutcome::Published(_)));
+}
+
+async fn claims_respect_per_webhook_quotas_and_leases(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let a = hook_for(t.id, &["*"], Format::Envelope, true);
+    let b = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&a).await.unwrap();
+    f.store.insert_webhook(&b).await.unwrap();
+    for i in 0..10 {
+        published(
+            &f,
+            t.id,
+            vec![event(
+                t.id,
+                "contact.created",
+                serde_json::json!({"id": format!("c{i}")}),
+            )],
+        )
+        .await;
+    }
+    let mut req = claim_req(100, 3);
+    req.busy.insert(a.id, 2);
+    let claim = f.store.claim_due(req.clone()).await.unwrap();
+    let for_a = claim
+        .deliveries
+        .iter()
+        .filter(|d| d.webhook_id == a.id)
+        .count();
+    let for_b = claim
+        .deliveries
+        .iter()
+        .filter(|d| d.webhook_id == b.id)
+        .count();
+    assert_eq!((for_a, for_b), (1, 3));
+    assert!(claim.deliveries.iter().all(|d| d.attempt_number == 1));
+    assert_eq!(claim.webhooks.len(), 2);
+    assert_eq!(claim.tenants[&t.id], "acme");
+    // Leased work isn't claimed again until the lease expires.
+    let mut again = claim_req(100, 100);
+    again.now = req.now;
+    let second = f.store.claim_due(again.clone()).await.unwrap();
+    assert_eq!(second.deliveries.len(), 20 - 4);
+    assert_eq!(
+        f.store
+            .claim_due(again.clone())
+            .await
+            .unwrap()
+            .deliveries
+            .len(),
+        0
+    );
+    let mut later = again;
+    later.now = req.now + chrono::Duration::seconds(61);
+    later.lease_until = later.now + chrono::Duration::seconds(60);
+    assert_eq!(f.store.claim_due(later).await.unwrap().deliveries.len(), 20);
+    // A global limit caps the batch.
+    assert!(f.store.next_due_at().await.unwrap().is_some());
+}
+
+async fn results_need_the_current_lease(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    published(
+        &f,
+        t.id,
+        vec![event(
+            t.id,
+            "contact.created",
+            serde_json::json!({"id": "c"}),
+        )],
+    )
+    .await;
+    let req = claim_req(10, 10);
+    let stale = f
+        .store
+        .claim_due(req.clone())
+        .await
+        .unwrap()
+        .deliveries
+        .remove(0);
+    let mut later = req;
+    later.now += chrono::Duration::seconds(61);
+    later.lease_until = later.now + chrono::Duration::seconds(60);
+    let fresh = f.store.claim_due(later).await.unwrap().deliveries.remove(0);
+    assert_eq!(fresh.id, stale.id);
+    let retry_at = time::now() + chrono::Duration::seconds(30);
+    let applied = f
+        .store
+        .record_attempts(
+            vec![
+                result(&stale, NextState::Delivered, Some(200)),
+                result(&fresh, NextState::RetryAt(retry_at), Some(503)),
+            ],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, [false, true]);
+    let (d, attempts) = f.store.get_delivery(t.id, fresh.id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    assert_eq!(d.attempt_count, 1);
+    assert_eq!(d.last_status_code, Some(503));
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].request_headers[0].0, "X-Webhook-Event");
+    let stored = f.store.get_webhook(t.id, w.id).await.unwrap().unwrap();
+    assert_eq!(stored.consecutive_failures, 1);
+    assert!(stored.failing_since.is_some());
+    // Release gives leased work back, due now.
+    let mut req = claim_req(10, 10);
+    req.now = retry_at + chrono::Duration::seconds(1);
+    let c = f
+        .store
+        .claim_due(req.clone())
+        .await
+        .unwrap()
+        .deliveries
+        .remove(0);
+    assert_eq!(c.attempt_number, 2);
+    f.store.release(vec![(c.id, c.lease_token)]).await.unwrap();
+    let again = f.store.claim_due(req).await.unwrap();
+    assert_eq!(again.deliveries.len(), 1);
+}
+
+async fn ordering_holds_later_events_of_an_entity(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let mut w = hook_for(t.id, &["*"], Format::Envelope, true);
+    w.ordering = Ordering::Entity;
+    f.store.insert_webhook(&w).await.unwrap();
+    for n in 0..3 {
+        published(
+            &f,
+            t.id,
+            vec![event(
+                t.id,
+                "contact.updated",
+                serde_json::json!({"id": "same", "n": n}),
+            )],
+        )
+        .await;
+    }
+    published(
+        &f,
+        t.id,
+        vec![event(
+            t.id,
+            "contact.updated",
+            serde_json::json!({"id": "other"}),
+        )],
+    )
+    .await;
+    let claim = f.store.claim_due(claim_req(100, 100)).await.unwrap();
+    assert_eq!(claim.deliveries.len(), 2, "the head of each entity only");
+    let head = claim
+        .deliveries
+        .iter()
+        .find(|d| claim.events[&d.event_id].data["id"] == "same")
+        .unwrap();
+    assert_eq!(claim.events[&head.event_id].data["n"], 0);
+    f.store
+        .record_attempts(
+            vec![result(head, NextState::Delivered, Some(200))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let next = f.store.claim_due(claim_req(100, 100)).await.unwrap();
+    assert_eq!(next.deliveries.len(), 1);
+    assert_eq!(next.events[&next.deliveries[0].event_id].data["n"], 1);
+}
+
+async fn replay_and_resend_copy_deliveries(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    let since = time::now() - chrono::Duration::seconds(5);
+    for i in 0..4 {
+        published(
+            &f,
+            t.id,
+            vec![event(
+                t.id,
+                "contact.created",
+                serde_json::json!({"id": format!("c{i}")}),
+            )],
+        )
+        .await;
+    }
+    let claim = f.store.claim_due(claim_req(100, 100)).await.unwrap();
+    let results = claim
+        .deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            result(
+                d,
+                if i < 3 {
+                    NextState::Failed
+                } else {
+                    NextState::Delivered
+                },
+                Some(if i < 3 { 400 } else { 200 }),
+            )
+        })
+        .collect();
+    f.store
+        .record_attempts(results, Default::default())
+        .await
+        .unwrap();
+    let filter = ReplayFilter {
+        since,
+        until: None,
+        statuses: vec![DeliveryStatus::Failed],
+    };
+    assert_eq!(
+        f.store
+            .replay(t.id, w.id, filter.clone(), true)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        f.store
+            .replay(t.id, w.id, filter.clone(), false)
+            .await
+            .unwrap(),
+        3
+    );
+    let other = f.store.create_tenant("other").await.unwrap();
+    assert_eq!(
+        f.store.replay(other.id, w.id, filter, false).await.unwrap(),
+        0
+    );
+    let original = claim.deliveries[0].id;
+    let copy = f.store.resend(t.id, original).await.unwrap().unwrap();
+    let (d, _) = f.store.get_delivery(t.id, copy).await.unwrap().unwrap();
+    assert_eq!(d.resent_from, Some(original));
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert_eq!(f.store.resend(other.id, original).await.unwrap(), None);
+    let pending = f
+        .store
+        .list_deliveries(
+            t.id,
+            DeliveryFilter {
+                status: Some(DeliveryStatus::Pending),
+                ..Default::default()
+            },
+            Page {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 4);
+}
+
+async fn prune_removes_only_old_delivered_attempts(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    f.store
+        .insert_webhook(&hook_for(t.id, &["*"], Format::Envelope, true))
+        .await
+        .unwrap();
+    for i in 0..2 {
+        published(
+            &f,
+            t.id,
+            vec![event(
+                t.id,
+                "contact.created",
+                serde_json::json!({"id": format!("c{i}")}),
+            )],
+        )
+        .await;
+    }
+    let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
+    f.store
+        .record_attempts(
+            vec![
+                result(&claim.deliveries[0], NextState::Delivered, Some(200)),
+                result(&claim.deliveries[1], NextState::Failed, Some(400)),
+            ],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let now = time::now();
+    assert_eq!(
+        f.store
+            .prune(now - chrono::Duration::days(30), now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        f.store
+            .prune(now + chrono::Duration::seconds(1), now)
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, kept) = f
+        .store
+        .get_delivery(t.id, claim.deliveries[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.len(), 1, "failed deliveries keep their attempts");
+    let (d, gone) = f
+        .store
+        .get_delivery(t.id, claim.deliveries[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.status, gone.len()), (DeliveryStatus::Delivered, 0));
+    let counts = f.store.delivery_counts().await.unwrap();
+    assert_eq!(counts.get("delivered"), Some(&1));
 }

@@ -29,6 +29,8 @@ pub struct Hookline {
     pub sender: Sender,
     /// Wakes the dispatcher when new deliveries were committed.
     pub wake: Arc<Notify>,
+    /// Delivery counters for `/metrics`.
+    pub counters: Arc<crate::dispatcher::Counters>,
 }
 
 impl Hookline {
@@ -38,6 +40,7 @@ impl Hookline {
             config,
             sender,
             wake: Arc::new(Notify::new()),
+            counters: Arc::default(),
         }
     }
 

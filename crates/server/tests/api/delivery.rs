@@ -1098,3 +1098,28 @@ async fn shutdown_finishes_in_flight_sends_and_records_them() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn metrics_count_deliveries_and_attempts() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    app.webhook_to(&rx, json!({})).await;
+    app.publish(contact("c")).await;
+    app.publish(contact("d")).await;
+    app.drain().await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("hookline_deliveries{status=\"delivered\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("hookline_attempts_total 2"), "{text}");
+    assert!(text.contains("hookline_delivered_total 2"), "{text}");
+}
