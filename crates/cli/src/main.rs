@@ -47,6 +47,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run a local receiver that verifies signatures and prints each delivery.
+    Receive {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// The webhook's secret; without it signatures are shown as unchecked.
+        #[arg(long, env = "HOOKLINE_RECEIVE_SECRET")]
+        secret: Option<String>,
+        /// Print counts once a second instead of a line per delivery.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Inspect and test webhooks.
     Webhooks {
         #[command(flatten)]
@@ -137,6 +149,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(&config.log);
             App::build(config).await?;
             println!("database is up to date");
+            Ok(())
+        }
+        Command::Receive {
+            listen,
+            secret,
+            quiet,
+        } => {
+            init_tracing("warn");
+            let addr: std::net::SocketAddr = listen.parse().with_context(|| {
+                format!("--listen `{listen}` is not an address like 127.0.0.1:9000")
+            })?;
+            let listener = hookline_server::receiver::bind(addr)
+                .await
+                .with_context(|| format!("can't listen on {addr}"))?;
+            eprintln!(
+                "receiving on http://{}/ (Ctrl-C to stop)",
+                listener.local_addr()?
+            );
+            let shutdown = CancellationToken::new();
+            tokio::spawn(signal_shutdown(shutdown.clone()));
+            let opts = hookline_server::receiver::ReceiverOptions {
+                secret: secret.clone(),
+                quiet: *quiet,
+            };
+            let stats = std::sync::Arc::default();
+            hookline_server::receiver::run(listener, opts, stats, shutdown).await?;
             Ok(())
         }
         Command::Webhooks { scope, command } => {

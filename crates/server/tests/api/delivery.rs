@@ -833,6 +833,14 @@ async fn during_rotation_both_secrets_sign() {
     )
     .unwrap();
     assert_eq!(req.header("webhook-signature").split(' ').count(), 2);
+    // The reference library accepts the request with either secret (non-whsec secrets key with
+    // their bytes, see the README).
+    for secret in ["old-secret", "new-secret"] {
+        standardwebhooks::Webhook::from_bytes(secret.as_bytes().to_vec())
+            .unwrap()
+            .verify(&req.body, &req.headers)
+            .unwrap();
+    }
     for secret in ["old-secret", "new-secret"] {
         let h = hookline_verify::StandardHeaders {
             id: req.header("webhook-id"),
@@ -1122,4 +1130,62 @@ async fn metrics_count_deliveries_and_attempts() {
     );
     assert!(text.contains("hookline_attempts_total 2"), "{text}");
     assert!(text.contains("hookline_delivered_total 2"), "{text}");
+}
+
+#[tokio::test]
+async fn the_bundled_receiver_accepts_good_signatures_and_rejects_bad_ones() {
+    use hookline_server::receiver::{run, ReceiverOptions, ReceiverStats};
+    let app = spawn_app_with(&local_receivers()).await;
+    let mut stats = Vec::new();
+    let mut urls = Vec::new();
+    for secret in ["right-secret", "wrong-secret"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}/in", listener.local_addr().unwrap()));
+        let s = Arc::new(ReceiverStats::default());
+        stats.push(s.clone());
+        let opts = ReceiverOptions {
+            secret: Some(secret.into()),
+            quiet: true,
+        };
+        tokio::spawn(run(listener, opts, s, app.shutdown.clone()));
+    }
+    let good = app
+        .create(json!({"url": urls[0], "events": ["*"], "secret": "right-secret"}))
+        .await;
+    let bad = app
+        .create(json!({"url": urls[1], "events": ["*"], "secret": "right-secret"}))
+        .await;
+    app.publish(contact("c")).await;
+    app.drain().await;
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        (
+            stats[0].verified.load(Relaxed),
+            stats[0].rejected.load(Relaxed)
+        ),
+        (1, 0)
+    );
+    assert_eq!(
+        (
+            stats[1].verified.load(Relaxed),
+            stats[1].rejected.load(Relaxed)
+        ),
+        (0, 1)
+    );
+    let (_, log) = app
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries?webhook_id={}", bad["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(log["data"][0]["last_status_code"], 401);
+    let (_, log) = app
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries?webhook_id={}", good["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(log["data"][0]["status"], "delivered");
 }
