@@ -66,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         command: ops::WebhooksCommand,
     },
+    /// CRM contacts: import a CSV or JSON file.
+    Contacts {
+        #[command(flatten)]
+        scope: ops::Scope,
+        #[command(subcommand)]
+        command: ops::ContactsCommand,
+    },
     /// The delivery log: list, show, resend.
     Deliveries {
         #[command(flatten)]
@@ -182,6 +189,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("warn");
             let app = App::build(config).await?;
             ops::webhooks(&app.hookline, scope, command).await
+        }
+        Command::Contacts { scope, command } => {
+            let config = load_config(&cli, &[])?;
+            init_tracing("warn");
+            let app = App::build(config).await?;
+            ops::contacts(&app.hookline, scope, command).await
         }
         Command::Deliveries { scope, command } => {
             let config = load_config(&cli, &[])?;

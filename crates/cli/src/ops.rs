@@ -61,6 +61,18 @@ pub enum DeliveriesCommand {
     Resend { id: Uuid },
 }
 
+#[derive(Subcommand)]
+pub enum ContactsCommand {
+    /// Import contacts from a .csv (header row, see the README's mapping) or .json (array) file,
+    /// with a progress bar; bad rows are reported and skipped.
+    Import {
+        file: std::path::PathBuf,
+        /// Contacts committed per transaction.
+        #[arg(long, default_value_t = 1000)]
+        chunk: usize,
+    },
+}
+
 fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -227,4 +239,95 @@ pub async fn deliveries(
             }
         }
     }
+}
+
+/// Draws `[=====>    ] done/total` on stderr, in place on a terminal, a line per update otherwise.
+fn progress(done: usize, total: usize) {
+    use std::io::{IsTerminal, Write};
+    let width = 30;
+    let filled = (done * width).checked_div(total).unwrap_or(width);
+    let bar = format!(
+        "[{}{}] {done}/{total} contacts",
+        "=".repeat(filled),
+        " ".repeat(width - filled)
+    );
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r{bar}");
+        if done == total {
+            let _ = writeln!(err);
+        }
+    } else {
+        let _ = writeln!(err, "{bar}");
+    }
+    let _ = err.flush();
+}
+
+pub async fn contacts(h: &Hookline, scope: &Scope, cmd: &ContactsCommand) -> anyhow::Result<()> {
+    let who = principal(h, scope).await?;
+    let ContactsCommand::Import { file, chunk } = cmd;
+    if *chunk == 0 {
+        anyhow::bail!("--chunk must be at least 1");
+    }
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("can't read {}: {e}", file.display()))?;
+    let csv = match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => true,
+        Some("json") => false,
+        _ => bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|b| *b != b'['),
+    };
+    let rows = hookline_server::service::parse_import(csv, &bytes)?;
+    let total = rows.len();
+    let import_id = hookline_core::ids::new_id().to_string();
+    let (mut created, mut failed, mut batches) = (0, 0, 0);
+    let mut errors = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    progress(0, total);
+    let mut done = 0;
+    // Chunks are multiples of the batch size so every batch but the last is full.
+    let size = chunk.div_ceil(h.config.batch_max_size).max(1) * h.config.batch_max_size;
+    while rows.peek().is_some() {
+        let part: Vec<_> = rows.by_ref().take(size).collect();
+        let n = part.len();
+        let report = h
+            .import_contacts(&who, part, &import_id, batches + 1, None)
+            .await?;
+        created += report.created;
+        failed += report.failed;
+        batches += report.events.len();
+        errors.extend(report.rows.into_iter().filter(|r| r.status == "error"));
+        done += n;
+        progress(done, total);
+    }
+    if scope.json {
+        print_json(&serde_json::json!({
+            "import_id": import_id, "created": created, "failed": failed, "batches": batches, "errors": errors,
+        }))?;
+    } else {
+        println!("imported {created} contacts in {batches} batches ({failed} rows skipped); import id {import_id}");
+        for e in errors.iter().take(20) {
+            let err = e.error.clone().unwrap_or_default();
+            println!(
+                "  row {}: {} ({})",
+                e.row,
+                err["message"].as_str().unwrap_or(""),
+                err["field"].as_str().unwrap_or("")
+            );
+        }
+        if errors.len() > 20 {
+            println!("  … and {} more", errors.len() - 20);
+        }
+    }
+    if created == 0 && failed > 0 {
+        anyhow::bail!("no contact could be imported");
+    }
+    Ok(())
 }

@@ -456,3 +456,39 @@ fn a_killed_server_loses_nothing_and_the_cli_reads_the_log() {
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
+
+#[test]
+fn contacts_import_shows_progress_and_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    run(hookline(dir.path()).args(["keys", "create"]));
+    let mut csv = String::from("first_name,Email:Work,tags\n");
+    for i in 0..250 {
+        csv.push_str(&format!(
+            "P{i},{},vip\n",
+            if i == 7 {
+                "broken".to_string()
+            } else {
+                format!("p{i}@example.com")
+            }
+        ));
+    }
+    std::fs::write(dir.path().join("people.csv"), csv).unwrap();
+    let out =
+        run(hookline(dir.path()).args(["contacts", "import", "people.csv", "--chunk", "100"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with("imported 249 contacts in 3 batches (1 rows skipped)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("row 8:"), "{stdout}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("250/250 contacts"), "{stderr}");
+    let out = run(hookline(dir.path()).args(["contacts", "import", "missing.csv"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
+}

@@ -214,6 +214,21 @@ pub fn envelope_name(native: &str) -> String {
     }
 }
 
+/// Events seed 001 names differently from Hookline's native name: (native, seed 001's name).
+const FLAT_SPELLINGS: &[(&str, &str)] =
+    &[("meeting.recording.completed", "zoom.recording.completed")];
+
+/// The flat format's (seed 001's) spelling: the native name, except where seed 001 calls the event
+/// something else (`meeting.recording.completed` is its `zoom.recording.completed`), so a receiver
+/// that switches on seed 001's names sees the names it knows.
+pub fn flat_name(native: &str) -> String {
+    FLAT_SPELLINGS
+        .iter()
+        .find(|(n, _)| *n == native)
+        .map_or(native, |(_, seed)| *seed)
+        .to_string()
+}
+
 /// `contact.created` → `ContactCreated`, `deal.stage.changed` → `DealStageChanged` (seed 002's style).
 pub fn pascal_name(native: &str) -> String {
     native
@@ -420,6 +435,11 @@ mod tests {
         assert_eq!(envelope_name("deal.stage.changed"), "deals.stage.changed");
         assert_eq!(pascal_name("contact.deleted"), "ContactDeleted");
         assert_eq!(pascal_name("deal.stage.changed"), "DealStageChanged");
+        assert_eq!(flat_name("contact.created"), "contact.created");
+        assert_eq!(
+            flat_name("meeting.recording.completed"),
+            "zoom.recording.completed"
+        );
     }
 
     #[test]

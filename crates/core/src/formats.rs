@@ -3,9 +3,12 @@
 //! Each format is a pure function of the event, the delivery id and (for one-object formats) which
 //! object of a batch the delivery carries. Formats that carry one object per request (`flat`,
 //! `entity`) get one delivery per object of a batch event; see [`deliveries_needed`].
-//! Bodies are compact JSON with keys in the order the source documents show them.
+//! Bodies are compact JSON with keys in the order the source documents show them, written by
+//! [`jsjson::to_js_json`]: byte for byte what JavaScript's `JSON.stringify(JSON.parse(body))`
+//! gives back, so a receiver that re-serializes the parsed body before hashing still verifies.
 
 use crate::catalog;
+use crate::jsjson;
 use crate::signing;
 use crate::time::{self, Timestamp};
 use crate::webhook::Format;
@@ -106,7 +109,7 @@ pub fn render_body(
         Format::Entity => entity(ev, item.unwrap_or(0)),
         Format::ContactsList => contacts_list(ev),
     };
-    serde_json::to_vec(&value).expect("JSON values always serialize")
+    jsjson::to_js_json(&value)
 }
 
 fn envelope(ev: &EventView, delivery_id: Uuid) -> Value {
@@ -126,7 +129,7 @@ fn envelope(ev: &EventView, delivery_id: Uuid) -> Value {
     let mut data = Map::new();
     data.insert(
         "event_type".into(),
-        json!(catalog::envelope_name(ev.event_type)),
+        json!(Format::Envelope.event_name(ev.event_type)),
     );
     if ev.is_delete() {
         data.insert(format!("{entity}_ids"), Value::Array(ev.ids()));
@@ -166,7 +169,10 @@ fn flat(ev: &EventView, item: usize) -> Value {
         data.insert("organization_id".into(), json!(ev.tenant));
     }
     let mut top = Map::new();
-    top.insert("event".into(), json!(ev.event_type));
+    top.insert(
+        "event".into(),
+        json!(Format::Flat.event_name(ev.event_type)),
+    );
     top.insert("timestamp".into(), json!(time::format(&ev.occurred_at)));
     top.insert("data".into(), Value::Object(data));
     if let Some(c) = ev.changes {
@@ -205,7 +211,10 @@ fn entity(ev: &EventView, item: usize) -> Value {
     data.insert("entityId".into(), entity_id);
     data.insert("payload".into(), Value::Object(payload));
     let mut top = Map::new();
-    top.insert("event".into(), json!(ev.event_type));
+    top.insert(
+        "event".into(),
+        json!(Format::Entity.event_name(ev.event_type)),
+    );
     top.insert("data".into(), Value::Object(data));
     top.insert("timestamp".into(), json!(time::format(&ev.occurred_at)));
     Value::Object(top)
@@ -213,7 +222,10 @@ fn entity(ev: &EventView, item: usize) -> Value {
 
 fn contacts_list(ev: &EventView) -> Value {
     let mut top = Map::new();
-    top.insert("event".into(), json!(catalog::pascal_name(ev.event_type)));
+    top.insert(
+        "event".into(),
+        json!(Format::ContactsList.event_name(ev.event_type)),
+    );
     if ev.is_delete() {
         top.insert("ids".into(), Value::Array(ev.ids()));
     } else {
@@ -225,33 +237,86 @@ fn contacts_list(ev: &EventView) -> Value {
     Value::Object(top)
 }
 
+/// How seed 002 (contacts-list format) fills each field of its contact from our contact schema
+/// (seed 000's, DESIGN §4), in the order seed 002's examples show them. Every field is present in
+/// every contact, `null` when we have nothing to put there, as seed 002's examples show.
+enum Camel {
+    /// Copied from this field of our contact.
+    Field(&'static str),
+    /// Copied from the first field present; the last entry may be a `[{label, value}]` list
+    /// whose first `value` is taken (`emails`, `phones`).
+    FirstOf(&'static [&'static str]),
+    /// Our RFC 3339 timestamp as a string of epoch milliseconds (`"1730877830000"`).
+    Millis(&'static str),
+    /// Seed 000 has no such field: taken from an extra field of this (snake_case) name when the
+    /// contact carries one (contacts accept free extra fields), else `null`.
+    Extra(&'static str),
+}
+
+const CAMEL_CONTACT: &[(&str, Camel)] = &[
+    ("id", Camel::Field("id")),
+    ("firstName", Camel::Field("first_name")),
+    ("lastName", Camel::Field("last_name")),
+    ("avatarUrl", Camel::Extra("avatar_url")),
+    ("email", Camel::FirstOf(&["primary_email", "emails"])),
+    ("phoneNumber", Camel::FirstOf(&["primary_phone", "phones"])),
+    ("contactId", Camel::Extra("contact_id")),
+    ("owner", Camel::Field("owner_id")),
+    ("ownerName", Camel::Extra("owner_name")),
+    ("leadStage", Camel::Extra("lead_stage")),
+    ("tags", Camel::Field("tags")),
+    ("notes", Camel::Field("notes")),
+    ("companyName", Camel::Field("company")),
+    ("jobTitle", Camel::Field("job_title")),
+    ("priority", Camel::Extra("priority")),
+    ("ip", Camel::Extra("ip")),
+    ("countryRegion", Camel::Extra("country_region")),
+    ("province", Camel::Extra("province")),
+    ("city", Camel::Extra("city")),
+    ("street", Camel::Extra("street")),
+    ("zipCode", Camel::Extra("zip_code")),
+    ("language", Camel::Extra("language")),
+    ("facebookUsername", Camel::Extra("facebook_username")),
+    ("telegramUsername", Camel::Extra("telegram_username")),
+    ("instagramUsername", Camel::Extra("instagram_username")),
+    ("whatsappNumber", Camel::Extra("whatsapp_number")),
+    ("subscribeEmail", Camel::Extra("subscribe_email")),
+    ("subscribeSMS", Camel::Extra("subscribe_sms")),
+    ("subscribeWhatsapp", Camel::Extra("subscribe_whatsapp")),
+    ("lastChannel", Camel::Extra("last_channel")),
+    ("createdTime", Camel::Millis("created_at")),
+    ("lastUpdatedTime", Camel::Millis("updated_at")),
+    ("lastSeenTime", Camel::Extra("last_seen_time")),
+    ("lastConnectedTime", Camel::Extra("last_connected_time")),
+    ("lastHeardFromTime", Camel::Extra("last_heard_from_time")),
+    ("customFields", Camel::Field("custom")),
+];
+
 /// Seed 002's contact shape (camelCase; times as strings of epoch milliseconds), from seed 000's.
+/// See [`CAMEL_CONTACT`] for where each field comes from. `customFields` is `[]` when absent, as
+/// seed 002 shows it; a timestamp that is not RFC 3339 is passed through unchanged.
 pub fn camel_contact(c: &Value) -> Value {
-    let s = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
-    let millis = |k: &str| {
-        c.get(k)
-            .and_then(Value::as_str)
-            .and_then(time::parse)
-            .map(|t| json!(t.timestamp_millis().to_string()))
-            .unwrap_or(Value::Null)
-    };
+    let get = |k: &str| c.get(k).filter(|v| !v.is_null());
     let mut m = Map::new();
-    m.insert("id".into(), s("id"));
-    m.insert("firstName".into(), s("first_name"));
-    m.insert("lastName".into(), s("last_name"));
-    m.insert("email".into(), s("primary_email"));
-    m.insert("phoneNumber".into(), s("primary_phone"));
-    m.insert("owner".into(), s("owner_id"));
-    m.insert("tags".into(), s("tags"));
-    m.insert("notes".into(), s("notes"));
-    m.insert("companyName".into(), s("company"));
-    m.insert("jobTitle".into(), s("job_title"));
-    m.insert("createdTime".into(), millis("created_at"));
-    m.insert("lastUpdatedTime".into(), millis("updated_at"));
-    m.insert(
-        "customFields".into(),
-        c.get("custom").cloned().unwrap_or_else(|| json!([])),
-    );
+    for (name, source) in CAMEL_CONTACT {
+        let value = match source {
+            Camel::Field(k) | Camel::Extra(k) => get(k).cloned(),
+            Camel::FirstOf(keys) => keys.iter().find_map(|k| match get(k)? {
+                Value::Array(list) => list.first().and_then(|e| e.get("value")).cloned(),
+                Value::String(s) if s.is_empty() => None,
+                other => Some(other.clone()),
+            }),
+            Camel::Millis(k) => get(k).map(|v| match v.as_str().and_then(time::parse) {
+                Some(t) => json!(t.timestamp_millis().to_string()),
+                None => v.clone(),
+            }),
+        };
+        let value = match (*name, value) {
+            ("customFields", None) => json!([]),
+            (_, v) => v.unwrap_or(Value::Null),
+        };
+        m.insert((*name).into(), value);
+    }
     Value::Object(m)
 }
 

@@ -4,13 +4,18 @@
 //! - [`catalog`]: the event catalog, each format's spelling of event names, subscription patterns;
 //! - [`url_policy`]: which webhook URLs and which resolved addresses may be dialled (SSRF);
 //! - [`signing`]: secrets, API keys and the two signature schemes;
+//! - [`formats`], [`jsjson`]: wire formats, delivery headers, JavaScript-identical JSON bodies;
 //! - [`retry`]: retry schedules and the classification of HTTP outcomes;
 //! - [`webhook`]: validation of a webhook's settings (names, headers, formats, limits).
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod csv;
+pub mod diff;
+pub mod entity;
 pub mod formats;
 pub mod ids;
+pub mod jsjson;
 pub mod retry;
 pub mod signing;
 pub mod time;

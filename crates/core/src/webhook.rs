@@ -70,7 +70,8 @@ impl Format {
     pub fn event_name(self, native: &str) -> String {
         match self {
             Format::Envelope => catalog::envelope_name(native),
-            Format::Flat | Format::Entity => native.to_string(),
+            Format::Flat => catalog::flat_name(native),
+            Format::Entity => native.to_string(),
             Format::ContactsList => catalog::pascal_name(native),
         }
     }
@@ -463,6 +464,10 @@ mod tests {
         assert_eq!(
             Format::Flat.event_name("contact.created"),
             "contact.created"
+        );
+        assert_eq!(
+            Format::Flat.event_name("meeting.recording.completed"),
+            "zoom.recording.completed"
         );
         assert_eq!(
             Format::Entity.event_name("deal.stage.changed"),

@@ -122,6 +122,18 @@ pub struct Target<'a> {
 /// Renders, signs and sends one attempt; shared by the dispatcher and synchronous test sends so
 /// both follow exactly the same rules.
 pub async fn attempt(sender: &Sender, config: &Config, target: Target<'_>) -> AttemptOutcome {
+    attempt_signed_with(sender, config, target, None).await
+}
+
+/// [`attempt`], signed with `keys` instead of the webhook's own secrets when given: the
+/// verification handshake's deliberately mis-signed request. Rendering, headers and sending are
+/// the same code path as every real delivery.
+pub async fn attempt_signed_with(
+    sender: &Sender,
+    config: &Config,
+    target: Target<'_>,
+    keys: Option<SigningKeys<'_>>,
+) -> AttemptOutcome {
     let Target {
         webhook,
         event,
@@ -154,10 +166,10 @@ pub async fn attempt(sender: &Sender, config: &Config, target: Target<'_>) -> At
         (Some(p), Some(until)) if until > started_at => Some(p.as_str()),
         _ => None,
     };
-    let keys = SigningKeys {
+    let keys = keys.unwrap_or(SigningKeys {
         current: &webhook.secret,
         previous,
-    };
+    });
     let meta = formats::AttemptMeta {
         brand: &config.brand,
         format: webhook.format,

@@ -182,6 +182,10 @@ impl From<StoreError> for Error {
             },
             StoreError::Unavailable(m) => Error::Unavailable(m),
             StoreError::Internal(m) => Error::Internal(m),
+            StoreError::Rejected(r) => match r.downcast::<Error>() {
+                Ok(e) => *e,
+                Err(other) => Error::Internal(other.to_string()),
+            },
         }
     }
 }

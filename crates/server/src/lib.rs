@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod dispatcher;
 pub mod error;
+pub mod json;
 pub mod receiver;
 pub mod sender;
 pub mod service;

@@ -13,6 +13,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("internal store error: {0}")]
     Internal(String),
+    /// The caller's plan (see [`crate::PlanFn`]) refused the write; nothing was written.
+    #[error("{0}")]
+    Rejected(crate::Rejection),
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -124,4 +124,25 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64>;
     /// Deliveries per status across tenants (metrics).
     async fn delivery_counts(&self) -> Result<StatusCounts>;
+
+    /// Reads the records `ids` of `kind`, lets `plan` decide the write, and applies it — records,
+    /// events and deliveries — in one transaction, so no concurrent write can slip between the read
+    /// and the write. Returns the fan-out of the plan's events and the rows as written.
+    async fn mutate_entities(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        ids: Vec<String>,
+        plan: PlanFn,
+    ) -> Result<(Vec<Published>, Vec<EntityRow>)>;
+    async fn get_entity(&self, tenant_id: Uuid, kind: &str, id: &str) -> Result<Option<EntityRow>>;
+    /// Records newest id first; `before` is the previous page's last id.
+    async fn list_entities(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        filter: EntityFilter,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<EntityRow>>;
 }

@@ -259,3 +259,42 @@ pub struct ClaimRequest {
     pub busy: std::collections::HashMap<Uuid, usize>,
     pub round: u64,
 }
+
+/// A stored CRM record (DESIGN §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityRow {
+    pub tenant_id: Uuid,
+    pub kind: String,
+    pub id: String,
+    /// Incremented on every write; `If-Match` compares against it.
+    pub version: u64,
+    /// The record as receivers see it (including `id`, `created_at`, `updated_at`).
+    pub data: serde_json::Value,
+}
+
+/// What one write to records does, decided against the rows as stored inside the transaction.
+#[derive(Debug, Default)]
+pub struct EntityPlan {
+    /// Records to insert or replace (id, document).
+    pub upserts: Vec<(String, serde_json::Value)>,
+    pub deletes: Vec<String>,
+    /// Events to publish in the same transaction.
+    pub events: Vec<Event>,
+}
+
+/// Why the caller's plan refused a write; carried through the store untouched.
+pub type Rejection = Box<dyn std::error::Error + Send + Sync>;
+
+/// The caller's decision function: gets the stored rows for the requested ids (in order).
+pub type PlanFn =
+    Box<dyn FnOnce(Vec<Option<EntityRow>>) -> std::result::Result<EntityPlan, Rejection> + Send>;
+
+/// Filters of a record listing.
+#[derive(Debug, Clone, Default)]
+pub struct EntityFilter {
+    /// Records carrying a tag with this name.
+    pub tag: Option<String>,
+    pub updated_since: Option<Timestamp>,
+    /// Substring of the name (first/last/full), company, email, or title.
+    pub search: Option<String>,
+}

@@ -9,8 +9,8 @@
 
 use crate::{
     ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
-    DeliveryStatus, Event, NextState, Page, PublishOutcome, Published, ReplayFilter, Result,
-    StatusCounts, Store, StoreError, Tenant, Webhook,
+    DeliveryStatus, EntityFilter, EntityRow, Event, NextState, Page, PlanFn, PublishOutcome,
+    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook,
 };
 use async_trait::async_trait;
 use hookline_core::retry::DisablePolicy;
@@ -241,6 +241,8 @@ fn clone_err(e: &StoreError) -> StoreError {
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Internal(m) => StoreError::Internal(m.clone()),
+        // Only commit errors are cloned, and those are never rejections.
+        StoreError::Rejected(r) => StoreError::Internal(r.to_string()),
     }
 }
 
@@ -636,6 +638,18 @@ fn track_health(
     fan_out(c, tenant_id, &[event])?;
     Ok(())
 }
+
+fn entity_row(r: &Row) -> rusqlite::Result<EntityRow> {
+    Ok(EntityRow {
+        tenant_id: uuid(r.get(0)?)?,
+        kind: r.get(1)?,
+        id: r.get(2)?,
+        version: r.get(3)?,
+        data: json(r.get(4)?)?,
+    })
+}
+
+const ENTITY_COLS: &str = "tenant_id, entity_type, id, version, data";
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
 fn escape_like(s: &str) -> String {
@@ -1310,6 +1324,111 @@ impl Store for SqliteStore {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
                 })?
                 .collect::<rusqlite::Result<StatusCounts>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn mutate_entities(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        ids: Vec<String>,
+        plan: PlanFn,
+    ) -> Result<(Vec<Published>, Vec<EntityRow>)> {
+        let kind = kind.to_string();
+        self.write(move |c| {
+            let tenant = tenant_id.to_string();
+            let mut rows = Vec::with_capacity(ids.len());
+            {
+                let mut get = c.prepare_cached(&format!(
+                    "SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3"
+                ))?;
+                for id in &ids {
+                    rows.push(get.query_row(params![tenant, kind, id], entity_row).optional()?);
+                }
+            }
+            let plan = plan(rows).map_err(StoreError::Rejected)?;
+            let now = time::format(&time::now());
+            let mut written = Vec::with_capacity(plan.upserts.len());
+            {
+                let mut upsert = c.prepare_cached(
+                    "INSERT INTO entities (tenant_id, entity_type, id, version, data, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?5, ?5)
+                     ON CONFLICT (tenant_id, entity_type, id) DO UPDATE
+                       SET version = version + 1, data = excluded.data, updated_at = excluded.updated_at
+                     RETURNING version",
+                )?;
+                for (id, doc) in plan.upserts {
+                    let version: u64 = upsert.query_row(params![tenant, kind, id, doc.to_string(), now], |r| r.get(0))?;
+                    written.push(EntityRow { tenant_id, kind: kind.clone(), id, version, data: doc });
+                }
+                let mut delete = c.prepare_cached("DELETE FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3")?;
+                for id in &plan.deletes {
+                    delete.execute(params![tenant, kind, id])?;
+                }
+            }
+            let published = fan_out(c, tenant_id, &plan.events)?;
+            Ok((published, written))
+        })
+        .await
+    }
+
+    async fn get_entity(&self, tenant_id: Uuid, kind: &str, id: &str) -> Result<Option<EntityRow>> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3"
+            ))?
+            .query_row(params![tenant_id.to_string(), kind, id], entity_row)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_entities(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        filter: EntityFilter,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<EntityRow>> {
+        let kind = kind.to_string();
+        self.read(move |c| {
+            let search = filter
+                .search
+                .as_ref()
+                .map(|s| format!("%{}%", escape_like(s)));
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ENTITY_COLS} FROM entities
+                 WHERE tenant_id = ?1 AND entity_type = ?2 AND (?3 IS NULL OR id < ?3)
+                   AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(data, '$.tags') t
+                                              WHERE json_extract(t.value, '$.name') = ?4))
+                   AND (?5 IS NULL OR updated_at >= ?5)
+                   AND (?6 IS NULL
+                        OR (coalesce(json_extract(data, '$.first_name'), '') || ' ' ||
+                            coalesce(json_extract(data, '$.last_name'), '')) LIKE ?6 ESCAPE '\\'
+                        OR json_extract(data, '$.company') LIKE ?6 ESCAPE '\\'
+                        OR json_extract(data, '$.primary_email') LIKE ?6 ESCAPE '\\'
+                        OR json_extract(data, '$.name') LIKE ?6 ESCAPE '\\'
+                        OR json_extract(data, '$.title') LIKE ?6 ESCAPE '\\')
+                 ORDER BY id DESC LIMIT ?7"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        tenant_id.to_string(),
+                        kind,
+                        before,
+                        filter.tag,
+                        filter.updated_since.as_ref().map(time::format),
+                        search,
+                        limit as i64
+                    ],
+                    entity_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await

@@ -5,8 +5,9 @@ use hookline_core::retry::RetrySchedule;
 use hookline_core::webhook::{Format, Ordering};
 use hookline_core::{ids, time};
 use hookline_store::{
-    ApiKey, Attempt, AttemptResult, ClaimRequest, DeliveryFilter, DeliveryStatus, Event, NextState,
-    Page, PublishOutcome, ReplayFilter, SqliteStore, Store, StoreError, Synchronous, Webhook,
+    ApiKey, Attempt, AttemptResult, ClaimRequest, DeliveryFilter, DeliveryStatus, EntityFilter,
+    EntityPlan, EntityRow, Event, NextState, Page, PublishOutcome, ReplayFilter, SqliteStore,
+    Store, StoreError, Synchronous, Webhook,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,6 +83,7 @@ suite!(sqlite:
     ordering_holds_later_events_of_an_entity,
     replay_and_resend_copy_deliveries,
     prune_removes_only_old_delivered_attempts,
+    entity_writes_are_atomic_versioned_and_scoped,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -803,4 +805,169 @@ async fn prune_removes_only_old_delivered_attempts(f: Fixture) {
     assert_eq!((d.status, gone.len()), (DeliveryStatus::Delivered, 0));
     let counts = f.store.delivery_counts().await.unwrap();
     assert_eq!(counts.get("delivered"), Some(&1));
+}
+
+async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let other = f.store.create_tenant("other").await.unwrap();
+    f.store
+        .insert_webhook(&hook_for(t.id, &["contact.*"], Format::Envelope, true))
+        .await
+        .unwrap();
+    let upsert = |id: &str, doc: serde_json::Value, ev: Event| -> hookline_store::PlanFn {
+        let id = id.to_string();
+        Box::new(move |rows: Vec<Option<EntityRow>>| {
+            assert_eq!(rows.len(), 1);
+            Ok(EntityPlan {
+                upserts: vec![(id, doc)],
+                deletes: vec![],
+                events: vec![ev],
+            })
+        })
+    };
+    let doc = serde_json::json!({"id": "c1", "first_name": "A", "tags": [{"name": "vip"}], "updated_at": "2026-01-01T00:00:00.000Z"});
+    let (published, written) = f
+        .store
+        .mutate_entities(
+            t.id,
+            "contact",
+            vec!["c1".into()],
+            upsert(
+                "c1",
+                doc.clone(),
+                event(t.id, "contact.created", doc.clone()),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(published[0].delivery_ids.len(), 1);
+    assert_eq!(written[0].version, 1);
+    let doc2 = serde_json::json!({"id": "c1", "first_name": "B"});
+    let (_, written) = f
+        .store
+        .mutate_entities(
+            t.id,
+            "contact",
+            vec!["c1".into()],
+            upsert(
+                "c1",
+                doc2.clone(),
+                event(t.id, "contact.updated", doc2.clone()),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written[0].version, 2);
+    assert_eq!(
+        f.store
+            .get_entity(t.id, "contact", "c1")
+            .await
+            .unwrap()
+            .unwrap()
+            .data,
+        doc2
+    );
+    assert_eq!(
+        f.store.get_entity(other.id, "contact", "c1").await.unwrap(),
+        None
+    );
+    // A refusing plan writes nothing, and its error comes back as it was.
+    let refuse: hookline_store::PlanFn = Box::new(|rows| {
+        assert_eq!(rows[0].as_ref().unwrap().version, 2);
+        Err("no thanks".into())
+    });
+    match f
+        .store
+        .mutate_entities(t.id, "contact", vec!["c1".into()], refuse)
+        .await
+    {
+        Err(StoreError::Rejected(e)) => assert_eq!(e.to_string(), "no thanks"),
+        other => panic!("{other:?}"),
+    }
+    // An event that can't be written undoes the record write too.
+    let (_, _) = f
+        .store
+        .mutate_entities(
+            t.id,
+            "contact",
+            vec!["c2".into()],
+            upsert(
+                "c2",
+                serde_json::json!({"id": "c2", "first_name": "Z", "tags": [{"name": "vip"}]}),
+                event(t.id, "contact.created", serde_json::json!({})),
+            ),
+        )
+        .await
+        .unwrap();
+    let dup = event(t.id, "contact.created", serde_json::json!({}));
+    let dup2 = Event {
+        id: dup.id,
+        ..event(t.id, "contact.created", serde_json::json!({}))
+    };
+    let bad: hookline_store::PlanFn = Box::new(move |_| {
+        Ok(EntityPlan {
+            upserts: vec![("c3".into(), serde_json::json!({"id": "c3"}))],
+            deletes: vec![],
+            events: vec![dup, dup2],
+        })
+    });
+    assert!(f
+        .store
+        .mutate_entities(t.id, "contact", vec!["c3".into()], bad)
+        .await
+        .is_err());
+    assert_eq!(
+        f.store.get_entity(t.id, "contact", "c3").await.unwrap(),
+        None
+    );
+    let by_tag = f
+        .store
+        .list_entities(
+            t.id,
+            "contact",
+            EntityFilter {
+                tag: Some("vip".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        by_tag.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["c2"]
+    );
+    let search = f
+        .store
+        .list_entities(
+            t.id,
+            "contact",
+            EntityFilter {
+                search: Some("b".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(search.len(), 1);
+    let del: hookline_store::PlanFn = Box::new(|_| {
+        Ok(EntityPlan {
+            upserts: vec![],
+            deletes: vec!["c1".into(), "c2".into()],
+            events: vec![],
+        })
+    });
+    f.store
+        .mutate_entities(t.id, "contact", vec!["c1".into(), "c2".into()], del)
+        .await
+        .unwrap();
+    assert!(f
+        .store
+        .list_entities(t.id, "contact", EntityFilter::default(), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -29,7 +29,7 @@ async fn list(
     q: std::result::Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListResponse<DeliveryView>>> {
     let Query(q) = q.map_err(|e| Error::bad_request("invalid_query", e.body_text(), None))?;
-    let rows = h.list_deliveries(&who, q, page.page()).await?;
+    let rows = h.list_deliveries(&who, q, page.page()?).await?;
     Ok(Json(page.respond(rows, |d| d.id)))
 }
 

@@ -85,7 +85,7 @@ async fn list(
         .list_events(
             &who,
             q.event_type.as_deref().filter(|s| !s.is_empty()),
-            page.page(),
+            page.page()?,
         )
         .await?;
     Ok(Json(page.respond(rows, |e| e.id)))

@@ -4,7 +4,10 @@
 //! [`Error`] so axum's own failures (bad JSON, wrong media type, oversize body, malformed path or
 //! query) come back in the same JSON error shape as everything else.
 
+pub use crate::json::parse_json;
+
 mod deliveries;
+mod entities;
 mod event_types;
 mod events;
 mod health;
@@ -31,6 +34,7 @@ pub fn router(hookline: Hookline) -> Router {
         .merge(webhooks::router())
         .merge(events::router())
         .merge(deliveries::router())
+        .merge(entities::router())
         .merge(event_types::router())
         .merge(openapi::router());
     Router::new()
@@ -172,76 +176,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
-/// Parses JSON into `T`: syntax errors are 400, shape errors 422 with the field's path.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = match serde_path_to_error::deserialize(&mut de) {
-        Ok(v) => v,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let msg = inner.to_string();
-                    // serde_path_to_error already includes an unknown field in the path; a missing
-                    // one is reported at its parent, so append its name.
-                    let (code, field) = if msg.starts_with("unknown field") {
-                        ("unknown_field", path)
-                    } else if msg.starts_with("missing field") {
-                        let name = backticked(&msg).unwrap_or_default();
-                        (
-                            "required",
-                            if path == "." {
-                                name.to_string()
-                            } else {
-                                format!("{path}.{name}")
-                            },
-                        )
-                    } else {
-                        ("invalid_type", path)
-                    };
-                    Error::invalid(field, code, strip_position(&msg))
-                }
-                _ => Error::bad_request(
-                    "invalid_json",
-                    format!("request body is not valid JSON: {inner}"),
-                    None,
-                ),
-            });
-        }
-    };
-    de.end().map_err(|e| {
-        Error::bad_request(
-            "invalid_json",
-            format!("request body is not valid JSON: {e}"),
-            None,
-        )
-    })?;
-    Ok(value)
-}
-
-fn backticked(msg: &str) -> Option<&str> {
-    let start = msg.find('`')? + 1;
-    let len = msg[start..].find('`')?;
-    Some(&msg[start..start + len])
-}
-
-/// serde_json appends " at line 1 column 17"; useful for syntax errors, noise for field errors.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
-}
-
-/// `?limit=&cursor=` of list endpoints.
+/// `?limit=&cursor=` of list endpoints. The cursor is opaque to clients: the last id of a page.
 pub struct Pagination {
     pub limit: usize,
-    pub cursor: Option<Uuid>,
+    pub cursor: Option<String>,
 }
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
+
+fn bad_cursor() -> Error {
+    Error::bad_request(
+        "invalid_query",
+        "cursor is not one this API returned",
+        Some("cursor"),
+    )
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     type Rejection = Error;
@@ -263,31 +213,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
                 }
             },
         };
-        let cursor = match q.get("cursor").map(String::as_str) {
-            None | Some("") => None,
-            Some(c) => Some(hookline_core::ids::parse_id(c).ok_or_else(|| {
-                Error::bad_request(
-                    "invalid_query",
-                    "cursor is not one this API returned",
-                    Some("cursor"),
-                )
-            })?),
-        };
+        let cursor = q.get("cursor").filter(|c| !c.is_empty()).cloned();
+        if cursor
+            .as_ref()
+            .is_some_and(|c| hookline_core::entity::validate_id(c).is_err())
+        {
+            return Err(bad_cursor());
+        }
         Ok(Pagination { limit, cursor })
     }
 }
 
 impl Pagination {
-    /// One extra row tells whether there is a next page.
-    pub fn page(&self) -> hookline_store::Page {
-        hookline_store::Page {
-            before: self.cursor,
+    /// A store page over UUID-keyed rows; one extra row tells whether there is a next page.
+    pub fn page(&self) -> Result<hookline_store::Page, Error> {
+        let before = match &self.cursor {
+            Some(c) => Some(hookline_core::ids::parse_id(c).ok_or_else(bad_cursor)?),
+            None => None,
+        };
+        Ok(hookline_store::Page {
+            before,
             limit: self.limit + 1,
-        }
+        })
     }
 
     /// Trims the extra row and builds the response.
-    pub fn respond<T, F: Fn(&T) -> Uuid>(&self, mut rows: Vec<T>, id: F) -> ListResponse<T> {
+    pub fn respond<T, K: ToString, F: Fn(&T) -> K>(
+        &self,
+        mut rows: Vec<T>,
+        id: F,
+    ) -> ListResponse<T> {
         let next_cursor = if rows.len() > self.limit {
             rows.truncate(self.limit);
             rows.last().map(|r| id(r).to_string())

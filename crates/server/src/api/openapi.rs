@@ -14,9 +14,12 @@ use utoipa::{Modify, OpenApi};
         super::webhooks::create, super::webhooks::list, super::webhooks::fetch, super::webhooks::update,
         super::webhooks::remove, super::webhooks::secret, super::webhooks::rotate,
         super::webhooks::test, super::webhooks::test_url, super::webhooks::replay,
+        super::webhooks::verify_receiver,
         super::events::publish, super::events::list, super::events::fetch,
         super::deliveries::list, super::deliveries::fetch, super::deliveries::resend,
         super::event_types::list,
+        super::entities::create, super::entities::list, super::entities::fetch, super::entities::replace,
+        super::entities::patch, super::entities::remove, super::entities::bulk_delete, super::entities::import,
     ),
     modifiers(&BearerAuth),
 )]

@@ -3,8 +3,8 @@
 use super::{ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination};
 use crate::error::{ErrorBody, Result};
 use crate::service::{
-    Hookline, ReplayInput, ReplayView, RotateInput, SecretView, TestInput, TestView, WebhookInput,
-    WebhookView,
+    HandshakeInput, HandshakeView, Hookline, ReplayInput, ReplayView, RotateInput, SecretView,
+    TestInput, TestView, WebhookInput, WebhookView,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,6 +19,7 @@ pub fn router() -> Router<Hookline> {
         .route("/webhooks/{id}/rotate-secret", post(rotate))
         .route("/webhooks/{id}/test", post(test))
         .route("/webhooks/{id}/replay", post(replay))
+        .route("/webhooks/{id}/verify-receiver", post(verify_receiver))
         .route("/webhooks/test", post(test_url))
 }
 
@@ -47,6 +48,23 @@ async fn test_url(
     ApiJson(input): ApiJson<TestInput>,
 ) -> Result<Json<TestView>> {
     Ok(Json(h.test_url(&who, input).await?))
+}
+
+/// The verification handshake: send the endpoint one mis-signed and one correctly signed test
+/// request (same body, same delivery id) and report whether it refused the first and accepted the
+/// second, i.e. whether it really checks signatures. Nothing is stored or retried.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/verify-receiver", tag = "webhooks",
+    request_body(content = HandshakeInput, description = "optional: {event_type}"),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = HandshakeView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn verify_receiver(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath,
+    OptionalJson(input): OptionalJson<HandshakeInput>,
+) -> Result<Json<HandshakeView>> {
+    Ok(Json(h.verify_receiver(&who, id, input).await?))
 }
 
 /// Send a webhook's past deliveries again (default: the failed ones) as new deliveries.
@@ -90,7 +108,7 @@ async fn list(
     Auth(who): Auth,
     page: Pagination,
 ) -> Result<Json<ListResponse<WebhookView>>> {
-    let rows = h.list_webhooks(&who, page.page()).await?;
+    let rows = h.list_webhooks(&who, page.page()?).await?;
     Ok(Json(page.respond(rows, |w| w.id)))
 }
 

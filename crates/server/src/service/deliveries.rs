@@ -351,7 +351,7 @@ impl Hookline {
         })
     }
 
-    fn test_event(
+    pub(super) fn test_event(
         &self,
         who: &Principal,
         patterns: &[String],
@@ -397,7 +397,7 @@ impl Hookline {
         })
     }
 
-    async fn tenant_name(&self, who: &Principal) -> String {
+    pub(super) async fn tenant_name(&self, who: &Principal) -> String {
         // Only the bootstrap/CLI path creates tenants; the name is immutable, so this is cheap enough.
         self.store
             .tenant_name(who.tenant_id)

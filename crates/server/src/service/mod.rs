@@ -3,7 +3,9 @@
 
 mod auth;
 mod deliveries;
+mod entities;
 mod events;
+mod handshake;
 mod webhooks;
 
 pub use auth::Principal;
@@ -11,7 +13,12 @@ pub use deliveries::{
     AttemptView, DeliveryDetail, DeliveryQuery, DeliveryView, ReplayInput, ReplayView, TestInput,
     TestView,
 };
+pub use entities::{
+    parse_import, BulkDeleteView, EmittedEvent, EntityView, ImportRow, ImportRowResult, ImportView,
+    WriteContext, WriteView,
+};
 pub use events::{EventInput, EventView, PublishInput, PublishOutput};
+pub use handshake::{HandshakeInput, HandshakeView, ReceiverVerdict};
 pub use webhooks::{RotateInput, SecretView, WebhookInput, WebhookView};
 
 use crate::config::Config;

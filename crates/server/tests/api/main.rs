@@ -2,7 +2,9 @@
 //! and talks to it over real HTTP. Receivers are local servers on 127.0.0.1 that the test config
 //! allow-lists explicitly; nothing here opens a socket to any other address.
 
+mod compat;
 mod delivery;
+mod entities;
 mod webhooks;
 
 use axum::http::{HeaderMap, StatusCode as AxStatus};

@@ -1,0 +1,75 @@
+// A receiver written from seed 000 (ConnectMachine): its headers (X-ConnectMachine-Event,
+// X-ConnectMachine-Delivery-ID), its envelope {event_id, occurred_at, source?, source_id?, batch?,
+// data: {event_type, contacts | contact_ids}}, its advice to key idempotency on the delivery id.
+// Seed 000 documents no signature, so this receiver verifies the Standard Webhooks signature with
+// the Node snippet from the README's "Receiving webhooks" section, copied verbatim.
+'use strict';
+const crypto = require('crypto');
+const { serve, isIso } = require('./harness');
+
+// --- README: Standard Webhooks in Node -------------------------------------------------------
+function verifyStandard(rawBody, headers, secret, toleranceSecs = 300) {
+  const id = headers['webhook-id'];
+  const ts = headers['webhook-timestamp'];
+  const signatures = headers['webhook-signature'] || '';
+  if (!id || !ts || Math.abs(Date.now() / 1000 - Number(ts)) > toleranceSecs) return false;
+  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret);
+  const expected = crypto.createHmac('sha256', key).update(`${id}.${ts}.`).update(rawBody).digest();
+  return signatures.split(' ').some((s) => {
+    const [version, b64] = s.split(',');
+    const given = Buffer.from(b64 || '', 'base64');
+    return version === 'v1' && given.length === expected.length && crypto.timingSafeEqual(given, expected);
+  });
+}
+// ----------------------------------------------------------------------------------------------
+
+const secret = process.env.WEBHOOK_SECRET;
+const seen = new Set();
+
+function webhooks(req, res) {
+  if (!verifyStandard(req.rawBody, req.headers, secret)) {
+    return res.status(401).send('invalid signature');
+  }
+  // "Be idempotent — events can be redelivered; key off X-ConnectMachine-Delivery-ID."
+  const deliveryId = req.headers['x-connectmachine-delivery-id'];
+  if (seen.has(deliveryId)) return res.status(200).send('duplicate');
+  seen.add(deliveryId);
+  // "Log event_type and delivery_id for traceability."
+  console.log(req.body.data.event_type, deliveryId);
+  res.status(200).send('ok');
+}
+
+function check(req, report, expect) {
+  const body = req.body;
+  const { data } = body;
+  const eventType = data.event_type;
+  report.event = eventType;
+  expect(String(req.headers['content-type']).startsWith('application/json'), 'Content-Type: application/json');
+  expect(req.headers['x-connectmachine-event'] === eventType, 'X-ConnectMachine-Event equals data.event_type');
+  expect(/^[0-9a-f-]{36}$/.test(req.headers['x-connectmachine-delivery-id']), 'X-ConnectMachine-Delivery-ID is a UUID');
+  expect(body.event_id === req.headers['x-connectmachine-delivery-id'], 'event_id equals the delivery id header');
+  expect(isIso(body.occurred_at), 'occurred_at is ISO-8601');
+  expect(!('source' in body) || typeof body.source === 'string', 'source is absent or a string');
+  expect(!('source_id' in body) || typeof body.source_id === 'string', 'source_id is absent or a string');
+  expect(['contacts.created', 'contacts.updated', 'contacts.deleted'].includes(eventType), 'event_type is a contacts.* event');
+  if (eventType === 'contacts.deleted') {
+    // "Deleted events send contact_ids only."
+    expect(Array.isArray(data.contact_ids) && data.contact_ids.every((i) => typeof i === 'string'), 'data.contact_ids is a list of ids');
+    expect(!('contacts' in data), 'no contacts on a delete');
+    report.contact_ids = data.contact_ids;
+  } else {
+    expect(Array.isArray(data.contacts) && data.contacts.length > 0, 'data.contacts is a non-empty list');
+    const contact = data.contacts[0];
+    expect(typeof contact.id === 'string', 'contacts[0].id is a string');
+    expect(typeof contact.first_name === 'string', 'contacts[0].first_name is a string');
+    expect(Array.isArray(contact.emails), 'contacts[0].emails is a list');
+    report.first_name = contact.first_name;
+    report.primary_email = contact.primary_email;
+    report.ratios = contact.ratios;
+  }
+  report.event_id = body.event_id;
+  report.source = body.source;
+  report.changes = data.changes;
+}
+
+serve(webhooks, check);
