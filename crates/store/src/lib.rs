@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod fanout;
+pub mod health;
 mod model;
 mod sqlite;
 

@@ -298,3 +298,23 @@ pub struct EntityFilter {
     /// Substring of the name (first/last/full), company, email, or title.
     pub search: Option<String>,
 }
+
+/// The operational `webhook.disabled` event for a webhook Hookline just switched off.
+pub fn disabled_event(tenant_id: Uuid, webhook_id: Uuid, name: &str, url: &str, reason: &str) -> Event {
+    let now = hookline_core::time::now();
+    Event {
+        id: hookline_core::ids::new_id(),
+        tenant_id,
+        event_type: "webhook.disabled".into(),
+        occurred_at: now,
+        source: None,
+        source_id: None,
+        actor_id: None,
+        entity_type: Some("webhook".into()),
+        entity_id: Some(webhook_id.to_string()),
+        data: hookline_core::catalog::webhook_disabled_data(webhook_id, name, url, reason, &now),
+        changes: None,
+        batch: None,
+        created_at: now,
+    }
+}

@@ -13,11 +13,13 @@ use crate::{
     Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook,
 };
 use async_trait::async_trait;
+use crate::health::{self, HealthDelta};
 use hookline_core::retry::DisablePolicy;
 use hookline_core::retry::RetrySchedule;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::{Format, Ordering};
-use hookline_core::{catalog, formats, ids};
+use crate::fanout;
+use hookline_core::ids;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -409,80 +411,44 @@ fn insert_event(c: &Connection, e: &Event) -> Result<()> {
     Ok(())
 }
 
-/// The subscription facts fan-out needs, per enabled webhook of a tenant.
-struct Subscriber {
-    id: String,
-    events: Vec<String>,
-    format: hookline_core::webhook::Format,
-    ordered: bool,
-}
-
-/// Writes events and one delivery per (matching webhook × object the format needs). Runs inside the
-/// caller's transaction, so events never exist without their deliveries.
+/// Writes events and their deliveries ([`fanout::plan`]). Runs inside the caller's transaction,
+/// so events never exist without their deliveries.
 fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Published>> {
     let subscribers = c
         .prepare_cached("SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
         .query_map([tenant_id.to_string()], |r| {
             let format: String = r.get(2)?;
-            Ok(Subscriber {
-                id: r.get(0)?,
+            Ok(fanout::Subscriber {
+                id: uuid(r.get(0)?)?,
                 events: json(r.get(1)?)?,
                 format: Format::parse(&format).ok_or_else(|| conversion(format!("bad format {format}")))?,
                 ordered: r.get::<_, String>(3)? == Ordering::Entity.as_str(),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (published, rows) = fanout::plan(events, &subscribers);
+    for e in events {
+        insert_event(c, e)?;
+    }
     let now = time::format(&time::now());
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
            next_attempt_at, item_index, ordering_key, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, ?8, ?6, ?6)",
     )?;
-    let mut out = Vec::with_capacity(events.len());
-    for e in events {
-        insert_event(c, e)?;
-        let view = formats::EventView {
-            id: e.id,
-            event_type: &e.event_type,
-            occurred_at: e.occurred_at,
-            source: e.source.as_deref(),
-            source_id: e.source_id.as_deref(),
-            actor_id: e.actor_id.as_deref(),
-            tenant: "",
-            entity_id: e.entity_id.as_deref(),
-            data: &e.data,
-            changes: e.changes.as_ref(),
-            batch: e.batch.as_ref(),
-        };
-        let mut delivery_ids = Vec::new();
-        for s in subscribers
-            .iter()
-            .filter(|s| catalog::subscribed(&s.events, &e.event_type))
-        {
-            let items = formats::deliveries_needed(s.format, &view);
-            let split = !formats::carries_batches(s.format);
-            for item in 0..items {
-                let id = ids::new_id();
-                let ordering_key = if s.ordered { e.entity_id.clone() } else { None };
-                insert.execute(params![
-                    id.to_string(),
-                    tenant_id.to_string(),
-                    s.id,
-                    e.id.to_string(),
-                    e.event_type,
-                    now,
-                    split.then_some(item as i64),
-                    ordering_key
-                ])?;
-                delivery_ids.push(id);
-            }
-        }
-        out.push(Published {
-            id: e.id,
-            delivery_ids,
-        });
+    for d in rows {
+        insert.execute(params![
+            d.id.to_string(),
+            tenant_id.to_string(),
+            d.webhook_id.to_string(),
+            d.event_id.to_string(),
+            d.event_type,
+            now,
+            d.item_index,
+            d.ordering_key
+        ])?;
     }
-    Ok(out)
+    Ok(published)
 }
 
 const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
@@ -569,73 +535,40 @@ fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
     Ok(())
 }
 
-/// Keeps a webhook's failure streak and disables it when the policy says so, announcing it with a
-/// `webhook.disabled` event in the same transaction.
-fn track_health(
-    c: &Connection,
-    webhook_id: Uuid,
-    success: bool,
-    at: &Timestamp,
-    policy: DisablePolicy,
-) -> Result<()> {
-    if success {
-        c.prepare_cached(
-            "UPDATE webhooks SET consecutive_failures = 0, failing_since = NULL
-             WHERE id = ?1 AND consecutive_failures > 0",
-        )?
-        .execute([webhook_id.to_string()])?;
-        return Ok(());
-    }
+/// Applies one webhook's streak delta and disables it when the policy says so, announcing it with
+/// a `webhook.disabled` event in the same transaction.
+fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Result<()> {
     let row: Option<(String, String, String, u64, Option<String>, bool)> = c
         .prepare_cached(
-            "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1,
-               failing_since = COALESCE(failing_since, ?2)
+            "UPDATE webhooks SET
+               consecutive_failures = CASE WHEN ?2 THEN ?3 ELSE consecutive_failures + ?3 END,
+               failing_since = CASE WHEN ?3 = 0 THEN NULL WHEN ?2 THEN ?4 ELSE COALESCE(failing_since, ?4) END
              WHERE id = ?1
              RETURNING tenant_id, name, url, consecutive_failures, failing_since, enabled",
         )?
-        .query_row(params![webhook_id.to_string(), time::format(at)], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
+        .query_row(
+            params![d.webhook_id.to_string(), d.reset, d.failures as i64, d.first_failure_at.as_ref().map(time::format)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
         .optional()?;
     let Some((tenant, name, url, streak, since, enabled)) = row else {
         return Ok(());
     };
+    if d.failures == 0 || !enabled {
+        return Ok(());
+    }
     let failing_for = opt_ts(since)?
-        .map(|s| (*at - s).to_std().unwrap_or_default())
+        .map(|s| (d.last_at - s).to_std().unwrap_or_default())
         .unwrap_or_default();
-    let Some(reason) = policy.verdict(streak, failing_for).filter(|_| enabled) else {
+    let Some(reason) = policy.verdict(streak, failing_for) else {
         return Ok(());
     };
     let now = time::now();
-    c.prepare_cached(
-        "UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1",
-    )?
-    .execute(params![webhook_id.to_string(), reason, time::format(&now)])?;
-    tracing::warn!(%webhook_id, %reason, "webhook disabled");
+    c.prepare_cached("UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![d.webhook_id.to_string(), reason, time::format(&now)])?;
+    tracing::warn!(webhook_id = %d.webhook_id, %reason, "webhook disabled");
     let tenant_id = uuid(tenant)?;
-    let event = Event {
-        id: ids::new_id(),
-        tenant_id,
-        event_type: "webhook.disabled".into(),
-        occurred_at: now,
-        source: None,
-        source_id: None,
-        actor_id: None,
-        entity_type: Some("webhook".into()),
-        entity_id: Some(webhook_id.to_string()),
-        data: catalog::webhook_disabled_data(webhook_id, &name, &url, &reason, &now),
-        changes: None,
-        batch: None,
-        created_at: now,
-    };
-    fan_out(c, tenant_id, &[event])?;
+    fan_out(c, tenant_id, &[crate::disabled_event(tenant_id, d.webhook_id, &name, &url, &reason)])?;
     Ok(())
 }
 
@@ -1109,8 +1042,11 @@ impl Store for SqliteStore {
                     continue;
                 }
                 insert_attempt(c, a)?;
-                track_health(c, r.webhook_id, r.next == NextState::Delivered, &a.started_at, disable)?;
                 applied.push(true);
+            }
+            let kept = results.iter().zip(&applied).filter(|(_, ok)| **ok).map(|(r, _)| r);
+            for d in health::deltas(kept) {
+                apply_health(c, &d, disable)?;
             }
             Ok(applied)
         })

@@ -1,0 +1,68 @@
+//! Which deliveries an event gets: one per matching enabled webhook, or one per object for formats
+//! that carry one object per request. Computed here once; each backend only inserts the rows.
+
+use crate::{Event, Published};
+use hookline_core::catalog;
+use hookline_core::formats::{self, EventView};
+use hookline_core::webhook::Format;
+use uuid::Uuid;
+
+/// What fan-out needs to know about an enabled webhook.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub id: Uuid,
+    pub events: Vec<String>,
+    pub format: Format,
+    /// `ordering: entity`: deliveries carry the event's entity id as their ordering key.
+    pub ordered: bool,
+}
+
+/// One delivery row to insert.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub item_index: Option<i64>,
+    pub ordering_key: Option<String>,
+}
+
+/// The deliveries of `events` for `subscribers`, and the answer per event.
+pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Vec<NewDelivery>) {
+    let mut published = Vec::with_capacity(events.len());
+    let mut rows = Vec::new();
+    for e in events {
+        let view = EventView {
+            id: e.id,
+            event_type: &e.event_type,
+            occurred_at: e.occurred_at,
+            source: e.source.as_deref(),
+            source_id: e.source_id.as_deref(),
+            actor_id: e.actor_id.as_deref(),
+            tenant: "",
+            entity_id: e.entity_id.as_deref(),
+            data: &e.data,
+            changes: e.changes.as_ref(),
+            batch: e.batch.as_ref(),
+        };
+        let mut delivery_ids = Vec::new();
+        for s in subscribers.iter().filter(|s| catalog::subscribed(&s.events, &e.event_type)) {
+            let split = !formats::carries_batches(s.format);
+            for item in 0..formats::deliveries_needed(s.format, &view) {
+                let id = hookline_core::ids::new_id();
+                rows.push(NewDelivery {
+                    id,
+                    webhook_id: s.id,
+                    event_id: e.id,
+                    event_type: e.event_type.clone(),
+                    item_index: split.then_some(item as i64),
+                    ordering_key: if s.ordered { e.entity_id.clone() } else { None },
+                });
+                delivery_ids.push(id);
+            }
+        }
+        published.push(Published { id: e.id, delivery_ids });
+    }
+    (published, rows)
+}
