@@ -248,8 +248,9 @@ enum Camel {
     FirstOf(&'static [&'static str]),
     /// Our RFC 3339 timestamp as a string of epoch milliseconds (`"1730877830000"`).
     Millis(&'static str),
-    /// Seed 000 has no such field: taken from an extra field of this (snake_case) name when the
-    /// contact carries one (contacts accept free extra fields), else `null`.
+    /// Seed 000 has no such field: taken from a field of this (snake_case) name when the contact
+    /// carries one (a contact published raw may carry any fields; Hookline's own contact records
+    /// have only seed 000's), else `null`.
     Extra(&'static str),
 }
 
@@ -293,7 +294,7 @@ const CAMEL_CONTACT: &[(&str, Camel)] = &[
 ];
 
 /// Seed 002's contact shape (camelCase; times as strings of epoch milliseconds), from seed 000's.
-/// See [`CAMEL_CONTACT`] for where each field comes from. `customFields` is `[]` when absent, as
+/// The `CAMEL_CONTACT` table says where each field comes from. `customFields` is `[]` when absent, as
 /// seed 002 shows it; a timestamp that is not RFC 3339 is passed through unchanged.
 pub fn camel_contact(c: &Value) -> Value {
     let get = |k: &str| c.get(k).filter(|v| !v.is_null());

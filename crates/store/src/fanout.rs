@@ -47,7 +47,10 @@ pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Ve
             batch: e.batch.as_ref(),
         };
         let mut delivery_ids = Vec::new();
-        for s in subscribers.iter().filter(|s| catalog::subscribed(&s.events, &e.event_type)) {
+        for s in subscribers
+            .iter()
+            .filter(|s| catalog::subscribed(&s.events, &e.event_type))
+        {
             let split = !formats::carries_batches(s.format);
             for item in 0..formats::deliveries_needed(s.format, &view) {
                 let id = hookline_core::ids::new_id();
@@ -62,7 +65,10 @@ pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Ve
                 delivery_ids.push(id);
             }
         }
-        published.push(Published { id: e.id, delivery_ids });
+        published.push(Published {
+            id: e.id,
+            delivery_ids,
+        });
     }
     (published, rows)
 }

@@ -27,7 +27,13 @@ pub fn deltas<'a>(results: impl IntoIterator<Item = &'a AttemptResult>) -> Vec<H
         let i = match out.iter().position(|d| d.webhook_id == r.webhook_id) {
             Some(i) => i,
             None => {
-                out.push(HealthDelta { webhook_id: r.webhook_id, reset: false, failures: 0, first_failure_at: None, last_at: at });
+                out.push(HealthDelta {
+                    webhook_id: r.webhook_id,
+                    reset: false,
+                    failures: 0,
+                    first_failure_at: None,
+                    last_at: at,
+                });
                 out.len() - 1
             }
         };
@@ -51,7 +57,8 @@ mod tests {
     use crate::Attempt;
 
     fn result(webhook: Uuid, ok: bool, secs: i64) -> AttemptResult {
-        let at = hookline_core::time::parse("2026-01-01T00:00:00Z").unwrap() + chrono::Duration::seconds(secs);
+        let at = hookline_core::time::parse("2026-01-01T00:00:00Z").unwrap()
+            + chrono::Duration::seconds(secs);
         AttemptResult {
             delivery_id: Uuid::nil(),
             webhook_id: webhook,
@@ -75,14 +82,25 @@ mod tests {
                 response_body: None,
                 response_truncated: false,
             },
-            next: if ok { NextState::Delivered } else { NextState::Failed },
+            next: if ok {
+                NextState::Delivered
+            } else {
+                NextState::Failed
+            },
         }
     }
 
     #[test]
     fn streaks_restart_after_a_success() {
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let rs = [result(a, false, 1), result(b, false, 2), result(a, true, 3), result(a, false, 4), result(a, false, 5), result(b, false, 6)];
+        let rs = [
+            result(a, false, 1),
+            result(b, false, 2),
+            result(a, true, 3),
+            result(a, false, 4),
+            result(a, false, 5),
+            result(b, false, 6),
+        ];
         let d = deltas(&rs);
         assert_eq!(d.len(), 2);
         assert_eq!((d[0].reset, d[0].failures), (true, 2));

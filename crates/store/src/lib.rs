@@ -10,10 +10,13 @@ mod error;
 pub mod fanout;
 pub mod health;
 mod model;
+mod postgres;
 mod sqlite;
+pub mod testing;
 
 pub use error::StoreError;
 pub use model::*;
+pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, Synchronous};
 
 use async_trait::async_trait;
@@ -37,6 +40,11 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<()>;
+    /// Wake-ups for new work committed by other processes (PostgreSQL `LISTEN`); `None` when the
+    /// store has no other writers to hear from.
+    fn wakeups(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 
     async fn create_tenant(&self, name: &str) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;

@@ -300,7 +300,13 @@ pub struct EntityFilter {
 }
 
 /// The operational `webhook.disabled` event for a webhook Hookline just switched off.
-pub fn disabled_event(tenant_id: Uuid, webhook_id: Uuid, name: &str, url: &str, reason: &str) -> Event {
+pub fn disabled_event(
+    tenant_id: Uuid,
+    webhook_id: Uuid,
+    name: &str,
+    url: &str,
+    reason: &str,
+) -> Event {
     let now = hookline_core::time::now();
     Event {
         id: hookline_core::ids::new_id(),

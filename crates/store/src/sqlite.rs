@@ -7,19 +7,19 @@
 //! commits them together: callers still get their answer only after their data is on disk, but many
 //! callers share one fsync. Readers never wait for the writer thanks to WAL.
 
+use crate::fanout;
+use crate::health::{self, HealthDelta};
 use crate::{
     ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
     DeliveryStatus, EntityFilter, EntityRow, Event, NextState, Page, PlanFn, PublishOutcome,
     Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook,
 };
 use async_trait::async_trait;
-use crate::health::{self, HealthDelta};
+use hookline_core::ids;
 use hookline_core::retry::DisablePolicy;
 use hookline_core::retry::RetrySchedule;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::{Format, Ordering};
-use crate::fanout;
-use hookline_core::ids;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -564,11 +564,27 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         return Ok(());
     };
     let now = time::now();
-    c.prepare_cached("UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1")?
-        .execute(params![d.webhook_id.to_string(), reason, time::format(&now)])?;
+    c.prepare_cached(
+        "UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![
+        d.webhook_id.to_string(),
+        reason,
+        time::format(&now)
+    ])?;
     tracing::warn!(webhook_id = %d.webhook_id, %reason, "webhook disabled");
     let tenant_id = uuid(tenant)?;
-    fan_out(c, tenant_id, &[crate::disabled_event(tenant_id, d.webhook_id, &name, &url, &reason)])?;
+    fan_out(
+        c,
+        tenant_id,
+        &[crate::disabled_event(
+            tenant_id,
+            d.webhook_id,
+            &name,
+            &url,
+            &reason,
+        )],
+    )?;
     Ok(())
 }
 

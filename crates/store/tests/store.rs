@@ -15,17 +15,33 @@ use uuid::Uuid;
 
 struct Fixture {
     store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<hookline_store::testing::TestDatabase>,
 }
 
-async fn sqlite() -> Fixture {
+async fn sqlite_store() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("t.db"), 2, Synchronous::Normal).unwrap();
     store.migrate().await.unwrap();
     Fixture {
         store: Arc::new(store),
-        _dir: dir,
+        _dir: Some(dir),
+        _db: None,
     }
+}
+
+/// A fresh PostgreSQL database, or `None` when PostgreSQL tests are skipped here.
+async fn postgres_store() -> Option<Fixture> {
+    let db = hookline_store::testing::TestDatabase::create().await?;
+    let store = hookline_store::PostgresStore::connect(&db.url, 8)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(Fixture {
+        store: Arc::new(store),
+        _dir: None,
+        _db: Some(db),
+    })
 }
 
 fn webhook(tenant: Uuid, name: &str) -> Webhook {
@@ -55,19 +71,29 @@ fn webhook(tenant: Uuid, name: &str) -> Webhook {
 }
 
 macro_rules! suite {
-    ($backend:ident: $($test:ident),* $(,)?) => {
-        mod $backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    super::$test(super::$backend().await).await;
+                    super::$test(super::sqlite_store().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(f) = super::postgres_store().await {
+                        super::$test(f).await;
+                    }
                 }
             )*
         }
     };
 }
 
-suite!(sqlite:
+suite!(
     migrate_is_idempotent,
     tenants_are_unique_by_name,
     api_keys_are_found_by_prefix,

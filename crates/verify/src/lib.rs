@@ -1,25 +1,69 @@
-//! Receiver-side verification of Hookline deliveries.
+//! Receiver-side verification of Hookline webhook deliveries, for Rust receivers.
 //!
-//! Hookline signs every delivery twice (see the README's "Signatures" section):
+//! Hookline signs every delivery twice, with the webhook's secret (see the README's "Signatures"
+//! and "Receiving webhooks" sections); a receiver checks either one:
 //!
-//! - `X-Webhook-Signature`: lowercase hex HMAC-SHA256 of the raw body, keyed with the secret's bytes.
-//!   Verify it with [`verify_hex`].
-//! - Standard Webhooks: `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64>` over
-//!   `id.timestamp.body`, keyed with the base64 part of a `whsec_` secret (or the secret's bytes for
-//!   any other secret). During a secret rotation the header carries several space-separated
-//!   signatures; one match is enough. Verify it with [`verify_standard`], which also refuses
-//!   timestamps outside a tolerance window so a captured request can't be replayed later.
+//! - **`X-Webhook-Signature`**: lowercase hex HMAC-SHA256 of the raw body, keyed with the secret's
+//!   bytes (the scheme of seeds 001 and 003). Check it with [`verify_hex`]. During a secret
+//!   rotation, `X-Webhook-Signature-Previous` carries the same with the old secret.
+//! - **Standard Webhooks**: `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64>`
+//!   over `id.timestamp.body`, keyed with the base64 part of a `whsec_` secret (or the secret's
+//!   bytes for any other secret). During a rotation the header carries several space-separated
+//!   signatures; one match is enough. Check it with [`verify_standard`], which also refuses
+//!   timestamps outside a tolerance window, so a captured request can't be replayed later.
+//!
+//! [`verify_request`] picks the scheme a request carries (Standard Webhooks when present, for its
+//! replay protection) and is all most receivers need. Every comparison is constant-time.
+//!
+//! Always verify the **raw body bytes** as received, before parsing them.
+//!
+//! # Example: a receiver's handler
 //!
 //! ```
-//! use hookline_verify::{verify_hex, verify_standard, StandardHeaders, DEFAULT_TOLERANCE_SECS};
-//! # let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-//! # let body = br#"{"test": 2432232314}"#;
-//! # let sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
-//! let headers = StandardHeaders { id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: "1614265330", signature: sig };
-//! assert!(verify_standard(secret, &headers, body, 1614265330, DEFAULT_TOLERANCE_SECS).is_ok());
-//! # let hex = "0d4d4ae8b1e1d6eba6d0a4a1fd2d2ce9bfe5fb4eab7e1eb5fd23bbcbd8a1d1b0";
-//! # let _ = verify_hex(secret, body, hex);
+//! use hookline_verify::{verify_request, unix_now, Scheme, VerifyError};
+//! use std::collections::HashMap;
+//!
+//! /// Whatever your HTTP framework hands you: lowercase header names, the raw body.
+//! fn handle(secret: &str, headers: &HashMap<String, String>, body: &[u8]) -> u16 {
+//!     let header = |name: &str| headers.get(name).map(String::as_str);
+//!     match verify_request(secret, header, body, unix_now()) {
+//!         Ok(_scheme) => {
+//!             // Authentic. Deduplicate on the delivery id (`webhook-id`): delivery is at least once.
+//!             let delivery_id = header("webhook-id").unwrap_or_default();
+//!             let event = header("x-webhook-event").unwrap_or_default();
+//!             println!("{event} {delivery_id}");
+//!             200
+//!         }
+//!         Err(VerifyError::TimestampOutOfTolerance { .. }) => 401, // stale: a replay?
+//!         Err(_) => 401,
+//!     }
+//! }
+//!
+//! // What Hookline sends, reproduced with the signing helpers (handy in a receiver's own tests).
+//! let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+//! let body = br#"{"event":"contact.created","timestamp":"2026-05-15T10:30:00.000Z","data":{"id":"c1"}}"#;
+//! let (id, ts) = ("0196d3a1-7c2e-7b4a-9f10-2c3d4e5f6a7b", unix_now());
+//! let mut headers = HashMap::new();
+//! headers.insert("x-webhook-event".to_string(), "contact.created".to_string());
+//! headers.insert("x-webhook-signature".to_string(), hookline_verify::sign_hex(secret, body));
+//! headers.insert("webhook-id".to_string(), id.to_string());
+//! headers.insert("webhook-timestamp".to_string(), ts.to_string());
+//! headers.insert("webhook-signature".to_string(), hookline_verify::sign_standard(secret, id, ts, body));
+//! assert_eq!(handle(secret, &headers, body), 200);
+//!
+//! // A body changed in transit, or signed with another secret, is refused.
+//! assert_eq!(handle(secret, &headers, br#"{"event":"contact.deleted"}"#), 401);
+//! assert_eq!(handle("whsec_AAAA", &headers, body), 401);
+//!
+//! // Receivers of seeds 001/003 check only the hex signature.
+//! let hex = &headers["x-webhook-signature"];
+//! assert!(hookline_verify::verify_hex(secret, body, hex).is_ok());
+//! # let only_hex = |n: &str| (n == "x-webhook-signature").then_some(hex.as_str());
+//! # assert_eq!(verify_request(secret, only_hex, body, ts), Ok(Scheme::Hex));
 //! ```
+//!
+//! `examples/receiver.rs` is a complete receiver on `std::net` alone:
+//! `cargo run -p hookline-verify --example receiver -- 127.0.0.1:9000 "$SECRET"`.
 #![forbid(unsafe_code)]
 
 use base64::engine::general_purpose::STANDARD;
@@ -141,6 +185,71 @@ pub fn verify_standard(
     Err(VerifyError::Mismatch)
 }
 
+/// Which signature scheme verified a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `webhook-id` / `webhook-timestamp` / `webhook-signature`.
+    StandardWebhooks,
+    /// `X-Webhook-Signature` (or `X-Webhook-Signature-Previous` during a rotation).
+    Hex,
+}
+
+/// Verifies a request by whichever scheme it carries: Standard Webhooks when a
+/// `webhook-signature` header is present (with [`DEFAULT_TOLERANCE_SECS`] around `now`), else
+/// `X-Webhook-Signature`, also accepting `X-Webhook-Signature-Previous` (the signature with the
+/// previous secret during a rotation).
+///
+/// `header` looks a header up by its **lowercase** name (`"webhook-id"`,
+/// `"x-webhook-signature"`); most frameworks' header maps are case-insensitive already.
+pub fn verify_request<'a>(
+    secret: &str,
+    header: impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+    now: i64,
+) -> Result<Scheme, VerifyError> {
+    if let Some(signature) = header("webhook-signature").filter(|s| !s.trim().is_empty()) {
+        let h = StandardHeaders {
+            id: header("webhook-id").unwrap_or_default(),
+            timestamp: header("webhook-timestamp").unwrap_or_default(),
+            signature,
+        };
+        return verify_standard(secret, &h, body, now, DEFAULT_TOLERANCE_SECS)
+            .map(|()| Scheme::StandardWebhooks);
+    }
+    let current = header("x-webhook-signature").unwrap_or_default();
+    match verify_hex(secret, body, current) {
+        Ok(()) => Ok(Scheme::Hex),
+        Err(e) => match header("x-webhook-signature-previous") {
+            Some(previous) if verify_hex(secret, body, previous).is_ok() => Ok(Scheme::Hex),
+            _ => Err(e),
+        },
+    }
+}
+
+/// The `X-Webhook-Signature` value Hookline sends for `body`: lowercase hex HMAC-SHA256 keyed
+/// with the secret's bytes. For a receiver's own tests.
+pub fn sign_hex(secret: &str, body: &[u8]) -> String {
+    let mut m = mac(secret.as_bytes());
+    m.update(body);
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One `webhook-signature` value as Hookline sends it: `v1,<base64>` of HMAC-SHA256 over
+/// `id.timestamp.body` with [`standard_key`]. For a receiver's own tests.
+pub fn sign_standard(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut m = mac(&standard_key(secret));
+    m.update(id.as_bytes());
+    m.update(b".");
+    m.update(timestamp.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    format!("v1,{}", STANDARD.encode(m.finalize().into_bytes()))
+}
+
 /// Current Unix time in seconds, for [`verify_standard`]'s `now`.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -218,6 +327,54 @@ mod tests {
             verify_standard(SECRET, &headers("v1,!!!"), BODY, 1614265330, 300),
             Err(VerifyError::Mismatch)
         );
+    }
+
+    #[test]
+    fn verify_request_picks_the_scheme_the_request_carries() {
+        let body = br#"{"a":1}"#;
+        let ts = 1_700_000_000;
+        let std_sig = sign_standard(SECRET, "d1", ts, body);
+        let hex = sign_hex(SECRET, body);
+        let pairs = [
+            ("webhook-id", "d1".to_string()),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", std_sig),
+            ("x-webhook-signature", hex.clone()),
+        ];
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            verify_request(SECRET, get, body, ts),
+            Ok(Scheme::StandardWebhooks)
+        );
+        // Standard Webhooks present: its replay window applies even if the hex one matches.
+        assert!(matches!(
+            verify_request(SECRET, get, body, ts + 301),
+            Err(VerifyError::TimestampOutOfTolerance { .. })
+        ));
+        let hex_only = |name: &str| (name == "x-webhook-signature").then_some(hex.as_str());
+        assert_eq!(verify_request(SECRET, hex_only, body, ts), Ok(Scheme::Hex));
+        assert_eq!(
+            verify_request("other", hex_only, body, ts),
+            Err(VerifyError::Mismatch)
+        );
+        // During a rotation a receiver still on the old secret matches the -Previous header.
+        let old_hex = sign_hex("old", body);
+        let rotated = |name: &str| match name {
+            "x-webhook-signature" => Some(hex.as_str()),
+            "x-webhook-signature-previous" => Some(old_hex.as_str()),
+            _ => None,
+        };
+        assert_eq!(verify_request("old", rotated, body, ts), Ok(Scheme::Hex));
+        assert_eq!(
+            verify_request(SECRET, |_| None, body, ts),
+            Err(VerifyError::MissingHeader("X-Webhook-Signature"))
+        );
+        assert_eq!(sign_standard(SECRET, ID, 1614265330, BODY), SIG);
     }
 
     #[test]

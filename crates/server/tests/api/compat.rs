@@ -430,12 +430,13 @@ async fn seed_003_node_example_verifies_and_reads_real_deliveries() {
 #[tokio::test]
 async fn seed_000_node_receiver_reads_real_deliveries_with_brand_headers() {
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let Some(rx) = Script::start("node", "seed000_node.js", 5, &[("WEBHOOK_SECRET", SECRET)]).await
+    let Some(rx) = Script::start("node", "seed000_node.js", 7, &[("WEBHOOK_SECRET", SECRET)]).await
     else {
         return;
     };
     let mut config = local_receivers();
     config.push(("brand", "ConnectMachine".into()));
+    config.push(("batch_max_size", "2".into()));
     let app = spawn_app_with(&config).await;
     let w = app
         .create(json!({
@@ -467,16 +468,57 @@ async fn seed_000_node_receiver_reads_real_deliveries_with_brand_headers() {
         None,
     )
     .await;
-    // The envelope carries a whole delete in one delivery.
-    assert_eq!(app.dispatcher.drain().await.unwrap(), 3);
-    assert_all_delivered(&app, id, 3).await;
+    // An import of three contacts with batches of at most two: two deliveries.
+    let resp = app
+        .client
+        .post(format!("{}/v1/contacts/import", app.base))
+        .bearer_auth(&app.key)
+        .json(&json!([
+            {"first_name": "Ada", "last_name": "Lovelace", "primary_email": "ada@example.com"},
+            {"first_name": "Émile", "last_name": "Zola", "primary_email": "emile@example.com"},
+            {"first_name": "小林", "last_name": "Kobayashi", "primary_email": "k@example.com"}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let import: Value = resp.json().await.unwrap();
+    assert_eq!(import["created"], 3, "{import}");
+    // The envelope carries a whole delete, and a whole batch, in one delivery.
+    assert_eq!(app.dispatcher.drain().await.unwrap(), 5);
+    assert_all_delivered(&app, id, 5).await;
     let h = handshake(&app, id).await;
     assert_eq!(h["verdict"], "verifies_signatures", "{h}");
 
     let out = rx.finish().await;
-    out.assert_statuses(&[200, 200, 200, 401, 200]);
+    out.assert_statuses(&[200, 200, 200, 200, 200, 401, 200]);
     let ctx = out.context();
-    let c = out.one("contacts.created");
+    let mut batches: Vec<&Value> = out
+        .accepted("contacts.created")
+        .into_iter()
+        .filter(|r| r.get("batch").is_some())
+        .collect();
+    batches.sort_by_key(|r| r["batch"]["index"].as_u64());
+    assert_eq!(batches.len(), 2, "{ctx}");
+    assert_eq!(
+        batches[0]["batch"],
+        json!({"index": 1, "count": 2, "max_size": 2}),
+        "{ctx}"
+    );
+    assert_eq!(
+        batches[1]["batch"],
+        json!({"index": 2, "count": 1, "max_size": 2}),
+        "{ctx}"
+    );
+    for b in &batches {
+        assert_eq!(b["source"], "contact_import", "{ctx}");
+        assert_eq!(b["source_id"], import["import_id"], "{ctx}");
+    }
+    let c = out
+        .accepted("contacts.created")
+        .into_iter()
+        .find(|r| r.get("batch").is_none())
+        .unwrap();
     assert_eq!(c["event_id"], created["delivery_ids"][0], "{ctx}");
     assert_eq!(c["first_name"], "Zoë 🚀", "{ctx}");
     assert_eq!(c["source"], Value::Null, "{ctx}");
@@ -732,4 +774,35 @@ async fn handshake_errors() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(rx.received().is_empty());
+}
+
+/// The README's "Receiving webhooks" snippets are the code the seed 000 and seed 002 receivers
+/// run, character for character.
+#[test]
+fn readme_snippets_are_the_code_the_compat_receivers_run() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../../README.md")).unwrap();
+    for (script, start, end) in [
+        (
+            "seed000_node.js",
+            "// --- README: verifying in Node ---",
+            "// --- end ---",
+        ),
+        (
+            "seed002_python.py",
+            "# --- README: verifying in Python ---",
+            "# --- end ---",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join("tests/compat").join(script)).unwrap();
+        let from = text
+            .find(start)
+            .unwrap_or_else(|| panic!("{script}: no {start}"));
+        let to = text[from..].find(end).unwrap() + from + end.len();
+        let snippet = &text[from..to];
+        assert!(
+            readme.contains(snippet),
+            "README.md must contain {script}'s snippet verbatim:\n{snippet}"
+        );
+    }
 }

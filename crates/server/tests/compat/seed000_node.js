@@ -1,13 +1,22 @@
 // A receiver written from seed 000 (ConnectMachine): its headers (X-ConnectMachine-Event,
 // X-ConnectMachine-Delivery-ID), its envelope {event_id, occurred_at, source?, source_id?, batch?,
 // data: {event_type, contacts | contact_ids}}, its advice to key idempotency on the delivery id.
-// Seed 000 documents no signature, so this receiver verifies the Standard Webhooks signature with
-// the Node snippet from the README's "Receiving webhooks" section, copied verbatim.
+// Seed 000 documents no signature, so this receiver verifies both of Hookline's signatures with the
+// Node snippets of the README's "Receiving webhooks" section, copied verbatim (a test keeps the
+// README and this file in step).
 'use strict';
 const crypto = require('crypto');
 const { serve, isIso } = require('./harness');
 
-// --- README: Standard Webhooks in Node -------------------------------------------------------
+// --- README: verifying in Node ---
+// X-Webhook-Signature: lowercase hex HMAC-SHA256 of the raw body, keyed with the secret.
+function verifyHex(rawBody, signature, secret) {
+  const expected = Buffer.from(crypto.createHmac('sha256', secret).update(rawBody).digest('hex'));
+  const given = Buffer.from(String(signature || ''));
+  return given.length === expected.length && crypto.timingSafeEqual(given, expected);
+}
+
+// Standard Webhooks: `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, several during a rotation.
 function verifyStandard(rawBody, headers, secret, toleranceSecs = 300) {
   const id = headers['webhook-id'];
   const ts = headers['webhook-timestamp'];
@@ -21,13 +30,14 @@ function verifyStandard(rawBody, headers, secret, toleranceSecs = 300) {
     return version === 'v1' && given.length === expected.length && crypto.timingSafeEqual(given, expected);
   });
 }
-// ----------------------------------------------------------------------------------------------
+// --- end ---
 
 const secret = process.env.WEBHOOK_SECRET;
 const seen = new Set();
 
 function webhooks(req, res) {
-  if (!verifyStandard(req.rawBody, req.headers, secret)) {
+  const hexOk = verifyHex(req.rawBody, req.headers['x-webhook-signature'], secret);
+  if (!hexOk || !verifyStandard(req.rawBody, req.headers, secret)) {
     return res.status(401).send('invalid signature');
   }
   // "Be idempotent — events can be redelivered; key off X-ConnectMachine-Delivery-ID."
@@ -62,13 +72,24 @@ function check(req, report, expect) {
     const contact = data.contacts[0];
     expect(typeof contact.id === 'string', 'contacts[0].id is a string');
     expect(typeof contact.first_name === 'string', 'contacts[0].first_name is a string');
-    expect(Array.isArray(contact.emails), 'contacts[0].emails is a list');
+    // "Tolerate missing optional fields — not every contact has every field."
+    expect(!('emails' in contact) || Array.isArray(contact.emails), 'contacts[0].emails is absent or a list');
     report.first_name = contact.first_name;
     report.primary_email = contact.primary_email;
     report.ratios = contact.ratios;
   }
+  if ('batch' in body) {
+    // "Present for chunked deliveries: index, count, max_size."
+    const { index, count, max_size: maxSize } = body.batch;
+    expect(Number.isInteger(index) && index >= 1, 'batch.index is 1-based');
+    expect(count === data.contacts.length && count <= maxSize, 'batch.count is the number of contacts');
+    expect(body.source === 'contact_import' && typeof body.source_id === 'string', 'a batch comes from an import');
+    report.batch = body.batch;
+    report.contact_count = data.contacts.length;
+  }
   report.event_id = body.event_id;
   report.source = body.source;
+  report.source_id = body.source_id;
   report.changes = data.changes;
 }
 

@@ -1,8 +1,9 @@
 """A receiver written from seed 002 (CloudCX): {"event": "ContactCreated", "contacts": [...]} with
 camelCase contact fields and `createdTime` as a string of epoch milliseconds, or
 {"event": "ContactDeleted", "ids": [...]}. Seed 002 documents no signature, so this receiver
-verifies the Standard Webhooks signature with the Python snippet from the README's "Receiving
-webhooks" section, copied verbatim. Served with the standard library's http.server.
+verifies both of Hookline's signatures with the Python snippets of the README's "Receiving
+webhooks" section, copied verbatim (a test keeps the README and this file in step). Served with
+the standard library's http.server.
 """
 import os
 import sys
@@ -10,11 +11,18 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import serve  # noqa: E402
 
-# --- README: Standard Webhooks in Python ------------------------------------------------------
-import base64, hashlib, hmac, time  # noqa: E401,E402
+# --- README: verifying in Python ---
+import base64, hashlib, hmac, time
+
+
+def verify_hex(raw_body: bytes, signature, secret: str) -> bool:
+    """X-Webhook-Signature: lowercase hex HMAC-SHA256 of the raw body, keyed with the secret."""
+    expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+    return signature is not None and hmac.compare_digest(expected, signature)
 
 
 def verify_standard(raw_body: bytes, headers, secret: str, tolerance_secs: int = 300) -> bool:
+    """Standard Webhooks: v1,<base64 HMAC-SHA256 of "id.timestamp.body">, several during a rotation."""
     msg_id = headers.get("webhook-id")
     ts = headers.get("webhook-timestamp")
     signatures = headers.get("webhook-signature", "")
@@ -24,7 +32,7 @@ def verify_standard(raw_body: bytes, headers, secret: str, tolerance_secs: int =
     mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + raw_body, hashlib.sha256)
     expected = base64.b64encode(mac.digest()).decode()
     return any(hmac.compare_digest(s[3:], expected) for s in signatures.split() if s.startswith("v1,"))
-# ----------------------------------------------------------------------------------------------
+# --- end ---
 
 SECRET = os.environ["WEBHOOK_SECRET"]
 
@@ -40,7 +48,8 @@ SEED_002_FIELDS = [
 
 
 def webhook(request):
-    if not verify_standard(request.data, request.headers, SECRET):
+    hex_ok = verify_hex(request.data, request.headers.get("X-Webhook-Signature"), SECRET)
+    if not hex_ok or not verify_standard(request.data, request.headers, SECRET):
         return "invalid signature", 401
     payload = request.json
     if payload["event"] in ("ContactCreated", "ContactUpdated"):

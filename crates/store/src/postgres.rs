@@ -1,0 +1,1485 @@
+//! The PostgreSQL store, for several Hookline nodes sharing one database (DESIGN §2, §9).
+//!
+//! Nodes claim due deliveries with `FOR UPDATE SKIP LOCKED` and a lease, so two nodes never send the
+//! same delivery at once and a dead node's work is picked up when its leases expire. Every publish
+//! commits `NOTIFY hookline_work`; each node LISTENs on a dedicated connection and wakes its
+//! dispatcher, so new work starts on any node within milliseconds (polling remains the fallback).
+//! Batches (fan-out, results) are written with `unnest` arrays: one statement per batch, not per row.
+//!
+//! Connection trouble maps to [`StoreError::Unavailable`], which the API answers with 503 and the
+//! dispatcher retries.
+
+use crate::fanout::{self, Subscriber};
+use crate::health::{self, HealthDelta};
+use crate::{
+    ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
+    DeliveryStatus, EntityFilter, EntityRow, Event, NextState, Page, PlanFn, PublishOutcome,
+    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook,
+};
+use async_trait::async_trait;
+use hookline_core::ids;
+use hookline_core::retry::{DisablePolicy, RetrySchedule};
+use hookline_core::time::{self, Timestamp};
+use hookline_core::webhook::{Format, Ordering};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
+use uuid::Uuid;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+/// Any fixed number: serialises migrations when several nodes start together.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
+const CHANNEL: &str = "hookline_work";
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: tokio_postgres::Config,
+    idle: Mutex<Vec<Client>>,
+    permits: Arc<Semaphore>,
+    wake: Arc<Notify>,
+}
+
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if let Some(code) = e.code() {
+        if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION {
+            return StoreError::Conflict(e.to_string());
+        }
+        let class = &code.code()[..2];
+        // Connection exceptions, operator intervention, insufficient resources, serialization:
+        // all pass, so callers should retry.
+        if matches!(class, "08" | "57" | "53" | "40") {
+            return StoreError::Unavailable(e.to_string());
+        }
+        return StoreError::Internal(e.to_string());
+    }
+    if e.is_closed() || e.to_string().contains("connect") || e.to_string().contains("connection") {
+        return StoreError::Unavailable(e.to_string());
+    }
+    StoreError::Internal(e.to_string())
+}
+
+fn bad_json(e: serde_json::Error) -> StoreError {
+    StoreError::Internal(format!("stored JSON is invalid: {e}"))
+}
+
+/// A pooled connection; returned to the pool on drop unless it broke.
+struct Conn {
+    client: Option<Client>,
+    inner: Arc<Inner>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            if !c.is_closed() {
+                if let Ok(mut idle) = self.inner.idle.lock() {
+                    idle.push(c);
+                }
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects (lazily; at most `pool_size` connections) and starts the LISTEN connection.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Self> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Internal(format!("database_url is not a PostgreSQL URL: {e}"))
+        })?;
+        let store = PostgresStore {
+            inner: Arc::new(Inner {
+                config,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(pool_size.max(1))),
+                wake: Arc::new(Notify::new()),
+            }),
+        };
+        // Fail fast on a wrong URL, password or host.
+        store.conn().await?;
+        tokio::spawn(listen(store.inner.config.clone(), store.inner.wake.clone()));
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        let permit = self
+            .inner
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("connection pool closed".into()))?;
+        let pooled = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let client = match pooled {
+            Some(c) if !c.is_closed() => c,
+            _ => {
+                let (client, connection) =
+                    self.inner.config.connect(NoTls).await.map_err(pg_err)?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "PostgreSQL connection ended");
+                    }
+                });
+                client
+            }
+        };
+        Ok(Conn {
+            client: Some(client),
+            inner: self.inner.clone(),
+            _permit: permit,
+        })
+    }
+}
+
+/// Keeps a LISTEN connection open (reconnecting with backoff) and turns notifications into wake-ups.
+async fn listen(config: tokio_postgres::Config, wake: Arc<Notify>) {
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                backoff = std::time::Duration::from_millis(200);
+                let pump = async {
+                    loop {
+                        match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await
+                        {
+                            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                                wake.notify_one()
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => return e.to_string(),
+                            None => return "closed".to_string(),
+                        }
+                    }
+                };
+                let listen_sql = format!("LISTEN {CHANNEL}");
+                let subscribe = client.batch_execute(&listen_sql);
+                // The connection must be polled for LISTEN itself to complete.
+                tokio::pin!(pump);
+                let reason = tokio::select! {
+                    r = subscribe => match r {
+                        Ok(()) => { wake.notify_one(); pump.await }
+                        Err(e) => e.to_string(),
+                    },
+                    r = &mut pump => r,
+                };
+                tracing::warn!(%reason, "PostgreSQL LISTEN connection lost; reconnecting");
+            }
+            Err(e) => tracing::warn!(error = %e, "PostgreSQL LISTEN connection failed; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
+// ---- row mapping -------------------------------------------------------------------------------
+
+fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(bad_json)
+}
+
+fn tenant_row(r: &Row) -> Tenant {
+    Tenant {
+        id: r.get(0),
+        name: r.get(1),
+        created_at: r.get(2),
+    }
+}
+
+const KEY_COLS: &str = "id, tenant_id, name, prefix, key_hash, default_user_id, created_at";
+
+fn key_row(r: &Row) -> ApiKey {
+    ApiKey {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        name: r.get(2),
+        prefix: r.get(3),
+        key_hash: r.get(4),
+        default_user_id: r.get(5),
+        created_at: r.get(6),
+    }
+}
+
+const WEBHOOK_COLS: &str = "id, tenant_id, name, description, url, events, secret, previous_secret, \
+    previous_secret_expires_at, enabled, disabled_reason, format, headers, retry_schedule, rate_limit, \
+    ordering, consecutive_failures, failing_since, created_at, updated_at";
+
+fn webhook_row(r: &Row) -> Result<Webhook> {
+    let format: String = r.get(11);
+    let ordering: String = r.get(15);
+    let schedule: Option<String> = r.get(13);
+    let rate: Option<i32> = r.get(14);
+    let failures: i64 = r.get(16);
+    Ok(Webhook {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        name: r.get(2),
+        description: r.get(3),
+        url: r.get(4),
+        events: json_col(r.get(5))?,
+        secret: r.get(6),
+        previous_secret: r.get(7),
+        previous_secret_expires_at: r.get(8),
+        enabled: r.get(9),
+        disabled_reason: r.get(10),
+        format: Format::parse(&format)
+            .ok_or_else(|| StoreError::Internal(format!("bad format {format}")))?,
+        headers: json_col(r.get(12))?,
+        retry_schedule: schedule
+            .map(|s| RetrySchedule::from_json(&json_col(&s)?).map_err(StoreError::Internal))
+            .transpose()?,
+        rate_limit: rate.map(|r| r as u32),
+        ordering: Ordering::parse(&ordering)
+            .ok_or_else(|| StoreError::Internal(format!("bad ordering {ordering}")))?,
+        consecutive_failures: failures as u64,
+        failing_since: r.get(17),
+        created_at: r.get(18),
+        updated_at: r.get(19),
+    })
+}
+
+const EVENT_COLS: &str =
+    "id, tenant_id, event_type, occurred_at, source, source_id, actor_id, entity_type, \
+    entity_id, data, changes, batch, created_at";
+
+fn event_row(r: &Row) -> Result<Event> {
+    let opt = |i: usize| -> Result<Option<serde_json::Value>> {
+        r.get::<_, Option<String>>(i)
+            .map(|s| json_col(&s))
+            .transpose()
+    };
+    Ok(Event {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        event_type: r.get(2),
+        occurred_at: r.get(3),
+        source: r.get(4),
+        source_id: r.get(5),
+        actor_id: r.get(6),
+        entity_type: r.get(7),
+        entity_id: r.get(8),
+        data: json_col(r.get(9))?,
+        changes: opt(10)?,
+        batch: opt(11)?,
+        created_at: r.get(12),
+    })
+}
+
+const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
+    d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
+    d.created_at, d.updated_at, w.url";
+
+fn delivery_row(r: &Row) -> Result<Delivery> {
+    let status: String = r.get(5);
+    let attempts: i32 = r.get(6);
+    let item: Option<i64> = r.get(8);
+    let code: Option<i32> = r.get(10);
+    Ok(Delivery {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        webhook_id: r.get(2),
+        event_id: r.get(3),
+        event_type: r.get(4),
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| StoreError::Internal(format!("bad status {status}")))?,
+        attempt_count: attempts as u32,
+        next_attempt_at: r.get(7),
+        item_index: item.map(|i| i as u32),
+        resent_from: r.get(9),
+        last_status_code: code.map(|c| c as u16),
+        last_error: r.get(11),
+        created_at: r.get(12),
+        updated_at: r.get(13),
+        url: r.get(14),
+    })
+}
+
+const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
+    error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
+    response_body, response_truncated";
+
+fn attempt_row(r: &Row) -> Result<Attempt> {
+    let n: i32 = r.get(2);
+    let code: Option<i32> = r.get(5);
+    let response_headers: Option<String> = r.get(14);
+    Ok(Attempt {
+        id: r.get(0),
+        delivery_id: r.get(1),
+        attempt_number: n as u32,
+        started_at: r.get(3),
+        url: r.get(4),
+        status_code: code.map(|c| c as u16),
+        error_kind: r.get(6),
+        error_message: r.get(7),
+        dns_ms: r.get(8),
+        connect_ms: r.get(9),
+        tls_ms: r.get(10),
+        ttfb_ms: r.get(11),
+        total_ms: r.get(12),
+        request_headers: json_col(r.get(13))?,
+        response_headers: response_headers
+            .map(|s| json_col(&s))
+            .transpose()?
+            .unwrap_or_default(),
+        response_body: r.get(15),
+        response_truncated: r.get(16),
+    })
+}
+
+const ENTITY_COLS: &str = "tenant_id, entity_type, id, version, data";
+
+fn entity_row(r: &Row) -> Result<EntityRow> {
+    let version: i64 = r.get(3);
+    Ok(EntityRow {
+        tenant_id: r.get(0),
+        kind: r.get(1),
+        id: r.get(2),
+        version: version as u64,
+        data: json_col(r.get(4))?,
+    })
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+// ---- shared statements ---------------------------------------------------------------------------
+
+/// Writes events and their deliveries in the caller's transaction, and notifies every node.
+async fn fan_out<C: GenericClient>(
+    c: &C,
+    tenant_id: Uuid,
+    events: &[Event],
+) -> Result<Vec<Published>> {
+    let rows = c
+        .query(
+            "SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = $1 AND enabled",
+            &[&tenant_id],
+        )
+        .await
+        .map_err(pg_err)?;
+    let subscribers = rows
+        .iter()
+        .map(|r| {
+            let format: String = r.get(2);
+            Ok(Subscriber {
+                id: r.get(0),
+                events: json_col(r.get(1))?,
+                format: Format::parse(&format)
+                    .ok_or_else(|| StoreError::Internal(format!("bad format {format}")))?,
+                ordered: r.get::<_, String>(3) == Ordering::Entity.as_str(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (published, deliveries) = fanout::plan(events, &subscribers);
+    insert_events(c, events).await?;
+    if !deliveries.is_empty() {
+        let now = time::now();
+        let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
+        let webhooks: Vec<Uuid> = deliveries.iter().map(|d| d.webhook_id).collect();
+        let event_ids: Vec<Uuid> = deliveries.iter().map(|d| d.event_id).collect();
+        let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
+        let items: Vec<Option<i64>> = deliveries.iter().map(|d| d.item_index).collect();
+        let keys: Vec<Option<&str>> = deliveries
+            .iter()
+            .map(|d| d.ordering_key.as_deref())
+            .collect();
+        c.execute(
+            "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+               next_attempt_at, item_index, ordering_key, created_at, updated_at)
+             SELECT u.id, $1, u.webhook_id, u.event_id, u.event_type, 'pending', 0, $2, u.item, u.okey, $2, $2
+             FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::bigint[], $8::text[])
+               AS u(id, webhook_id, event_id, event_type, item, okey)",
+            &[&tenant_id, &now, &ids, &webhooks, &event_ids, &types, &items, &keys],
+        )
+        .await
+        .map_err(pg_err)?;
+        c.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+            .await
+            .map_err(pg_err)?;
+    }
+    Ok(published)
+}
+
+async fn insert_events<C: GenericClient>(c: &C, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let tenants: Vec<Uuid> = events.iter().map(|e| e.tenant_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let occurred: Vec<Timestamp> = events.iter().map(|e| e.occurred_at).collect();
+    let created: Vec<Timestamp> = events.iter().map(|e| e.created_at).collect();
+    let data: Vec<String> = events.iter().map(|e| e.data.to_string()).collect();
+    let (source, source_id, actor) = (
+        col(|e| e.source.clone()),
+        col(|e| e.source_id.clone()),
+        col(|e| e.actor_id.clone()),
+    );
+    let (etype, eid) = (col(|e| e.entity_type.clone()), col(|e| e.entity_id.clone()));
+    let changes = col(|e| e.changes.as_ref().map(|v| v.to_string()));
+    let batch = col(|e| e.batch.as_ref().map(|v| v.to_string()));
+    c.execute(
+        &format!(
+            "INSERT INTO events ({EVENT_COLS})
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])"
+        ),
+        &[&ids, &tenants, &types, &occurred, &source, &source_id, &actor, &etype, &eid, &data, &changes, &batch, &created],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+/// Applies one webhook's streak delta; disables it (announcing it) when the policy says so.
+async fn apply_health<C: GenericClient>(
+    c: &C,
+    d: &HealthDelta,
+    policy: DisablePolicy,
+) -> Result<()> {
+    let row = c
+        .query_opt(
+            "UPDATE webhooks SET
+               consecutive_failures = CASE WHEN $2 THEN $3 ELSE consecutive_failures + $3 END,
+               failing_since = CASE WHEN $3 = 0 THEN NULL WHEN $2 THEN $4 ELSE COALESCE(failing_since, $4) END
+             WHERE id = $1
+             RETURNING tenant_id, name, url, consecutive_failures, failing_since, enabled",
+            &[&d.webhook_id, &d.reset, &(d.failures as i64), &d.first_failure_at],
+        )
+        .await
+        .map_err(pg_err)?;
+    let Some(r) = row else { return Ok(()) };
+    let enabled: bool = r.get(5);
+    if d.failures == 0 || !enabled {
+        return Ok(());
+    }
+    let streak: i64 = r.get(3);
+    let since: Option<Timestamp> = r.get(4);
+    let failing_for = since
+        .map(|s| (d.last_at - s).to_std().unwrap_or_default())
+        .unwrap_or_default();
+    let Some(reason) = policy.verdict(streak as u64, failing_for) else {
+        return Ok(());
+    };
+    c.execute(
+        "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2, updated_at = $3 WHERE id = $1",
+        &[&d.webhook_id, &reason, &time::now()],
+    )
+    .await
+    .map_err(pg_err)?;
+    tracing::warn!(webhook_id = %d.webhook_id, %reason, "webhook disabled");
+    let tenant_id: Uuid = r.get(0);
+    let (name, url): (String, String) = (r.get(1), r.get(2));
+    fan_out(
+        c,
+        tenant_id,
+        &[crate::disabled_event(
+            tenant_id,
+            d.webhook_id,
+            &name,
+            &url,
+            &reason,
+        )],
+    )
+    .await?;
+    Ok(())
+}
+
+fn params_of(v: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    v.iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
+    Ok(vec![
+        Box::new(w.id),
+        Box::new(w.tenant_id),
+        Box::new(w.name.clone()),
+        Box::new(w.description.clone()),
+        Box::new(w.url.clone()),
+        Box::new(serde_json::to_string(&w.events).map_err(bad_json)?),
+        Box::new(w.secret.clone()),
+        Box::new(w.previous_secret.clone()),
+        Box::new(w.previous_secret_expires_at),
+        Box::new(w.enabled),
+        Box::new(w.disabled_reason.clone()),
+        Box::new(w.format.as_str().to_string()),
+        Box::new(serde_json::to_string(&w.headers).map_err(bad_json)?),
+        Box::new(w.retry_schedule.as_ref().map(|s| s.to_json().to_string())),
+        Box::new(w.rate_limit.map(|r| r as i32)),
+        Box::new(w.ordering.as_str().to_string()),
+        Box::new(w.consecutive_failures as i64),
+        Box::new(w.failing_since),
+        Box::new(w.created_at),
+        Box::new(w.updated_at),
+    ])
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_err)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS hookline_schema (version INTEGER NOT NULL)")
+            .await
+            .map_err(pg_err)?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::bigint FROM hookline_schema",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        let known = MIGRATIONS.len() as i64;
+        if current > known {
+            return Err(StoreError::Internal(format!(
+                "database schema version {current} is newer than this binary knows ({known}); upgrade Hookline"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.batch_execute(sql).await.map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO hookline_schema (version) VALUES ($1)",
+                &[&((i + 1) as i32)],
+            )
+            .await
+            .map_err(pg_err)?;
+            tracing::info!(version = i + 1, "applied PostgreSQL migration");
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.conn()
+            .await?
+            .execute("SELECT 1", &[])
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    fn wakeups(&self) -> Option<Arc<Notify>> {
+        Some(self.inner.wake.clone())
+    }
+
+    async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let t = Tenant {
+            id: ids::new_id(),
+            name: name.to_string(),
+            created_at: time::now(),
+        };
+        self.conn()
+            .await?
+            .execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                &[&t.id, &t.name, &t.created_at],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(t)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                "SELECT id, name, created_at FROM tenants WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(row.as_ref().map(tenant_row))
+    }
+
+    async fn count_tenants(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()
+            .await?
+            .query_one("SELECT COUNT(*) FROM tenants", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn tenant_name(&self, id: Uuid) -> Result<Option<String>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt("SELECT name FROM tenants WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_err)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn insert_api_key(&self, k: &ApiKey) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                &format!("INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+                &[
+                    &k.id,
+                    &k.tenant_id,
+                    &k.name,
+                    &k.prefix,
+                    &k.key_hash,
+                    &k.default_user_id,
+                    &k.created_at,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn api_keys_by_prefix(&self, prefix: &str) -> Result<Vec<ApiKey>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {KEY_COLS} FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"
+                ),
+                &[&prefix],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(key_row).collect())
+    }
+
+    async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
+        let p = webhook_params(w)?;
+        let placeholders = (1..=p.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.conn()
+            .await?
+            .execute(
+                &format!("INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES ({placeholders})"),
+                &params_of(&p),
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Webhook>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant_id, &id],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref().map(webhook_row).transpose()
+    }
+
+    async fn list_webhooks(&self, tenant_id: Uuid, page: Page) -> Result<Vec<Webhook>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &[&tenant_id, &page.before, &(page.limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(webhook_row).collect()
+    }
+
+    async fn update_webhook(&self, w: &Webhook) -> Result<bool> {
+        let p = webhook_params(w)?;
+        let sets = WEBHOOK_COLS
+            .split(',')
+            .map(str::trim)
+            .enumerate()
+            .skip(2)
+            .map(|(i, col)| format!("{col} = ${}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                &format!("UPDATE webhooks SET {sets} WHERE id = $1 AND tenant_id = $2"),
+                &params_of(&p),
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool> {
+        let n = self
+            .conn()
+            .await?
+            .execute(
+                "DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2",
+                &[&tenant_id, &id],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn publish(
+        &self,
+        tenant_id: Uuid,
+        events: Vec<Event>,
+        idempotency: Option<(String, String)>,
+    ) -> Result<PublishOutcome> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        if let Some((key, hash)) = &idempotency {
+            // Claim the key first: a concurrent request with the same key waits here for ours.
+            let inserted = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                    &[&tenant_id, key, hash, &time::now()],
+                )
+                .await
+                .map_err(pg_err)?;
+            if inserted == 0 {
+                let r = tx
+                    .query_one("SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2", &[&tenant_id, key])
+                    .await
+                    .map_err(pg_err)?;
+                let (seen, response): (String, Option<String>) = (r.get(0), r.get(1));
+                return match (seen == *hash, response) {
+                    (true, Some(resp)) => Ok(PublishOutcome::Replayed(json_col(&resp)?)),
+                    (true, None) => Err(StoreError::Unavailable(
+                        "the same request is still being processed".into(),
+                    )),
+                    (false, _) => Ok(PublishOutcome::KeyReused),
+                };
+            }
+        }
+        let published = fan_out(&tx, tenant_id, &events).await?;
+        if let Some((key, _)) = &idempotency {
+            let response = serde_json::to_string(&published).map_err(bad_json)?;
+            tx.execute(
+                "UPDATE idempotency_keys SET response = $3 WHERE tenant_id = $1 AND key = $2",
+                &[&tenant_id, key, &response],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(PublishOutcome::Published(published))
+    }
+
+    async fn get_event(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Event>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                &format!("SELECT {EVENT_COLS} FROM events WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant_id, &id],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref().map(event_row).transpose()
+    }
+
+    async fn list_events(
+        &self,
+        tenant_id: Uuid,
+        event_type: Option<String>,
+        page: Page,
+    ) -> Result<Vec<Event>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLS} FROM events WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                     AND ($3::text IS NULL OR event_type = $3) ORDER BY id DESC LIMIT $4"
+                ),
+                &[&tenant_id, &page.before, &event_type, &(page.limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn insert_leased_delivery(
+        &self,
+        event: Event,
+        webhook_id: Uuid,
+        lease_token: Uuid,
+        lease_until: Timestamp,
+    ) -> Result<Uuid> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        insert_events(&tx, std::slice::from_ref(&event)).await?;
+        let id = ids::new_id();
+        let now = time::now();
+        tx.execute(
+            "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+               lease_owner, lease_until, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'delivering', 0, $6, $7, $8, $8)",
+            &[&id, &event.tenant_id, &webhook_id, &event.id, &event.event_type, &lease_token, &lease_until, &now],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(id)
+    }
+
+    async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let token = ids::new_id();
+        let (busy_ids, busy_n): (Vec<Uuid>, Vec<i64>) =
+            req.busy.iter().map(|(k, v)| (*k, *v as i64)).unzip();
+        let saturated: Vec<Uuid> = req
+            .busy
+            .iter()
+            .filter(|(_, n)| **n >= req.per_webhook)
+            .map(|(k, _)| *k)
+            .collect();
+        // Expired leases first (a dead node's work), skipping endpoints this node already saturates.
+        let expired = tx
+            .execute(
+                "UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3
+                 WHERE d.id IN (
+                   SELECT x.id FROM deliveries x JOIN webhooks w ON w.id = x.webhook_id AND w.enabled
+                   WHERE x.status = 'delivering' AND x.lease_until < $3 AND NOT (x.webhook_id = ANY($5))
+                   ORDER BY x.lease_until LIMIT $4 FOR UPDATE OF x SKIP LOCKED)",
+                &[&token, &req.lease_until, &req.now, &(req.limit as i64), &saturated],
+            )
+            .await
+            .map_err(pg_err)? as usize;
+        let remaining = req.limit.saturating_sub(expired) as i64;
+        if remaining > 0 {
+            // Each enabled webhook gets at most its quota, through its own index range, so a
+            // backlog behind one endpoint costs the others nothing.
+            tx.execute(
+                "WITH q AS (
+                   SELECT w.id AS webhook_id, GREATEST(0, $4::bigint - COALESCE(b.n, 0)) AS quota
+                   FROM webhooks w LEFT JOIN unnest($5::uuid[], $6::bigint[]) AS b(id, n) ON b.id = w.id
+                   WHERE w.enabled
+                   ORDER BY random()
+                 ), picked AS (
+                   SELECT p.id FROM q CROSS JOIN LATERAL (
+                     SELECT d.id FROM deliveries d
+                     WHERE d.webhook_id = q.webhook_id AND d.status IN ('pending', 'retrying')
+                       AND d.next_attempt_at <= $3
+                       AND (d.ordering_key IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id
+                              AND e.ordering_key = d.ordering_key AND e.id < d.id
+                              AND e.status IN ('pending', 'retrying', 'delivering')))
+                     ORDER BY d.next_attempt_at LIMIT q.quota
+                     FOR UPDATE SKIP LOCKED) p
+                   LIMIT $7
+                 )
+                 UPDATE deliveries d SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
+                 FROM picked WHERE d.id = picked.id",
+                &[&token, &req.lease_until, &req.now, &(req.per_webhook as i64), &busy_ids, &busy_n, &remaining],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        let rows = tx
+            .query(
+                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count FROM deliveries
+                 WHERE lease_owner = $1 AND status = 'delivering'",
+                &[&token],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut claim = Claim::default();
+        if rows.is_empty() {
+            tx.commit().await.map_err(pg_err)?;
+            return Ok(claim);
+        }
+        claim.deliveries = rows
+            .iter()
+            .map(|r| {
+                let item: Option<i64> = r.get(4);
+                let n: i32 = r.get(5);
+                ClaimedDelivery {
+                    id: r.get(0),
+                    tenant_id: r.get(1),
+                    webhook_id: r.get(2),
+                    event_id: r.get(3),
+                    item_index: item.map(|i| i as u32),
+                    attempt_number: n as u32 + 1,
+                    lease_token: token,
+                }
+            })
+            .collect();
+        let uniq = |f: fn(&ClaimedDelivery) -> Uuid| {
+            let mut v: Vec<Uuid> = claim.deliveries.iter().map(f).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let (wids, eids, tids) = (
+            uniq(|d| d.webhook_id),
+            uniq(|d| d.event_id),
+            uniq(|d| d.tenant_id),
+        );
+        for r in tx
+            .query(
+                &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ANY($1)"),
+                &[&wids],
+            )
+            .await
+            .map_err(pg_err)?
+        {
+            let w = webhook_row(&r)?;
+            claim.webhooks.insert(w.id, Arc::new(w));
+        }
+        for r in tx
+            .query(
+                &format!("SELECT {EVENT_COLS} FROM events WHERE id = ANY($1)"),
+                &[&eids],
+            )
+            .await
+            .map_err(pg_err)?
+        {
+            let e = event_row(&r)?;
+            claim.events.insert(e.id, Arc::new(e));
+        }
+        for r in tx
+            .query("SELECT id, name FROM tenants WHERE id = ANY($1)", &[&tids])
+            .await
+            .map_err(pg_err)?
+        {
+            claim.tenants.insert(r.get(0), r.get(1));
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(claim)
+    }
+
+    async fn record_attempts(
+        &self,
+        results: Vec<AttemptResult>,
+        disable: DisablePolicy,
+    ) -> Result<Vec<bool>> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let ids: Vec<Uuid> = results.iter().map(|r| r.delivery_id).collect();
+        let tokens: Vec<Uuid> = results.iter().map(|r| r.lease_token).collect();
+        let statuses: Vec<&str> = results
+            .iter()
+            .map(|r| match r.next {
+                NextState::Delivered => "delivered",
+                NextState::RetryAt(_) => "retrying",
+                NextState::Failed => "failed",
+            })
+            .collect();
+        let next_at: Vec<Option<Timestamp>> = results
+            .iter()
+            .map(|r| match r.next {
+                NextState::RetryAt(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let codes: Vec<Option<i32>> = results
+            .iter()
+            .map(|r| r.attempt.status_code.map(i32::from))
+            .collect();
+        let errors: Vec<Option<String>> = results
+            .iter()
+            .map(|r| {
+                let a = &r.attempt;
+                a.error_kind.as_ref().map(|k| match &a.error_message {
+                    Some(m) => format!("{k}: {m}"),
+                    None => k.clone(),
+                })
+            })
+            .collect();
+        let applied_rows = tx
+            .query(
+                "UPDATE deliveries d SET status = u.status, attempt_count = d.attempt_count + 1,
+                   next_attempt_at = u.next_at, lease_owner = NULL, lease_until = NULL,
+                   last_status_code = u.code, last_error = u.err, updated_at = $7
+                 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[])
+                   AS u(id, token, status, next_at, code, err)
+                 WHERE d.id = u.id AND d.lease_owner = u.token AND d.status = 'delivering'
+                 RETURNING d.id, u.token",
+                &[&ids, &tokens, &statuses, &next_at, &codes, &errors, &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        // Keyed by (delivery, lease token): a stale result for the same delivery must not count.
+        let applied_ids: std::collections::HashSet<(Uuid, Uuid)> =
+            applied_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let applied: Vec<bool> = results
+            .iter()
+            .map(|r| applied_ids.contains(&(r.delivery_id, r.lease_token)))
+            .collect();
+        let kept: Vec<&AttemptResult> = results
+            .iter()
+            .zip(&applied)
+            .filter(|(_, ok)| **ok)
+            .map(|(r, _)| r)
+            .collect();
+        if !kept.is_empty() {
+            let a = |f: fn(&Attempt) -> Option<f64>| {
+                kept.iter().map(|r| f(&r.attempt)).collect::<Vec<_>>()
+            };
+            let s = |f: fn(&Attempt) -> Option<String>| {
+                kept.iter().map(|r| f(&r.attempt)).collect::<Vec<_>>()
+            };
+            let aid: Vec<Uuid> = kept.iter().map(|r| r.attempt.id).collect();
+            let did: Vec<Uuid> = kept.iter().map(|r| r.attempt.delivery_id).collect();
+            let num: Vec<i32> = kept
+                .iter()
+                .map(|r| r.attempt.attempt_number as i32)
+                .collect();
+            let started: Vec<Timestamp> = kept.iter().map(|r| r.attempt.started_at).collect();
+            let url: Vec<&str> = kept.iter().map(|r| r.attempt.url.as_str()).collect();
+            let code: Vec<Option<i32>> = kept
+                .iter()
+                .map(|r| r.attempt.status_code.map(i32::from))
+                .collect();
+            let total: Vec<f64> = kept.iter().map(|r| r.attempt.total_ms).collect();
+            let req_h = kept
+                .iter()
+                .map(|r| serde_json::to_string(&r.attempt.request_headers).map_err(bad_json))
+                .collect::<Result<Vec<_>>>()?;
+            let resp_h = kept
+                .iter()
+                .map(|r| serde_json::to_string(&r.attempt.response_headers).map_err(bad_json))
+                .collect::<Result<Vec<_>>>()?;
+            let truncated: Vec<bool> = kept.iter().map(|r| r.attempt.response_truncated).collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO attempts (tenant_id, {ATTEMPT_COLS})
+                     SELECT d.tenant_id, u.* FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[],
+                       $5::text[], $6::int[], $7::text[], $8::text[], $9::float8[], $10::float8[], $11::float8[],
+                       $12::float8[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::bool[])
+                       AS u(id, delivery_id, n, started_at, url, code, kind, msg, dns, conn, tls, ttfb, total,
+                            req_h, resp_h, body, trunc)
+                     JOIN deliveries d ON d.id = u.delivery_id"
+                ),
+                &[
+                    &aid,
+                    &did,
+                    &num,
+                    &started,
+                    &url,
+                    &code,
+                    &s(|a| a.error_kind.clone()),
+                    &s(|a| a.error_message.clone()),
+                    &a(|a| a.dns_ms),
+                    &a(|a| a.connect_ms),
+                    &a(|a| a.tls_ms),
+                    &a(|a| a.ttfb_ms),
+                    &total,
+                    &req_h,
+                    &resp_h,
+                    &s(|a| a.response_body.clone()),
+                    &truncated,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+            for d in health::deltas(kept.iter().copied()) {
+                apply_health(&tx, &d, disable).await?;
+            }
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(applied)
+    }
+
+    async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()> {
+        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = leases.into_iter().unzip();
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE deliveries d SET status = CASE WHEN d.attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
+                   next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, updated_at = $3
+                 FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
+                 WHERE d.id = u.id AND d.lease_owner = u.token AND d.status = 'delivering'",
+                &[&ids, &tokens, &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Timestamp>> {
+        let r = self
+            .conn()
+            .await?
+            .query_one(
+                "SELECT LEAST(
+                   (SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'retrying')),
+                   (SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering'))",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(r.get(0))
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: Uuid,
+        filter: DeliveryFilter,
+        page: Page,
+    ) -> Result<Vec<Delivery>> {
+        let search = filter
+            .search
+            .as_ref()
+            .map(|s| format!("%{}%", escape_like(s)));
+        let search_type = filter
+            .search
+            .as_deref()
+            .and_then(|s| hookline_core::catalog::normalize_pattern(s).ok())
+            .filter(|s| !s.contains('*'));
+        let status = filter.status.map(|s| s.as_str().to_string());
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.tenant_id = $1 AND ($2::uuid IS NULL OR d.id < $2)
+                       AND ($3::uuid IS NULL OR d.webhook_id = $3)
+                       AND ($4::text IS NULL OR d.status = $4)
+                       AND ($5::text IS NULL OR d.event_type = $5)
+                       AND ($6::timestamptz IS NULL OR d.created_at >= $6)
+                       AND ($7::timestamptz IS NULL OR d.created_at < $7)
+                       AND ($8::text IS NULL OR w.url ILIKE $8 ESCAPE '\\' OR d.event_type ILIKE $8 ESCAPE '\\'
+                            OR d.event_type = $9)
+                     ORDER BY d.id DESC LIMIT $10"
+                ),
+                &[
+                    &tenant_id,
+                    &page.before,
+                    &filter.webhook_id,
+                    &status,
+                    &filter.event_type,
+                    &filter.since,
+                    &filter.until,
+                    &search,
+                    &search_type,
+                    &(page.limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    async fn get_delivery(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>> {
+        let c = self.conn().await?;
+        let Some(row) = c
+            .query_opt(
+                &format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.tenant_id = $1 AND d.id = $2"
+                ),
+                &[&tenant_id, &id],
+            )
+            .await
+            .map_err(pg_err)?
+        else {
+            return Ok(None);
+        };
+        let attempts = c
+            .query(&format!("SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number"), &[&id])
+            .await
+            .map_err(pg_err)?;
+        Ok(Some((
+            delivery_row(&row)?,
+            attempts.iter().map(attempt_row).collect::<Result<_>>()?,
+        )))
+    }
+
+    async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>> {
+        let new_id = ids::new_id();
+        let c = self.conn().await?;
+        let n = c
+            .execute(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
+                 SELECT $1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, $2, item_index,
+                   ordering_key, id, $2, $2
+                 FROM deliveries WHERE tenant_id = $3 AND id = $4",
+                &[&new_id, &time::now(), &tenant_id, &id],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n == 1 {
+            c.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+                .await
+                .map_err(pg_err)?;
+        }
+        Ok((n == 1).then_some(new_id))
+    }
+
+    async fn replay(
+        &self,
+        tenant_id: Uuid,
+        webhook_id: Uuid,
+        filter: ReplayFilter,
+        dry_run: bool,
+    ) -> Result<u64> {
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let scope = "FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND created_at >= $3
+             AND ($4::timestamptz IS NULL OR created_at < $4) AND status = ANY($5)";
+        let c = self.conn().await?;
+        if dry_run {
+            let n: i64 = c
+                .query_one(
+                    &format!("SELECT COUNT(*) {scope}"),
+                    &[
+                        &tenant_id,
+                        &webhook_id,
+                        &filter.since,
+                        &filter.until,
+                        &statuses,
+                    ],
+                )
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            return Ok(n as u64);
+        }
+        let originals: Vec<Uuid> = c
+            .query(
+                &format!("SELECT id {scope} ORDER BY id"),
+                &[
+                    &tenant_id,
+                    &webhook_id,
+                    &filter.since,
+                    &filter.until,
+                    &statuses,
+                ],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // New ids come from Rust (UUIDv7) so the log stays in creation order.
+        let fresh: Vec<Uuid> = originals.iter().map(|_| ids::new_id()).collect();
+        let n = c
+            .execute(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
+                 SELECT u.new_id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, 'pending', 0, $3,
+                   d.item_index, d.ordering_key, d.id, $3, $3
+                 FROM unnest($1::uuid[], $2::uuid[]) AS u(new_id, old_id) JOIN deliveries d ON d.id = u.old_id",
+                &[&fresh, &originals, &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n > 0 {
+            c.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+                .await
+                .map_err(pg_err)?;
+        }
+        Ok(n)
+    }
+
+    async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64> {
+        let c = self.conn().await?;
+        let mut total = 0;
+        loop {
+            let n = c
+                .execute(
+                    "DELETE FROM attempts WHERE id IN (
+                       SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                       WHERE a.started_at < $1 AND d.status = 'delivered' LIMIT 5000)",
+                    &[&attempts_before],
+                )
+                .await
+                .map_err(pg_err)?;
+            total += n;
+            if n < 5000 {
+                break;
+            }
+        }
+        c.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < $1",
+            &[&keys_before],
+        )
+        .await
+        .map_err(pg_err)?;
+        Ok(total)
+    }
+
+    async fn delivery_counts(&self) -> Result<StatusCounts> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                "SELECT status, COUNT(*) FROM deliveries GROUP BY status",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+            .collect())
+    }
+
+    async fn mutate_entities(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        ids_in: Vec<String>,
+        plan: PlanFn,
+    ) -> Result<(Vec<Published>, Vec<EntityRow>)> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let found = tx
+            .query(
+                &format!("SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = ANY($3) FOR UPDATE"),
+                &[&tenant_id, &kind, &ids_in],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut by_id: HashMap<String, EntityRow> = HashMap::new();
+        for r in &found {
+            let row = entity_row(r)?;
+            by_id.insert(row.id.clone(), row);
+        }
+        let rows: Vec<Option<EntityRow>> = ids_in.iter().map(|id| by_id.get(id).cloned()).collect();
+        let plan = plan(rows).map_err(StoreError::Rejected)?;
+        let now = time::now();
+        let mut written = Vec::with_capacity(plan.upserts.len());
+        if !plan.upserts.is_empty() {
+            let ids: Vec<&str> = plan.upserts.iter().map(|(id, _)| id.as_str()).collect();
+            let docs: Vec<String> = plan.upserts.iter().map(|(_, d)| d.to_string()).collect();
+            let versions = tx
+                .query(
+                    "INSERT INTO entities (tenant_id, entity_type, id, version, data, created_at, updated_at)
+                     SELECT $1, $2, u.id, 1, u.data, $3, $3 FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS u(id, data, n)
+                     ORDER BY u.n
+                     ON CONFLICT (tenant_id, entity_type, id) DO UPDATE
+                       SET version = entities.version + 1, data = excluded.data, updated_at = excluded.updated_at
+                     RETURNING id, version",
+                    &[&tenant_id, &kind, &now, &ids, &docs],
+                )
+                .await
+                .map_err(pg_err)?;
+            let version_of: HashMap<String, i64> =
+                versions.iter().map(|r| (r.get(0), r.get(1))).collect();
+            for (id, doc) in plan.upserts {
+                let version = version_of.get(&id).copied().unwrap_or(1) as u64;
+                written.push(EntityRow {
+                    tenant_id,
+                    kind: kind.to_string(),
+                    id,
+                    version,
+                    data: doc,
+                });
+            }
+        }
+        if !plan.deletes.is_empty() {
+            tx.execute(
+                "DELETE FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = ANY($3)",
+                &[&tenant_id, &kind, &plan.deletes],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        let published = fan_out(&tx, tenant_id, &plan.events).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok((published, written))
+    }
+
+    async fn get_entity(&self, tenant_id: Uuid, kind: &str, id: &str) -> Result<Option<EntityRow>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                &format!("SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = $3"),
+                &[&tenant_id, &kind, &id],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref().map(entity_row).transpose()
+    }
+
+    async fn list_entities(
+        &self,
+        tenant_id: Uuid,
+        kind: &str,
+        filter: EntityFilter,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<EntityRow>> {
+        let search = filter
+            .search
+            .as_ref()
+            .map(|s| format!("%{}%", escape_like(s)));
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {ENTITY_COLS} FROM entities
+                     WHERE tenant_id = $1 AND entity_type = $2 AND ($3::text IS NULL OR id < $3)
+                       AND ($4::text IS NULL OR EXISTS (
+                            SELECT 1 FROM json_array_elements(CASE WHEN json_typeof(data::json -> 'tags') = 'array'
+                                                              THEN data::json -> 'tags' ELSE '[]'::json END) t
+                            WHERE t ->> 'name' = $4))
+                       AND ($5::timestamptz IS NULL OR updated_at >= $5)
+                       AND ($6::text IS NULL
+                            OR (coalesce(data::json ->> 'first_name', '') || ' ' || coalesce(data::json ->> 'last_name', '')) ILIKE $6 ESCAPE '\\'
+                            OR data::json ->> 'company' ILIKE $6 ESCAPE '\\'
+                            OR data::json ->> 'primary_email' ILIKE $6 ESCAPE '\\'
+                            OR data::json ->> 'name' ILIKE $6 ESCAPE '\\'
+                            OR data::json ->> 'title' ILIKE $6 ESCAPE '\\')
+                     ORDER BY id DESC LIMIT $7"
+                ),
+                &[&tenant_id, &kind, &before, &filter.tag, &filter.updated_since, &search, &(limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(entity_row).collect()
+    }
+}
