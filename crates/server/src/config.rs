@@ -39,6 +39,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("extra_ca_cert", Kind::Str),
     ("sqlite_synchronous", Kind::Str),
     ("sqlite_readers", Kind::Int),
+    ("pg_pool_size", Kind::Int),
     ("max_request_body", Kind::Int),
     ("log", Kind::Str),
     ("lease", Kind::Str),
@@ -67,6 +68,7 @@ struct RawConfig {
     extra_ca_cert: Option<String>,
     sqlite_synchronous: Option<String>,
     sqlite_readers: Option<u64>,
+    pg_pool_size: Option<u64>,
     max_request_body: Option<u64>,
     log: Option<String>,
     lease: Option<String>,
@@ -103,6 +105,8 @@ pub struct Config {
     pub extra_ca_cert: Option<PathBuf>,
     pub sqlite_synchronous_full: bool,
     pub sqlite_readers: usize,
+    /// PostgreSQL connections per node.
+    pub pg_pool_size: usize,
     pub max_request_body: usize,
     /// `tracing` filter, e.g. `info` or `hookline_server=debug`.
     pub log: String,
@@ -321,6 +325,7 @@ impl RawConfig {
             extra_ca_cert: self.extra_ca_cert.map(PathBuf::from),
             sqlite_synchronous_full,
             sqlite_readers: bounded("sqlite_readers", self.sqlite_readers, 4, 1, 64)? as usize,
+            pg_pool_size: bounded("pg_pool_size", self.pg_pool_size, 16, 1, 1000)? as usize,
             max_request_body: bounded(
                 "max_request_body",
                 self.max_request_body,

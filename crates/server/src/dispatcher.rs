@@ -504,6 +504,8 @@ impl Dispatcher {
         let (tx, rx) = mpsc::unbounded_channel::<AttemptResult>();
         let writer = tokio::spawn(self.clone().result_writer(rx));
         let wake = self.inner.hookline.wake.clone();
+        // Other nodes' new work (PostgreSQL NOTIFY); never fires for a store without other writers.
+        let remote = self.inner.hookline.store.wakeups().unwrap_or_default();
         let mut tasks = tokio::task::JoinSet::new();
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
@@ -544,6 +546,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
+                _ = remote.notified() => {}
                 _ = self.inner.freed.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }

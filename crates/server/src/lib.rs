@@ -20,12 +20,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Opens the store named by `database_url` (without migrating).
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url.as_str();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!(
-            "PostgreSQL is not supported by this build yet; use sqlite://FILE (the default)"
-        );
+        let store = hookline_store::PostgresStore::connect(url, config.pg_pool_size).await?;
+        return Ok(Arc::new(store));
     }
     let path = SqliteStore::path_from_url(url).ok_or_else(|| {
         anyhow::anyhow!("database_url `{url}` is neither sqlite://FILE nor postgres://…")
@@ -67,7 +66,7 @@ pub struct App {
 impl App {
     /// Opens and migrates the store and builds the sender.
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let store = open_store(&config)?;
+        let store = open_store(&config).await?;
         store.migrate().await?;
         let sender = dispatcher::sender_for(&config)?;
         let hookline = Hookline::new(store, Arc::new(config), sender.clone());

@@ -46,23 +46,40 @@ struct Inner {
     wake: Arc<Notify>,
 }
 
+/// The whole story of a driver error (its Display alone is often just "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "PostgreSQL {}: {} ({})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+    }
+    match std::error::Error::source(e) {
+        Some(src) => format!("{e}: {src}"),
+        None => e.to_string(),
+    }
+}
+
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    let msg = describe(&e);
     if let Some(code) = e.code() {
         if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION {
-            return StoreError::Conflict(e.to_string());
+            return StoreError::Conflict(msg);
         }
         let class = &code.code()[..2];
         // Connection exceptions, operator intervention, insufficient resources, serialization:
         // all pass, so callers should retry.
         if matches!(class, "08" | "57" | "53" | "40") {
-            return StoreError::Unavailable(e.to_string());
+            return StoreError::Unavailable(msg);
         }
-        return StoreError::Internal(e.to_string());
+        return StoreError::Internal(msg);
     }
-    if e.is_closed() || e.to_string().contains("connect") || e.to_string().contains("connection") {
-        return StoreError::Unavailable(e.to_string());
+    if e.is_closed() || msg.contains("connect") || msg.contains("connection") {
+        return StoreError::Unavailable(msg);
     }
-    StoreError::Internal(e.to_string())
+    StoreError::Internal(msg)
 }
 
 fn bad_json(e: serde_json::Error) -> StoreError {

@@ -24,6 +24,21 @@ pub struct TestApp {
     pub dispatcher: hookline_server::dispatcher::Dispatcher,
     pub dir: tempfile::TempDir,
     pub shutdown: CancellationToken,
+    /// The PostgreSQL database when the suite runs on PostgreSQL (dropped with the app).
+    pub _db: Option<hookline_store::testing::TestDatabase>,
+}
+
+/// `HOOKLINE_TEST_STORE=postgres` runs this whole suite on PostgreSQL instead of SQLite.
+pub async fn test_database_url(
+    dir: &std::path::Path,
+) -> (String, Option<hookline_store::testing::TestDatabase>) {
+    if std::env::var("HOOKLINE_TEST_STORE").as_deref() == Ok("postgres") {
+        let db = hookline_store::testing::TestDatabase::create()
+            .await
+            .expect("HOOKLINE_TEST_STORE=postgres needs HOOKLINE_TEST_DATABASE_URL");
+        return (db.url.clone(), Some(db));
+    }
+    (format!("sqlite://{}", dir.join("test.db").display()), None)
 }
 
 impl Drop for TestApp {
@@ -63,11 +78,9 @@ pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
 
 async fn spawn(extra: &[(&str, String)], roles: hookline_server::Roles) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    let (database_url, db) = test_database_url(dir.path()).await;
     let mut flags = vec![
-        (
-            "database_url",
-            format!("sqlite://{}", dir.path().join("test.db").display()),
-        ),
+        ("database_url", database_url),
         ("sqlite_synchronous", "normal".to_string()),
     ];
     flags.extend(extra.iter().cloned());
@@ -93,6 +106,7 @@ async fn spawn(extra: &[(&str, String)], roles: hookline_server::Roles) -> TestA
         dispatcher,
         dir,
         shutdown,
+        _db: db,
     }
 }
 
