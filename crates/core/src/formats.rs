@@ -196,9 +196,10 @@ fn entity(ev: &EventView, item: usize) -> Value {
             .unwrap_or(Value::Null);
         let mut p = Map::new();
         let id = ev.object_id(&obj).unwrap_or(Value::Null);
-        p.insert(entity.to_string(), obj);
+        // Seed 003 spells record fields in camelCase (`firstName`, `organizationIds`).
+        p.insert(entity.to_string(), camel_keys(&obj));
         if let Some(c) = ev.changes {
-            p.insert("changes".into(), c.clone());
+            p.insert("changes".into(), camel_keys(c));
         }
         (id, p)
     };
@@ -218,6 +219,33 @@ fn entity(ev: &EventView, item: usize) -> Value {
     top.insert("data".into(), Value::Object(data));
     top.insert("timestamp".into(), json!(time::format(&ev.occurred_at)));
     Value::Object(top)
+}
+
+/// `first_name` → `firstName`; names without underscores are kept as they are.
+pub fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for (i, c) in name.chars().enumerate() {
+        if c == '_' && i > 0 {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An object with its top-level keys in camelCase (nested values untouched); other values as they are.
+fn camel_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (camel_case(k), v.clone())).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 fn contacts_list(ev: &EventView) -> Value {
@@ -479,6 +507,20 @@ mod tests {
             body(Format::Entity, &dev, Some(1))["data"]["payload"],
             json!({"dealId": "y"})
         );
+    }
+
+    #[test]
+    fn camel_case_converts_snake_case_names() {
+        for (a, b) in [
+            ("first_name", "firstName"),
+            ("notetaker_sessions", "notetakerSessions"),
+            ("id", "id"),
+            ("dealIds", "dealIds"),
+            ("_private", "_private"),
+            ("a__b", "aB"),
+        ] {
+            assert_eq!(camel_case(a), b, "{a}");
+        }
     }
 
     #[test]

@@ -323,10 +323,13 @@ fn bodies_follow_each_source_document() {
     assert_eq!(n["data"]["userId"], "u_17");
     assert_eq!(n["data"]["companyId"], "acme");
     assert_eq!(n["data"]["entityId"], n["data"]["payload"]["contact"]["id"]);
+    // Seed 003 spells record fields and change keys in camelCase.
     assert_eq!(
-        n["data"]["payload"]["changes"]["job_title"]["previous"],
+        n["data"]["payload"]["changes"]["jobTitle"]["previous"],
         "Product Manager"
     );
+    assert!(n["data"]["payload"]["contact"].get("firstName").is_some());
+    assert!(n["data"]["payload"]["contact"].get("first_name").is_none());
     let d = bodies(Format::Entity, &deleted);
     assert_eq!(d.len(), 2);
     let d1 = parse(d[1].clone());

@@ -632,7 +632,7 @@ async fn test_button_sends_a_sample_synchronously_and_logs_it() {
     assert_eq!(got.len(), 1);
     let body = got[0].json();
     assert_eq!(body["event"], "contact.created");
-    assert_eq!(body["data"]["payload"]["contact"]["first_name"], "John");
+    assert_eq!(body["data"]["payload"]["contact"]["firstName"], "John");
     let d = app.delivery(v["delivery_id"].as_str().unwrap()).await;
     assert_eq!(d["status"], "delivered");
     assert_eq!(d["attempts"].as_array().unwrap().len(), 1);

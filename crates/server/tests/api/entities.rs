@@ -191,7 +191,7 @@ async fn owner_and_stage_changes_emit_derived_events_too() {
         .find(|b| b["event"] == "contact.assigned")
         .unwrap();
     assert_eq!(
-        assigned["data"]["payload"]["changes"]["owner_id"]["current"],
+        assigned["data"]["payload"]["changes"]["ownerId"]["current"],
         "u2"
     );
 }
@@ -255,8 +255,9 @@ async fn every_record_kind_emits_its_events_end_to_end() {
         assert_eq!(mine[0]["data"]["payload"][entity]["id"], id.as_str());
         assert_eq!(mine[1]["event"], format!("{entity}.updated"));
         let field = patch.as_object().unwrap().keys().next().unwrap();
+        let camel = hookline_core::formats::camel_case(field);
         assert_eq!(
-            mine[1]["data"]["payload"]["changes"][field]["current"],
+            mine[1]["data"]["payload"]["changes"][camel.as_str()]["current"],
             patch[field]
         );
         assert_eq!(mine[2]["event"], format!("{entity}.deleted"));

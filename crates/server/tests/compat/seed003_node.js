@@ -57,7 +57,9 @@ function check(req, report, expect) {
     } else {
       expect(!('changes' in payload), 'no changes outside *.updated');
     }
-    report.first_name = record.first_name;
+    // The document's example contact spells its fields in camelCase (firstName, lastName, ...).
+    report.first_name = record.firstName;
+    expect(!('first_name' in record), 'record fields are camelCase');
     report.name = record.name;
   }
   report.userId = data.userId;
