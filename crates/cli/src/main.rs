@@ -1,5 +1,6 @@
 //! `hookline`: the one binary. Subcommands run the server or act on its database directly.
 
+mod bench;
 mod ops;
 
 use anyhow::Context;
@@ -47,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Measure throughput, latency, isolation, fan-out and backlog memory (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Run a local receiver that verifies signatures and prints each delivery.
     Receive {
         /// Address to listen on.
@@ -157,6 +160,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             App::build(config).await?;
             println!("database is up to date");
             Ok(())
+        }
+        Command::Bench(args) => {
+            init_tracing("warn");
+            bench::run(args.clone()).await
         }
         Command::Receive {
             listen,

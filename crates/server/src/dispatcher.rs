@@ -32,6 +32,8 @@ use uuid::Uuid;
 const CLAIM_BATCH: usize = 512;
 /// Most results committed in one transaction.
 const RESULT_BATCH: usize = 1024;
+/// How long to let sends finish after the first one frees a slot, so claims come in batches.
+const CLAIM_GATHER: Duration = Duration::from_millis(1);
 /// Longest sleep when nothing is due (a safety net; new work wakes the loop at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -103,7 +105,8 @@ pub fn sender_for(config: &Config) -> anyhow::Result<Sender> {
         body_cap: config.response_body_cap,
         extra_ca_pem,
         user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
-        max_idle_per_host: config.max_concurrency_per_webhook.max(8),
+        // Many webhooks may share one host: keep enough idle connections for all of them.
+        max_idle_per_host: config.max_inflight.max(8),
     })
     .map_err(|e| anyhow::anyhow!("sender: {e}"))
 }
@@ -534,6 +537,20 @@ impl Dispatcher {
                 tokio::task::yield_now().await;
                 continue;
             }
+            if claimed == 0 && self.in_flight() > 0 {
+                // Sends are in flight and nothing more could be taken (caps, or nothing due):
+                // wait for a send to finish, then let a few more finish so the next claim is a
+                // batch rather than one transaction per freed slot.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = wake.notified() => {}
+                    _ = remote.notified() => {}
+                    _ = self.inner.freed.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                tokio::time::sleep(CLAIM_GATHER).await;
+                continue;
+            }
             let sleep = match self.inner.hookline.store.next_due_at().await {
                 Ok(Some(due)) => (due - time::now())
                     .to_std()
@@ -541,7 +558,8 @@ impl Dispatcher {
                     .min(IDLE_POLL),
                 _ => IDLE_POLL,
             };
-            // A due time in the past means work exists that we couldn't take (caps): wait for a slot.
+            // Due in the past yet nothing claimed: another node holds it, or its webhook is
+            // disabled. Don't spin on it.
             let sleep = if sleep.is_zero() { IDLE_POLL } else { sleep };
             tokio::select! {
                 _ = shutdown.cancelled() => break,

@@ -41,11 +41,14 @@ trait Job: Send {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
     /// The job never ran (no transaction could be opened).
     fn fail(self: Box<Self>, err: StoreError);
+    /// Whether its commit must survive a power loss (see [`SqliteStore::write_relaxed`]).
+    fn durable(&self) -> bool;
 }
 
 struct FnJob<T, F> {
     f: F,
     reply: oneshot::Sender<Result<T>>,
+    durable: bool,
 }
 
 impl<T, F> Job for FnJob<T, F>
@@ -54,7 +57,7 @@ where
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
-        let FnJob { f, reply } = *self;
+        let FnJob { f, reply, .. } = *self;
         let res = f(conn);
         let ok = res.is_ok();
         (
@@ -66,6 +69,10 @@ where
     fn fail(self: Box<Self>, err: StoreError) {
         let _ = self.reply.send(Err(err));
     }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
 }
 
 #[derive(Clone)]
@@ -74,10 +81,19 @@ pub struct SqliteStore {
 }
 
 struct Inner {
+    /// Set when the store is dropped: ends the checkpoint thread.
+    stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     path: PathBuf,
     writer: mpsc::UnboundedSender<WriteJob>,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_checkpoints
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Durability of commits: `Full` fsyncs the WAL on every (group) commit; `Normal` may lose the last
@@ -96,13 +112,32 @@ impl SqliteStore {
         let reader_conns = (0..readers.max(1))
             .map(|_| open_conn(&path, sync))
             .collect::<Result<Vec<_>>>()?;
+        // Checkpoints (copying the WAL into the database file, with an fsync) run on their own
+        // thread and connection, so commits never wait for them; the writer only checkpoints itself
+        // as a backstop if the WAL grows very large.
+        writer_conn.execute_batch("PRAGMA wal_autocheckpoint = 20000")?;
+        let checkpointer = open_conn(&path, sync)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_cp = stop.clone();
+        std::thread::Builder::new()
+            .name("hookline-sqlite-checkpoint".into())
+            .spawn(move || {
+                while !stop_cp.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::debug!(error = %e, "passive checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Internal(format!("can't start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("hookline-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
+            .spawn(move || writer_loop(writer_conn, sync, rx))
             .map_err(|e| StoreError::Internal(format!("can't start the writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
+                stop_checkpoints: stop,
                 path,
                 writer: tx,
                 reader_permits: Semaphore::new(reader_conns.len()),
@@ -131,8 +166,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.submit(f, true).await
+    }
+
+    /// Like [`Self::write`] for writes whose loss in a power failure is harmless — leases: a lost
+    /// claim only means the delivery is claimed (and sent) again, which at-least-once allows. A
+    /// group made only of such writes commits without waiting for the disk.
+    async fn write_relaxed<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, F>(&self, f: F, durable: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: WriteJob = Box::new(FnJob { f, reply: tx });
+        let job: WriteJob = Box::new(FnJob {
+            f,
+            reply: tx,
+            durable,
+        });
         self.inner
             .writer
             .send(job)
@@ -191,8 +249,13 @@ fn open_conn(path: &Path, sync: Synchronous) -> Result<Connection> {
     Ok(conn)
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
+fn writer_loop(conn: Connection, sync: Synchronous, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
+    let durable_pragma = match sync {
+        Synchronous::Full => "PRAGMA synchronous = FULL",
+        Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+    };
+    let mut relaxed = false;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_GROUP {
@@ -202,6 +265,19 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
             }
         }
         let mut finishers = Vec::with_capacity(batch.len());
+        // In WAL mode, synchronous=NORMAL commits survive a crash of the process, just not of the
+        // machine: enough for lease-only groups, and it spares their fsync.
+        let want_relaxed = !batch.iter().any(|j| j.durable());
+        if want_relaxed != relaxed {
+            let pragma = if want_relaxed {
+                "PRAGMA synchronous = NORMAL"
+            } else {
+                durable_pragma
+            };
+            if conn.execute_batch(pragma).is_ok() {
+                relaxed = want_relaxed;
+            }
+        }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             for job in batch.drain(..) {
@@ -914,7 +990,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             let token = ids::new_id();
             let now_s = time::format(&req.now);
             let until_s = time::format(&req.lease_until);
@@ -1070,7 +1146,7 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()> {
-        self.write(move |c| {
+        self.write_relaxed(move |c| {
             let now = time::format(&time::now());
             let mut stmt = c.prepare_cached(
                 "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,

@@ -1,0 +1,663 @@
+//! `hookline bench`: the benchmark that BENCHMARKS.md reports. It starts Hookline in this process
+//! (SQLite with durable commits in a temporary directory, or the PostgreSQL database given), a
+//! minimal receiver on 127.0.0.1, drives publish load through the service layer, and reports each
+//! figure together with its ratio to the raw loopback POST rate of the same receiver measured in the
+//! same run — so numbers from different machines can be compared by their ratios.
+//!
+//! All traffic goes to 127.0.0.1. Every loop is bounded in count and time.
+
+use clap::Args;
+use hookline_server::config::Config;
+use hookline_server::sender::{OutboundRequest, Sender, SenderConfig};
+use hookline_server::service::{EventInput, Hookline, Principal, PublishInput, WebhookInput};
+use hookline_server::{App, Roles};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Which figures: all, raw, throughput, latency, isolation, fanout, backlog (comma-separated).
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Pending deliveries for the backlog figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: usize,
+    /// Webhooks for the fan-out figure.
+    #[arg(long, default_value_t = 1000)]
+    fanout: usize,
+    /// Rates (events/s) for the latency figure.
+    #[arg(long, default_value = "500,2000,5000", value_delimiter = ',')]
+    rates: Vec<u64>,
+    /// Run on this PostgreSQL database instead of a temporary SQLite file (its tables are used as is:
+    /// give it an empty database).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// The minimal receiver: counts requests, notes when each `seq` arrived, and makes `/hang` hang.
+#[derive(Default)]
+struct Sink {
+    received: AtomicU64,
+    arrivals: Mutex<HashMap<u64, Instant>>,
+    track: std::sync::atomic::AtomicBool,
+}
+
+async fn start_receiver(hang_for: Duration) -> anyhow::Result<(String, Arc<Sink>)> {
+    let sink = Arc::new(Sink::default());
+    let s = sink.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let s = s.clone();
+        async move {
+            if uri.path() == "/hang" {
+                tokio::time::sleep(hang_for).await;
+                return "late";
+            }
+            if s.track.load(Ordering::Relaxed) {
+                if let Some(seq) = find_seq(&body) {
+                    s.arrivals
+                        .lock()
+                        .expect("arrivals")
+                        .insert(seq, Instant::now());
+                }
+            }
+            s.received.fetch_add(1, Ordering::Relaxed);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((base, sink))
+}
+
+/// `"seq":123` in a body, without parsing the JSON (the receiver must stay cheap).
+fn find_seq(body: &[u8]) -> Option<u64> {
+    let pat = b"\"seq\":";
+    let at = body.windows(pat.len()).position(|w| w == pat)? + pat.len();
+    let digits: Vec<u8> = body[at..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+fn payload(seq: u64) -> Value {
+    // About 1 KB once rendered.
+    json!({"id": format!("c{seq}"), "seq": seq, "first_name": "Bench", "last_name": "Mark",
+           "notes": "x".repeat(880), "primary_email": "bench@example.com"})
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Bench {
+    args: BenchArgs,
+    base: String,
+    sink: Arc<Sink>,
+    results: Vec<(String, f64, String)>,
+    raw_rate: Option<f64>,
+    _dir: tempfile::TempDir,
+}
+
+struct Node {
+    hookline: Hookline,
+    who: Principal,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Bench {
+    fn record(&mut self, name: &str, value: f64, unit: &str) {
+        self.results
+            .push((name.to_string(), value, unit.to_string()));
+        let ratio = match (unit, self.raw_rate) {
+            ("/s", Some(raw)) if raw > 0.0 => {
+                format!("  ({:.1} % of raw HTTP)", value / raw * 100.0)
+            }
+            _ => String::new(),
+        };
+        println!("{name:<58} {value:>12.1} {unit}{ratio}");
+    }
+
+    /// A fresh Hookline (new database) running API and worker in this process.
+    async fn node(
+        &self,
+        tweak: impl FnOnce(&mut Vec<(&'static str, String)>),
+    ) -> anyhow::Result<Node> {
+        let db = match &self.args.postgres {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self._dir
+                    .path()
+                    .join(format!("bench-{}.db", hookline_core::ids::new_id()))
+                    .display()
+            ),
+        };
+        let mut flags: Vec<(&'static str, String)> = vec![
+            ("database_url", db),
+            ("allow_targets", "127.0.0.1/32".into()),
+            ("allow_http", "true".into()),
+            ("sqlite_synchronous", "full".into()),
+            ("log", "warn".into()),
+        ];
+        tweak(&mut flags);
+        let config = load(flags)?;
+        let app = App::build(config).await?;
+        let hookline = app.hookline.clone();
+        hookline.bootstrap().await?;
+        let who = hookline.principal_for_tenant("default").await?;
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let task = tokio::spawn(app.serve(
+            listener,
+            shutdown.clone(),
+            Roles {
+                api: false,
+                worker: true,
+            },
+        ));
+        Ok(Node {
+            hookline,
+            who,
+            shutdown,
+            task,
+        })
+    }
+
+    async fn webhook(&self, n: &Node, path: &str, events: &[&str]) -> anyhow::Result<()> {
+        let input = WebhookInput {
+            url: Some(format!("{}{path}", self.base)),
+            events: Some(events.iter().map(|e| e.to_string()).collect()),
+            retry_schedule: Some(Some(json!([]))),
+            ..Default::default()
+        };
+        n.hookline.create_webhook(&n.who, input).await?;
+        Ok(())
+    }
+
+    /// Raw loopback POST rate of the receiver: the ceiling every other figure is compared with.
+    async fn raw(&mut self) -> anyhow::Result<()> {
+        let sender = Sender::new(SenderConfig {
+            policy: hookline_core::url_policy::UrlPolicy {
+                allow_http: true,
+                allow_targets: vec!["127.0.0.1/32".parse().map_err(anyhow::Error::msg)?],
+            },
+            max_idle_per_host: 64,
+            ..Default::default()
+        })
+        .map_err(anyhow::Error::msg)?;
+        let body: bytes::Bytes = serde_json::to_vec(&payload(0))?.into();
+        let before = self.sink.received.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(self.args.duration);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (sender, body, url) = (sender.clone(), body.clone(), format!("{}/raw", self.base));
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    sender
+                        .send(OutboundRequest {
+                            url: url.clone(),
+                            headers: vec![],
+                            body: body.clone(),
+                        })
+                        .await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await?;
+        }
+        let n = self.sink.received.load(Ordering::Relaxed) - before;
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        self.raw_rate = Some(rate);
+        self.record(
+            "raw loopback HTTP POST rate (1 KB, 32 connections)",
+            rate,
+            "/s",
+        );
+        Ok(())
+    }
+
+    /// Keeps a backlog in front of the dispatcher by publishing batches of 100, and measures
+    /// deliveries per second at the receiver once warm.
+    async fn sustained(&self, n: &Node, types: &[&str], seconds: u64) -> anyhow::Result<f64> {
+        let stop = CancellationToken::new();
+        let published = Arc::new(AtomicU64::new(0));
+        let publisher = {
+            let (h, who, stop, published) = (
+                n.hookline.clone(),
+                n.who.clone(),
+                stop.clone(),
+                published.clone(),
+            );
+            let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+            let sink = self.sink.clone();
+            let start_count = sink.received.load(Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut seq = 0u64;
+                while !stop.is_cancelled() {
+                    let delivered = sink.received.load(Ordering::Relaxed) - start_count;
+                    // Stay at most ~20k ahead of the receiver: a backlog, not a flood.
+                    if published.load(Ordering::Relaxed) > delivered + 20_000 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
+                    let batch: Vec<EventInput> = (0..100)
+                        .map(|_| {
+                            seq += 1;
+                            event(&types[(seq as usize) % types.len()], payload(seq))
+                        })
+                        .collect();
+                    if h.publish(&who, None, PublishInput::Many(batch), None)
+                        .await
+                        .is_ok()
+                    {
+                        published.fetch_add(100, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = self.sink.received.load(Ordering::Relaxed);
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let rate = (self.sink.received.load(Ordering::Relaxed) - before) as f64
+            / start.elapsed().as_secs_f64();
+        stop.cancel();
+        publisher.await?;
+        Ok(rate)
+    }
+
+    async fn throughput(&mut self) -> anyhow::Result<()> {
+        let n = self
+            .node(|f| f.push(("max_concurrency_per_webhook", "32".into())))
+            .await?;
+        let types = [
+            "contact.created",
+            "deal.created",
+            "task.created",
+            "service.created",
+        ];
+        for (i, t) in types.iter().enumerate() {
+            self.webhook(&n, &format!("/w{i}"), &[t]).await?;
+        }
+        let rate = self.sustained(&n, &types, self.args.duration).await?;
+        self.record(
+            "sustained deliveries/s (signed, logged, durable; 4 endpoints)",
+            rate,
+            "/s",
+        );
+        stop(n).await;
+        Ok(())
+    }
+
+    async fn latency(&mut self) -> anyhow::Result<()> {
+        for rate in self.args.rates.clone() {
+            let n = self
+                .node(|f| f.push(("max_concurrency_per_webhook", "64".into())))
+                .await?;
+            self.webhook(&n, "/lat", &["contact.*"]).await?;
+            self.sink.arrivals.lock().expect("arrivals").clear();
+            self.sink.track.store(true, Ordering::Relaxed);
+            let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+            let interval = Duration::from_secs_f64(1.0 / rate as f64);
+            let total = rate * self.args.duration;
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for seq in 0..total {
+                let due = start + interval * seq as u32;
+                let now = Instant::now();
+                if due > now {
+                    tokio::time::sleep(due - now).await;
+                }
+                let (h, who, sent) = (n.hookline.clone(), n.who.clone(), sent.clone());
+                tasks.spawn(async move {
+                    sent.lock().expect("sent").insert(seq, Instant::now());
+                    let _ = h
+                        .publish(
+                            &who,
+                            None,
+                            PublishInput::One(Box::new(event("contact.created", payload(seq)))),
+                            None,
+                        )
+                        .await;
+                });
+                while tasks.try_join_next().is_some() {}
+            }
+            while tasks.join_next().await.is_some() {}
+            let wait_until = Instant::now() + Duration::from_secs(30);
+            while (self.sink.arrivals.lock().expect("arrivals").len() as u64) < total
+                && Instant::now() < wait_until
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let achieved = total as f64 / start.elapsed().as_secs_f64();
+            self.sink.track.store(false, Ordering::Relaxed);
+            let arrivals = std::mem::take(&mut *self.sink.arrivals.lock().expect("arrivals"));
+            let sent = std::mem::take(&mut *sent.lock().expect("sent"));
+            let mut ms: Vec<f64> = arrivals
+                .iter()
+                .filter_map(|(seq, at)| {
+                    sent.get(seq)
+                        .map(|s| at.duration_since(*s).as_secs_f64() * 1000.0)
+                })
+                .collect();
+            ms.sort_by(|a, b| a.total_cmp(b));
+            let lost = total as usize - ms.len();
+            println!("  at {rate} events/s for {}s (achieved {achieved:.0}/s, {lost} not arrived in time):", self.args.duration);
+            self.record(
+                &format!("latency p50 at {rate}/s"),
+                percentile(&ms, 0.50),
+                "ms",
+            );
+            self.record(
+                &format!("latency p99 at {rate}/s"),
+                percentile(&ms, 0.99),
+                "ms",
+            );
+            self.record(
+                &format!("latency p999 at {rate}/s"),
+                percentile(&ms, 0.999),
+                "ms",
+            );
+            stop(n).await;
+        }
+        Ok(())
+    }
+
+    async fn isolation(&mut self) -> anyhow::Result<()> {
+        // Baseline: the healthy endpoint alone, with the same event mix.
+        let n = self.node(|_| {}).await?;
+        self.webhook(&n, "/healthy", &["contact.*"]).await?;
+        let alone = self
+            .sustained(&n, &["contact.created", "deal.created"], self.args.duration)
+            .await?;
+        stop(n).await;
+        // Now half the events go to an endpoint that hangs for the whole timeout.
+        let n = self.node(|_| {}).await?;
+        self.webhook(&n, "/healthy", &["contact.*"]).await?;
+        self.webhook(&n, "/hang", &["deal.*"]).await?;
+        let beside = self
+            .sustained(&n, &["contact.created", "deal.created"], self.args.duration)
+            .await?;
+        stop(n).await;
+        self.record("healthy endpoint alone, deliveries/s", alone, "/s");
+        self.record(
+            "healthy endpoint beside a hanging one, deliveries/s",
+            beside,
+            "/s",
+        );
+        self.record(
+            "isolation: healthy throughput kept",
+            beside / alone * 100.0,
+            "%",
+        );
+        Ok(())
+    }
+
+    async fn fanout(&mut self) -> anyhow::Result<()> {
+        let n = self.node(|_| {}).await?;
+        for i in 0..self.args.fanout {
+            self.webhook(&n, &format!("/f{i}"), &["*"]).await?;
+        }
+        let mut times = Vec::new();
+        for round in 0..5u64 {
+            let before = self.sink.received.load(Ordering::Relaxed);
+            let start = Instant::now();
+            n.hookline
+                .publish(
+                    &n.who,
+                    None,
+                    PublishInput::One(Box::new(event("contact.created", payload(round)))),
+                    None,
+                )
+                .await?;
+            let want = before + self.args.fanout as u64;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while self.sink.received.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        let median = times[times.len() / 2];
+        self.record(
+            &format!(
+                "fan-out: one event to {} webhooks, all delivered (median of 5)",
+                self.args.fanout
+            ),
+            median,
+            "ms",
+        );
+        self.record(
+            "fan-out deliveries/s",
+            self.args.fanout as f64 / (median / 1000.0),
+            "/s",
+        );
+        stop(n).await;
+        Ok(())
+    }
+
+    async fn backlog(&mut self) -> anyhow::Result<()> {
+        // Fill the backlog with the worker stopped, then start it and watch memory while it drains.
+        let db = match &self.args.postgres {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self._dir.path().join("backlog.db").display()),
+        };
+        let flags: Vec<(&str, String)> = vec![
+            ("database_url", db),
+            ("allow_targets", "127.0.0.1/32".into()),
+            ("allow_http", "true".into()),
+            ("max_concurrency_per_webhook", "32".into()),
+            ("log", "warn".into()),
+        ];
+        let app = App::build(load(flags)?).await?;
+        app.hookline.bootstrap().await?;
+        let who = app.hookline.principal_for_tenant("default").await?;
+        let types = [
+            "contact.created",
+            "deal.created",
+            "task.created",
+            "service.created",
+        ];
+        for (i, t) in types.iter().enumerate() {
+            let input = WebhookInput {
+                url: Some(format!("{}/b{i}", self.base)),
+                events: Some(vec![t.to_string()]),
+                ..Default::default()
+            };
+            app.hookline.create_webhook(&who, input).await?;
+        }
+        let fill = Instant::now();
+        let mut seq = 0u64;
+        while (seq as usize) < self.args.backlog {
+            let batch: Vec<EventInput> = (0..1000.min(self.args.backlog - seq as usize))
+                .map(|_| {
+                    seq += 1;
+                    event(
+                        types[(seq as usize) % types.len()],
+                        json!({"id": format!("c{seq}"), "seq": seq, "first_name": "Backlog"}),
+                    )
+                })
+                .collect();
+            app.hookline
+                .publish(&who, None, PublishInput::Many(batch), None)
+                .await?;
+        }
+        let fill_s = fill.elapsed().as_secs_f64();
+        let rss_before = rss_kb();
+        let before = self.sink.received.load(Ordering::Relaxed);
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(app.dispatcher.clone().run(shutdown.clone()));
+        let start = Instant::now();
+        let mut peak = rss_before;
+        let deadline = start + Duration::from_secs(3600);
+        while self.sink.received.load(Ordering::Relaxed) - before < self.args.backlog as u64
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            peak = peak.max(rss_kb());
+        }
+        let drain_s = start.elapsed().as_secs_f64();
+        shutdown.cancel();
+        let _ = worker.await;
+        self.record(
+            &format!(
+                "backlog: {} pending deliveries written in",
+                self.args.backlog
+            ),
+            fill_s,
+            "s",
+        );
+        self.record(
+            "backlog: resident memory with the backlog pending",
+            rss_before as f64 / 1024.0,
+            "MB",
+        );
+        self.record(
+            "backlog: peak resident memory while draining",
+            peak as f64 / 1024.0,
+            "MB",
+        );
+        self.record("backlog: time to drain", drain_s, "s");
+        self.record(
+            "backlog: drain rate",
+            self.args.backlog as f64 / drain_s,
+            "/s",
+        );
+        Ok(())
+    }
+}
+
+/// The bench's settings, as defaults that `HOOKLINE_*` variables can override (to try a tuning).
+fn load(settings: Vec<(&'static str, String)>) -> anyhow::Result<Config> {
+    let defaults = settings
+        .into_iter()
+        .map(|(k, v)| (format!("HOOKLINE_{}", k.to_ascii_uppercase()), v));
+    let env = std::env::vars().filter(|(k, _)| k.starts_with("HOOKLINE_"));
+    Ok(Config::load(None, defaults.chain(env), &[])?)
+}
+
+fn event(event_type: &str, data: Value) -> EventInput {
+    EventInput {
+        event_type: event_type.to_string(),
+        data,
+        entity_type: None,
+        entity_id: None,
+        source: None,
+        source_id: None,
+        occurred_at: None,
+        changes: None,
+    }
+}
+
+async fn stop(n: Node) {
+    n.shutdown.cancel();
+    let _ = n.task.await;
+    drop(n.hookline);
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let wanted: Vec<&str> = args.scenario.split(',').map(str::trim).collect();
+    let all = wanted.contains(&"all");
+    let on = |s: &str| all || wanted.contains(&s);
+    let known = [
+        "all",
+        "raw",
+        "throughput",
+        "latency",
+        "isolation",
+        "fanout",
+        "backlog",
+    ];
+    if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
+        anyhow::bail!("unknown scenario `{bad}`; choose from {}", known.join(", "));
+    }
+    if args.duration == 0 || args.duration > 600 {
+        anyhow::bail!("--duration must be 1-600 seconds");
+    }
+    let timeout = Duration::from_secs(10);
+    let (base, sink) = start_receiver(timeout + Duration::from_secs(1)).await?;
+    println!(
+        "hookline bench: {} cores, store {}, {}s per phase",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        if args.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite (synchronous=FULL)"
+        },
+        args.duration
+    );
+    let mut b = Bench {
+        args: args.clone(),
+        base,
+        sink,
+        results: Vec::new(),
+        raw_rate: None,
+        _dir: tempfile::tempdir()?,
+    };
+    // The ceiling is always measured, so every rate has its ratio.
+    b.raw().await?;
+    if on("throughput") {
+        b.throughput().await?;
+    }
+    if on("latency") {
+        b.latency().await?;
+    }
+    if on("isolation") {
+        b.isolation().await?;
+    }
+    if on("fanout") {
+        b.fanout().await?;
+    }
+    if on("backlog") {
+        b.backlog().await?;
+    }
+    if let Some(path) = &args.json {
+        let raw = b.raw_rate.unwrap_or(0.0);
+        let rows: Vec<Value> = b
+            .results
+            .iter()
+            .map(|(name, v, unit)| {
+                let ratio = (unit == "/s" && raw > 0.0).then(|| v / raw);
+                json!({"figure": name, "value": v, "unit": unit, "ratio_to_raw": ratio})
+            })
+            .collect();
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json!({"results": rows}))?,
+        )?;
+    }
+    Ok(())
+}
