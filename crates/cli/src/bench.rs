@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// give it an empty database).
     #[arg(long)]
     postgres: Option<String>,
+    /// With --postgres: nodes sharing the throughput work (each a full dispatcher in this process).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -310,7 +313,21 @@ impl Bench {
         for (i, t) in types.iter().enumerate() {
             self.webhook(&n, &format!("/w{i}"), &[t]).await?;
         }
+        // Extra nodes on the same PostgreSQL database share the claiming (in this process: they
+        // share its cores too, so this shows coordination overhead and scaling, not more hardware).
+        let mut extra = Vec::new();
+        if self.args.postgres.is_some() {
+            for _ in 1..self.args.nodes {
+                extra.push(self.node(|f| f.push(("max_concurrency_per_webhook", "32".into()))).await?);
+            }
+        }
         let rate = self.sustained(&n, &types, self.args.duration).await?;
+        for e in extra {
+            stop(e).await;
+        }
+        if self.args.nodes > 1 && self.args.postgres.is_some() {
+            println!("  ({} nodes on one PostgreSQL database)", self.args.nodes);
+        }
         self.record(
             "sustained deliveries/s (signed, logged, durable; 4 endpoints)",
             rate,
