@@ -318,7 +318,10 @@ impl Bench {
         let mut extra = Vec::new();
         if self.args.postgres.is_some() {
             for _ in 1..self.args.nodes {
-                extra.push(self.node(|f| f.push(("max_concurrency_per_webhook", "32".into()))).await?);
+                extra.push(
+                    self.node(|f| f.push(("max_concurrency_per_webhook", "32".into())))
+                        .await?,
+                );
             }
         }
         let rate = self.sustained(&n, &types, self.args.duration).await?;

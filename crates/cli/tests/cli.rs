@@ -662,12 +662,28 @@ fn three_nodes_on_postgres_survive_a_killed_and_a_restarted_node() {
 #[test]
 fn bench_runs_a_short_measurement_and_refuses_unknown_scenarios() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(hookline(dir.path()).args(["bench", "--scenario", "raw", "--duration", "1", "--json", "bench.json"]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(hookline(dir.path()).args([
+        "bench",
+        "--scenario",
+        "raw",
+        "--duration",
+        "1",
+        "--json",
+        "bench.json",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("raw loopback HTTP POST rate"), "{text}");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
-    assert!(json["results"][0]["value"].as_f64().unwrap() > 0.0, "{json}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
+    assert!(
+        json["results"][0]["value"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
     let out = run(hookline(dir.path()).args(["bench", "--scenario", "warp-speed"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario"));

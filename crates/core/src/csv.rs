@@ -83,18 +83,8 @@ enum Column {
     Tags,
 }
 
-const DIRECT: &[&str] = &[
-    "id",
-    "first_name",
-    "last_name",
-    "company",
-    "job_title",
-    "label",
-    "notes",
-    "primary_email",
-    "primary_phone",
-    "owner_id",
-];
+/// Columns that fill one field of the same name.
+const DIRECT: &[&str] = crate::entity::CONTACT_SCALARS;
 
 fn column(header: &str) -> Option<Column> {
     let h = header.trim();

@@ -325,6 +325,20 @@ fn session(field: &str, v: &Value) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// The contact fields that hold one string (and `id`): what a CSV column can fill directly.
+pub const CONTACT_SCALARS: &[&str] = &[
+    "id",
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "label",
+    "notes",
+    "primary_email",
+    "primary_phone",
+    "owner_id",
+];
+
 /// Seed 000's contact fields, plus `owner_id` (assignment) and the server's fields.
 pub const CONTACT_FIELDS: &[&str] = &[
     "id",

@@ -283,10 +283,7 @@ impl Hookline {
         webhook_id: Uuid,
         input: ReplayInput,
     ) -> Result<ReplayView> {
-        self.store
-            .get_webhook(who.tenant_id, webhook_id)
-            .await?
-            .ok_or_else(|| Error::not_found("webhook"))?;
+        self.load_webhook(who, webhook_id).await?;
         let since = time::parse(&input.since).ok_or_else(|| {
             Error::invalid("since", "invalid", "since must be an RFC 3339 timestamp")
         })?;
@@ -422,11 +419,7 @@ impl Hookline {
                 "a saved webhook is tested with its own url, format and secret; only event_type may be given",
             ));
         }
-        let webhook = self
-            .store
-            .get_webhook(who.tenant_id, id)
-            .await?
-            .ok_or_else(|| Error::not_found("webhook"))?;
+        let webhook = self.load_webhook(who, id).await?;
         let event = self.test_event(
             who,
             &webhook.events,

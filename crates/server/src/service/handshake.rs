@@ -18,7 +18,7 @@
 
 use super::{AttemptView, Hookline, Principal};
 use crate::dispatcher;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use hookline_core::formats::SigningKeys;
 use hookline_core::{ids, signing};
 use hookline_store::Attempt;
@@ -145,11 +145,7 @@ impl Hookline {
         id: Uuid,
         input: HandshakeInput,
     ) -> Result<HandshakeView> {
-        let webhook = self
-            .store
-            .get_webhook(who.tenant_id, id)
-            .await?
-            .ok_or_else(|| Error::not_found("webhook"))?;
+        let webhook = self.load_webhook(who, id).await?;
         let event = self.test_event(
             who,
             &webhook.events,

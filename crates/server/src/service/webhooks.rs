@@ -266,7 +266,8 @@ impl Hookline {
         Ok(WebhookView::from(&w, true))
     }
 
-    async fn load_webhook(&self, who: &Principal, id: Uuid) -> Result<Webhook> {
+    /// The caller's webhook, or 404 (also for another tenant's id).
+    pub(crate) async fn load_webhook(&self, who: &Principal, id: Uuid) -> Result<Webhook> {
         self.store
             .get_webhook(who.tenant_id, id)
             .await?
