@@ -426,13 +426,24 @@ pub fn is_sensitive_header(name: &str) -> bool {
             .any(|w| n.contains(w))
 }
 
+/// Headers Hookline itself sets whose values are safe to show (signatures, not secrets).
+const SIGNATURE_HEADERS: &[&str] = &[
+    "x-webhook-signature",
+    "x-webhook-signature-previous",
+    "x-webhook-timestamp",
+    "x-webhook-event",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
 /// Request headers as the delivery log keeps them: signatures shown, credentials redacted.
 pub fn loggable_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
-            let keep =
-                k.starts_with("X-Webhook-") || k.starts_with("webhook-") || !is_sensitive_header(k);
+            let keep = SIGNATURE_HEADERS.contains(&k.to_ascii_lowercase().as_str())
+                || !is_sensitive_header(k);
             (
                 k.clone(),
                 if keep { v.clone() } else { "<redacted>".into() },
@@ -507,6 +518,28 @@ mod tests {
             body(Format::Entity, &dev, Some(1))["data"]["payload"],
             json!({"dealId": "y"})
         );
+    }
+
+    #[test]
+    fn the_log_shows_signatures_and_redacts_credentials() {
+        let h: Vec<(String, String)> = [
+            ("X-Webhook-Signature", "abc"),
+            ("webhook-signature", "v1,x"),
+            ("webhook-token", "s3cr3t"),
+            ("Authorization", "Bearer t"),
+            ("X-Api-Key", "k"),
+            ("X-Tenant", "42"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let logged: std::collections::HashMap<_, _> = loggable_headers(&h).into_iter().collect();
+        assert_eq!(logged["X-Webhook-Signature"], "abc");
+        assert_eq!(logged["webhook-signature"], "v1,x");
+        assert_eq!(logged["webhook-token"], "<redacted>");
+        assert_eq!(logged["Authorization"], "<redacted>");
+        assert_eq!(logged["X-Api-Key"], "<redacted>");
+        assert_eq!(logged["X-Tenant"], "42");
     }
 
     #[test]

@@ -195,6 +195,22 @@ pub fn validate_secret(s: &str) -> Result<String, FieldError> {
             "secret must not contain control characters",
         ));
     }
+    // A `whsec_` secret is Standard Webhooks' form: receivers base64-decode the rest to get the key,
+    // so it must decode, or their signatures would never match ours.
+    if let Some(rest) = s.strip_prefix("whsec_") {
+        use base64::Engine;
+        if rest.is_empty()
+            || base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .is_err()
+        {
+            return Err(FieldError::new(
+                "secret",
+                "invalid",
+                "a secret starting with whsec_ must continue with standard base64 (with padding); use another prefix for a free-form secret",
+            ));
+        }
+    }
     Ok(s.to_string())
 }
 
@@ -445,6 +461,9 @@ mod tests {
         );
         assert!(validate_secret("").is_err());
         assert!(validate_secret("a\u{7}b").is_err());
+        assert!(validate_secret("whsec_hello").is_err());
+        assert!(validate_secret("whsec_").is_err());
+        assert!(validate_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
         assert!(validate_secret(&"s".repeat(513)).is_err());
         assert_eq!(
             validate_rate_limit(Some(0)).unwrap_err().field,

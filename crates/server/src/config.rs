@@ -84,8 +84,8 @@ enum StringOrList {
     List(Vec<toml::Value>),
 }
 
-/// Validated configuration.
-#[derive(Debug, Clone)]
+/// Validated configuration. `Debug` hides the database password.
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -121,6 +121,51 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config::load(None, std::iter::empty(), &[]).expect("defaults are valid")
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("brand", &self.brand)
+            .field("url_policy", &self.url_policy)
+            .field("timeout", &self.timeout)
+            .field("retry_schedule", &self.retry_schedule)
+            .field("retry_after_cap", &self.retry_after_cap)
+            .field("response_body_cap", &self.response_body_cap)
+            .field("batch_max_size", &self.batch_max_size)
+            .field(
+                "max_concurrency_per_webhook",
+                &self.max_concurrency_per_webhook,
+            )
+            .field("retention_days", &self.retention_days)
+            .field("secret_rotation_grace", &self.secret_rotation_grace)
+            .field("extra_ca_cert", &self.extra_ca_cert)
+            .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
+            .field("sqlite_readers", &self.sqlite_readers)
+            .field("pg_pool_size", &self.pg_pool_size)
+            .field("max_request_body", &self.max_request_body)
+            .field("log", &self.log)
+            .field("lease", &self.lease)
+            .field("max_inflight", &self.max_inflight)
+            .field("disable", &self.disable)
+            .finish()
     }
 }
 
@@ -421,6 +466,21 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let c = Config::load(
+            None,
+            env(&[("HOOKLINE_DATABASE_URL", "postgres://app:hunter2@db:5432/h")]),
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/h"), "{shown}");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(redact_url("postgres://app@db/h"), "postgres://app@db/h");
     }
 
     #[test]
