@@ -60,6 +60,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhooks(&self, tenant_id: Uuid, page: Page) -> Result<Vec<Webhook>>;
     /// Replaces the stored settings of an existing webhook; false when it doesn't exist.
     async fn update_webhook(&self, webhook: &Webhook) -> Result<bool>;
+    /// Reads a webhook, lets `edit` change it, and writes it back in one transaction, so a
+    /// concurrent change (an auto-disable, a rotation, another edit) is never overwritten with stale
+    /// values. `None` when it doesn't exist; an `edit` error comes back as `Rejected`.
+    async fn modify_webhook(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        edit: WebhookEdit,
+    ) -> Result<Option<Webhook>>;
     /// Deletes a webhook with its deliveries and attempts; false when it doesn't exist.
     async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool>;
 
@@ -79,15 +88,16 @@ pub trait Store: Send + Sync + 'static {
         event_type: Option<String>,
         page: Page,
     ) -> Result<Vec<Event>>;
-    /// Writes one event with a single delivery to `webhook_id`, already leased to the caller (test
-    /// sends, which are made synchronously). Returns the delivery id.
-    async fn insert_leased_delivery(
+    /// Records a delivery that was already made (test sends, which are sent synchronously before
+    /// anything is stored): the event, the delivery in its final status, and its one attempt. No
+    /// worker can ever pick such a delivery up.
+    async fn insert_finished_delivery(
         &self,
         event: Event,
         webhook_id: Uuid,
-        lease_token: Uuid,
-        lease_until: Timestamp,
-    ) -> Result<Uuid>;
+        attempt: Attempt,
+        status: DeliveryStatus,
+    ) -> Result<()>;
 
     /// Leases due deliveries: pending or retrying ones whose time has come, and leased ones whose
     /// lease expired (their node died). Each enabled webhook gets at most `per_webhook` minus its

@@ -285,6 +285,9 @@ pub struct EntityPlan {
 /// Why the caller's plan refused a write; carried through the store untouched.
 pub type Rejection = Box<dyn std::error::Error + Send + Sync>;
 
+/// An edit of one webhook, run inside the transaction that stores it.
+pub type WebhookEdit = Box<dyn FnOnce(&mut Webhook) -> std::result::Result<(), Rejection> + Send>;
+
 /// The caller's decision function: gets the stored rows for the requested ids (in order).
 pub type PlanFn =
     Box<dyn FnOnce(Vec<Option<EntityRow>>) -> std::result::Result<EntityPlan, Rejection> + Send>;

@@ -14,7 +14,7 @@ use crate::health::{self, HealthDelta};
 use crate::{
     ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
     DeliveryStatus, EntityFilter, EntityRow, Event, NextState, Page, PlanFn, PublishOutcome,
-    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook,
+    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook, WebhookEdit,
 };
 use async_trait::async_trait;
 use hookline_core::ids;
@@ -525,6 +525,25 @@ async fn apply_health<C: GenericClient>(
     Ok(())
 }
 
+/// Writes every settings column of an existing webhook; returns the rows changed (0 or 1).
+async fn write_webhook<C: GenericClient>(c: &C, w: &Webhook) -> Result<u64> {
+    let p = webhook_params(w)?;
+    let sets = WEBHOOK_COLS
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .skip(2)
+        .map(|(i, col)| format!("{col} = ${}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    c.execute(
+        &format!("UPDATE webhooks SET {sets} WHERE id = $1 AND tenant_id = $2"),
+        &params_of(&p),
+    )
+    .await
+    .map_err(pg_err)
+}
+
 fn params_of(v: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
     v.iter()
         .map(|b| b.as_ref() as &(dyn ToSql + Sync))
@@ -740,25 +759,32 @@ impl Store for PostgresStore {
     }
 
     async fn update_webhook(&self, w: &Webhook) -> Result<bool> {
-        let p = webhook_params(w)?;
-        let sets = WEBHOOK_COLS
-            .split(',')
-            .map(str::trim)
-            .enumerate()
-            .skip(2)
-            .map(|(i, col)| format!("{col} = ${}", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let n = self
-            .conn()
-            .await?
-            .execute(
-                &format!("UPDATE webhooks SET {sets} WHERE id = $1 AND tenant_id = $2"),
-                &params_of(&p),
+        Ok(write_webhook(&*self.conn().await?, w).await? == 1)
+    }
+
+    async fn modify_webhook(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        edit: WebhookEdit,
+    ) -> Result<Option<Webhook>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg_err)?;
+        let Some(row) = tx
+            .query_opt(
+                &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR UPDATE"),
+                &[&tenant_id, &id],
             )
             .await
-            .map_err(pg_err)?;
-        Ok(n == 1)
+            .map_err(pg_err)?
+        else {
+            return Ok(None);
+        };
+        let mut w = webhook_row(&row)?;
+        edit(&mut w).map_err(StoreError::Rejected)?;
+        write_webhook(&tx, &w).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(Some(w))
     }
 
     async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool> {
@@ -855,28 +881,67 @@ impl Store for PostgresStore {
         rows.iter().map(event_row).collect()
     }
 
-    async fn insert_leased_delivery(
+    async fn insert_finished_delivery(
         &self,
         event: Event,
         webhook_id: Uuid,
-        lease_token: Uuid,
-        lease_until: Timestamp,
-    ) -> Result<Uuid> {
+        attempt: Attempt,
+        status: DeliveryStatus,
+    ) -> Result<()> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg_err)?;
         insert_events(&tx, std::slice::from_ref(&event)).await?;
-        let id = ids::new_id();
         let now = time::now();
+        let a = &attempt;
         tx.execute(
             "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-               lease_owner, lease_until, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'delivering', 0, $6, $7, $8, $8)",
-            &[&id, &event.tenant_id, &webhook_id, &event.id, &event.event_type, &lease_token, &lease_until, &now],
+               last_status_code, last_error, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)",
+            &[
+                &a.delivery_id,
+                &event.tenant_id,
+                &webhook_id,
+                &event.id,
+                &event.event_type,
+                &status.as_str(),
+                &a.status_code.map(i32::from),
+                &a.error_kind,
+                &now,
+            ],
         )
         .await
         .map_err(pg_err)?;
-        tx.commit().await.map_err(pg_err)?;
-        Ok(id)
+        let req = serde_json::to_string(&a.request_headers).map_err(bad_json)?;
+        let resp = serde_json::to_string(&a.response_headers).map_err(bad_json)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO attempts (tenant_id, {ATTEMPT_COLS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ),
+            &[
+                &event.tenant_id,
+                &a.id,
+                &a.delivery_id,
+                &(a.attempt_number as i32),
+                &a.started_at,
+                &a.url,
+                &a.status_code.map(i32::from),
+                &a.error_kind,
+                &a.error_message,
+                &a.dns_ms,
+                &a.connect_ms,
+                &a.tls_ms,
+                &a.ttfb_ms,
+                &a.total_ms,
+                &req,
+                &resp,
+                &a.response_body,
+                &a.response_truncated,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
     }
 
     async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {

@@ -12,7 +12,7 @@ use crate::health::{self, HealthDelta};
 use crate::{
     ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
     DeliveryStatus, EntityFilter, EntityRow, Event, NextState, Page, PlanFn, PublishOutcome,
-    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook,
+    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook, WebhookEdit,
 };
 use async_trait::async_trait;
 use hookline_core::ids;
@@ -381,6 +381,26 @@ fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
 const WEBHOOK_COLS: &str = "id, tenant_id, name, description, url, events, secret, previous_secret, \
     previous_secret_expires_at, enabled, disabled_reason, format, headers, retry_schedule, rate_limit, \
     ordering, consecutive_failures, failing_since, created_at, updated_at";
+
+/// Writes every settings column of an existing webhook; returns the rows changed (0 or 1).
+fn write_webhook(c: &Connection, w: &Webhook) -> Result<usize> {
+    let p = webhook_params(w)?;
+    // Columns 3.. are the mutable ones; id and tenant_id (1, 2) select the row.
+    let sets = WEBHOOK_COLS
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .skip(2)
+        .map(|(i, col)| format!("{col} = ?{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(c.prepare_cached(&format!(
+        "UPDATE webhooks SET {sets} WHERE id = ?1 AND tenant_id = ?2"
+    ))?
+    .execute(rusqlite::params_from_iter(
+        p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql),
+    ))?)
+}
 
 fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
     let format: String = r.get(11)?;
@@ -846,22 +866,30 @@ impl Store for SqliteStore {
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<bool> {
-        let p = webhook_params(webhook)?;
+        let w = webhook.clone();
+        self.write(move |c| Ok(write_webhook(c, &w)? == 1)).await
+    }
+
+    async fn modify_webhook(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        edit: WebhookEdit,
+    ) -> Result<Option<Webhook>> {
+        // The writer thread serialises this with every other write, health updates included.
         self.write(move |c| {
-            // Columns 3.. are the mutable ones; id and tenant_id (1, 2) select the row.
-            let sets = WEBHOOK_COLS
-                .split(',')
-                .map(str::trim)
-                .enumerate()
-                .skip(2)
-                .map(|(i, col)| format!("{col} = ?{}", i + 1))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let n = c.execute(
-                &format!("UPDATE webhooks SET {sets} WHERE id = ?1 AND tenant_id = ?2"),
-                rusqlite::params_from_iter(p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql)),
-            )?;
-            Ok(n == 1)
+            let Some(mut w) = c
+                .prepare_cached(&format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
+                ))?
+                .query_row(params![tenant_id.to_string(), id.to_string()], webhook_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            edit(&mut w).map_err(StoreError::Rejected)?;
+            write_webhook(c, &w)?;
+            Ok(Some(w))
         })
         .await
     }
@@ -958,33 +986,33 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_leased_delivery(
+    async fn insert_finished_delivery(
         &self,
         event: Event,
         webhook_id: Uuid,
-        lease_token: Uuid,
-        lease_until: Timestamp,
-    ) -> Result<Uuid> {
+        attempt: Attempt,
+        status: DeliveryStatus,
+    ) -> Result<()> {
         self.write(move |c| {
             insert_event(c, &event)?;
-            let id = ids::new_id();
             let now = time::format(&time::now());
             c.execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                 next_attempt_at, lease_owner, lease_until, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'delivering', 0, NULL, ?6, ?7, ?8, ?8)",
+                 last_status_code, last_error, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?9)",
                 params![
-                    id.to_string(),
+                    attempt.delivery_id.to_string(),
                     event.tenant_id.to_string(),
                     webhook_id.to_string(),
                     event.id.to_string(),
                     event.event_type,
-                    lease_token.to_string(),
-                    time::format(&lease_until),
+                    status.as_str(),
+                    attempt.status_code,
+                    attempt.error_kind,
                     now
                 ],
             )?;
-            Ok(id)
+            insert_attempt(c, &attempt)
         })
         .await
     }

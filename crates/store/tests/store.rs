@@ -110,6 +110,7 @@ suite!(
     replay_and_resend_copy_deliveries,
     prune_removes_only_old_delivered_attempts,
     entity_writes_are_atomic_versioned_and_scoped,
+    webhook_edits_see_the_latest_row_and_keep_health,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -996,4 +997,75 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn webhook_edits_see_the_latest_row_and_keep_health(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    published(
+        &f,
+        t.id,
+        vec![event(
+            t.id,
+            "contact.created",
+            serde_json::json!({"id": "c"}),
+        )],
+    )
+    .await;
+    let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
+    // The worker disables the webhook after a load of the row the API already read...
+    let policy = hookline_core::retry::DisablePolicy {
+        max_consecutive_failures: 1,
+        ..Default::default()
+    };
+    f.store
+        .record_attempts(
+            vec![result(&claim.deliveries[0], NextState::Failed, Some(500))],
+            policy,
+        )
+        .await
+        .unwrap();
+    // ...and an edit made afterwards works on the disabled row, not on a stale copy.
+    let edited = f
+        .store
+        .modify_webhook(
+            t.id,
+            w.id,
+            Box::new(|w| {
+                w.name = "renamed".into();
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(edited.name, "renamed");
+    assert!(!edited.enabled);
+    assert_eq!(edited.consecutive_failures, 1);
+    assert_eq!(
+        f.store.get_webhook(t.id, w.id).await.unwrap().unwrap(),
+        edited
+    );
+    // A refusing edit writes nothing.
+    let refused = f.store.modify_webhook(
+        t.id,
+        w.id,
+        Box::new(|w| {
+            w.name = "never".into();
+            Err("no".into())
+        }),
+    );
+    assert!(matches!(refused.await, Err(StoreError::Rejected(_))));
+    assert_eq!(
+        f.store.get_webhook(t.id, w.id).await.unwrap().unwrap().name,
+        "renamed"
+    );
+    let other = f.store.create_tenant("other").await.unwrap();
+    assert!(f
+        .store
+        .modify_webhook(other.id, w.id, Box::new(|_| Ok(())))
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -8,8 +8,7 @@ use hookline_core::url_policy::WebhookUrl;
 use hookline_core::webhook::{Format, Ordering as DeliveryOrdering};
 use hookline_core::{catalog, ids, signing, time};
 use hookline_store::{
-    Attempt, AttemptResult, Delivery, DeliveryFilter, DeliveryStatus, Event, NextState, Page,
-    ReplayFilter, Webhook,
+    Attempt, Delivery, DeliveryFilter, DeliveryStatus, Event, Page, ReplayFilter, Webhook,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -426,13 +425,9 @@ impl Hookline {
             webhook.format,
             input.event_type.as_deref(),
         )?;
-        let token = ids::new_id();
-        let lease_until =
-            time::now() + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
-        let delivery_id = self
-            .store
-            .insert_leased_delivery(event.clone(), webhook.id, token, lease_until)
-            .await?;
+        // Sent first, stored after: nothing claimable exists while the request is in flight, so a
+        // test is never picked up and retried by a worker, even if this request is abandoned.
+        let delivery_id = ids::new_id();
         let tenant = self.tenant_name(who).await;
         let target = dispatcher::Target {
             webhook: &webhook,
@@ -443,22 +438,13 @@ impl Hookline {
             attempt_number: 1,
         };
         let o = dispatcher::attempt(&self.sender, &self.config, target).await;
-        let next = if o.verdict == Verdict::Delivered {
-            NextState::Delivered
+        let status = if o.verdict == Verdict::Delivered {
+            DeliveryStatus::Delivered
         } else {
-            NextState::Failed
+            DeliveryStatus::Failed
         };
         self.store
-            .record_attempts(
-                vec![AttemptResult {
-                    delivery_id,
-                    webhook_id: webhook.id,
-                    lease_token: token,
-                    attempt: o.attempt.clone(),
-                    next,
-                }],
-                self.config.disable,
-            )
+            .insert_finished_delivery(event.clone(), webhook.id, o.attempt.clone(), status)
             .await?;
         Ok(test_view(o, Some(delivery_id), event.event_type, None))
     }

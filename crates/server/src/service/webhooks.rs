@@ -296,13 +296,34 @@ impl Hookline {
                 "the secret can't be changed by an update; POST /v1/webhooks/{id}/rotate-secret keeps the old one signing during a grace period",
             ));
         }
-        let mut w = self.load_webhook(who, id).await?;
-        self.apply(&mut w, input)?;
-        w.updated_at = time::now();
-        if !self.store.update_webhook(&w).await? {
-            return Err(Error::not_found("webhook"));
-        }
+        let this = self.clone();
+        let w = self
+            .edit_webhook(who, id, move |w| {
+                this.apply(w, input)?;
+                w.updated_at = time::now();
+                Ok(())
+            })
+            .await?;
         Ok(WebhookView::from(&w, false))
+    }
+
+    /// Runs `edit` on the stored webhook inside the transaction that writes it back, so it never
+    /// overwrites a concurrent change (an auto-disable, a failure count, another edit) with stale
+    /// values.
+    async fn edit_webhook(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        edit: impl FnOnce(&mut Webhook) -> Result<()> + Send + 'static,
+    ) -> Result<Webhook> {
+        self.store
+            .modify_webhook(
+                who.tenant_id,
+                id,
+                Box::new(move |w| edit(w).map_err(|e| Box::new(e) as hookline_store::Rejection)),
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("webhook"))
     }
 
     pub async fn delete_webhook(&self, who: &Principal, id: Uuid) -> Result<()> {
@@ -344,28 +365,29 @@ impl Hookline {
             Some(s) => rules::validate_secret(s)?,
             None => signing::generate_webhook_secret(),
         };
-        let mut w = self.load_webhook(who, id).await?;
-        if new_secret == w.secret {
-            return Err(Error::invalid(
-                "secret",
-                "unchanged",
-                "the new secret equals the current one",
-            ));
-        }
-        let now = time::now();
-        let old = std::mem::replace(&mut w.secret, new_secret);
-        if grace.is_zero() {
-            w.previous_secret = None;
-            w.previous_secret_expires_at = None;
-        } else {
-            w.previous_secret = Some(old);
-            w.previous_secret_expires_at =
-                Some(now + chrono::Duration::from_std(grace).unwrap_or_default());
-        }
-        w.updated_at = now;
-        if !self.store.update_webhook(&w).await? {
-            return Err(Error::not_found("webhook"));
-        }
+        let w = self
+            .edit_webhook(who, id, move |w| {
+                if new_secret == w.secret {
+                    return Err(Error::invalid(
+                        "secret",
+                        "unchanged",
+                        "the new secret equals the current one",
+                    ));
+                }
+                let now = time::now();
+                let old = std::mem::replace(&mut w.secret, new_secret);
+                if grace.is_zero() {
+                    w.previous_secret = None;
+                    w.previous_secret_expires_at = None;
+                } else {
+                    w.previous_secret = Some(old);
+                    w.previous_secret_expires_at =
+                        Some(now + chrono::Duration::from_std(grace).unwrap_or_default());
+                }
+                w.updated_at = now;
+                Ok(())
+            })
+            .await?;
         Ok(SecretView {
             previous_secret_expires_at: w.previous_secret_expires_at.as_ref().map(time::format),
             secret: w.secret,
