@@ -119,6 +119,8 @@ pub struct Target<'a> {
     pub tenant_name: &'a str,
     pub delivery_id: Uuid,
     pub item_index: Option<u32>,
+    /// How to render: the delivery's own format (fixed when it was made), not the webhook's now.
+    pub format: Format,
     pub attempt_number: u32,
 }
 
@@ -143,6 +145,7 @@ pub async fn attempt_signed_with(
         tenant_name,
         delivery_id,
         item_index,
+        format,
         attempt_number,
     } = target;
     let view = EventView {
@@ -158,12 +161,7 @@ pub async fn attempt_signed_with(
         changes: event.changes.as_ref(),
         batch: event.batch.as_ref(),
     };
-    let body = formats::render_body(
-        webhook.format,
-        &view,
-        delivery_id,
-        item_index.map(|i| i as usize),
-    );
+    let body = formats::render_body(format, &view, delivery_id, item_index.map(|i| i as usize));
     let started_at = time::now();
     let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
         (Some(p), Some(until)) if until > started_at => Some(p.as_str()),
@@ -175,7 +173,7 @@ pub async fn attempt_signed_with(
     });
     let meta = formats::AttemptMeta {
         brand: &config.brand,
-        format: webhook.format,
+        format,
         event_type: &event.event_type,
         delivery_id,
         attempt_time: started_at,
@@ -442,6 +440,7 @@ impl Dispatcher {
             tenant_name: &job.tenant,
             delivery_id: d.id,
             item_index: d.item_index,
+            format: d.format,
             attempt_number: d.attempt_number,
         };
         let o = attempt(&self.inner.sender, config, target).await;

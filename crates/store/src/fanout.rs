@@ -25,6 +25,8 @@ pub struct NewDelivery {
     pub event_id: Uuid,
     pub event_type: String,
     pub item_index: Option<i64>,
+    /// Rendering is fixed here: how many deliveries an event got depends on it.
+    pub format: Format,
     pub ordering_key: Option<String>,
 }
 
@@ -60,6 +62,7 @@ pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Ve
                     event_id: e.id,
                     event_type: e.event_type.clone(),
                     item_index: split.then_some(item as i64),
+                    format: s.format,
                     ordering_key: if s.ordered { e.entity_id.clone() } else { None },
                 });
                 delivery_ids.push(id);

@@ -22,6 +22,7 @@ pub use sqlite::{SqliteStore, Synchronous};
 use async_trait::async_trait;
 use hookline_core::retry::DisablePolicy;
 use hookline_core::time::Timestamp;
+use hookline_core::webhook::Format;
 use uuid::Uuid;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -95,6 +96,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         event: Event,
         webhook_id: Uuid,
+        format: Format,
         attempt: Attempt,
         status: DeliveryStatus,
     ) -> Result<()>;

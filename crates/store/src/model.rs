@@ -202,6 +202,8 @@ pub struct ClaimedDelivery {
     pub webhook_id: Uuid,
     pub event_id: Uuid,
     pub item_index: Option<u32>,
+    /// The format fixed when the delivery was made (a later format change can't re-split it).
+    pub format: Format,
     /// 1-based number of the attempt about to be made.
     pub attempt_number: u32,
     /// Proves this claim still owns the delivery when the result is written.

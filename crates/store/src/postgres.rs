@@ -418,17 +418,18 @@ async fn fan_out<C: GenericClient>(
         let event_ids: Vec<Uuid> = deliveries.iter().map(|d| d.event_id).collect();
         let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
         let items: Vec<Option<i64>> = deliveries.iter().map(|d| d.item_index).collect();
+        let formats: Vec<&str> = deliveries.iter().map(|d| d.format.as_str()).collect();
         let keys: Vec<Option<&str>> = deliveries
             .iter()
             .map(|d| d.ordering_key.as_deref())
             .collect();
         c.execute(
             "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-               next_attempt_at, item_index, ordering_key, created_at, updated_at)
-             SELECT u.id, $1, u.webhook_id, u.event_id, u.event_type, 'pending', 0, $2, u.item, u.okey, $2, $2
-             FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::bigint[], $8::text[])
-               AS u(id, webhook_id, event_id, event_type, item, okey)",
-            &[&tenant_id, &now, &ids, &webhooks, &event_ids, &types, &items, &keys],
+               next_attempt_at, item_index, format, ordering_key, created_at, updated_at)
+             SELECT u.id, $1, u.webhook_id, u.event_id, u.event_type, 'pending', 0, $2, u.item, u.format, u.okey, $2, $2
+             FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::bigint[], $8::text[], $9::text[])
+               AS u(id, webhook_id, event_id, event_type, item, okey, format)",
+            &[&tenant_id, &now, &ids, &webhooks, &event_ids, &types, &items, &keys, &formats],
         )
         .await
         .map_err(pg_err)?;
@@ -885,6 +886,7 @@ impl Store for PostgresStore {
         &self,
         event: Event,
         webhook_id: Uuid,
+        format: Format,
         attempt: Attempt,
         status: DeliveryStatus,
     ) -> Result<()> {
@@ -895,8 +897,8 @@ impl Store for PostgresStore {
         let a = &attempt;
         tx.execute(
             "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-               last_status_code, last_error, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)",
+               last_status_code, last_error, created_at, updated_at, format)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9, $10)",
             &[
                 &a.delivery_id,
                 &event.tenant_id,
@@ -907,6 +909,7 @@ impl Store for PostgresStore {
                 &a.status_code.map(i32::from),
                 &a.error_kind,
                 &now,
+                &format.as_str(),
             ],
         )
         .await
@@ -950,24 +953,34 @@ impl Store for PostgresStore {
         let token = ids::new_id();
         let (busy_ids, busy_n): (Vec<Uuid>, Vec<i64>) =
             req.busy.iter().map(|(k, v)| (*k, *v as i64)).unzip();
-        let saturated: Vec<Uuid> = req
-            .busy
-            .iter()
-            .filter(|(_, n)| **n >= req.per_webhook)
-            .map(|(k, _)| *k)
-            .collect();
-        // Expired leases first (a dead node's work), skipping endpoints this node already saturates.
-        let expired = tx
-            .execute(
+        // Expired leases first (a dead node's work), each webhook at most its quota. The outer
+        // WHERE repeats the expiry test so that a node that waited on a row another node just
+        // reclaimed sees the new lease and leaves it.
+        let reclaimed = tx
+            .query(
                 "UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3
-                 WHERE d.id IN (
-                   SELECT x.id FROM deliveries x JOIN webhooks w ON w.id = x.webhook_id AND w.enabled
-                   WHERE x.status = 'delivering' AND x.lease_until < $3 AND NOT (x.webhook_id = ANY($5))
-                   ORDER BY x.lease_until LIMIT $4 FOR UPDATE OF x SKIP LOCKED)",
-                &[&token, &req.lease_until, &req.now, &(req.limit as i64), &saturated],
+                 WHERE d.status = 'delivering' AND d.lease_until < $3 AND d.id IN (
+                   SELECT c.id FROM (
+                     SELECT x.id, x.lease_until,
+                            ROW_NUMBER() OVER (PARTITION BY x.webhook_id ORDER BY x.lease_until) AS rn,
+                            GREATEST(0, $5::bigint - COALESCE(b.n, 0)) AS quota
+                     FROM deliveries x JOIN webhooks w ON w.id = x.webhook_id AND w.enabled
+                     LEFT JOIN unnest($6::uuid[], $7::bigint[]) AS b(id, n) ON b.id = x.webhook_id
+                     WHERE x.status = 'delivering' AND x.lease_until < $3) c
+                   WHERE c.rn <= c.quota ORDER BY c.lease_until LIMIT $4)
+                 RETURNING d.webhook_id",
+                &[&token, &req.lease_until, &req.now, &(req.limit as i64), &(req.per_webhook as i64), &busy_ids, &busy_n],
             )
             .await
-            .map_err(pg_err)? as usize;
+            .map_err(pg_err)?;
+        let expired = reclaimed.len();
+        // What was just reclaimed counts against each webhook's quota for the due claim.
+        let mut busy = req.busy.clone();
+        for r in &reclaimed {
+            *busy.entry(r.get::<_, Uuid>(0)).or_default() += 1;
+        }
+        let (busy_ids, busy_n): (Vec<Uuid>, Vec<i64>) =
+            busy.iter().map(|(k, v)| (*k, *v as i64)).unzip();
         let remaining = req.limit.saturating_sub(expired) as i64;
         if remaining > 0 {
             // Each enabled webhook gets at most its quota, through its own index range, so a
@@ -1000,7 +1013,7 @@ impl Store for PostgresStore {
         }
         let rows = tx
             .query(
-                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count FROM deliveries
+                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count, format FROM deliveries
                  WHERE lease_owner = $1 AND status = 'delivering'",
                 &[&token],
             )
@@ -1016,17 +1029,20 @@ impl Store for PostgresStore {
             .map(|r| {
                 let item: Option<i64> = r.get(4);
                 let n: i32 = r.get(5);
-                ClaimedDelivery {
+                let format: String = r.get(6);
+                Ok(ClaimedDelivery {
                     id: r.get(0),
                     tenant_id: r.get(1),
                     webhook_id: r.get(2),
                     event_id: r.get(3),
                     item_index: item.map(|i| i as u32),
+                    format: Format::parse(&format)
+                        .ok_or_else(|| StoreError::Internal(format!("bad format {format}")))?,
                     attempt_number: n as u32 + 1,
                     lease_token: token,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let uniq = |f: fn(&ClaimedDelivery) -> Uuid| {
             let mut v: Vec<Uuid> = claim.deliveries.iter().map(f).collect();
             v.sort();
@@ -1323,8 +1339,8 @@ impl Store for PostgresStore {
         let n = c
             .execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
-                 SELECT $1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, $2, item_index,
+                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
+                 SELECT $1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, $2, item_index, format,
                    ordering_key, id, $2, $2
                  FROM deliveries WHERE tenant_id = $3 AND id = $4",
                 &[&new_id, &time::now(), &tenant_id, &id],
@@ -1388,9 +1404,9 @@ impl Store for PostgresStore {
         let n = c
             .execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
+                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
                  SELECT u.new_id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, 'pending', 0, $3,
-                   d.item_index, d.ordering_key, d.id, $3, $3
+                   d.item_index, d.format, d.ordering_key, d.id, $3, $3
                  FROM unnest($1::uuid[], $2::uuid[]) AS u(new_id, old_id) JOIN deliveries d ON d.id = u.old_id",
                 &[&fresh, &originals, &time::now()],
             )
@@ -1475,18 +1491,34 @@ impl Store for PostgresStore {
         if !plan.upserts.is_empty() {
             let ids: Vec<&str> = plan.upserts.iter().map(|(id, _)| id.as_str()).collect();
             let docs: Vec<String> = plan.upserts.iter().map(|(_, d)| d.to_string()).collect();
+            let existed: Vec<bool> = ids.iter().map(|id| by_id.contains_key(*id)).collect();
+            // Records that didn't exist when read are inserted without overwriting: FOR UPDATE
+            // can't lock a row that isn't there, so a concurrent create of the same id must fail
+            // (409) rather than silently turn into an update.
+            let created = ids.iter().filter(|id| !by_id.contains_key(**id)).count();
             let versions = tx
                 .query(
-                    "INSERT INTO entities (tenant_id, entity_type, id, version, data, created_at, updated_at)
-                     SELECT $1, $2, u.id, 1, u.data, $3, $3 FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS u(id, data, n)
-                     ORDER BY u.n
-                     ON CONFLICT (tenant_id, entity_type, id) DO UPDATE
-                       SET version = entities.version + 1, data = excluded.data, updated_at = excluded.updated_at
-                     RETURNING id, version",
-                    &[&tenant_id, &kind, &now, &ids, &docs],
+                    "WITH u AS (SELECT * FROM unnest($4::text[], $5::text[], $6::bool[]) WITH ORDINALITY AS u(id, data, existed, n)),
+                     ins AS (
+                       INSERT INTO entities (tenant_id, entity_type, id, version, data, created_at, updated_at)
+                       SELECT $1, $2, u.id, 1, u.data, $3, $3 FROM u WHERE NOT u.existed ORDER BY u.n
+                       ON CONFLICT (tenant_id, entity_type, id) DO NOTHING
+                       RETURNING id, version),
+                     upd AS (
+                       UPDATE entities e SET version = e.version + 1, data = u.data, updated_at = $3
+                       FROM u WHERE u.existed AND e.tenant_id = $1 AND e.entity_type = $2 AND e.id = u.id
+                       RETURNING e.id, e.version)
+                     SELECT id, version, TRUE FROM ins UNION ALL SELECT id, version, FALSE FROM upd",
+                    &[&tenant_id, &kind, &now, &ids, &docs, &existed],
                 )
                 .await
                 .map_err(pg_err)?;
+            let inserted = versions.iter().filter(|r| r.get::<_, bool>(2)).count();
+            if inserted < created {
+                return Err(StoreError::Conflict(format!(
+                    "a {kind} with one of these ids was created concurrently"
+                )));
+            }
             let version_of: HashMap<String, i64> =
                 versions.iter().map(|r| (r.get(0), r.get(1))).collect();
             for (id, doc) in plan.upserts {

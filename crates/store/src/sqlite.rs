@@ -529,8 +529,8 @@ fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Publ
     let now = time::format(&time::now());
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-           next_attempt_at, item_index, ordering_key, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, ?8, ?6, ?6)",
+           next_attempt_at, item_index, format, ordering_key, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, ?9, ?8, ?6, ?6)",
     )?;
     for d in rows {
         insert.execute(params![
@@ -541,7 +541,8 @@ fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Publ
             d.event_type,
             now,
             d.item_index,
-            d.ordering_key
+            d.ordering_key,
+            d.format.as_str()
         ])?;
     }
     Ok(published)
@@ -990,6 +991,7 @@ impl Store for SqliteStore {
         &self,
         event: Event,
         webhook_id: Uuid,
+        format: Format,
         attempt: Attempt,
         status: DeliveryStatus,
     ) -> Result<()> {
@@ -998,8 +1000,8 @@ impl Store for SqliteStore {
             let now = time::format(&time::now());
             c.execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                 last_status_code, last_error, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?9)",
+                 last_status_code, last_error, created_at, updated_at, format)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?9, ?10)",
                 params![
                     attempt.delivery_id.to_string(),
                     event.tenant_id.to_string(),
@@ -1009,7 +1011,8 @@ impl Store for SqliteStore {
                     status.as_str(),
                     attempt.status_code,
                     attempt.error_kind,
-                    now
+                    now,
+                    format.as_str()
                 ],
             )?;
             insert_attempt(c, &attempt)
@@ -1081,7 +1084,7 @@ impl Store for SqliteStore {
                 return Ok(claim);
             }
             let mut stmt = c.prepare_cached(
-                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count FROM deliveries
+                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count, format FROM deliveries
                  WHERE lease_owner = ?1 AND status = 'delivering'",
             )?;
             let rows = stmt
@@ -1092,6 +1095,10 @@ impl Store for SqliteStore {
                         webhook_id: uuid(r.get(2)?)?,
                         event_id: uuid(r.get(3)?)?,
                         item_index: r.get(4)?,
+                        format: {
+                            let f: String = r.get(6)?;
+                            Format::parse(&f).ok_or_else(|| conversion(format!("bad format {f}")))?
+                        },
                         attempt_number: r.get::<_, u32>(5)? + 1,
                         lease_token: token,
                     })
@@ -1286,8 +1293,8 @@ impl Store for SqliteStore {
             let now = time::format(&time::now());
             let n = c.execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
-                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index,
+                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
+                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index, format,
                    ordering_key, id, ?2, ?2
                  FROM deliveries WHERE tenant_id = ?3 AND id = ?4",
                 params![new_id.to_string(), now, tenant_id.to_string(), id.to_string()],
@@ -1328,8 +1335,8 @@ impl Store for SqliteStore {
             let now = time::format(&time::now());
             let mut insert = c.prepare_cached(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, ordering_key, resent_from, created_at, updated_at)
-                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index,
+                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
+                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index, format,
                    ordering_key, id, ?2, ?2 FROM deliveries WHERE id = ?3",
             )?;
             for orig in &originals {

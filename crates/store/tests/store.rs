@@ -111,6 +111,7 @@ suite!(
     prune_removes_only_old_delivered_attempts,
     entity_writes_are_atomic_versioned_and_scoped,
     webhook_edits_see_the_latest_row_and_keep_health,
+    reclaimed_leases_count_against_the_per_webhook_quota,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -1068,4 +1069,48 @@ async fn webhook_edits_see_the_latest_row_and_keep_health(f: Fixture) {
         .await
         .unwrap()
         .is_none());
+}
+
+async fn reclaimed_leases_count_against_the_per_webhook_quota(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    f.store
+        .insert_webhook(&hook_for(t.id, &["*"], Format::Envelope, true))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        published(
+            &f,
+            t.id,
+            vec![event(
+                t.id,
+                "contact.created",
+                serde_json::json!({"id": format!("c{i}")}),
+            )],
+        )
+        .await;
+    }
+    // A node takes six and dies; four stay due.
+    assert_eq!(
+        f.store
+            .claim_due(claim_req(6, 100))
+            .await
+            .unwrap()
+            .deliveries
+            .len(),
+        6
+    );
+    let mut later = claim_req(100, 4);
+    later.now += chrono::Duration::seconds(61);
+    later.lease_until = later.now + chrono::Duration::seconds(60);
+    // Another node may have four in flight for this webhook: expired and due together.
+    assert_eq!(
+        f.store
+            .claim_due(later.clone())
+            .await
+            .unwrap()
+            .deliveries
+            .len(),
+        4
+    );
+    assert_eq!(f.store.claim_due(later).await.unwrap().deliveries.len(), 4);
 }

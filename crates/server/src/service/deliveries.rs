@@ -435,6 +435,7 @@ impl Hookline {
             tenant_name: &tenant,
             delivery_id,
             item_index: None,
+            format: webhook.format,
             attempt_number: 1,
         };
         let o = dispatcher::attempt(&self.sender, &self.config, target).await;
@@ -444,7 +445,13 @@ impl Hookline {
             DeliveryStatus::Failed
         };
         self.store
-            .insert_finished_delivery(event.clone(), webhook.id, o.attempt.clone(), status)
+            .insert_finished_delivery(
+                event.clone(),
+                webhook.id,
+                webhook.format,
+                o.attempt.clone(),
+                status,
+            )
             .await?;
         Ok(test_view(o, Some(delivery_id), event.event_type, None))
     }
@@ -503,6 +510,7 @@ impl Hookline {
             tenant_name: &tenant,
             delivery_id: ids::new_id(),
             item_index: None,
+            format: webhook.format,
             attempt_number: 1,
         };
         let o = dispatcher::attempt(&self.sender, &self.config, target).await;

@@ -159,6 +159,7 @@ impl Hookline {
             tenant_name: &tenant,
             delivery_id: ids::new_id(),
             item_index: None,
+            format: webhook.format,
             attempt_number: 1,
         };
         let wrong_secret = signing::generate_webhook_secret();

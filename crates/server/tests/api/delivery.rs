@@ -1189,3 +1189,37 @@ async fn the_bundled_receiver_accepts_good_signatures_and_rejects_bad_ones() {
         .await;
     assert_eq!(log["data"][0]["status"], "delivered");
 }
+
+#[tokio::test]
+async fn a_format_change_does_not_reshape_deliveries_already_made() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(503));
+    let w = app
+        .webhook_to(&rx, json!({"retry_schedule": ["10s"]}))
+        .await;
+    // A batch of three in the envelope format: one delivery carrying all three.
+    app.publish(
+        json!({"event_type": "contact.created", "data": [{"id": "a"}, {"id": "b"}, {"id": "c"}]}),
+    )
+    .await;
+    app.drain().await;
+    let (s, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/webhooks/{}", w["id"].as_str().unwrap()),
+            Some(json!({"format": "flat"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // The retry still carries the whole batch, as the envelope it was made as.
+    assert_eq!(app.run_later(11).await, 1);
+    let retry = rx.received()[1].json();
+    assert_eq!(retry["data"]["event_type"], "contacts.created");
+    assert_eq!(retry["data"]["contacts"].as_array().unwrap().len(), 3);
+    // New events follow the new format: one delivery per object.
+    let p = app
+        .publish(json!({"event_type": "contact.created", "data": [{"id": "d"}, {"id": "e"}]}))
+        .await;
+    assert_eq!(p["delivery_ids"].as_array().unwrap().len(), 2);
+}

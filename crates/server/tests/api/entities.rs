@@ -742,3 +742,52 @@ async fn actor_and_source_reach_the_event() {
     assert_eq!(events["data"][0]["source"], "api");
     assert_eq!(events["data"][0]["actor_id"], "user_42");
 }
+
+#[tokio::test]
+async fn concurrent_creates_of_one_id_make_one_record_and_one_409() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let id = format!("race-{round}");
+        let mut tasks = Vec::new();
+        for name in ["A", "B", "C"] {
+            let req = app
+                .client
+                .post(format!("{}/v1/contacts", app.base))
+                .bearer_auth(&app.key)
+                .json(&json!({"id": id, "first_name": name}));
+            tasks.push(tokio::spawn(
+                async move { req.send().await.unwrap().status() },
+            ));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [
+                StatusCode::CREATED,
+                StatusCode::CONFLICT,
+                StatusCode::CONFLICT
+            ],
+            "{id}"
+        );
+        let (_, got) = app
+            .call(Method::GET, &format!("/v1/contacts/{id}"), None)
+            .await;
+        assert_eq!(got["version"], 1, "{id}: {got}");
+    }
+    let (_, events) = app
+        .call(
+            Method::GET,
+            "/v1/events?event_type=contact.created&limit=100",
+            None,
+        )
+        .await;
+    assert_eq!(
+        events["data"].as_array().unwrap().len(),
+        5,
+        "one created event per id"
+    );
+}

@@ -81,6 +81,7 @@ CREATE TABLE deliveries (
     next_attempt_at  TIMESTAMPTZ,
     lease_owner      UUID,
     lease_until      TIMESTAMPTZ,
+    format           TEXT NOT NULL DEFAULT 'envelope', -- rendering fixed at fan-out
     item_index       BIGINT,
     ordering_key     TEXT,
     resent_from      UUID,

@@ -83,6 +83,7 @@ CREATE TABLE deliveries (
     next_attempt_at  TEXT,               -- due time while pending/retrying
     lease_owner      TEXT,
     lease_until      TEXT,
+    format           TEXT NOT NULL DEFAULT 'envelope', -- rendering fixed at fan-out
     item_index       INTEGER,            -- which object of a batch event, for one-object formats
     ordering_key     TEXT,               -- entity id when the webhook asks for ordering
     resent_from      TEXT,               -- original delivery of a resend/replay
