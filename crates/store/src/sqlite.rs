@@ -1050,7 +1050,8 @@ impl Store for SqliteStore {
             let mut expired = c.prepare_cached(
                 "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3
                  WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?4 AND status = 'delivering'
-                              AND lease_until < ?3 ORDER BY lease_until LIMIT ?5)",
+                              AND lease_until < ?3 ORDER BY lease_until LIMIT ?5)
+                 RETURNING id, tenant_id, webhook_id, event_id, item_index, attempt_count, format",
             )?;
             let mut due = c.prepare_cached(
                 "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3
@@ -1060,9 +1061,25 @@ impl Store for SqliteStore {
                         SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id
                           AND e.ordering_key = d.ordering_key AND e.id < d.id
                           AND e.status IN ('pending', 'retrying', 'delivering')))
-                   ORDER BY d.next_attempt_at LIMIT ?5)",
+                   ORDER BY d.next_attempt_at LIMIT ?5)
+                 RETURNING id, tenant_id, webhook_id, event_id, item_index, attempt_count, format",
             )?;
-            let mut claimed = 0usize;
+            let claimed_row = |r: &Row| {
+                Ok(ClaimedDelivery {
+                    id: uuid(r.get(0)?)?,
+                    tenant_id: uuid(r.get(1)?)?,
+                    webhook_id: uuid(r.get(2)?)?,
+                    event_id: uuid(r.get(3)?)?,
+                    item_index: r.get(4)?,
+                    format: {
+                        let f: String = r.get(6)?;
+                        Format::parse(&f).ok_or_else(|| conversion(format!("bad format {f}")))?
+                    },
+                    attempt_number: r.get::<_, u32>(5)? + 1,
+                    lease_token: token,
+                })
+            };
+            let mut rows: Vec<ClaimedDelivery> = Vec::new();
             for w in &candidates {
                 if remaining == 0 {
                     break;
@@ -1072,38 +1089,20 @@ impl Store for SqliteStore {
                     if q == 0 {
                         break;
                     }
-                    let n = stmt.execute(params![token.to_string(), until_s, now_s, w, q as i64])?;
+                    let before = rows.len();
+                    for row in stmt.query_map(params![token.to_string(), until_s, now_s, w, q as i64], claimed_row)? {
+                        rows.push(row?);
+                    }
+                    let n = rows.len() - before;
                     q -= n;
                     remaining -= n;
-                    claimed += n;
                 }
             }
             drop((expired, due));
             let mut claim = Claim::default();
-            if claimed == 0 {
+            if rows.is_empty() {
                 return Ok(claim);
             }
-            let mut stmt = c.prepare_cached(
-                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count, format FROM deliveries
-                 WHERE lease_owner = ?1 AND status = 'delivering'",
-            )?;
-            let rows = stmt
-                .query_map([token.to_string()], |r| {
-                    Ok(ClaimedDelivery {
-                        id: uuid(r.get(0)?)?,
-                        tenant_id: uuid(r.get(1)?)?,
-                        webhook_id: uuid(r.get(2)?)?,
-                        event_id: uuid(r.get(3)?)?,
-                        item_index: r.get(4)?,
-                        format: {
-                            let f: String = r.get(6)?;
-                            Format::parse(&f).ok_or_else(|| conversion(format!("bad format {f}")))?
-                        },
-                        attempt_number: r.get::<_, u32>(5)? + 1,
-                        lease_token: token,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             use std::collections::hash_map::Entry;
             for d in &rows {
                 if let Entry::Vacant(slot) = claim.webhooks.entry(d.webhook_id) {

@@ -99,7 +99,6 @@ CREATE INDEX deliveries_tenant ON deliveries(tenant_id, id);
 CREATE INDEX deliveries_webhook ON deliveries(webhook_id, id);
 CREATE INDEX deliveries_event ON deliveries(event_id);
 CREATE INDEX deliveries_ordering ON deliveries(webhook_id, ordering_key, id) WHERE ordering_key IS NOT NULL;
-CREATE INDEX deliveries_lease_owner ON deliveries(lease_owner) WHERE lease_owner IS NOT NULL;
 
 CREATE TABLE attempts (
     id               TEXT PRIMARY KEY,
