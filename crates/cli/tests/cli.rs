@@ -688,3 +688,60 @@ fn bench_runs_a_short_measurement_and_refuses_unknown_scenarios() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario"));
 }
+
+#[test]
+fn verify_checks_a_saved_delivery_with_both_schemes() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = br#"{"event":"contact.created","data":{"id":"c1"}}"#;
+    std::fs::write(dir.path().join("body.json"), body).unwrap();
+    std::fs::write(
+        dir.path().join("tampered.json"),
+        br#"{"event":"contact.created","data":{"id":"c2"}}"#,
+    )
+    .unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let ts = 1_700_000_000i64;
+    let hex = hookline_core::signing::hex_signature(secret, body);
+    let std_sig = hookline_core::signing::standard_signature(secret, "d-1", ts, body);
+    let args = |file: &str| {
+        vec![
+            "verify".to_string(),
+            file.to_string(),
+            "--secret".into(),
+            secret.into(),
+            "-H".into(),
+            format!("X-Webhook-Signature: {hex}"),
+            "-H".into(),
+            "webhook-id: d-1".into(),
+            "-H".into(),
+            format!("webhook-timestamp: {ts}"),
+            "-H".into(),
+            format!("webhook-signature: {std_sig}"),
+            "--at".into(),
+            (ts + 10).to_string(),
+        ]
+    };
+    let out = run(hookline(dir.path()).args(args("body.json")));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("X-Webhook-Signature: ok") && text.contains("Standard Webhooks: ok"),
+        "{text}"
+    );
+    let out = run(hookline(dir.path()).args(args("tampered.json")));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
+    // Judged as of now, the old timestamp is outside the tolerance window.
+    let mut stale = args("body.json");
+    stale.truncate(stale.len() - 2);
+    let out = run(hookline(dir.path()).args(stale));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Standard Webhooks: FAILED"));
+    let out = run(hookline(dir.path()).args(["verify", "body.json", "--secret", secret]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no signature header"));
+}
