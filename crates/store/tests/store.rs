@@ -368,6 +368,21 @@ fn result(
     }
 }
 
+/// Publishes one `contact.created` with only an id.
+async fn publish_contact(f: &Fixture, tenant: Uuid, id: impl Into<String>) {
+    let id: String = id.into();
+    published(
+        f,
+        tenant,
+        vec![event(
+            tenant,
+            "contact.created",
+            serde_json::json!({"id": id}),
+        )],
+    )
+    .await;
+}
+
 async fn published(
     f: &Fixture,
     tenant: Uuid,
@@ -525,16 +540,7 @@ async fn claims_respect_per_webhook_quotas_and_leases(f: Fixture) {
     f.store.insert_webhook(&a).await.unwrap();
     f.store.insert_webhook(&b).await.unwrap();
     for i in 0..10 {
-        published(
-            &f,
-            t.id,
-            vec![event(
-                t.id,
-                "contact.created",
-                serde_json::json!({"id": format!("c{i}")}),
-            )],
-        )
-        .await;
+        publish_contact(&f, t.id, format!("c{i}")).await;
     }
     let mut req = claim_req(100, 3);
     req.busy.insert(a.id, 2);
@@ -579,16 +585,7 @@ async fn results_need_the_current_lease(f: Fixture) {
     let t = f.store.create_tenant("acme").await.unwrap();
     let w = hook_for(t.id, &["*"], Format::Envelope, true);
     f.store.insert_webhook(&w).await.unwrap();
-    published(
-        &f,
-        t.id,
-        vec![event(
-            t.id,
-            "contact.created",
-            serde_json::json!({"id": "c"}),
-        )],
-    )
-    .await;
+    publish_contact(&f, t.id, "c").await;
     let req = claim_req(10, 10);
     let stale = f
         .store
@@ -693,16 +690,7 @@ async fn replay_and_resend_copy_deliveries(f: Fixture) {
     f.store.insert_webhook(&w).await.unwrap();
     let since = time::now() - chrono::Duration::seconds(5);
     for i in 0..4 {
-        published(
-            &f,
-            t.id,
-            vec![event(
-                t.id,
-                "contact.created",
-                serde_json::json!({"id": format!("c{i}")}),
-            )],
-        )
-        .await;
+        publish_contact(&f, t.id, format!("c{i}")).await;
     }
     let claim = f.store.claim_due(claim_req(100, 100)).await.unwrap();
     let results = claim
@@ -780,16 +768,7 @@ async fn prune_removes_only_old_delivered_attempts(f: Fixture) {
         .await
         .unwrap();
     for i in 0..2 {
-        published(
-            &f,
-            t.id,
-            vec![event(
-                t.id,
-                "contact.created",
-                serde_json::json!({"id": format!("c{i}")}),
-            )],
-        )
-        .await;
+        publish_contact(&f, t.id, format!("c{i}")).await;
     }
     let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
     f.store
@@ -1004,16 +983,7 @@ async fn webhook_edits_see_the_latest_row_and_keep_health(f: Fixture) {
     let t = f.store.create_tenant("acme").await.unwrap();
     let w = hook_for(t.id, &["*"], Format::Envelope, true);
     f.store.insert_webhook(&w).await.unwrap();
-    published(
-        &f,
-        t.id,
-        vec![event(
-            t.id,
-            "contact.created",
-            serde_json::json!({"id": "c"}),
-        )],
-    )
-    .await;
+    publish_contact(&f, t.id, "c").await;
     let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
     // The worker disables the webhook after a load of the row the API already read...
     let policy = hookline_core::retry::DisablePolicy {
@@ -1078,16 +1048,7 @@ async fn reclaimed_leases_count_against_the_per_webhook_quota(f: Fixture) {
         .await
         .unwrap();
     for i in 0..10 {
-        published(
-            &f,
-            t.id,
-            vec![event(
-                t.id,
-                "contact.created",
-                serde_json::json!({"id": format!("c{i}")}),
-            )],
-        )
-        .await;
+        publish_contact(&f, t.id, format!("c{i}")).await;
     }
     // A node takes six and dies; four stay due.
     assert_eq!(
