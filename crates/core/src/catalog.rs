@@ -1,9 +1,10 @@
-//! The event catalog (DESIGN §3) as data, and every spelling of an event name.
+//! The event catalog as data, and every spelling of an event name.
 //!
-//! Hookline stores event types in their native `entity.action` form. Each wire format spells them
-//! its own way (`contacts.created` for the envelope format, `ContactCreated` for the contacts-list
-//! format), and subscriptions accept any of those spellings so that a user can paste the names from
-//! whichever source document they know. This module is the only place that translates between them.
+//! Hookline stores event types in their native `subject.action` form (`contact.created`). Each wire
+//! format spells them its own way (`contacts.created` for the envelope format, `ContactCreated` for
+//! the contacts-list format), and subscriptions accept any of those spellings so that a user can
+//! paste the names from whichever of those formats they already receive. This module is the only
+//! place that translates between them.
 
 use serde::Serialize;
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
-    /// Emitted by writes to Hookline's own entity store (and publishable raw as well).
+    /// Emitted by writes to Hookline's own CRM records (and publishable raw as well).
     Entity,
     /// Published raw through `POST /v1/events`.
     Raw,
@@ -23,19 +24,22 @@ pub enum Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventType {
     pub name: &'static str,
+    /// What the event is about, its subject type: the name's first segment (`contact`, `deal`,
+    /// `conversation`, `webhook`).
     pub entity: &'static str,
     pub origin: Origin,
     pub description: &'static str,
-    /// Other native names accepted for this type (e.g. seed 001's `zoom.recording.completed`).
+    /// Other native names accepted for this type (e.g. `zoom.recording.completed`, the flat
+    /// format's name for `meeting.recording.completed`).
     pub aliases: &'static [&'static str],
 }
 
 macro_rules! ev {
-    ($name:literal, $entity:literal, $origin:ident, $desc:literal) => {
-        ev!($name, $entity, $origin, $desc, [])
+    ($name:literal, $subject:literal, $origin:ident, $desc:literal) => {
+        ev!($name, $subject, $origin, $desc, [])
     };
-    ($name:literal, $entity:literal, $origin:ident, $desc:literal, [$($alias:literal),*]) => {
-        EventType { name: $name, entity: $entity, origin: Origin::$origin, description: $desc, aliases: &[$($alias),*] }
+    ($name:literal, $subject:literal, $origin:ident, $desc:literal, [$($alias:literal),*]) => {
+        EventType { name: $name, entity: $subject, origin: Origin::$origin, description: $desc, aliases: &[$($alias),*] }
     };
 }
 
@@ -201,35 +205,36 @@ pub fn lookup(name: &str) -> Option<&'static EventType> {
         .find(|e| e.name == name || e.aliases.contains(&name))
 }
 
-/// Plural of an entity name as the envelope format (seed 000) spells it.
-pub fn plural(entity: &str) -> String {
-    format!("{entity}s")
+/// Plural of a subject type (`contact` → `contacts`) as the envelope format spells it.
+pub fn plural(subject_type: &str) -> String {
+    format!("{subject_type}s")
 }
 
-/// `contact.created` → `contacts.created` (envelope format, seed 000).
+/// `contact.created` → `contacts.created` (the envelope format's spelling).
 pub fn envelope_name(native: &str) -> String {
     match native.split_once('.') {
-        Some((entity, rest)) => format!("{}.{rest}", plural(entity)),
+        Some((subject_type, rest)) => format!("{}.{rest}", plural(subject_type)),
         None => native.to_string(),
     }
 }
 
-/// Events seed 001 names differently from Hookline's native name: (native, seed 001's name).
+/// Events the flat format names differently from Hookline's native name: (native, flat name).
 const FLAT_SPELLINGS: &[(&str, &str)] =
     &[("meeting.recording.completed", "zoom.recording.completed")];
 
-/// The flat format's (seed 001's) spelling: the native name, except where seed 001 calls the event
+/// The flat format's spelling: the native name, except where the flat format calls the event
 /// something else (`meeting.recording.completed` is its `zoom.recording.completed`), so a receiver
-/// that switches on seed 001's names sees the names it knows.
+/// that switches on the flat format's names sees the names it knows.
 pub fn flat_name(native: &str) -> String {
     FLAT_SPELLINGS
         .iter()
         .find(|(n, _)| *n == native)
-        .map_or(native, |(_, seed)| *seed)
+        .map_or(native, |(_, flat)| *flat)
         .to_string()
 }
 
-/// `contact.created` → `ContactCreated`, `deal.stage.changed` → `DealStageChanged` (seed 002's style).
+/// `contact.created` → `ContactCreated`, `deal.stage.changed` → `DealStageChanged` (the
+/// contacts-list format's style).
 pub fn pascal_name(native: &str) -> String {
     native
         .split('.')
@@ -291,6 +296,12 @@ pub fn normalize_pattern(input: &str) -> Result<String, PatternError> {
         }
     }
     Err(PatternError::Unknown(raw.to_string()))
+}
+
+/// The native name of one event type, in any of its spellings; `None` for a pattern (`contact.*`)
+/// or an unknown name. The one answer to "is this an event name or a pattern?".
+pub fn event_name(input: &str) -> Option<String> {
+    normalize_pattern(input).ok().filter(|n| !n.contains('*'))
 }
 
 /// `contacts` → [`contacts`, `contact`]; other prefixes unchanged. Lets `contacts.*` mean `contact.*`.
@@ -358,15 +369,15 @@ pub fn first_match(patterns: &[String]) -> &'static str {
         .unwrap_or("contact.created")
 }
 
-/// A realistic sample payload for an event type, used by test sends. Contacts follow seed 000's
-/// schema field for field.
+/// A realistic sample payload for an event type, used by test sends. Contacts follow the contact
+/// schema ([`crate::entity`]) field for field.
 pub fn sample_data(event_type: &str) -> serde_json::Value {
     use serde_json::json;
-    let entity = lookup(event_type).map(|e| e.entity).unwrap_or("contact");
+    let subject_type = lookup(event_type).map(|e| e.entity).unwrap_or("contact");
     if event_type.ends_with(".deleted") {
-        return json!({"ids": [format!("{entity}_sample_1")]});
+        return json!({"ids": [format!("{subject_type}_sample_1")]});
     }
-    match entity {
+    match subject_type {
         "contact" => json!({
             "id": "contact_sample_1",
             "first_name": "John",
@@ -409,7 +420,7 @@ pub fn sample_data(event_type: &str) -> serde_json::Value {
             json!({"id": "meeting_sample_1", "recording_url": "https://example.com/recording"})
         }
         _ => {
-            json!({"id": format!("{entity}_sample_1"), "message": "This is a test event from Hookline."})
+            json!({"id": format!("{subject_type}_sample_1"), "message": "This is a test event from Hookline."})
         }
     }
 }

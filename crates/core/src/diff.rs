@@ -1,4 +1,5 @@
-//! What changed between two versions of a record (DESIGN §4, seed 003's `changes` record).
+//! What changed between two versions of a record: the `changes` record (`{field: {previous,
+//! current}}`) that update events carry.
 //!
 //! Top-level fields are compared one by one: arrays of scalars (relationship ids, tag names)
 //! compare as sets, so reordering is not a change; everything else compares by deep equality (an

@@ -1,11 +1,12 @@
-//! CRM records as the source of events (DESIGN §4): the record kinds, their schemas, and what a
-//! write means — the new document and the events it emits.
+//! CRM records as the source of events: the record kinds, their schemas, and what a write means —
+//! the new document and the events it emits. ("Entity" in this module's name means a CRM record.)
 //!
-//! Contacts follow seed 000's contact schema exactly (unknown fields are refused). Organizations,
-//! deals, services and tasks have a small validated core and free extra fields. [`plan`] is the
-//! whole rule for one write, as a pure function of the stored document: the store runs it inside
-//! the transaction that writes the result, so concurrent writes to one record see each other and
-//! every `changes` record is relative to the version it replaced.
+//! Contacts follow the ConnectMachine contact schema exactly (the one the envelope format carries;
+//! unknown fields are refused). Organizations, deals, services and tasks have a small validated
+//! core and free extra fields. [`plan`] is the whole rule for one write, as a pure function of the
+//! stored document: the store runs it inside the transaction that writes the result, so concurrent
+//! writes to one record see each other and every `changes` record is relative to the version it
+//! replaced.
 
 use crate::diff;
 use crate::webhook::FieldError;
@@ -30,7 +31,7 @@ impl Kind {
         Kind::Task,
     ];
 
-    /// Catalog entity name (`contact`).
+    /// The kind's name, also the subject type of its events (`contact`).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Contact => "contact",
@@ -339,7 +340,7 @@ pub const CONTACT_SCALARS: &[&str] = &[
     "owner_id",
 ];
 
-/// Seed 000's contact fields, plus `owner_id` (assignment) and the server's fields.
+/// The ConnectMachine contact fields, plus `owner_id` (assignment) and the server's fields.
 pub const CONTACT_FIELDS: &[&str] = &[
     "id",
     "first_name",
@@ -552,7 +553,7 @@ pub fn plan(
     current: Option<&Map<String, Value>>,
     now: &str,
 ) -> Result<Planned, Refusal> {
-    let entity = kind.as_str();
+    let kind_name = kind.as_str();
     match (write, current) {
         (Write::Create(_), Some(_)) => Err(Refusal::AlreadyExists),
         (Write::Create(body), None) => {
@@ -561,7 +562,7 @@ pub fn plan(
             validate_document(kind, &doc)?;
             Ok(Planned {
                 events: vec![EventSpec {
-                    event_type: format!("{entity}.created"),
+                    event_type: format!("{kind_name}.created"),
                     data: Value::Object(doc.clone()),
                     changes: None,
                 }],
@@ -572,7 +573,7 @@ pub fn plan(
         (Write::Delete, Some(_)) => Ok(Planned {
             doc: None,
             events: vec![EventSpec {
-                event_type: format!("{entity}.deleted"),
+                event_type: format!("{kind_name}.deleted"),
                 data: json!({"ids": [id]}),
                 changes: None,
             }],
@@ -623,7 +624,7 @@ pub fn plan(
             }
             let data = Value::Object(doc.clone());
             let mut events = vec![EventSpec {
-                event_type: format!("{entity}.updated"),
+                event_type: format!("{kind_name}.updated"),
                 data: data.clone(),
                 changes: Some(Value::Object(moved.clone())),
             }];
@@ -635,7 +636,7 @@ pub fn plan(
                 })
             };
             if let Some(owner) = kind.owner_field() {
-                events.extend(derived(owner, format!("{entity}.assigned")));
+                events.extend(derived(owner, format!("{kind_name}.assigned")));
             }
             if kind == Kind::Deal {
                 events.extend(derived("stage", "deal.stage.changed".into()));
@@ -663,7 +664,7 @@ mod tests {
             .unwrap()
     }
 
-    fn seed_contact() -> Value {
+    fn full_contact() -> Value {
         json!({
             "first_name": "John", "last_name": "Doe", "company": "Example Corp", "job_title": "PM",
             "label": "Work", "notes": "Met at event", "primary_email": "john.doe@example.com",
@@ -683,11 +684,11 @@ mod tests {
     }
 
     #[test]
-    fn create_keeps_the_seed_schema_and_server_fields() {
+    fn create_keeps_the_contact_schema_and_server_fields() {
         let p = plan(
             Kind::Contact,
             "c1",
-            Write::Create(seed_contact()),
+            Write::Create(full_contact()),
             None,
             NOW,
         )
@@ -782,7 +783,7 @@ mod tests {
                 "too_long",
             ),
         ] {
-            let mut body = seed_contact();
+            let mut body = full_contact();
             diff::merge_patch(&mut body, &patch);
             match plan(Kind::Contact, "c1", Write::Create(body), None, NOW) {
                 Err(Refusal::Invalid(e)) => {
@@ -801,7 +802,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, Refusal::Invalid(e) if e.code == "required"));
         assert!(
-            matches!(plan(Kind::Contact, "bad id!", Write::Create(seed_contact()), None, NOW), Err(Refusal::Invalid(e)) if e.field == "id")
+            matches!(plan(Kind::Contact, "bad id!", Write::Create(full_contact()), None, NOW), Err(Refusal::Invalid(e)) if e.field == "id")
         );
     }
 
@@ -871,11 +872,11 @@ mod tests {
 
     #[test]
     fn a_write_that_moves_nothing_is_suppressed() {
-        let cur = created(Kind::Contact, seed_contact());
+        let cur = created(Kind::Contact, full_contact());
         let same = plan(
             Kind::Contact,
             "x1",
-            Write::Replace(seed_contact()),
+            Write::Replace(full_contact()),
             Some(&cur),
             LATER,
         )

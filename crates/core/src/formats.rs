@@ -1,9 +1,9 @@
-//! Wire formats (DESIGN §5): how one event becomes the headers and body of one delivery.
+//! Wire formats: how one event becomes the headers and body of one delivery.
 //!
 //! Each format is a pure function of the event, the delivery id and (for one-object formats) which
 //! object of a batch the delivery carries. Formats that carry one object per request (`flat`,
 //! `entity`) get one delivery per object of a batch event; see [`deliveries_needed`].
-//! Bodies are compact JSON with keys in the order the source documents show them, written by
+//! Bodies are compact JSON with keys in each format's own order, written by
 //! [`jsjson::to_js_json`]: byte for byte what JavaScript's `JSON.stringify(JSON.parse(body))`
 //! gives back, so a receiver that re-serializes the parsed body before hashing still verifies.
 
@@ -24,10 +24,12 @@ pub struct EventView<'a> {
     pub occurred_at: Timestamp,
     pub source: Option<&'a str>,
     pub source_id: Option<&'a str>,
-    /// Who caused it (`userId` in the entity format).
+    /// Who caused it (`userId` in the record-centred format).
     pub actor_id: Option<&'a str>,
     /// The tenant's name (`companyId`, `organization_id`).
     pub tenant: &'a str,
+    /// The id of the object the event is about, its subject (`entityId` in the record-centred
+    /// format; the key of per-subject ordering).
     pub entity_id: Option<&'a str>,
     /// One object, an array of objects (a batch), or `{"ids": [...]}` for deletes.
     pub data: &'a Value,
@@ -36,7 +38,7 @@ pub struct EventView<'a> {
 }
 
 impl EventView<'_> {
-    /// The catalog entity (`contact`), or the event name's first segment.
+    /// The event's subject type (`contact`): the catalog's, or the event name's first segment.
     pub fn entity(&self) -> &str {
         catalog::lookup(self.event_type)
             .map(|e| e.entity)
@@ -47,7 +49,7 @@ impl EventView<'_> {
         self.event_type.ends_with(".deleted")
     }
 
-    /// Objects an entity write or batch carries (empty for deletes).
+    /// Objects a record write or batch carries (empty for deletes).
     fn objects(&self) -> Vec<&Value> {
         if self.is_delete() {
             return Vec::new();
@@ -58,7 +60,7 @@ impl EventView<'_> {
         }
     }
 
-    /// Ids a delete carries: `data.ids`, else `data.id`, else the event's entity id.
+    /// Ids a delete carries: `data.ids`, else `data.id`, else the event's subject id.
     fn ids(&self) -> Vec<Value> {
         if let Some(ids) = self.data.get("ids").and_then(Value::as_array) {
             return ids.clone();
@@ -69,7 +71,7 @@ impl EventView<'_> {
         self.entity_id.map(|i| vec![json!(i)]).unwrap_or_default()
     }
 
-    /// Id of the `item`-th object (or the entity id).
+    /// Id of the `item`-th object (or the event's subject id).
     fn object_id(&self, obj: &Value) -> Option<Value> {
         obj.get("id")
             .cloned()
@@ -106,7 +108,7 @@ pub fn render_body(
     let value = match format {
         Format::Envelope => envelope(ev, delivery_id),
         Format::Flat => flat(ev, item.unwrap_or(0)),
-        Format::Entity => entity(ev, item.unwrap_or(0)),
+        Format::Entity => record_centred(ev, item.unwrap_or(0)),
         Format::ContactsList => contacts_list(ev),
     };
     jsjson::to_js_json(&value)
@@ -125,17 +127,17 @@ fn envelope(ev: &EventView, delivery_id: Uuid) -> Value {
     if let Some(b) = ev.batch {
         top.insert("batch".into(), b.clone());
     }
-    let entity = ev.entity();
+    let subject_type = ev.entity();
     let mut data = Map::new();
     data.insert(
         "event_type".into(),
         json!(Format::Envelope.event_name(ev.event_type)),
     );
     if ev.is_delete() {
-        data.insert(format!("{entity}_ids"), Value::Array(ev.ids()));
+        data.insert(format!("{subject_type}_ids"), Value::Array(ev.ids()));
     } else {
         data.insert(
-            catalog::plural(entity),
+            catalog::plural(subject_type),
             Value::Array(ev.objects().into_iter().cloned().collect()),
         );
     }
@@ -181,12 +183,13 @@ fn flat(ev: &EventView, item: usize) -> Value {
     Value::Object(top)
 }
 
-fn entity(ev: &EventView, item: usize) -> Value {
-    let entity = ev.entity();
-    let (entity_id, payload) = if ev.is_delete() {
+/// The record-centred format (`Format::Entity`, `"entity"` on the wire).
+fn record_centred(ev: &EventView, item: usize) -> Value {
+    let subject_type = ev.entity();
+    let (subject_id, payload) = if ev.is_delete() {
         let id = ev.ids().get(item).cloned().unwrap_or(Value::Null);
         let mut p = Map::new();
-        p.insert(format!("{entity}Id"), id.clone());
+        p.insert(format!("{subject_type}Id"), id.clone());
         (id, p)
     } else {
         let obj = ev
@@ -196,8 +199,9 @@ fn entity(ev: &EventView, item: usize) -> Value {
             .unwrap_or(Value::Null);
         let mut p = Map::new();
         let id = ev.object_id(&obj).unwrap_or(Value::Null);
-        // Seed 003 spells record fields in camelCase (`firstName`, `organizationIds`).
-        p.insert(entity.to_string(), camel_keys(&obj));
+        // The record-centred format spells record fields in camelCase (`firstName`,
+        // `organizationIds`).
+        p.insert(subject_type.to_string(), camel_keys(&obj));
         if let Some(c) = ev.changes {
             p.insert("changes".into(), camel_keys(c));
         }
@@ -209,7 +213,7 @@ fn entity(ev: &EventView, item: usize) -> Value {
         ev.actor_id.map(|a| json!(a)).unwrap_or(Value::Null),
     );
     data.insert("companyId".into(), json!(ev.tenant));
-    data.insert("entityId".into(), entity_id);
+    data.insert("entityId".into(), subject_id);
     data.insert("payload".into(), Value::Object(payload));
     let mut top = Map::new();
     top.insert(
@@ -265,9 +269,10 @@ fn contacts_list(ev: &EventView) -> Value {
     Value::Object(top)
 }
 
-/// How seed 002 (contacts-list format) fills each field of its contact from our contact schema
-/// (seed 000's, DESIGN §4), in the order seed 002's examples show them. Every field is present in
-/// every contact, `null` when we have nothing to put there, as seed 002's examples show.
+/// How the contacts-list format (CloudCX's) fills each field of its contact from our contact
+/// schema (the ConnectMachine one, see [`crate::entity`]), in the contacts-list format's field
+/// order. Every field is present in every contact, `null` when we have nothing to put there, as
+/// that format does.
 enum Camel {
     /// Copied from this field of our contact.
     Field(&'static str),
@@ -276,9 +281,9 @@ enum Camel {
     FirstOf(&'static [&'static str]),
     /// Our RFC 3339 timestamp as a string of epoch milliseconds (`"1730877830000"`).
     Millis(&'static str),
-    /// Seed 000 has no such field: taken from a field of this (snake_case) name when the contact
-    /// carries one (a contact published raw may carry any fields; Hookline's own contact records
-    /// have only seed 000's), else `null`.
+    /// Our contact schema has no such field: taken from a field of this (snake_case) name when the
+    /// contact carries one (a contact published raw may carry any fields; Hookline's own contact
+    /// records have only the schema's), else `null`.
     Extra(&'static str),
 }
 
@@ -321,9 +326,10 @@ const CAMEL_CONTACT: &[(&str, Camel)] = &[
     ("customFields", Camel::Field("custom")),
 ];
 
-/// Seed 002's contact shape (camelCase; times as strings of epoch milliseconds), from seed 000's.
-/// The `CAMEL_CONTACT` table says where each field comes from. `customFields` is `[]` when absent, as
-/// seed 002 shows it; a timestamp that is not RFC 3339 is passed through unchanged.
+/// The contacts-list format's contact shape (camelCase; times as strings of epoch milliseconds),
+/// from our contact schema. The `CAMEL_CONTACT` table says where each field comes from.
+/// `customFields` is `[]` when absent, as that format sends it; a timestamp that is not RFC 3339 is
+/// passed through unchanged.
 pub fn camel_contact(c: &Value) -> Value {
     let get = |k: &str| c.get(k).filter(|v| !v.is_null());
     let mut m = Map::new();
@@ -366,7 +372,7 @@ pub struct AttemptMeta<'a> {
     pub attempt_time: Timestamp,
 }
 
-/// Headers of one attempt (DESIGN §5), in a stable order. Custom headers come last.
+/// Headers of one attempt, in a stable order. Custom headers come last.
 pub fn delivery_headers(
     meta: AttemptMeta<'_>,
     keys: SigningKeys<'_>,
@@ -557,7 +563,7 @@ mod tests {
     }
 
     #[test]
-    fn entity_format_matches_seed_003_shape() {
+    fn entity_format_matches_the_record_centred_shape() {
         let data = json!({"id": "ct_xyz", "firstName": "Max"});
         let changes = json!({"organizationIds": {"previous": [], "current": ["org_1"]}});
         let mut ev = view("contact.updated", &data);

@@ -1,10 +1,11 @@
 //! JSON bytes exactly as JavaScript writes them.
 //!
 //! Many receivers verify a signature over `JSON.stringify(req.body)` instead of over the raw body
-//! (seed 001's Node example does exactly that, behind `express.json()`), so Hookline sends bodies
-//! that are a fixed point of `JSON.stringify(JSON.parse(body))`: parsing and re-serializing them in
-//! JavaScript gives back the same bytes, and such a receiver verifies. [`to_js_json`] is the one
-//! serializer for delivery bodies. It differs from `serde_json::to_vec` in three ways:
+//! (ConnectGain's Node example for the flat format does exactly that, behind `express.json()`), so
+//! Hookline sends bodies that are a fixed point of `JSON.stringify(JSON.parse(body))`: parsing and
+//! re-serializing them in JavaScript gives back the same bytes, and such a receiver verifies.
+//! [`to_js_json`] is the one serializer for delivery bodies. It differs from `serde_json::to_vec`
+//! in three ways:
 //!
 //! - **Key order.** Keys keep their insertion order, except that JavaScript lists *array-index*
 //!   keys first, in ascending numeric order (ECMAScript `OrdinaryOwnPropertyKeys`): the canonical

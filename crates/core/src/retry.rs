@@ -1,8 +1,8 @@
-//! Retry rules (DESIGN §6): what an HTTP outcome means, and when the next attempt is due.
+//! Retry rules: what an HTTP outcome means, and when the next attempt is due.
 //!
-//! Seed 000 is the default: network errors, timeouts, 408, 425, 429 and 5xx are retried; every other
-//! non-2xx answer is final; 3 retries 6 minutes apart. Seed 003 sends once and never retries, which a
-//! webhook expresses as `retry_schedule: []`.
+//! The default is ConnectMachine's: network errors, timeouts, 408, 425, 429 and 5xx are retried;
+//! every other non-2xx answer is final; 3 retries 6 minutes apart. A webhook that must be sent once
+//! and never retried (as Customermates does) says `retry_schedule: []`.
 
 use serde_json::Value;
 use std::time::Duration;
@@ -35,8 +35,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct RetrySchedule(pub Vec<Duration>);
 
 impl RetrySchedule {
-    /// Seed 000: three retries six minutes apart.
-    pub fn seed_default() -> Self {
+    /// The default (ConnectMachine's): three retries six minutes apart.
+    pub fn recommended() -> Self {
         RetrySchedule(vec![Duration::from_secs(360); 3])
     }
 
@@ -141,7 +141,7 @@ pub fn next_step(
     }
 }
 
-/// When a webhook whose deliveries keep failing is switched off (DESIGN §6).
+/// When a webhook whose deliveries keep failing is switched off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisablePolicy {
     pub max_consecutive_failures: u64,
@@ -212,7 +212,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn classifies_statuses_like_seed_000() {
+    fn classifies_statuses_like_connectmachine() {
         for s in [200, 201, 204, 299] {
             assert_eq!(classify_status(s), Verdict::Delivered, "{s}");
         }
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn next_step_follows_the_schedule_and_retry_after() {
-        let s = RetrySchedule::seed_default();
+        let s = RetrySchedule::recommended();
         let cap = Duration::from_secs(3600);
         assert_eq!(
             next_step(Verdict::Delivered, 1, &s, None, cap),
@@ -293,7 +293,7 @@ mod tests {
     fn schedules_from_env_and_json() {
         assert_eq!(
             RetrySchedule::parse_list("6m,6m,6m"),
-            Ok(RetrySchedule::seed_default())
+            Ok(RetrySchedule::recommended())
         );
         assert_eq!(RetrySchedule::parse_list(""), Ok(RetrySchedule(vec![])));
         let s = RetrySchedule::from_json(&json!(["30s", 120, "1h"])).unwrap();

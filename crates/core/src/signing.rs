@@ -1,7 +1,7 @@
-//! Secrets, API keys and the two signature schemes Hookline sends (DESIGN §5).
+//! Secrets, API keys and the two signature schemes Hookline sends.
 //!
 //! - `X-Webhook-Signature`: lowercase hex HMAC-SHA256 of the raw body, keyed with the secret's bytes
-//!   exactly as the user sees them (seeds 001 and 003 compute it that way).
+//!   exactly as the user sees them (as ConnectGain's and Customermates' receivers compute it).
 //! - Standard Webhooks (`webhook-signature: v1,<base64>`): HMAC-SHA256 of `id.timestamp.body`. The key
 //!   is the base64 part of a `whsec_` secret, or the secret's bytes for any other secret.
 //!

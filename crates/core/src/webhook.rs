@@ -1,5 +1,5 @@
-//! Validation of a webhook's settings (DESIGN §1, §5, §6): every rule about what a webhook may
-//! contain, as pure functions returning field-level errors the API shows as they are.
+//! Validation of a webhook's settings: every rule about what a webhook may contain, as pure
+//! functions returning field-level errors the API shows as they are.
 
 use crate::catalog::{self, PatternError};
 use serde::{Deserialize, Serialize};
@@ -30,18 +30,20 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// How an event is rendered for one webhook (DESIGN §5).
+/// How an event is rendered for one webhook: one of the four wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// Seed 000: `{event_id, occurred_at, source?, source_id?, batch?, data}`.
+    /// The ConnectMachine-style envelope `{event_id, occurred_at, source?, source_id?, batch?,
+    /// data}`.
     #[default]
     Envelope,
-    /// Seed 001: `{event, timestamp, data}`.
+    /// The flat `{event, timestamp, data}` format.
     Flat,
-    /// Seed 003: `{event, data: {userId, companyId, entityId, payload}, timestamp}`.
+    /// The record-centred format `{event, data: {userId, companyId, entityId, payload},
+    /// timestamp}` (`"entity"` on the wire).
     Entity,
-    /// Seed 002: `{event: "ContactCreated", contacts: [...]}`.
+    /// The contacts-list format `{event: "ContactCreated", contacts: [...]}`.
     ContactsList,
 }
 
@@ -85,16 +87,22 @@ impl Format {
             _ => None,
         }
     }
+
+    /// Whether this format can carry `event_type` at all.
+    pub fn carries(self, event_type: &str) -> bool {
+        self.renderable().is_none_or(|r| r.contains(&event_type))
+    }
 }
 
 /// Per-webhook delivery order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Ordering {
-    /// No ordering promise: fastest, events of one entity may overtake each other.
+    /// No ordering promise: fastest, events about one subject may overtake each other.
     #[default]
     None,
-    /// Events of one entity reach the webhook in order; other entities are not held back.
+    /// Per-subject order (`"entity"` on the wire): events about one subject (one `entity_id`, e.g.
+    /// one contact) reach the webhook in order; other subjects are not held back.
     Entity,
 }
 

@@ -1,4 +1,4 @@
-//! Golden-file tests of the four wire formats (DESIGN §5), the catalog × format matrix, and the
+//! Golden-file tests of the four wire formats, the catalog × format matrix, and the
 //! JavaScript-identical JSON writer checked against a real `node`.
 //!
 //! Golden files live in `tests/golden/`: `<format>_<case>.jsonl` holds the exact body bytes of
@@ -47,7 +47,8 @@ fn golden(name: &str, actual: &[u8]) {
     }
 }
 
-/// A contact in seed 000's schema, with text and numbers that exercise the JavaScript JSON rules.
+/// A contact in the ConnectMachine contact schema, with text and numbers that exercise the
+/// JavaScript JSON rules.
 fn contact() -> Value {
     json!({
         "id": "0196d3a0-0000-7000-8000-000000000001",
@@ -275,7 +276,8 @@ fn bodies_follow_each_source_document() {
     let batch = view(&all[3]);
     let parse = |b: Vec<u8>| -> Value { serde_json::from_slice(&b).unwrap() };
 
-    // Seed 000: envelope with event_id = delivery id, plural names, contact_ids for deletes.
+    // The ConnectMachine-style envelope: event_id = delivery id, plural names, contact_ids for
+    // deletes.
     let e = parse(bodies(Format::Envelope, &batch).remove(0));
     let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
@@ -307,7 +309,8 @@ fn bodies_follow_each_source_document() {
     assert_eq!(e["data"]["contact_ids"].as_array().unwrap().len(), 2);
     assert!(e["data"].get("contacts").is_none());
 
-    // Seed 001: {event, timestamp, data: {...object, organization_id}}, one object per request.
+    // The flat format: {event, timestamp, data: {...object, organization_id}}, one object per
+    // request.
     let f = bodies(Format::Flat, &batch);
     assert_eq!(f.len(), 2);
     let f1 = parse(f[1].clone());
@@ -316,14 +319,14 @@ fn bodies_follow_each_source_document() {
     assert_eq!(f1["data"]["organization_id"], "acme");
     assert!(time::parse(f1["timestamp"].as_str().unwrap()).is_some());
 
-    // Seed 003: {event, data: {userId, companyId, entityId, payload}, timestamp}.
+    // The record-centred format: {event, data: {userId, companyId, entityId, payload}, timestamp}.
     let n = parse(bodies(Format::Entity, &updated).remove(0));
     let keys: Vec<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["event", "data", "timestamp"]);
     assert_eq!(n["data"]["userId"], "u_17");
     assert_eq!(n["data"]["companyId"], "acme");
     assert_eq!(n["data"]["entityId"], n["data"]["payload"]["contact"]["id"]);
-    // Seed 003 spells record fields and change keys in camelCase.
+    // It spells record fields and change keys in camelCase.
     assert_eq!(
         n["data"]["payload"]["changes"]["jobTitle"]["previous"],
         "Product Manager"
@@ -339,11 +342,12 @@ fn bodies_follow_each_source_document() {
     );
     assert_eq!(d1["data"]["entityId"], d1["data"]["payload"]["contactId"]);
 
-    // Seed 002: every field its example shows, in its order, camelCase, epoch-millis strings.
+    // The contacts-list format: every field CloudCX's contact has, in its order, camelCase,
+    // epoch-millis strings.
     let c = parse(bodies(Format::ContactsList, &created).remove(0));
     assert_eq!(c["event"], "ContactCreated");
     let contact = c["contacts"][0].as_object().unwrap();
-    let seed_002_fields = [
+    let contacts_list_fields = [
         "id",
         "firstName",
         "lastName",
@@ -382,7 +386,7 @@ fn bodies_follow_each_source_document() {
         "customFields",
     ];
     let keys: Vec<&str> = contact.keys().map(String::as_str).collect();
-    assert_eq!(keys, seed_002_fields);
+    assert_eq!(keys, contacts_list_fields);
     assert_eq!(contact["firstName"], "Zoë");
     assert_eq!(contact["email"], "zoe@example.com");
     assert_eq!(contact["phoneNumber"], "+15550101010");

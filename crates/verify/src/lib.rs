@@ -4,8 +4,9 @@
 //! and "Receiving webhooks" sections); a receiver checks either one:
 //!
 //! - **`X-Webhook-Signature`**: lowercase hex HMAC-SHA256 of the raw body, keyed with the secret's
-//!   bytes (the scheme of seeds 001 and 003). Check it with [`verify_hex`]. During a secret
-//!   rotation, `X-Webhook-Signature-Previous` carries the same with the old secret.
+//!   bytes (the scheme ConnectGain's and Customermates' receivers use). Check it with
+//!   [`verify_hex`]. During a secret rotation, `X-Webhook-Signature-Previous` carries the same with
+//!   the old secret.
 //! - **Standard Webhooks**: `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64>`
 //!   over `id.timestamp.body`, keyed with the base64 part of a `whsec_` secret (or the secret's
 //!   bytes for any other secret). During a rotation the header carries several space-separated
@@ -55,7 +56,7 @@
 //! assert_eq!(handle(secret, &headers, br#"{"event":"contact.deleted"}"#), 401);
 //! assert_eq!(handle("whsec_AAAA", &headers, body), 401);
 //!
-//! // Receivers of seeds 001/003 check only the hex signature.
+//! // Receivers written for the flat or record-centred format check only the hex signature.
 //! let hex = &headers["x-webhook-signature"];
 //! assert!(hookline_verify::verify_hex(secret, body, hex).is_ok());
 //! # let only_hex = |n: &str| (n == "x-webhook-signature").then_some(hex.as_str());

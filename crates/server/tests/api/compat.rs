@@ -1,8 +1,10 @@
-//! Wire compatibility with the four source documents (DESIGN §5), end to end: for each document a
-//! receiver written from it — its header names, its verification code, its field access — runs as
-//! a real Node or Python process (`tests/compat/*.js|py`) on 127.0.0.1 and must accept real
-//! deliveries from a running Hookline. And the verification handshake
-//! (`POST /v1/webhooks/{id}/verify-receiver`) against careful and careless receivers.
+//! Wire compatibility of the four wire formats, end to end: for each format a receiver written
+//! from its product's webhook documentation (ConnectMachine's envelope, ConnectGain's flat format,
+//! CloudCX's contacts list, Customermates' record-centred format) — its header names, its
+//! verification code, its field access — runs as a real Node or Python process
+//! (`tests/compat/*.js|py`) on 127.0.0.1 and must accept real deliveries from a running Hookline.
+//! And the verification handshake (`POST /v1/webhooks/{id}/verify-receiver`) against careful and
+//! careless receivers.
 //!
 //! A test is skipped, with a notice on stderr, only when `node` or `python3` is not installed.
 
@@ -193,9 +195,9 @@ impl ScriptOutput {
 
 const NOTES: &str = "Met at event\nfollow up: \"soon\" \t🚀 </script> \u{2028} \u{1} back\\slash";
 
-/// A contact in seed 000's schema with text and numbers that exercise JavaScript's JSON rules:
-/// non-ASCII and astral characters, escapes, a float, integers beyond 2^53, 1e21 and 1e-7, and
-/// keys JavaScript reorders.
+/// A contact in the ConnectMachine contact schema with text and numbers that exercise JavaScript's
+/// JSON rules: non-ASCII and astral characters, escapes, a float, integers beyond 2^53, 1e21 and
+/// 1e-7, and keys JavaScript reorders.
 fn tricky_contact(id: &str) -> Value {
     json!({
         "id": id,
@@ -266,9 +268,9 @@ async fn handshake(app: &TestApp, webhook_id: &str) -> Value {
     v
 }
 
-/// Seed 001 (flat format): the document's own Node or Python example, which Node verifies over
+/// The flat format: ConnectGain's own Node or Python example, which Node verifies over
 /// `JSON.stringify(req.body)` and Python over the raw body.
-async fn seed_001(program: &str, script: &str) {
+async fn flat_receiver(program: &str, script: &str) {
     let Some(rx) = Script::start(program, script, 5, &[]).await else {
         return;
     };
@@ -309,7 +311,7 @@ async fn seed_001(program: &str, script: &str) {
     .await;
     assert_eq!(app.dispatcher.drain().await.unwrap(), 3);
     assert_all_delivered(&app, id, 3).await;
-    // The document's receiver really checks: the handshake's mis-signed request gets its 401.
+    // ConnectGain's receiver really checks: the handshake's mis-signed request gets its 401.
     let h = handshake(&app, id).await;
     assert_eq!(h["verdict"], "verifies_signatures", "{h}");
 
@@ -334,20 +336,20 @@ async fn seed_001(program: &str, script: &str) {
 }
 
 #[tokio::test]
-async fn seed_001_node_example_verifies_and_reads_real_deliveries() {
-    seed_001("node", "seed001_node.js").await;
+async fn flat_format_node_example_verifies_and_reads_real_deliveries() {
+    flat_receiver("node", "flat_node.js").await;
 }
 
 #[tokio::test]
-async fn seed_001_python_example_verifies_and_reads_real_deliveries() {
-    seed_001("python3", "seed001_python.py").await;
+async fn flat_format_python_example_verifies_and_reads_real_deliveries() {
+    flat_receiver("python3", "flat_python.py").await;
 }
 
-/// Seed 003 (entity format): the document's `verify` with `crypto.timingSafeEqual` over the raw
-/// body, and its envelope read field by field.
+/// The record-centred format (`entity`): Customermates' `verify` with `crypto.timingSafeEqual` over
+/// the raw body, and its envelope read field by field.
 #[tokio::test]
-async fn seed_003_node_example_verifies_and_reads_real_deliveries() {
-    let Some(rx) = Script::start("node", "seed003_node.js", 7, &[]).await else {
+async fn record_centred_node_example_verifies_and_reads_real_deliveries() {
+    let Some(rx) = Script::start("node", "record_node.js", 7, &[]).await else {
         return;
     };
     let app = spawn_app_with(&local_receivers()).await;
@@ -425,12 +427,13 @@ async fn seed_003_node_example_verifies_and_reads_real_deliveries() {
     assert_eq!(deal["changes"]["amount"]["current"], json!(1e21), "{ctx}");
 }
 
-/// Seed 000 (envelope format, brand ConnectMachine): its headers, envelope and delete shape, with
+/// The ConnectMachine-style envelope format: its headers, envelope and delete shape, with
 /// the README's Node Standard Webhooks snippet verifying.
 #[tokio::test]
-async fn seed_000_node_receiver_reads_real_deliveries_with_brand_headers() {
+async fn envelope_node_receiver_reads_real_deliveries_with_brand_headers() {
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let Some(rx) = Script::start("node", "seed000_node.js", 7, &[("WEBHOOK_SECRET", SECRET)]).await
+    let Some(rx) =
+        Script::start("node", "envelope_node.js", 7, &[("WEBHOOK_SECRET", SECRET)]).await
     else {
         return;
     };
@@ -534,15 +537,15 @@ async fn seed_000_node_receiver_reads_real_deliveries_with_brand_headers() {
     assert_eq!(d["contact_ids"], json!(["c_1", "c_2"]), "{ctx}");
 }
 
-/// Seed 002 (contacts-list format): `ContactCreated` with camelCase contacts, `createdTime` a
+/// CloudCX's contacts-list format: `ContactCreated` with camelCase contacts, `createdTime` a
 /// string, deletes with `ids`; the README's Python Standard Webhooks snippet verifying with a
 /// secret that is not `whsec_`-encoded.
 #[tokio::test]
-async fn seed_002_python_receiver_reads_real_deliveries() {
+async fn contacts_list_python_receiver_reads_real_deliveries() {
     const SECRET: &str = "cloudcx-shared-secret";
     let Some(rx) = Script::start(
         "python3",
-        "seed002_python.py",
+        "contacts_list_python.py",
         5,
         &[("WEBHOOK_SECRET", SECRET)],
     )
@@ -776,20 +779,20 @@ async fn handshake_errors() {
     assert!(rx.received().is_empty());
 }
 
-/// The README's "Receiving webhooks" snippets are the code the seed 000 and seed 002 receivers
-/// run, character for character.
+/// The README's "Receiving webhooks" snippets are the code the envelope and contacts-list
+/// receivers run, character for character.
 #[test]
 fn readme_snippets_are_the_code_the_compat_receivers_run() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("../../README.md")).unwrap();
     for (script, start, end) in [
         (
-            "seed000_node.js",
+            "envelope_node.js",
             "// --- README: verifying in Node ---",
             "// --- end ---",
         ),
         (
-            "seed002_python.py",
+            "contacts_list_python.py",
             "# --- README: verifying in Python ---",
             "# --- end ---",
         ),

@@ -1,6 +1,7 @@
 // Shared by the Node receivers in this directory. It supplies the few parts of Express that the
-// source documents' examples use (`express.json()` → `req.body`, `res.status(..).send(..)`) on top
-// of Node's own `http` module, since no npm packages are installed, plus what the Rust test reads.
+// products' documented examples use (`express.json()` → `req.body`, `res.status(..).send(..)`) on
+// top of Node's own `http` module, since no npm packages are installed, plus what the Rust test
+// reads.
 //
 // Usage: node <script> <port, 0 = any> <requests>. Listens on 127.0.0.1, prints `LISTENING <port>`,
 // then one `RESULT <json>` line per request (its status and what was checked), `DONE` after
@@ -27,7 +28,7 @@ function serve(handler, check) {
         // What `app.use(express.json())` does before the route runs.
         req.body = JSON.parse(req.rawBody.toString('utf8'));
         handler(req, reply);
-        // The document's handler accepted the request: now check the payload it promises.
+        // The documented handler accepted the request: now check the payload its format promises.
         if (out.code === 200 && check) {
           const failed = [];
           check(req, report, (ok, what) => {

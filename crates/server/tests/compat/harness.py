@@ -1,6 +1,6 @@
 """Shared by the Python receivers in this directory.
 
-It supplies the parts of Flask that the source documents' examples use (`request.headers`,
+It supplies the parts of Flask that the products' documented examples use (`request.headers`,
 `request.data`, `request.json`, returning `(text, status)`) on top of the standard library's
 `http.server`, since Flask isn't installed, plus what the Rust test reads.
 
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
 class Request:
-    """The parts of `flask.request` the documents use."""
+    """The parts of `flask.request` the documented examples use."""
 
     def __init__(self, headers, data):
         self.headers = headers  # case-insensitive, like Flask's
@@ -40,7 +40,8 @@ def serve(view, check=None):
                       "event_header": self.headers.get("X-Webhook-Event"), "checks": []}
             try:
                 text, code = view(request)
-                # The document's handler accepted the request: now check the payload it promises.
+                # The documented handler accepted the request: now check the payload its format
+                # promises.
                 if code == 200 and check is not None:
                     failed = []
 

@@ -1,9 +1,10 @@
-// A receiver written from seed 001 (ConnectGain), "Node.js Example", run as the document writes it.
-// Only the framework is swapped: Express isn't installed, so ./harness.js provides `express.json()`
-// (JSON.parse of the body into req.body) and `res.status().send()` on Node's http module. The
-// route's body below is the document's, line for line (with its `express`/`express.json` typos
-// fixed by the harness). Note that it verifies the signature over JSON.stringify(req.body), not the
-// raw body: that only works because Hookline's bodies are exactly what JSON.stringify writes.
+// A receiver for the flat format: the "Node.js Example" of ConnectGain's webhook documentation,
+// run as written there. Only the framework is swapped: Express isn't installed, so ./harness.js
+// provides `express.json()` (JSON.parse of the body into req.body) and `res.status().send()` on
+// Node's http module. The route's body below is ConnectGain's, line for line (with its
+// `express`/`express.json` typos fixed by the harness). Note that it verifies the signature over
+// JSON.stringify(req.body), not the raw body: that only works because Hookline's bodies are exactly
+// what JSON.stringify writes.
 'use strict';
 const crypto = require('crypto');
 const { serve, isIso } = require('./harness');
@@ -39,7 +40,8 @@ function webhooks(req, res) {
   res.status(200).send('OK');
 }
 
-// What seed 001 promises about a delivery: headers and the {event, timestamp, data} payload.
+// What the flat format promises about a delivery: headers and the {event, timestamp, data}
+// payload.
 function check(req, report, expect) {
   const { event, timestamp, data } = req.body;
   report.event = event;

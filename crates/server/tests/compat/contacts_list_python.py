@@ -1,9 +1,9 @@
-"""A receiver written from seed 002 (CloudCX): {"event": "ContactCreated", "contacts": [...]} with
-camelCase contact fields and `createdTime` as a string of epoch milliseconds, or
-{"event": "ContactDeleted", "ids": [...]}. Seed 002 documents no signature, so this receiver
-verifies both of Hookline's signatures with the Python snippets of the README's "Receiving
-webhooks" section, copied verbatim (a test keeps the README and this file in step). Served with
-the standard library's http.server.
+"""A receiver for the contacts-list format, written from CloudCX's webhook documentation:
+{"event": "ContactCreated", "contacts": [...]} with camelCase contact fields and `createdTime` as a
+string of epoch milliseconds, or {"event": "ContactDeleted", "ids": [...]}. CloudCX documents no
+signature, so this receiver verifies both of Hookline's signatures with the Python snippets of the
+README's "Receiving webhooks" section, copied verbatim (a test keeps the README and this file in
+step). Served with the standard library's http.server.
 """
 import os
 import sys
@@ -36,8 +36,8 @@ def verify_standard(raw_body: bytes, headers, secret: str, tolerance_secs: int =
 
 SECRET = os.environ["WEBHOOK_SECRET"]
 
-# Every field of seed 002's contact example, in its order.
-SEED_002_FIELDS = [
+# Every field of CloudCX's example contact, in its order.
+CONTACTS_LIST_FIELDS = [
     "id", "firstName", "lastName", "avatarUrl", "email", "phoneNumber", "contactId", "owner",
     "ownerName", "leadStage", "tags", "notes", "companyName", "jobTitle", "priority", "ip",
     "countryRegion", "province", "city", "street", "zipCode", "language", "facebookUsername",
@@ -73,7 +73,7 @@ def check(request, report, expect):
         return
     expect(list(payload) == ["event", "contacts"], "a create/update is {event, contacts}")
     contact = payload["contacts"][0]
-    expect(list(contact) == SEED_002_FIELDS, "contacts[0] has seed 002's fields in its order")
+    expect(list(contact) == CONTACTS_LIST_FIELDS, "contacts[0] has CloudCX's fields in its order")
     expect(isinstance(contact["firstName"], str), "firstName is a string")
     created = contact["createdTime"]
     expect(isinstance(created, str) and created.isdigit(), "createdTime is a string of epoch milliseconds")

@@ -1,8 +1,9 @@
-"""A receiver written from seed 001 (ConnectGain), "Python Example", run as the document writes it.
+"""A receiver for the flat format: the "Python Example" of ConnectGain's webhook documentation,
+run as written there.
 
 Only the framework is swapped: Flask isn't installed, so ./harness.py provides `request.headers`,
 `request.data` (the raw body) and `request.json` on the standard library's http.server. The view
-below is the document's, line for line (with its missing `()` after `def webhook` and
+below is ConnectGain's, line for line (with its missing `()` after `def webhook` and
 `.hexdigest` restored, and `request` passed in instead of imported).
 """
 import hashlib
@@ -39,7 +40,8 @@ def webhook(request):
 
 
 def check(request, report, expect):
-    """What seed 001 promises about a delivery: headers and the {event, timestamp, data} payload."""
+    """What the flat format promises about a delivery: headers and the {event, timestamp, data}
+    payload."""
     body = request.json
     event, data = body['event'], body['data']
     report['event'] = event

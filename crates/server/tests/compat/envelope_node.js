@@ -1,9 +1,9 @@
-// A receiver written from seed 000 (ConnectMachine): its headers (X-ConnectMachine-Event,
-// X-ConnectMachine-Delivery-ID), its envelope {event_id, occurred_at, source?, source_id?, batch?,
-// data: {event_type, contacts | contact_ids}}, its advice to key idempotency on the delivery id.
-// Seed 000 documents no signature, so this receiver verifies both of Hookline's signatures with the
-// Node snippets of the README's "Receiving webhooks" section, copied verbatim (a test keeps the
-// README and this file in step).
+// A receiver for the envelope format, written from ConnectMachine's webhook documentation: its
+// headers (X-ConnectMachine-Event, X-ConnectMachine-Delivery-ID), its envelope {event_id,
+// occurred_at, source?, source_id?, batch?, data: {event_type, contacts | contact_ids}}, its advice
+// to key idempotency on the delivery id. ConnectMachine documents no signature, so this receiver
+// verifies both of Hookline's signatures with the Node snippets of the README's "Receiving
+// webhooks" section, copied verbatim (a test keeps the README and this file in step).
 'use strict';
 const crypto = require('crypto');
 const { serve, isIso } = require('./harness');

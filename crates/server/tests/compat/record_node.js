@@ -1,19 +1,20 @@
-// A receiver written from seed 003 (Customermates): its Node.js `verify` function, translated from
-// TypeScript to JavaScript (type annotations dropped, nothing else changed), called with the raw
-// request body as the document says, and its envelope read as the document describes it:
+// A receiver for the record-centred format, written from Customermates' webhook documentation:
+// its Node.js `verify` function, translated from TypeScript to JavaScript (type annotations
+// dropped, nothing else changed), called with the raw request body as the documentation says, and
+// its envelope read as the documentation describes it:
 // {event, data: {userId, companyId, entityId, payload: {<entity>, changes?} | {<entity>Id}}, timestamp}.
 // Express isn't installed: ./harness.js serves it with Node's http module.
 'use strict';
 const crypto = require('crypto');
 const { serve, isIso } = require('./harness');
 
-// The document's example, verbatim but for the TypeScript types.
+// Customermates' example, verbatim but for the TypeScript types.
 function verify(rawBody, received, secret) {
   const expected = crypto.createHmac("sha256", secret).update(rawBody).digest("hex");
   return crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(received));
 }
 
-// The secret from the document's create_webhook example.
+// The secret from Customermates' create_webhook example.
 const secret = 'use-a-random-string-from-a-password-manager';
 
 function webhooks(req, res) {
@@ -57,7 +58,7 @@ function check(req, report, expect) {
     } else {
       expect(!('changes' in payload), 'no changes outside *.updated');
     }
-    // The document's example contact spells its fields in camelCase (firstName, lastName, ...).
+    // Customermates' example contact spells its fields in camelCase (firstName, lastName, ...).
     report.first_name = record.firstName;
     expect(!('first_name' in record), 'record fields are camelCase');
     report.name = record.name;
