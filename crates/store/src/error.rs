@@ -4,6 +4,11 @@
 //! `Unavailable` for conditions that pass (database busy, locked, disk I/O, connection lost), which
 //! the API answers with 503 and workers retry, and `Internal` for everything that means a bug or
 //! corrupted data. Raw driver errors never cross this boundary, so no caller matches on SQLite codes.
+//! That includes the PostgreSQL pool: no free connection in time, a connect or statement timeout are
+//! all `Unavailable` (see `postgres.rs`).
+
+/// The result of every store method.
+pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -15,7 +20,7 @@ pub enum StoreError {
     Internal(String),
     /// The caller's plan (see [`crate::PlanFn`]) refused the write; nothing was written.
     #[error("{0}")]
-    Rejected(crate::Rejection),
+    Rejected(crate::model::Rejection),
 }
 
 impl From<rusqlite::Error> for StoreError {

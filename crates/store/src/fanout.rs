@@ -1,10 +1,11 @@
 //! Which deliveries an event gets: one per matching enabled webhook, or one per object for formats
 //! that carry one object per request. Computed here once; each backend only inserts the rows.
 
-use crate::{Event, Published};
+use crate::model::{Event, Published};
+use crate::shared;
 use hookline_core::catalog;
 use hookline_core::formats::{self, EventView};
-use hookline_core::webhook::Format;
+use hookline_core::webhook::{Format, Ordering};
 use uuid::Uuid;
 
 /// What fan-out needs to know about an enabled webhook.
@@ -15,6 +16,25 @@ pub struct Subscriber {
     pub format: Format,
     /// `ordering: entity`: deliveries carry the event's entity id as their ordering key.
     pub ordered: bool,
+}
+
+impl Subscriber {
+    /// From an enabled webhook's stored columns (`events` as JSON text, `format`, `ordering`), read
+    /// the same way by both backends.
+    pub fn from_columns(
+        id: Uuid,
+        events: &str,
+        format: &str,
+        ordering: &str,
+    ) -> Result<Subscriber, String> {
+        Ok(Subscriber {
+            id,
+            events: serde_json::from_str(events)
+                .map_err(|e| format!("stored JSON is invalid: {e}"))?,
+            format: shared::parse_format(format)?,
+            ordered: shared::parse_ordering(ordering)? == Ordering::Entity,
+        })
+    }
 }
 
 /// One delivery row to insert.

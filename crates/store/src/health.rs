@@ -1,7 +1,9 @@
-//! How a batch of recorded attempts moves each webhook's failure streak — computed once, in Rust,
-//! and applied by every backend with the same UPDATE, so SQLite and PostgreSQL can't disagree.
+//! How a batch of recorded attempts moves each webhook's failure streak, and whether the streak
+//! now disables the webhook — decided once, in Rust, and applied by every backend with the same
+//! UPDATE, so SQLite and PostgreSQL can't disagree.
 
-use crate::{AttemptResult, NextState};
+use crate::model::{AttemptResult, Event, NextState};
+use hookline_core::retry::DisablePolicy;
 use hookline_core::time::Timestamp;
 use uuid::Uuid;
 
@@ -51,10 +53,67 @@ pub fn deltas<'a>(results: impl IntoIterator<Item = &'a AttemptResult>) -> Vec<H
     out
 }
 
+/// A webhook's streak as stored once a batch's delta was applied (what the UPDATE returns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streak {
+    pub enabled: bool,
+    pub consecutive_failures: u64,
+    pub failing_since: Option<Timestamp>,
+}
+
+/// Why the webhook must be disabled now, or `None`.
+///
+/// Only a batch that added failures can disable (a batch ending in a success never does), and only
+/// an enabled webhook (an already disabled one keeps its first reason). How long it has been
+/// failing is measured up to the batch's last attempt rather than the clock, so the verdict depends
+/// on the attempts alone, not on when the batch happened to be written.
+pub fn disable_reason(
+    delta: &HealthDelta,
+    stored: &Streak,
+    policy: &DisablePolicy,
+) -> Option<String> {
+    if delta.failures == 0 || !stored.enabled {
+        return None;
+    }
+    let failing_for = stored
+        .failing_since
+        .map(|since| (delta.last_at - since).to_std().unwrap_or_default())
+        .unwrap_or_default();
+    policy.verdict(stored.consecutive_failures, failing_for)
+}
+
+/// The operational `webhook.disabled` event for a webhook Hookline just switched off; the backends
+/// publish it in the transaction that disables the webhook, so the two can't be seen apart.
+pub fn disabled_event(
+    tenant_id: Uuid,
+    webhook_id: Uuid,
+    name: &str,
+    url: &str,
+    reason: &str,
+) -> Event {
+    let now = hookline_core::time::now();
+    Event {
+        id: hookline_core::ids::new_id(),
+        tenant_id,
+        event_type: "webhook.disabled".into(),
+        occurred_at: now,
+        source: None,
+        source_id: None,
+        actor_id: None,
+        entity_type: Some("webhook".into()),
+        entity_id: Some(webhook_id.to_string()),
+        data: hookline_core::catalog::webhook_disabled_data(webhook_id, name, url, reason, &now),
+        changes: None,
+        batch: None,
+        created_at: now,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Attempt;
+    use crate::model::Attempt;
+    use std::time::Duration;
 
     fn result(webhook: Uuid, ok: bool, secs: i64) -> AttemptResult {
         let at = hookline_core::time::parse("2026-01-01T00:00:00Z").unwrap()
@@ -63,25 +122,7 @@ mod tests {
             delivery_id: Uuid::nil(),
             webhook_id: webhook,
             lease_token: Uuid::nil(),
-            attempt: Attempt {
-                id: Uuid::nil(),
-                delivery_id: Uuid::nil(),
-                attempt_number: 1,
-                started_at: at,
-                url: String::new(),
-                status_code: None,
-                error_kind: None,
-                error_message: None,
-                dns_ms: None,
-                connect_ms: None,
-                tls_ms: None,
-                ttfb_ms: None,
-                total_ms: 0.0,
-                request_headers: vec![],
-                response_headers: vec![],
-                response_body: None,
-                response_truncated: false,
-            },
+            attempt: Attempt::blank(at),
             next: if ok {
                 NextState::Delivered
             } else {
@@ -108,5 +149,80 @@ mod tests {
         assert_eq!((d[1].reset, d[1].failures), (false, 2));
         assert_eq!(d[1].first_failure_at, Some(rs[1].attempt.started_at));
         assert_eq!(d[1].last_at, rs[5].attempt.started_at);
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        hookline_core::time::parse("2026-01-01T00:00:00Z").unwrap()
+            + chrono::Duration::seconds(secs)
+    }
+
+    fn delta(failures: u64, last_at: i64) -> HealthDelta {
+        HealthDelta {
+            webhook_id: Uuid::nil(),
+            reset: false,
+            failures,
+            first_failure_at: (failures > 0).then(|| at(0)),
+            last_at: at(last_at),
+        }
+    }
+
+    fn streak(enabled: bool, failures: u64, since: Option<i64>) -> Streak {
+        Streak {
+            enabled,
+            consecutive_failures: failures,
+            failing_since: since.map(at),
+        }
+    }
+
+    #[test]
+    fn a_long_enough_streak_disables() {
+        let policy = DisablePolicy {
+            max_consecutive_failures: 3,
+            max_failing_for: Duration::from_secs(3600),
+        };
+        let reason = disable_reason(&delta(1, 10), &streak(true, 3, Some(0)), &policy);
+        assert!(reason.unwrap().contains("3 consecutive"));
+        assert_eq!(
+            disable_reason(&delta(1, 10), &streak(true, 2, Some(0)), &policy),
+            None
+        );
+    }
+
+    #[test]
+    fn an_old_streak_disables_judged_at_the_last_attempt() {
+        let policy = DisablePolicy {
+            max_consecutive_failures: 1000,
+            max_failing_for: Duration::from_secs(3600),
+        };
+        // Failing since 0, last attempt at 3600: an hour of failures.
+        assert!(disable_reason(&delta(1, 3600), &streak(true, 5, Some(0)), &policy).is_some());
+        assert_eq!(
+            disable_reason(&delta(1, 3599), &streak(true, 5, Some(0)), &policy),
+            None
+        );
+        // A streak start after the last attempt (clock skew between nodes) counts as no time.
+        assert_eq!(
+            disable_reason(&delta(1, 10), &streak(true, 5, Some(7200)), &policy),
+            None
+        );
+    }
+
+    #[test]
+    fn successes_and_disabled_webhooks_never_disable() {
+        let policy = DisablePolicy {
+            max_consecutive_failures: 1,
+            max_failing_for: Duration::ZERO,
+        };
+        // The batch added no failures (it ended in a success).
+        assert_eq!(
+            disable_reason(&delta(0, 10), &streak(true, 0, None), &policy),
+            None
+        );
+        // Already disabled: it keeps the reason it was disabled for.
+        assert_eq!(
+            disable_reason(&delta(2, 10), &streak(false, 9, Some(0)), &policy),
+            None
+        );
+        assert!(disable_reason(&delta(2, 10), &streak(true, 9, Some(0)), &policy).is_some());
     }
 }

@@ -1,170 +1,32 @@
 //! Storage for Hookline: the [`Store`] trait every interface reaches the database through, its row
-//! types, and the embedded SQLite implementation ([`SqliteStore`]).
+//! types, and two implementations: the embedded SQLite store ([`SqliteStore`]) and the PostgreSQL
+//! store for several nodes sharing one database ([`PostgresStore`]).
 //!
-//! The trait speaks in domain rows, not SQL, so the PostgreSQL implementation can slot in behind the
-//! same behavioural test suite. Every method is scoped by tenant where rows belong to one: a caller
-//! can't read or change another tenant's rows by guessing an id.
+//! The trait speaks in domain rows, not SQL, so both implementations run the same behavioural test
+//! suite. Every method is scoped by tenant where rows belong to one: a caller can't read or change
+//! another tenant's rows by guessing an id.
+//!
+//! This file only declares modules and re-exports: the backends import what they share from the
+//! modules that define it, so no module imports this one back.
 #![forbid(unsafe_code)]
 
+mod contract;
 mod error;
+mod fairness;
 pub mod fanout;
 pub mod health;
 mod model;
 mod postgres;
+mod shared;
 mod sqlite;
+// Test helpers that panic: only built with the `testing` feature, which dev-dependencies turn on,
+// so no production binary carries them.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use error::StoreError;
+pub use contract::{Page, Store};
+pub use error::{Result, StoreError};
+pub use health::disabled_event;
 pub use model::*;
-pub use postgres::PostgresStore;
+pub use postgres::{PoolOptions, PostgresStore};
 pub use sqlite::{SqliteStore, Synchronous};
-
-use async_trait::async_trait;
-use hookline_core::retry::DisablePolicy;
-use hookline_core::time::Timestamp;
-use hookline_core::webhook::Format;
-use uuid::Uuid;
-
-pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// One page of a cursor-paginated listing, newest first.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    /// Return rows strictly older than this id (the previous page's last id).
-    pub before: Option<Uuid>,
-    pub limit: usize,
-}
-
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Applies pending migrations; safe to call on every start.
-    async fn migrate(&self) -> Result<()>;
-    /// Cheap round trip for `/readyz`.
-    async fn ping(&self) -> Result<()>;
-    /// Wake-ups for new work committed by other processes (PostgreSQL `LISTEN`); `None` when the
-    /// store has no other writers to hear from.
-    fn wakeups(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        None
-    }
-
-    async fn create_tenant(&self, name: &str) -> Result<Tenant>;
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
-    async fn count_tenants(&self) -> Result<u64>;
-    async fn tenant_name(&self, id: Uuid) -> Result<Option<String>>;
-
-    async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
-    /// Live (not revoked) keys whose stored prefix equals `prefix`.
-    async fn api_keys_by_prefix(&self, prefix: &str) -> Result<Vec<ApiKey>>;
-
-    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
-    async fn get_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Webhook>>;
-    async fn list_webhooks(&self, tenant_id: Uuid, page: Page) -> Result<Vec<Webhook>>;
-    /// Replaces the stored settings of an existing webhook; false when it doesn't exist.
-    async fn update_webhook(&self, webhook: &Webhook) -> Result<bool>;
-    /// Reads a webhook, lets `edit` change it, and writes it back in one transaction, so a
-    /// concurrent change (an auto-disable, a rotation, another edit) is never overwritten with stale
-    /// values. `None` when it doesn't exist; an `edit` error comes back as `Rejected`.
-    async fn modify_webhook(
-        &self,
-        tenant_id: Uuid,
-        id: Uuid,
-        edit: WebhookEdit,
-    ) -> Result<Option<Webhook>>;
-    /// Deletes a webhook with its deliveries and attempts; false when it doesn't exist.
-    async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool>;
-
-    /// Writes events and, in the same transaction, one delivery per matching enabled webhook (one
-    /// per object for one-object formats). With `idempotency = (key, request_hash)`, a key seen
-    /// before answers the original result (same hash) or `KeyReused` (different hash).
-    async fn publish(
-        &self,
-        tenant_id: Uuid,
-        events: Vec<Event>,
-        idempotency: Option<(String, String)>,
-    ) -> Result<PublishOutcome>;
-    async fn get_event(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Event>>;
-    async fn list_events(
-        &self,
-        tenant_id: Uuid,
-        event_type: Option<String>,
-        page: Page,
-    ) -> Result<Vec<Event>>;
-    /// Records a delivery that was already made (test sends, which are sent synchronously before
-    /// anything is stored): the event, the delivery in its final status, and its one attempt. No
-    /// worker can ever pick such a delivery up.
-    async fn insert_finished_delivery(
-        &self,
-        event: Event,
-        webhook_id: Uuid,
-        format: Format,
-        attempt: Attempt,
-        status: DeliveryStatus,
-    ) -> Result<()>;
-
-    /// Leases due deliveries: pending or retrying ones whose time has come, and leased ones whose
-    /// lease expired (their node died). Each enabled webhook gets at most `per_webhook` minus its
-    /// entry in `busy` (deliveries this node already has in flight for it), so a slow endpoint can't
-    /// fill the node; at most `limit` in all. Per-entity ordering is honoured: only the oldest
-    /// unfinished delivery of an entity is claimable. `round` rotates which webhooks go first.
-    async fn claim_due(&self, request: ClaimRequest) -> Result<Claim>;
-    /// Writes attempt results. A result whose lease is no longer held changes nothing (`false`).
-    /// Failure streaks are kept per webhook; one that crosses `disable` is disabled and a
-    /// `webhook.disabled` event goes to the tenant's subscribers of it.
-    async fn record_attempts(
-        &self,
-        results: Vec<AttemptResult>,
-        disable: DisablePolicy,
-    ) -> Result<Vec<bool>>;
-    /// Gives leased deliveries back unsent (shutdown), due now.
-    async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()>;
-    /// When the earliest waiting delivery is due, if any.
-    async fn next_due_at(&self) -> Result<Option<Timestamp>>;
-
-    async fn list_deliveries(
-        &self,
-        tenant_id: Uuid,
-        filter: DeliveryFilter,
-        page: Page,
-    ) -> Result<Vec<Delivery>>;
-    async fn get_delivery(
-        &self,
-        tenant_id: Uuid,
-        id: Uuid,
-    ) -> Result<Option<(Delivery, Vec<Attempt>)>>;
-    /// A new delivery of the same event to the same webhook; `None` when the original isn't found.
-    async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>>;
-    /// New deliveries for a webhook's matching past deliveries; with `dry_run` only counts them.
-    async fn replay(
-        &self,
-        tenant_id: Uuid,
-        webhook_id: Uuid,
-        filter: ReplayFilter,
-        dry_run: bool,
-    ) -> Result<u64>;
-    /// Deletes attempts of delivered deliveries started before `attempts_before`, and idempotency
-    /// records older than `keys_before`. Returns the number of attempts removed.
-    async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64>;
-    /// Deliveries per status across tenants (metrics).
-    async fn delivery_counts(&self) -> Result<StatusCounts>;
-
-    /// Reads the records `ids` of `kind`, lets `plan` decide the write, and applies it — records,
-    /// events and deliveries — in one transaction, so no concurrent write can slip between the read
-    /// and the write. Returns the fan-out of the plan's events and the rows as written.
-    async fn mutate_entities(
-        &self,
-        tenant_id: Uuid,
-        kind: &str,
-        ids: Vec<String>,
-        plan: PlanFn,
-    ) -> Result<(Vec<Published>, Vec<EntityRow>)>;
-    async fn get_entity(&self, tenant_id: Uuid, kind: &str, id: &str) -> Result<Option<EntityRow>>;
-    /// Records newest id first; `before` is the previous page's last id.
-    async fn list_entities(
-        &self,
-        tenant_id: Uuid,
-        kind: &str,
-        filter: EntityFilter,
-        before: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<EntityRow>>;
-}

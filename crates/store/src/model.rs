@@ -26,7 +26,7 @@ pub struct ApiKey {
     pub created_at: Timestamp,
 }
 
-/// A subscription (DESIGN §1).
+/// A subscription: which events go to which URL, in which format, signed with which secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub id: Uuid,
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Webhook {
     }
 }
 
-/// Something that happened, once (DESIGN §1).
+/// Something that happened, stored once; every webhook it matches gets its own delivery of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: Uuid,
@@ -107,7 +107,8 @@ pub enum PublishOutcome {
     KeyReused,
 }
 
-/// Delivery status (DESIGN §6).
+/// Where a delivery stands: `pending` until first claimed, `delivering` while leased to a node,
+/// `retrying` between failed attempts, and finally `delivered` or `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -119,6 +120,11 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// A delivery in this status will never be attempted again by itself.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, DeliveryStatus::Delivered | DeliveryStatus::Failed)
+    }
+
     pub const ALL: [DeliveryStatus; 5] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Delivering,
@@ -185,6 +191,32 @@ pub struct Attempt {
     pub response_truncated: bool,
 }
 
+#[cfg(test)]
+impl Attempt {
+    /// An attempt with nothing recorded but when it started, for unit tests to fill in.
+    pub(crate) fn blank(started_at: Timestamp) -> Attempt {
+        Attempt {
+            id: Uuid::nil(),
+            delivery_id: Uuid::nil(),
+            attempt_number: 1,
+            started_at,
+            url: String::new(),
+            status_code: None,
+            error_kind: None,
+            error_message: None,
+            dns_ms: None,
+            connect_ms: None,
+            tls_ms: None,
+            ttfb_ms: None,
+            total_ms: 0.0,
+            request_headers: vec![],
+            response_headers: vec![],
+            response_body: None,
+            response_truncated: false,
+        }
+    }
+}
+
 /// Work handed to a dispatcher: due deliveries with what's needed to render and send them.
 /// Webhooks, events and tenant names are shared between the deliveries that use them.
 #[derive(Debug, Default)]
@@ -248,8 +280,26 @@ pub struct ReplayFilter {
     pub statuses: Vec<DeliveryStatus>,
 }
 
-/// Counts by status, for metrics and the UI.
-pub type StatusCounts = std::collections::BTreeMap<String, u64>;
+/// The store's side of `/metrics`: deliveries per status across tenants, and how long the oldest
+/// due delivery has been waiting for a node to take it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backlog {
+    /// Statuses with no delivery may be missing.
+    pub counts: Vec<(DeliveryStatus, u64)>,
+    /// `None` when nothing is due.
+    pub oldest_due_age: Option<std::time::Duration>,
+}
+
+impl Backlog {
+    /// Deliveries in `status` (0 when none).
+    pub fn count(&self, status: DeliveryStatus) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(s, _)| *s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
 
 /// Parameters of [`crate::Store::claim_due`].
 #[derive(Debug, Clone)]
@@ -262,7 +312,8 @@ pub struct ClaimRequest {
     pub round: u64,
 }
 
-/// A stored CRM record (DESIGN §4).
+/// A stored CRM record (a contact, a company, ...), kept so a write can be compared with the last
+/// version to compute what changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityRow {
     pub tenant_id: Uuid,
@@ -302,30 +353,4 @@ pub struct EntityFilter {
     pub updated_since: Option<Timestamp>,
     /// Substring of the name (first/last/full), company, email, or title.
     pub search: Option<String>,
-}
-
-/// The operational `webhook.disabled` event for a webhook Hookline just switched off.
-pub fn disabled_event(
-    tenant_id: Uuid,
-    webhook_id: Uuid,
-    name: &str,
-    url: &str,
-    reason: &str,
-) -> Event {
-    let now = hookline_core::time::now();
-    Event {
-        id: hookline_core::ids::new_id(),
-        tenant_id,
-        event_type: "webhook.disabled".into(),
-        occurred_at: now,
-        source: None,
-        source_id: None,
-        actor_id: None,
-        entity_type: Some("webhook".into()),
-        entity_id: Some(webhook_id.to_string()),
-        data: hookline_core::catalog::webhook_disabled_data(webhook_id, name, url, reason, &now),
-        changes: None,
-        batch: None,
-        created_at: now,
-    }
 }

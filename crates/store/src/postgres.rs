@@ -1,4 +1,5 @@
-//! The PostgreSQL store, for several Hookline nodes sharing one database (DESIGN §2, §9).
+//! The PostgreSQL store, for several Hookline nodes sharing one database: any node can serve the
+//! API and any node can deliver.
 //!
 //! Nodes claim due deliveries with `FOR UPDATE SKIP LOCKED` and a lease, so two nodes never send the
 //! same delivery at once and a dead node's work is picked up when its leases expire. Every publish
@@ -6,27 +7,41 @@
 //! dispatcher, so new work starts on any node within milliseconds (polling remains the fallback).
 //! Batches (fan-out, results) are written with `unnest` arrays: one statement per batch, not per row.
 //!
-//! Connection trouble maps to [`StoreError::Unavailable`], which the API answers with 503 and the
+//! Connections come from a `deadpool-postgres` pool with bounded waits (see [`PoolOptions`]). Every
+//! kind of connection trouble — none free in time, a connect or statement timeout, a lost
+//! connection — maps to [`StoreError::Unavailable`], which the API answers with 503 and the
 //! dispatcher retries.
 
+use crate::contract::{Page, Store};
+use crate::error::{Result, StoreError};
+use crate::fairness;
 use crate::fanout::{self, Subscriber};
-use crate::health::{self, HealthDelta};
-use crate::{
-    ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
-    DeliveryStatus, EntityFilter, EntityRow, Event, NextState, Page, PlanFn, PublishOutcome,
-    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook, WebhookEdit,
+use crate::health::{self, HealthDelta, Streak};
+use crate::model::{
+    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, Delivery,
+    DeliveryFilter, DeliveryStatus, EntityFilter, EntityRow, Event, PlanFn, PublishOutcome,
+    Published, ReplayFilter, Tenant, Webhook, WebhookEdit,
+};
+use crate::shared::{
+    self, ATTEMPT_COLS, DELIVERY_COLS, ENTITY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, WEBHOOK_COLS,
 };
 use async_trait::async_trait;
+use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use deadpool_postgres::{Runtime, TimeoutType};
 use hookline_core::ids;
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
 use hookline_core::time::{self, Timestamp};
-use hookline_core::webhook::{Format, Ordering};
+use hookline_core::webhook::Format;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, NoTls, Row};
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
 use uuid::Uuid;
 
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
@@ -34,15 +49,46 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
 const CHANNEL: &str = "hookline_work";
 
+/// How the connection pool behaves. [`PoolOptions::new`] gives the defaults for a pool size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Most connections open at once (the LISTEN connection comes on top).
+    pub size: usize,
+    /// How long opening one connection may take, session setup included. A `connect_timeout` in the
+    /// URL still bounds the TCP connect itself.
+    pub connect_timeout: Duration,
+    /// How long a caller waits for a free connection when all are busy, before it gets
+    /// `Unavailable` (503) instead of piling up behind a stuck database.
+    pub wait_timeout: Duration,
+    /// Longest a single statement may run before PostgreSQL cancels it (then `Unavailable`);
+    /// `Duration::ZERO` turns the limit off. Migrations are exempt.
+    pub statement_timeout: Duration,
+}
+
+impl PoolOptions {
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// `size` connections (at least one) with the default timeouts.
+    pub fn new(size: usize) -> Self {
+        PoolOptions {
+            size: size.max(1),
+            connect_timeout: Self::CONNECT_TIMEOUT,
+            wait_timeout: Self::WAIT_TIMEOUT,
+            statement_timeout: Self::STATEMENT_TIMEOUT,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    config: tokio_postgres::Config,
-    idle: Mutex<Vec<Client>>,
-    permits: Arc<Semaphore>,
+    pool: Pool,
+    options: PoolOptions,
     wake: Arc<Notify>,
 }
 
@@ -82,90 +128,135 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
     StoreError::Internal(msg)
 }
 
-fn bad_json(e: serde_json::Error) -> StoreError {
-    StoreError::Internal(format!("stored JSON is invalid: {e}"))
-}
-
-/// A pooled connection; returned to the pool on drop unless it broke.
-struct Conn {
-    client: Option<Client>,
-    inner: Arc<Inner>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl std::ops::Deref for Conn {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until drop")
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until drop")
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        if let Some(c) = self.client.take() {
-            if !c.is_closed() {
-                if let Ok(mut idle) = self.inner.idle.lock() {
-                    idle.push(c);
-                }
-            }
+/// A pool failure: every one of them passes (or is a connection problem), so callers retry or answer
+/// 503 — except a pool built without a runtime, which is a bug.
+fn pool_err(e: PoolError, options: &PoolOptions) -> StoreError {
+    match e {
+        PoolError::Timeout(TimeoutType::Wait) => StoreError::Unavailable(format!(
+            "no PostgreSQL connection came free within {:?} (all {} in use)",
+            options.wait_timeout, options.size
+        )),
+        PoolError::Timeout(TimeoutType::Create) => StoreError::Unavailable(format!(
+            "PostgreSQL did not accept a connection within {:?}",
+            options.connect_timeout
+        )),
+        PoolError::Timeout(TimeoutType::Recycle) => {
+            StoreError::Unavailable("checking a pooled PostgreSQL connection timed out".into())
+        }
+        PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => pg_err(e),
+        PoolError::PostCreateHook(HookError::Message(m)) => StoreError::Unavailable(m.into()),
+        PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
+        PoolError::NoRuntimeSpecified => {
+            StoreError::Internal("the connection pool has no runtime for its timeouts".into())
         }
     }
 }
 
+fn bad_json(e: serde_json::Error) -> StoreError {
+    StoreError::Internal(format!("stored JSON is invalid: {e}"))
+}
+
+/// A pooled connection; it goes back to the pool when dropped (unless it broke).
+type Conn = deadpool_postgres::Object;
+
+/// Opens the pool's connections: the driver's connect, then the settings every pooled session runs
+/// with. Done here rather than in a post-create hook so the pool's create timeout covers it all.
+struct SessionConnect {
+    /// `SET statement_timeout = …`.
+    setup: String,
+}
+
+/// What [`deadpool_postgres::Connect`] yields: a client and the task driving its connection.
+type Connected = std::result::Result<(Client, JoinHandle<()>), tokio_postgres::Error>;
+
+impl deadpool_postgres::Connect for SessionConnect {
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> Pin<Box<dyn Future<Output = Connected> + Send + '_>> {
+        let config = config.clone();
+        Box::pin(async move {
+            let (client, connection) = config.connect(NoTls).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "PostgreSQL connection ended");
+                }
+            });
+            if let Err(e) = client.batch_execute(&self.setup).await {
+                task.abort();
+                return Err(e);
+            }
+            Ok((client, task))
+        })
+    }
+}
+
 impl PostgresStore {
-    /// Connects (lazily; at most `pool_size` connections) and starts the LISTEN connection.
+    /// Connects with `pool_size` connections at most and the default timeouts of [`PoolOptions`].
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        Self::connect_with(url, PoolOptions::new(pool_size)).await
+    }
+
+    /// Connects (lazily, but one connection is opened now so a wrong URL, password or host fails
+    /// at start) and starts the LISTEN connection.
+    pub async fn connect_with(url: &str, options: PoolOptions) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Internal(format!("database_url is not a PostgreSQL URL: {e}"))
         })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        let connect = SessionConnect {
+            setup: format!(
+                "SET statement_timeout = {}",
+                options.statement_timeout.as_millis()
+            ),
+        };
+        // Fast recycling only checks that the connection isn't closed: no round trip on every
+        // checkout, which the claim and result paths make many times a second. A connection that
+        // died without the driver noticing fails its next statement as `Unavailable`, which
+        // callers retry, and is then closed and replaced. (Verified would spend a round trip on
+        // every checkout to catch that rare case one statement earlier.)
+        let manager = Manager::from_connect(
+            config.clone(),
+            connect,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.wait_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Internal(format!("can't build the connection pool: {e}")))?;
         let store = PostgresStore {
             inner: Arc::new(Inner {
-                config,
-                idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(pool_size.max(1))),
+                pool,
+                options,
                 wake: Arc::new(Notify::new()),
             }),
         };
-        // Fail fast on a wrong URL, password or host.
-        store.conn().await?;
-        tokio::spawn(listen(store.inner.config.clone(), store.inner.wake.clone()));
+        drop(store.conn().await?);
+        tokio::spawn(listen(config, store.inner.wake.clone()));
         Ok(store)
     }
 
     async fn conn(&self) -> Result<Conn> {
-        let permit = self
-            .inner
-            .permits
-            .clone()
-            .acquire_owned()
+        self.inner
+            .pool
+            .get()
             .await
-            .map_err(|_| StoreError::Unavailable("connection pool closed".into()))?;
-        let pooled = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let client = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => {
-                let (client, connection) =
-                    self.inner.config.connect(NoTls).await.map_err(pg_err)?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "PostgreSQL connection ended");
-                    }
-                });
-                client
-            }
-        };
-        Ok(Conn {
-            client: Some(client),
-            inner: self.inner.clone(),
-            _permit: permit,
-        })
+            .map_err(|e| pool_err(e, &self.inner.options))
     }
+}
+
+/// Starts a transaction on a pooled connection, as the driver's own type so the shared statements
+/// below take it like any other client.
+async fn begin(c: &mut Conn) -> Result<Transaction<'_>> {
+    let client: &mut Client = c;
+    client.transaction().await.map_err(pg_err)
 }
 
 /// Keeps a LISTEN connection open (reconnecting with backoff) and turns notifications into wake-ups.
@@ -222,8 +313,6 @@ fn tenant_row(r: &Row) -> Tenant {
     }
 }
 
-const KEY_COLS: &str = "id, tenant_id, name, prefix, key_hash, default_user_id, created_at";
-
 fn key_row(r: &Row) -> ApiKey {
     ApiKey {
         id: r.get(0),
@@ -235,10 +324,6 @@ fn key_row(r: &Row) -> ApiKey {
         created_at: r.get(6),
     }
 }
-
-const WEBHOOK_COLS: &str = "id, tenant_id, name, description, url, events, secret, previous_secret, \
-    previous_secret_expires_at, enabled, disabled_reason, format, headers, retry_schedule, rate_limit, \
-    ordering, consecutive_failures, failing_since, created_at, updated_at";
 
 fn webhook_row(r: &Row) -> Result<Webhook> {
     let format: String = r.get(11);
@@ -258,25 +343,19 @@ fn webhook_row(r: &Row) -> Result<Webhook> {
         previous_secret_expires_at: r.get(8),
         enabled: r.get(9),
         disabled_reason: r.get(10),
-        format: Format::parse(&format)
-            .ok_or_else(|| StoreError::Internal(format!("bad format {format}")))?,
+        format: shared::parse_format(&format).map_err(StoreError::Internal)?,
         headers: json_col(r.get(12))?,
         retry_schedule: schedule
             .map(|s| RetrySchedule::from_json(&json_col(&s)?).map_err(StoreError::Internal))
             .transpose()?,
         rate_limit: rate.map(|r| r as u32),
-        ordering: Ordering::parse(&ordering)
-            .ok_or_else(|| StoreError::Internal(format!("bad ordering {ordering}")))?,
+        ordering: shared::parse_ordering(&ordering).map_err(StoreError::Internal)?,
         consecutive_failures: failures as u64,
         failing_since: r.get(17),
         created_at: r.get(18),
         updated_at: r.get(19),
     })
 }
-
-const EVENT_COLS: &str =
-    "id, tenant_id, event_type, occurred_at, source, source_id, actor_id, entity_type, \
-    entity_id, data, changes, batch, created_at";
 
 fn event_row(r: &Row) -> Result<Event> {
     let opt = |i: usize| -> Result<Option<serde_json::Value>> {
@@ -301,10 +380,6 @@ fn event_row(r: &Row) -> Result<Event> {
     })
 }
 
-const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
-    d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
-    d.created_at, d.updated_at, w.url";
-
 fn delivery_row(r: &Row) -> Result<Delivery> {
     let status: String = r.get(5);
     let attempts: i32 = r.get(6);
@@ -316,8 +391,7 @@ fn delivery_row(r: &Row) -> Result<Delivery> {
         webhook_id: r.get(2),
         event_id: r.get(3),
         event_type: r.get(4),
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad status {status}")))?,
+        status: shared::parse_status(&status).map_err(StoreError::Internal)?,
         attempt_count: attempts as u32,
         next_attempt_at: r.get(7),
         item_index: item.map(|i| i as u32),
@@ -329,10 +403,6 @@ fn delivery_row(r: &Row) -> Result<Delivery> {
         url: r.get(14),
     })
 }
-
-const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
-    error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
-    response_body, response_truncated";
 
 fn attempt_row(r: &Row) -> Result<Attempt> {
     let n: i32 = r.get(2);
@@ -362,8 +432,6 @@ fn attempt_row(r: &Row) -> Result<Attempt> {
     })
 }
 
-const ENTITY_COLS: &str = "tenant_id, entity_type, id, version, data";
-
 fn entity_row(r: &Row) -> Result<EntityRow> {
     let version: i64 = r.get(3);
     Ok(EntityRow {
@@ -373,12 +441,6 @@ fn entity_row(r: &Row) -> Result<EntityRow> {
         version: version as u64,
         data: json_col(r.get(4))?,
     })
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 // ---- shared statements ---------------------------------------------------------------------------
@@ -399,14 +461,8 @@ async fn fan_out<C: GenericClient>(
     let subscribers = rows
         .iter()
         .map(|r| {
-            let format: String = r.get(2);
-            Ok(Subscriber {
-                id: r.get(0),
-                events: json_col(r.get(1))?,
-                format: Format::parse(&format)
-                    .ok_or_else(|| StoreError::Internal(format!("bad format {format}")))?,
-                ordered: r.get::<_, String>(3) == Ordering::Entity.as_str(),
-            })
+            Subscriber::from_columns(r.get(0), r.get(1), r.get(2), r.get(3))
+                .map_err(StoreError::Internal)
         })
         .collect::<Result<Vec<_>>>()?;
     let (published, deliveries) = fanout::plan(events, &subscribers);
@@ -490,16 +546,12 @@ async fn apply_health<C: GenericClient>(
         .await
         .map_err(pg_err)?;
     let Some(r) = row else { return Ok(()) };
-    let enabled: bool = r.get(5);
-    if d.failures == 0 || !enabled {
-        return Ok(());
-    }
-    let streak: i64 = r.get(3);
-    let since: Option<Timestamp> = r.get(4);
-    let failing_for = since
-        .map(|s| (d.last_at - s).to_std().unwrap_or_default())
-        .unwrap_or_default();
-    let Some(reason) = policy.verdict(streak as u64, failing_for) else {
+    let stored = Streak {
+        enabled: r.get(5),
+        consecutive_failures: r.get::<_, i64>(3) as u64,
+        failing_since: r.get(4),
+    };
+    let Some(reason) = health::disable_reason(d, &stored, &policy) else {
         return Ok(());
     };
     c.execute(
@@ -514,7 +566,7 @@ async fn apply_health<C: GenericClient>(
     fan_out(
         c,
         tenant_id,
-        &[crate::disabled_event(
+        &[health::disabled_event(
             tenant_id,
             d.webhook_id,
             &name,
@@ -529,20 +581,56 @@ async fn apply_health<C: GenericClient>(
 /// Writes every settings column of an existing webhook; returns the rows changed (0 or 1).
 async fn write_webhook<C: GenericClient>(c: &C, w: &Webhook) -> Result<u64> {
     let p = webhook_params(w)?;
-    let sets = WEBHOOK_COLS
-        .split(',')
-        .map(str::trim)
-        .enumerate()
-        .skip(2)
-        .map(|(i, col)| format!("{col} = ${}", i + 1))
-        .collect::<Vec<_>>()
-        .join(", ");
-    c.execute(
-        &format!("UPDATE webhooks SET {sets} WHERE id = $1 AND tenant_id = $2"),
-        &params_of(&p),
-    )
-    .await
-    .map_err(pg_err)
+    c.execute(&shared::update_webhook_sql('$'), &params_of(&p))
+        .await
+        .map_err(pg_err)
+}
+
+/// When the earliest waiting delivery is due: pending or retrying ones at their time, leased ones
+/// when their lease runs out.
+async fn next_due<C: GenericClient>(c: &C) -> Result<Option<Timestamp>> {
+    let r = c
+        .query_one(
+            "SELECT LEAST(
+               (SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'retrying')),
+               (SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering'))",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(r.get(0))
+}
+
+/// Inserts the copies a resend or replay makes in one statement, each only if its original belongs
+/// to `tenant_id`, and wakes every node when any was made. Returns how many were made.
+async fn copy_deliveries<C: GenericClient>(
+    c: &C,
+    tenant_id: Uuid,
+    copies: &[shared::DeliveryCopy],
+) -> Result<u64> {
+    if copies.is_empty() {
+        return Ok(0);
+    }
+    let (fresh, originals): (Vec<Uuid>, Vec<Uuid>) =
+        copies.iter().map(|c| (c.id, c.resent_from)).unzip();
+    let made = c
+        .execute(
+            &shared::copy_delivery_sql(
+                "u.new_id",
+                "$3",
+                "FROM unnest($1::uuid[], $2::uuid[]) AS u(new_id, old_id)
+                 JOIN deliveries d ON d.id = u.old_id WHERE d.tenant_id = $4",
+            ),
+            &[&fresh, &originals, &time::now(), &tenant_id],
+        )
+        .await
+        .map_err(pg_err)?;
+    if made > 0 {
+        c.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+            .await
+            .map_err(pg_err)?;
+    }
+    Ok(made)
 }
 
 fn params_of(v: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
@@ -580,7 +668,12 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<()> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
+        let tx = begin(&mut c).await?;
+        // Waiting for another node's migration, and the migration itself, may take longer than
+        // any ordinary statement: lift the pool's statement timeout for this transaction only.
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(pg_err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(pg_err)?;
@@ -595,12 +688,7 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?
             .get(0);
-        let known = MIGRATIONS.len() as i64;
-        if current > known {
-            return Err(StoreError::Internal(format!(
-                "database schema version {current} is newer than this binary knows ({known}); upgrade Hookline"
-            )));
-        }
+        shared::check_schema_version(current, MIGRATIONS.len())?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.batch_execute(sql).await.map_err(pg_err)?;
             tx.execute(
@@ -715,16 +803,9 @@ impl Store for PostgresStore {
 
     async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
         let p = webhook_params(w)?;
-        let placeholders = (1..=p.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         self.conn()
             .await?
-            .execute(
-                &format!("INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES ({placeholders})"),
-                &params_of(&p),
-            )
+            .execute(&shared::insert_webhook_sql('$'), &params_of(&p))
             .await
             .map_err(pg_err)?;
         Ok(())
@@ -759,10 +840,6 @@ impl Store for PostgresStore {
         rows.iter().map(webhook_row).collect()
     }
 
-    async fn update_webhook(&self, w: &Webhook) -> Result<bool> {
-        Ok(write_webhook(&*self.conn().await?, w).await? == 1)
-    }
-
     async fn modify_webhook(
         &self,
         tenant_id: Uuid,
@@ -770,7 +847,7 @@ impl Store for PostgresStore {
         edit: WebhookEdit,
     ) -> Result<Option<Webhook>> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
+        let tx = begin(&mut c).await?;
         let Some(row) = tx
             .query_opt(
                 &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR UPDATE"),
@@ -808,7 +885,7 @@ impl Store for PostgresStore {
         idempotency: Option<(String, String)>,
     ) -> Result<PublishOutcome> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
+        let tx = begin(&mut c).await?;
         if let Some((key, hash)) = &idempotency {
             // Claim the key first: a concurrent request with the same key waits here for ours.
             let inserted = tx
@@ -891,7 +968,7 @@ impl Store for PostgresStore {
         status: DeliveryStatus,
     ) -> Result<()> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
+        let tx = begin(&mut c).await?;
         insert_events(&tx, std::slice::from_ref(&event)).await?;
         let now = time::now();
         let a = &attempt;
@@ -949,48 +1026,74 @@ impl Store for PostgresStore {
 
     async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
+        let tx = begin(&mut c).await?;
         let token = ids::new_id();
-        let (busy_ids, busy_n): (Vec<Uuid>, Vec<i64>) =
-            req.busy.iter().map(|(k, v)| (*k, *v as i64)).unzip();
-        // Expired leases first (a dead node's work), each webhook at most its quota. The outer
-        // WHERE repeats the expiry test so that a node that waited on a row another node just
-        // reclaimed sees the new lease and leaves it.
+        // The webhooks with work, in this round's order with their quotas: the same rule as SQLite.
+        let candidates: Vec<Uuid> = tx
+            .query(
+                "SELECT w.id FROM webhooks w WHERE w.enabled AND (
+                   EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
+                           AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1)
+                   OR EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
+                           AND d.status = 'delivering' AND d.lease_until < $1))",
+                &[&req.now],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut turns = fairness::turns(candidates, req.round, req.per_webhook, &req.busy);
+        if turns.is_empty() {
+            tx.commit().await.map_err(pg_err)?;
+            return Ok(Claim::default());
+        }
+        let order = |turns: &[fairness::Turn]| -> (Vec<Uuid>, Vec<i64>) {
+            turns.iter().map(|t| (t.webhook_id, t.quota as i64)).unzip()
+        };
+        // Expired leases first (a dead node's work), each webhook at most its quota, in turn order.
+        // The outer WHERE repeats the expiry test so that a node that waited on a row another node
+        // just reclaimed sees the new lease and leaves it.
+        let (ids_in_turn, quotas) = order(&turns);
         let reclaimed = tx
             .query(
                 "UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3
                  WHERE d.status = 'delivering' AND d.lease_until < $3 AND d.id IN (
                    SELECT c.id FROM (
-                     SELECT x.id, x.lease_until,
-                            ROW_NUMBER() OVER (PARTITION BY x.webhook_id ORDER BY x.lease_until) AS rn,
-                            GREATEST(0, $5::bigint - COALESCE(b.n, 0)) AS quota
-                     FROM deliveries x JOIN webhooks w ON w.id = x.webhook_id AND w.enabled
-                     LEFT JOIN unnest($6::uuid[], $7::bigint[]) AS b(id, n) ON b.id = x.webhook_id
+                     SELECT x.id, x.lease_until, t.pos, t.quota,
+                            ROW_NUMBER() OVER (PARTITION BY x.webhook_id ORDER BY x.lease_until) AS rn
+                     FROM unnest($5::uuid[], $6::bigint[]) WITH ORDINALITY AS t(id, quota, pos)
+                     JOIN webhooks w ON w.id = t.id AND w.enabled
+                     JOIN deliveries x ON x.webhook_id = t.id
                      WHERE x.status = 'delivering' AND x.lease_until < $3) c
-                   WHERE c.rn <= c.quota ORDER BY c.lease_until LIMIT $4)
+                   WHERE c.rn <= c.quota ORDER BY c.pos, c.lease_until LIMIT $4)
                  RETURNING d.webhook_id",
-                &[&token, &req.lease_until, &req.now, &(req.limit as i64), &(req.per_webhook as i64), &busy_ids, &busy_n],
+                &[&token, &req.lease_until, &req.now, &(req.limit as i64), &ids_in_turn, &quotas],
             )
             .await
             .map_err(pg_err)?;
-        let expired = reclaimed.len();
         // What was just reclaimed counts against each webhook's quota for the due claim.
-        let mut busy = req.busy.clone();
         for r in &reclaimed {
-            *busy.entry(r.get::<_, Uuid>(0)).or_default() += 1;
+            let webhook: Uuid = r.get(0);
+            if let Some(t) = turns.iter_mut().find(|t| t.webhook_id == webhook) {
+                t.quota = t.quota.saturating_sub(1);
+            }
         }
-        let (busy_ids, busy_n): (Vec<Uuid>, Vec<i64>) =
-            busy.iter().map(|(k, v)| (*k, *v as i64)).unzip();
-        let remaining = req.limit.saturating_sub(expired) as i64;
-        if remaining > 0 {
-            // Each enabled webhook gets at most its quota, through its own index range, so a
-            // backlog behind one endpoint costs the others nothing.
+        turns.retain(|t| t.quota > 0);
+        let remaining = req.limit.saturating_sub(reclaimed.len()) as i64;
+        if remaining > 0 && !turns.is_empty() {
+            // Each webhook takes at most its quota, through its own index range, so a backlog
+            // behind one endpoint costs the others nothing. `q` is materialized in turn order and
+            // the lateral join walks it in that order (a nested loop keeps its outer order), so the
+            // LIMIT stops at the first webhooks in turn. An ORDER BY on `picked` would instead run
+            // (and lock rows for) every webhook's subquery before sorting.
+            let (ids_in_turn, quotas) = order(&turns);
             tx.execute(
-                "WITH q AS (
-                   SELECT w.id AS webhook_id, GREATEST(0, $4::bigint - COALESCE(b.n, 0)) AS quota
-                   FROM webhooks w LEFT JOIN unnest($5::uuid[], $6::bigint[]) AS b(id, n) ON b.id = w.id
-                   WHERE w.enabled
-                   ORDER BY random()
+                "WITH q AS MATERIALIZED (
+                   SELECT t.id AS webhook_id, t.quota, t.pos
+                   FROM unnest($4::uuid[], $5::bigint[]) WITH ORDINALITY AS t(id, quota, pos)
+                   JOIN webhooks w ON w.id = t.id AND w.enabled
+                   ORDER BY t.pos
                  ), picked AS (
                    SELECT p.id FROM q CROSS JOIN LATERAL (
                      SELECT d.id FROM deliveries d
@@ -1002,11 +1105,11 @@ impl Store for PostgresStore {
                               AND e.status IN ('pending', 'retrying', 'delivering')))
                      ORDER BY d.next_attempt_at LIMIT q.quota
                      FOR UPDATE SKIP LOCKED) p
-                   LIMIT $7
+                   LIMIT $6
                  )
                  UPDATE deliveries d SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
                  FROM picked WHERE d.id = picked.id",
-                &[&token, &req.lease_until, &req.now, &(req.per_webhook as i64), &busy_ids, &busy_n, &remaining],
+                &[&token, &req.lease_until, &req.now, &ids_in_turn, &quotas, &remaining],
             )
             .await
             .map_err(pg_err)?;
@@ -1036,8 +1139,7 @@ impl Store for PostgresStore {
                     webhook_id: r.get(2),
                     event_id: r.get(3),
                     item_index: item.map(|i| i as u32),
-                    format: Format::parse(&format)
-                        .ok_or_else(|| StoreError::Internal(format!("bad format {format}")))?,
+                    format: shared::parse_format(&format).map_err(StoreError::Internal)?,
                     attempt_number: n as u32 + 1,
                     lease_token: token,
                 })
@@ -1096,37 +1198,23 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
+        let tx = begin(&mut c).await?;
         let ids: Vec<Uuid> = results.iter().map(|r| r.delivery_id).collect();
         let tokens: Vec<Uuid> = results.iter().map(|r| r.lease_token).collect();
-        let statuses: Vec<&str> = results
+        let (statuses, next_at): (Vec<&str>, Vec<Option<Timestamp>>) = results
             .iter()
-            .map(|r| match r.next {
-                NextState::Delivered => "delivered",
-                NextState::RetryAt(_) => "retrying",
-                NextState::Failed => "failed",
+            .map(|r| {
+                let (status, next_at) = shared::outcome(r.next);
+                (status.as_str(), next_at)
             })
-            .collect();
-        let next_at: Vec<Option<Timestamp>> = results
-            .iter()
-            .map(|r| match r.next {
-                NextState::RetryAt(t) => Some(t),
-                _ => None,
-            })
-            .collect();
+            .unzip();
         let codes: Vec<Option<i32>> = results
             .iter()
             .map(|r| r.attempt.status_code.map(i32::from))
             .collect();
         let errors: Vec<Option<String>> = results
             .iter()
-            .map(|r| {
-                let a = &r.attempt;
-                a.error_kind.as_ref().map(|k| match &a.error_message {
-                    Some(m) => format!("{k}: {m}"),
-                    None => k.clone(),
-                })
-            })
+            .map(|r| shared::last_error(&r.attempt))
             .collect();
         let applied_rows = tx
             .query(
@@ -1240,18 +1328,7 @@ impl Store for PostgresStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<Timestamp>> {
-        let r = self
-            .conn()
-            .await?
-            .query_one(
-                "SELECT LEAST(
-                   (SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'retrying')),
-                   (SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering'))",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(r.get(0))
+        next_due(&**self.conn().await?).await
     }
 
     async fn list_deliveries(
@@ -1260,15 +1337,12 @@ impl Store for PostgresStore {
         filter: DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>> {
-        let search = filter
-            .search
-            .as_ref()
-            .map(|s| format!("%{}%", escape_like(s)));
+        let search = shared::contains(filter.search.as_deref());
+        // A search term that names an event in any spelling also matches that event exactly.
         let search_type = filter
             .search
             .as_deref()
-            .and_then(|s| hookline_core::catalog::normalize_pattern(s).ok())
-            .filter(|s| !s.contains('*'));
+            .and_then(hookline_core::catalog::event_name);
         let status = filter.status.map(|s| s.as_str().to_string());
         let rows = self
             .conn()
@@ -1334,25 +1408,9 @@ impl Store for PostgresStore {
     }
 
     async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>> {
-        let new_id = ids::new_id();
-        let c = self.conn().await?;
-        let n = c
-            .execute(
-                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
-                 SELECT $1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, $2, item_index, format,
-                   ordering_key, id, $2, $2
-                 FROM deliveries WHERE tenant_id = $3 AND id = $4",
-                &[&new_id, &time::now(), &tenant_id, &id],
-            )
-            .await
-            .map_err(pg_err)?;
-        if n == 1 {
-            c.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-                .await
-                .map_err(pg_err)?;
-        }
-        Ok((n == 1).then_some(new_id))
+        let copy = shared::copies([id]);
+        let made = copy_deliveries(&**self.conn().await?, tenant_id, &copy).await?;
+        Ok((made == 1).then_some(copy[0].id))
     }
 
     async fn replay(
@@ -1365,59 +1423,30 @@ impl Store for PostgresStore {
         let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
         let scope = "FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND created_at >= $3
              AND ($4::timestamptz IS NULL OR created_at < $4) AND status = ANY($5)";
+        let args: [&(dyn ToSql + Sync); 5] = [
+            &tenant_id,
+            &webhook_id,
+            &filter.since,
+            &filter.until,
+            &statuses,
+        ];
         let c = self.conn().await?;
         if dry_run {
             let n: i64 = c
-                .query_one(
-                    &format!("SELECT COUNT(*) {scope}"),
-                    &[
-                        &tenant_id,
-                        &webhook_id,
-                        &filter.since,
-                        &filter.until,
-                        &statuses,
-                    ],
-                )
+                .query_one(&format!("SELECT COUNT(*) {scope}"), &args)
                 .await
                 .map_err(pg_err)?
                 .get(0);
             return Ok(n as u64);
         }
-        let originals: Vec<Uuid> = c
-            .query(
-                &format!("SELECT id {scope} ORDER BY id"),
-                &[
-                    &tenant_id,
-                    &webhook_id,
-                    &filter.since,
-                    &filter.until,
-                    &statuses,
-                ],
-            )
+        let originals = c
+            .query(&format!("SELECT id {scope} ORDER BY id"), &args)
             .await
             .map_err(pg_err)?
             .iter()
             .map(|r| r.get(0))
-            .collect();
-        // New ids come from Rust (UUIDv7) so the log stays in creation order.
-        let fresh: Vec<Uuid> = originals.iter().map(|_| ids::new_id()).collect();
-        let n = c
-            .execute(
-                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
-                 SELECT u.new_id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, 'pending', 0, $3,
-                   d.item_index, d.format, d.ordering_key, d.id, $3, $3
-                 FROM unnest($1::uuid[], $2::uuid[]) AS u(new_id, old_id) JOIN deliveries d ON d.id = u.old_id",
-                &[&fresh, &originals, &time::now()],
-            )
-            .await
-            .map_err(pg_err)?;
-        if n > 0 {
-            c.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-                .await
-                .map_err(pg_err)?;
-        }
-        Ok(n)
+            .collect::<Vec<Uuid>>();
+        copy_deliveries(&**c, tenant_id, &shared::copies(originals)).await
     }
 
     async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64> {
@@ -1428,13 +1457,13 @@ impl Store for PostgresStore {
                 .execute(
                     "DELETE FROM attempts WHERE id IN (
                        SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-                       WHERE a.started_at < $1 AND d.status = 'delivered' LIMIT 5000)",
-                    &[&attempts_before],
+                       WHERE a.started_at < $1 AND d.status = 'delivered' LIMIT $2)",
+                    &[&attempts_before, &(PRUNE_CHUNK as i64)],
                 )
                 .await
                 .map_err(pg_err)?;
             total += n;
-            if n < 5000 {
+            if n < PRUNE_CHUNK {
                 break;
             }
         }
@@ -1447,20 +1476,17 @@ impl Store for PostgresStore {
         Ok(total)
     }
 
-    async fn delivery_counts(&self) -> Result<StatusCounts> {
-        let rows = self
-            .conn()
-            .await?
-            .query(
-                "SELECT status, COUNT(*) FROM deliveries GROUP BY status",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
-            .collect())
+    async fn backlog(&self, now: Timestamp, terminal: bool) -> Result<Backlog> {
+        let c = self.conn().await?;
+        let mut counts = Vec::new();
+        for sql in shared::backlog_queries(terminal) {
+            let rows = c.query(*sql, &[]).await.map_err(pg_err)?;
+            counts.extend(
+                rows.iter()
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)),
+            );
+        }
+        shared::backlog(counts, next_due(&**c).await?, now)
     }
 
     async fn mutate_entities(
@@ -1471,7 +1497,7 @@ impl Store for PostgresStore {
         plan: PlanFn,
     ) -> Result<(Vec<Published>, Vec<EntityRow>)> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_err)?;
+        let tx = begin(&mut c).await?;
         let found = tx
             .query(
                 &format!("SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = ANY($3) FOR UPDATE"),
@@ -1566,10 +1592,7 @@ impl Store for PostgresStore {
         before: Option<String>,
         limit: usize,
     ) -> Result<Vec<EntityRow>> {
-        let search = filter
-            .search
-            .as_ref()
-            .map(|s| format!("%{}%", escape_like(s)));
+        let search = shared::contains(filter.search.as_deref());
         let rows = self
             .conn()
             .await?
@@ -1595,5 +1618,73 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         rows.iter().map(entity_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    fn quick(size: usize) -> PoolOptions {
+        PoolOptions {
+            wait_timeout: Duration::from_millis(200),
+            statement_timeout: Duration::from_millis(300),
+            ..PoolOptions::new(size)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_pool_answers_unavailable_in_time() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PostgresStore::connect_with(&db.url, quick(1))
+            .await
+            .unwrap();
+        let held = store.conn().await.unwrap();
+        let started = std::time::Instant::now();
+        let err = store.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        drop(held);
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn long_statements_are_cancelled_but_migrations_are_not() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let options = PoolOptions {
+            statement_timeout: Duration::from_millis(1),
+            ..quick(2)
+        };
+        let store = PostgresStore::connect_with(&db.url, options).await.unwrap();
+        store.migrate().await.unwrap();
+        let err = pg_err(
+            store
+                .conn()
+                .await
+                .unwrap()
+                .batch_execute("SELECT pg_sleep(0.5)")
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        // Nothing listens on port 1; the connect fails (or times out) rather than hanging.
+        let options = PoolOptions {
+            connect_timeout: Duration::from_millis(500),
+            ..quick(1)
+        };
+        let err = PostgresStore::connect_with("postgres://nobody@127.0.0.1:1/none", options)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
 }

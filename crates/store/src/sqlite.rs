@@ -7,19 +7,24 @@
 //! commits them together: callers still get their answer only after their data is on disk, but many
 //! callers share one fsync. Readers never wait for the writer thanks to WAL.
 
+use crate::contract::{Page, Store};
+use crate::error::{Result, StoreError};
+use crate::fairness;
 use crate::fanout;
-use crate::health::{self, HealthDelta};
-use crate::{
-    ApiKey, Attempt, AttemptResult, Claim, ClaimRequest, ClaimedDelivery, Delivery, DeliveryFilter,
-    DeliveryStatus, EntityFilter, EntityRow, Event, NextState, Page, PlanFn, PublishOutcome,
-    Published, ReplayFilter, Result, StatusCounts, Store, StoreError, Tenant, Webhook, WebhookEdit,
+use crate::health::{self, HealthDelta, Streak};
+use crate::model::{
+    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, Delivery,
+    DeliveryFilter, DeliveryStatus, EntityFilter, EntityRow, Event, PlanFn, PublishOutcome,
+    Published, ReplayFilter, Tenant, Webhook, WebhookEdit,
+};
+use crate::shared::{
+    self, ATTEMPT_COLS, DELIVERY_COLS, ENTITY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, WEBHOOK_COLS,
 };
 use async_trait::async_trait;
 use hookline_core::ids;
-use hookline_core::retry::DisablePolicy;
-use hookline_core::retry::RetrySchedule;
+use hookline_core::retry::{DisablePolicy, RetrySchedule};
 use hookline_core::time::{self, Timestamp};
-use hookline_core::webhook::{Format, Ordering};
+use hookline_core::webhook::Format;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -364,8 +369,6 @@ fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
     })
 }
 
-const KEY_COLS: &str = "id, tenant_id, name, prefix, key_hash, default_user_id, created_at";
-
 fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
     Ok(ApiKey {
         id: uuid(r.get(0)?)?,
@@ -378,28 +381,13 @@ fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
     })
 }
 
-const WEBHOOK_COLS: &str = "id, tenant_id, name, description, url, events, secret, previous_secret, \
-    previous_secret_expires_at, enabled, disabled_reason, format, headers, retry_schedule, rate_limit, \
-    ordering, consecutive_failures, failing_since, created_at, updated_at";
-
 /// Writes every settings column of an existing webhook; returns the rows changed (0 or 1).
 fn write_webhook(c: &Connection, w: &Webhook) -> Result<usize> {
     let p = webhook_params(w)?;
-    // Columns 3.. are the mutable ones; id and tenant_id (1, 2) select the row.
-    let sets = WEBHOOK_COLS
-        .split(',')
-        .map(str::trim)
-        .enumerate()
-        .skip(2)
-        .map(|(i, col)| format!("{col} = ?{}", i + 1))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Ok(c.prepare_cached(&format!(
-        "UPDATE webhooks SET {sets} WHERE id = ?1 AND tenant_id = ?2"
-    ))?
-    .execute(rusqlite::params_from_iter(
-        p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql),
-    ))?)
+    Ok(c.prepare_cached(&shared::update_webhook_sql('?'))?
+        .execute(rusqlite::params_from_iter(
+            p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql),
+        ))?)
 }
 
 fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
@@ -418,7 +406,7 @@ fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
         previous_secret_expires_at: opt_ts(r.get(8)?)?,
         enabled: r.get(9)?,
         disabled_reason: r.get(10)?,
-        format: Format::parse(&format).ok_or_else(|| conversion(format!("bad format {format}")))?,
+        format: shared::parse_format(&format).map_err(conversion)?,
         headers: json(r.get(12)?)?,
         retry_schedule: schedule
             .map(|s| {
@@ -427,8 +415,7 @@ fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
             })
             .transpose()?,
         rate_limit: r.get(14)?,
-        ordering: Ordering::parse(&ordering)
-            .ok_or_else(|| conversion(format!("bad ordering {ordering}")))?,
+        ordering: shared::parse_ordering(&ordering).map_err(conversion)?,
         consecutive_failures: r.get(16)?,
         failing_since: opt_ts(r.get(17)?)?,
         created_at: ts(r.get(18)?)?,
@@ -461,10 +448,6 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
         Box::new(time::format(&w.updated_at)),
     ])
 }
-
-const EVENT_COLS: &str =
-    "id, tenant_id, event_type, occurred_at, source, source_id, actor_id, entity_type, \
-    entity_id, data, changes, batch, created_at";
 
 fn event_row(r: &Row) -> rusqlite::Result<Event> {
     let opt_json = |s: Option<String>| s.map(json::<serde_json::Value>).transpose();
@@ -513,13 +496,9 @@ fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Publ
     let subscribers = c
         .prepare_cached("SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
         .query_map([tenant_id.to_string()], |r| {
-            let format: String = r.get(2)?;
-            Ok(fanout::Subscriber {
-                id: uuid(r.get(0)?)?,
-                events: json(r.get(1)?)?,
-                format: Format::parse(&format).ok_or_else(|| conversion(format!("bad format {format}")))?,
-                ordered: r.get::<_, String>(3)? == Ordering::Entity.as_str(),
-            })
+            let (events, format, ordering): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            fanout::Subscriber::from_columns(uuid(r.get(0)?)?, &events, &format, &ordering)
+                .map_err(conversion)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let (published, rows) = fanout::plan(events, &subscribers);
@@ -548,10 +527,6 @@ fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Publ
     Ok(published)
 }
 
-const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
-    d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
-    d.created_at, d.updated_at, w.url";
-
 fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
     let status: String = r.get(5)?;
     Ok(Delivery {
@@ -560,8 +535,7 @@ fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
         webhook_id: uuid(r.get(2)?)?,
         event_id: uuid(r.get(3)?)?,
         event_type: r.get(4)?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| conversion(format!("bad status {status}")))?,
+        status: shared::parse_status(&status).map_err(conversion)?,
         attempt_count: r.get(6)?,
         next_attempt_at: opt_ts(r.get(7)?)?,
         item_index: r.get(8)?,
@@ -573,10 +547,6 @@ fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
         url: r.get(14)?,
     })
 }
-
-const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
-    error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
-    response_body, response_truncated";
 
 fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
@@ -651,13 +621,12 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
     let Some((tenant, name, url, streak, since, enabled)) = row else {
         return Ok(());
     };
-    if d.failures == 0 || !enabled {
-        return Ok(());
-    }
-    let failing_for = opt_ts(since)?
-        .map(|s| (d.last_at - s).to_std().unwrap_or_default())
-        .unwrap_or_default();
-    let Some(reason) = policy.verdict(streak, failing_for) else {
+    let stored = Streak {
+        enabled,
+        consecutive_failures: streak,
+        failing_since: opt_ts(since)?,
+    };
+    let Some(reason) = health::disable_reason(d, &stored, &policy) else {
         return Ok(());
     };
     let now = time::now();
@@ -674,7 +643,7 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
     fan_out(
         c,
         tenant_id,
-        &[crate::disabled_event(
+        &[health::disabled_event(
             tenant_id,
             d.webhook_id,
             &name,
@@ -695,13 +664,43 @@ fn entity_row(r: &Row) -> rusqlite::Result<EntityRow> {
     })
 }
 
-const ENTITY_COLS: &str = "tenant_id, entity_type, id, version, data";
+/// When the earliest waiting delivery is due: pending or retrying ones at their time, leased ones
+/// when their lease runs out.
+fn next_due(c: &Connection) -> Result<Option<Timestamp>> {
+    let due: Option<String> = c.query_row(
+        "SELECT MIN(t) FROM (
+           SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')
+           UNION ALL SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(opt_ts(due)?)
+}
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+/// Inserts the copies a resend or replay makes, each only if its original belongs to `tenant_id`;
+/// returns how many were made. One statement per copy: SQLite has no arrays to batch with, and
+/// on the writer thread inside one transaction each costs microseconds.
+fn copy_deliveries(
+    c: &Connection,
+    tenant_id: Uuid,
+    copies: &[shared::DeliveryCopy],
+) -> Result<u64> {
+    let now = time::format(&time::now());
+    let mut insert = c.prepare_cached(&shared::copy_delivery_sql(
+        "?1",
+        "?2",
+        "FROM deliveries d WHERE d.tenant_id = ?3 AND d.id = ?4",
+    ))?;
+    let mut made = 0;
+    for copy in copies {
+        made += insert.execute(params![
+            copy.id.to_string(),
+            now,
+            tenant_id.to_string(),
+            copy.resent_from.to_string()
+        ])? as u64;
+    }
+    Ok(made)
 }
 
 #[async_trait]
@@ -709,12 +708,7 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         self.write(|conn| {
             let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            let known = MIGRATIONS.len() as i64;
-            if current > known {
-                return Err(StoreError::Internal(format!(
-                    "database schema version {current} is newer than this binary knows ({known}); upgrade Hookline"
-                )));
-            }
+            shared::check_schema_version(current, MIGRATIONS.len())?;
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
                 conn.execute_batch(sql)?;
                 conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
@@ -820,12 +814,8 @@ impl Store for SqliteStore {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
         let p = webhook_params(webhook)?;
         self.write(move |c| {
-            let placeholders = (1..=p.len())
-                .map(|i| format!("?{i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
             c.execute(
-                &format!("INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES ({placeholders})"),
+                &shared::insert_webhook_sql('?'),
                 rusqlite::params_from_iter(p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql)),
             )?;
             Ok(())
@@ -864,11 +854,6 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
-    }
-
-    async fn update_webhook(&self, webhook: &Webhook) -> Result<bool> {
-        let w = webhook.clone();
-        self.write(move |c| Ok(write_webhook(c, &w)? == 1)).await
     }
 
     async fn modify_webhook(
@@ -1025,26 +1010,18 @@ impl Store for SqliteStore {
             let token = ids::new_id();
             let now_s = time::format(&req.now);
             let until_s = time::format(&req.lease_until);
-            let quota = |w: &str| {
-                let busy = Uuid::parse_str(w).ok().and_then(|u| req.busy.get(&u)).copied().unwrap_or(0);
-                req.per_webhook.saturating_sub(busy)
-            };
             let mut remaining = req.limit;
-            let mut candidates: Vec<String> = c
+            let candidates: Vec<Uuid> = c
                 .prepare_cached(
                     "SELECT w.id FROM webhooks w WHERE w.enabled = 1 AND (
                        EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
                                AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= ?1)
                        OR EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
-                               AND d.status = 'delivering' AND d.lease_until < ?1))
-                     ORDER BY w.id",
+                               AND d.status = 'delivering' AND d.lease_until < ?1))",
                 )?
-                .query_map([&now_s], |r| r.get(0))?
+                .query_map([&now_s], |r| uuid(r.get(0)?))?
                 .collect::<rusqlite::Result<_>>()?;
-            if !candidates.is_empty() {
-                let start = (req.round % candidates.len() as u64) as usize;
-                candidates.rotate_left(start);
-            }
+            let turns = fairness::turns(candidates, req.round, req.per_webhook, &req.busy);
             // Expired leases (a crashed node's work) go first, then due deliveries, each webhook
             // through its own index range so a huge backlog behind one endpoint costs the others nothing.
             let mut expired = c.prepare_cached(
@@ -1071,20 +1048,18 @@ impl Store for SqliteStore {
                     webhook_id: uuid(r.get(2)?)?,
                     event_id: uuid(r.get(3)?)?,
                     item_index: r.get(4)?,
-                    format: {
-                        let f: String = r.get(6)?;
-                        Format::parse(&f).ok_or_else(|| conversion(format!("bad format {f}")))?
-                    },
+                    format: shared::parse_format(&r.get::<_, String>(6)?).map_err(conversion)?,
                     attempt_number: r.get::<_, u32>(5)? + 1,
                     lease_token: token,
                 })
             };
             let mut rows: Vec<ClaimedDelivery> = Vec::new();
-            for w in &candidates {
+            for turn in &turns {
                 if remaining == 0 {
                     break;
                 }
-                let mut q = quota(w).min(remaining);
+                let w = turn.webhook_id.to_string();
+                let mut q = turn.quota.min(remaining);
                 for stmt in [&mut expired, &mut due] {
                     if q == 0 {
                         break;
@@ -1138,16 +1113,8 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let mut applied = Vec::with_capacity(results.len());
             for r in &results {
-                let (status, next_at) = match r.next {
-                    NextState::Delivered => ("delivered", None),
-                    NextState::RetryAt(t) => ("retrying", Some(time::format(&t))),
-                    NextState::Failed => ("failed", None),
-                };
+                let (status, next_at) = shared::outcome(r.next);
                 let a = &r.attempt;
-                let last_error = a.error_kind.as_ref().map(|k| match &a.error_message {
-                    Some(m) => format!("{k}: {m}"),
-                    None => k.clone(),
-                });
                 let n = c
                     .prepare_cached(
                         "UPDATE deliveries SET status = ?1, attempt_count = attempt_count + 1, next_attempt_at = ?2,
@@ -1155,10 +1122,10 @@ impl Store for SqliteStore {
                          WHERE id = ?6 AND lease_owner = ?7 AND status = 'delivering'",
                     )?
                     .execute(params![
-                        status,
-                        next_at,
+                        status.as_str(),
+                        next_at.as_ref().map(time::format),
                         a.status_code,
-                        last_error,
+                        shared::last_error(a),
                         time::format(&time::now()),
                         r.delivery_id.to_string(),
                         r.lease_token.to_string()
@@ -1196,17 +1163,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<Timestamp>> {
-        self.read(|c| {
-            let due: Option<String> = c.query_row(
-                "SELECT MIN(t) FROM (
-                   SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')
-                   UNION ALL SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering')",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(opt_ts(due)?)
-        })
-        .await
+        self.read(next_due).await
     }
 
     async fn list_deliveries(
@@ -1216,13 +1173,9 @@ impl Store for SqliteStore {
         page: Page,
     ) -> Result<Vec<Delivery>> {
         self.read(move |c| {
-            let search = filter.search.as_ref().map(|s| format!("%{}%", escape_like(s)));
+            let search = shared::contains(filter.search.as_deref());
             // A search term that names an event in any spelling also matches that event exactly.
-            let search_type = filter
-                .search
-                .as_deref()
-                .and_then(|s| hookline_core::catalog::normalize_pattern(s).ok())
-                .filter(|s| !s.contains('*'));
+            let search_type = filter.search.as_deref().and_then(hookline_core::catalog::event_name);
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.tenant_id = ?1 AND (?2 IS NULL OR d.id < ?2)
@@ -1288,17 +1241,9 @@ impl Store for SqliteStore {
 
     async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>> {
         self.write(move |c| {
-            let new_id = ids::new_id();
-            let now = time::format(&time::now());
-            let n = c.execute(
-                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
-                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index, format,
-                   ordering_key, id, ?2, ?2
-                 FROM deliveries WHERE tenant_id = ?3 AND id = ?4",
-                params![new_id.to_string(), now, tenant_id.to_string(), id.to_string()],
-            )?;
-            Ok((n == 1).then_some(new_id))
+            let copy = shared::copies([id]);
+            let made = copy_deliveries(c, tenant_id, &copy)?;
+            Ok((made == 1).then_some(copy[0].id))
         })
         .await
     }
@@ -1327,21 +1272,11 @@ impl Store for SqliteStore {
                 let n: i64 = c.query_row(&format!("SELECT COUNT(*) {scope}"), args, |r| r.get(0))?;
                 return Ok(n as u64);
             }
-            let originals: Vec<String> = c
+            let originals: Vec<Uuid> = c
                 .prepare(&format!("SELECT id {scope} ORDER BY id"))?
-                .query_map(args, |r| r.get(0))?
+                .query_map(args, |r| uuid(r.get(0)?))?
                 .collect::<rusqlite::Result<_>>()?;
-            let now = time::format(&time::now());
-            let mut insert = c.prepare_cached(
-                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                   next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
-                 SELECT ?1, tenant_id, webhook_id, event_id, event_type, 'pending', 0, ?2, item_index, format,
-                   ordering_key, id, ?2, ?2 FROM deliveries WHERE id = ?3",
-            )?;
-            for orig in &originals {
-                insert.execute(params![ids::new_id().to_string(), now, orig])?;
-            }
-            Ok(originals.len() as u64)
+            copy_deliveries(c, tenant_id, &shared::copies(originals))
         })
         .await
     }
@@ -1355,14 +1290,14 @@ impl Store for SqliteStore {
                     let n = c.execute(
                         "DELETE FROM attempts WHERE rowid IN (
                            SELECT a.rowid FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-                           WHERE a.started_at < ?1 AND d.status = 'delivered' LIMIT 5000)",
-                        [time::format(&attempts_before)],
+                           WHERE a.started_at < ?1 AND d.status = 'delivered' LIMIT ?2)",
+                        params![time::format(&attempts_before), PRUNE_CHUNK as i64],
                     )?;
                     Ok(n as u64)
                 })
                 .await?;
             total += n;
-            if n < 5000 {
+            if n < PRUNE_CHUNK {
                 break;
             }
         }
@@ -1377,16 +1312,19 @@ impl Store for SqliteStore {
         Ok(total)
     }
 
-    async fn delivery_counts(&self) -> Result<StatusCounts> {
-        self.read(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT status, COUNT(*) FROM deliveries GROUP BY status")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })?
-                .collect::<rusqlite::Result<StatusCounts>>()?;
-            Ok(rows)
+    async fn backlog(&self, now: Timestamp, terminal: bool) -> Result<Backlog> {
+        self.read(move |c| {
+            let mut counts = Vec::new();
+            for sql in shared::backlog_queries(terminal) {
+                let rows = c
+                    .prepare_cached(sql)?
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                counts.extend(rows);
+            }
+            shared::backlog(counts, next_due(c)?, now)
         })
         .await
     }
@@ -1458,10 +1396,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<EntityRow>> {
         let kind = kind.to_string();
         self.read(move |c| {
-            let search = filter
-                .search
-                .as_ref()
-                .map(|s| format!("%{}%", escape_like(s)));
+            let search = shared::contains(filter.search.as_deref());
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {ENTITY_COLS} FROM entities
                  WHERE tenant_id = ?1 AND entity_type = ?2 AND (?3 IS NULL OR id < ?3)

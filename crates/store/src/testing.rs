@@ -3,6 +3,10 @@
 //! PostgreSQL tests are skipped with a notice — except under `CI`, where a missing database fails
 //! the run, so CI can't pass by silently skipping them. (`scripts/test` sets the variable, starting
 //! a local cluster when needed.)
+//!
+//! Built only with the crate's `testing` feature (which the dev-dependencies of this crate, the
+//! server and the CLI turn on) and for this crate's own unit tests: these helpers panic, so they
+//! stay out of the production API and out of release binaries.
 
 use tokio_postgres::NoTls;
 

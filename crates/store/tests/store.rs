@@ -112,6 +112,9 @@ suite!(
     entity_writes_are_atomic_versioned_and_scoped,
     webhook_edits_see_the_latest_row_and_keep_health,
     reclaimed_leases_count_against_the_per_webhook_quota,
+    release_gives_leases_back_due_now,
+    claims_rotate_webhooks_by_round,
+    backlog_counts_by_status_and_ages_the_oldest_due,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -191,7 +194,7 @@ async fn webhooks_round_trip_every_field(f: Fixture) {
     changed.previous_secret_expires_at = None;
     changed.enabled = false;
     changed.disabled_reason = Some("failing".into());
-    assert!(f.store.update_webhook(&changed).await.unwrap());
+    assert!(replace_webhook(&f, &changed).await);
     assert_eq!(
         f.store.get_webhook(t.id, w.id).await.unwrap().unwrap(),
         changed
@@ -200,7 +203,25 @@ async fn webhooks_round_trip_every_field(f: Fixture) {
     assert!(f.store.delete_webhook(t.id, w.id).await.unwrap());
     assert!(!f.store.delete_webhook(t.id, w.id).await.unwrap());
     assert_eq!(f.store.get_webhook(t.id, w.id).await.unwrap(), None);
-    assert!(!f.store.update_webhook(&changed).await.unwrap());
+    assert!(!replace_webhook(&f, &changed).await);
+}
+
+/// Overwrites every stored setting of `w`'s webhook (found by its tenant and id) with `w`'s, the way
+/// an API edit does; false when there is no such webhook.
+async fn replace_webhook(f: &Fixture, w: &Webhook) -> bool {
+    let new = w.clone();
+    f.store
+        .modify_webhook(
+            w.tenant_id,
+            w.id,
+            Box::new(move |stored| {
+                *stored = new;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap()
+        .is_some()
 }
 
 async fn webhooks_are_scoped_by_tenant(f: Fixture) {
@@ -224,7 +245,7 @@ async fn webhooks_are_scoped_by_tenant(f: Fixture) {
     let mut stolen = w.clone();
     stolen.tenant_id = b.id;
     stolen.name = "stolen".into();
-    assert!(!f.store.update_webhook(&stolen).await.unwrap());
+    assert!(!replace_webhook(&f, &stolen).await);
     assert!(!f.store.delete_webhook(b.id, w.id).await.unwrap());
     assert_eq!(
         f.store.get_webhook(a.id, w.id).await.unwrap().unwrap().name,
@@ -810,8 +831,8 @@ async fn prune_removes_only_old_delivered_attempts(f: Fixture) {
         .unwrap()
         .unwrap();
     assert_eq!((d.status, gone.len()), (DeliveryStatus::Delivered, 0));
-    let counts = f.store.delivery_counts().await.unwrap();
-    assert_eq!(counts.get("delivered"), Some(&1));
+    let backlog = f.store.backlog(time::now(), true).await.unwrap();
+    assert_eq!(backlog.count(DeliveryStatus::Delivered), 1);
 }
 
 async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
@@ -1074,4 +1095,149 @@ async fn reclaimed_leases_count_against_the_per_webhook_quota(f: Fixture) {
         4
     );
     assert_eq!(f.store.claim_due(later).await.unwrap().deliveries.len(), 4);
+}
+
+async fn release_gives_leases_back_due_now(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    f.store
+        .insert_webhook(&hook_for(t.id, &["*"], Format::Envelope, true))
+        .await
+        .unwrap();
+    publish_contact(&f, t.id, "a").await;
+    publish_contact(&f, t.id, "b").await;
+    let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
+    assert_eq!(claim.deliveries.len(), 2);
+    let (a, b) = (&claim.deliveries[0], &claim.deliveries[1]);
+    // Nothing to give back is fine (a node that had nothing in flight).
+    f.store.release(vec![]).await.unwrap();
+    // A token that doesn't hold the lease changes nothing.
+    f.store
+        .release(vec![(a.id, a.lease_token), (b.id, Uuid::new_v4())])
+        .await
+        .unwrap();
+    let status = |id| {
+        let store = f.store.clone();
+        async move { store.get_delivery(t.id, id).await.unwrap().unwrap().0 }
+    };
+    let released = status(a.id).await;
+    assert_eq!(released.status, DeliveryStatus::Pending);
+    assert_eq!(released.attempt_count, 0);
+    assert!(released.next_attempt_at.unwrap() <= time::now());
+    assert_eq!(status(b.id).await.status, DeliveryStatus::Delivering);
+    // Due now: the next claim takes it again, and only it.
+    let again = f.store.claim_due(claim_req(10, 10)).await.unwrap();
+    assert_eq!(again.deliveries.len(), 1);
+    assert_eq!(again.deliveries[0].id, a.id);
+    assert_eq!(again.deliveries[0].attempt_number, 1);
+    // A delivery attempted before goes back as retrying and keeps its attempt count.
+    let retry_at = time::now() - chrono::Duration::seconds(1);
+    f.store
+        .record_attempts(
+            vec![result(b, NextState::RetryAt(retry_at), Some(503))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let b2 = f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries
+        .remove(0);
+    assert_eq!((b2.id, b2.attempt_number), (b.id, 2));
+    f.store
+        .release(vec![(b2.id, b2.lease_token)])
+        .await
+        .unwrap();
+    let released = status(b.id).await;
+    assert_eq!(released.status, DeliveryStatus::Retrying);
+    assert_eq!(released.attempt_count, 1);
+    // A released lease is no longer held: its result changes nothing.
+    let applied = f
+        .store
+        .record_attempts(
+            vec![result(&b2, NextState::Delivered, Some(200))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, [false]);
+}
+
+async fn claims_rotate_webhooks_by_round(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let mut hooks = Vec::new();
+    for _ in 0..3 {
+        let w = hook_for(t.id, &["*"], Format::Envelope, true);
+        f.store.insert_webhook(&w).await.unwrap();
+        hooks.push(w.id);
+    }
+    hooks.sort();
+    // One event: one delivery due for each webhook.
+    publish_contact(&f, t.id, "c").await;
+    // With room for one delivery, round r serves the webhook at r (mod 3) in id order first, the
+    // same on every backend.
+    for round in 0..6u64 {
+        let mut req = claim_req(1, 10);
+        req.round = round;
+        let claim = f.store.claim_due(req).await.unwrap();
+        assert_eq!(claim.deliveries.len(), 1, "round {round}");
+        let d = &claim.deliveries[0];
+        assert_eq!(d.webhook_id, hooks[round as usize % 3], "round {round}");
+        f.store.release(vec![(d.id, d.lease_token)]).await.unwrap();
+    }
+}
+
+async fn backlog_counts_by_status_and_ages_the_oldest_due(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let empty = f.store.backlog(time::now(), true).await.unwrap();
+    assert_eq!(empty.count(DeliveryStatus::Pending), 0);
+    assert_eq!(empty.oldest_due_age, None);
+    f.store
+        .insert_webhook(&hook_for(t.id, &["*"], Format::Envelope, true))
+        .await
+        .unwrap();
+    publish_contact(&f, t.id, "a").await;
+    publish_contact(&f, t.id, "b").await;
+    let later = time::now() + chrono::Duration::seconds(10);
+    let b = f.store.backlog(later, true).await.unwrap();
+    assert_eq!(b.count(DeliveryStatus::Pending), 2);
+    let age = b.oldest_due_age.unwrap();
+    assert!(age >= std::time::Duration::from_secs(10) && age < std::time::Duration::from_secs(60));
+    // Not yet due: no age.
+    let earlier = time::now() - chrono::Duration::seconds(60);
+    assert_eq!(
+        f.store.backlog(earlier, true).await.unwrap().oldest_due_age,
+        None
+    );
+    // Leased deliveries wait again only once their lease has run out.
+    let req = claim_req(10, 10);
+    assert_eq!(
+        f.store
+            .claim_due(req.clone())
+            .await
+            .unwrap()
+            .deliveries
+            .len(),
+        2
+    );
+    let b = f.store.backlog(req.now, true).await.unwrap();
+    assert_eq!(
+        (
+            b.count(DeliveryStatus::Delivering),
+            b.count(DeliveryStatus::Pending)
+        ),
+        (2, 0)
+    );
+    assert_eq!(b.oldest_due_age, None);
+    let expired = req.lease_until + chrono::Duration::seconds(5);
+    let age = f
+        .store
+        .backlog(expired, true)
+        .await
+        .unwrap()
+        .oldest_due_age
+        .unwrap();
+    assert!(age >= std::time::Duration::from_secs(5));
 }

@@ -123,7 +123,7 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_delivery ON attempts(delivery_id, attempt_number);
 CREATE INDEX attempts_started ON attempts(started_at);
 
--- CRM records Hookline keeps to compute changes (DESIGN §4).
+-- CRM records Hookline keeps so each write can be compared with the last version (what changed).
 CREATE TABLE entities (
     tenant_id    TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     entity_type  TEXT NOT NULL,

@@ -1,0 +1,244 @@
+//! What both backends write the same way, written once: the column lists whose SQL text is the same
+//! in both dialects, the webhook insert/update statements, LIKE patterns, the text stored as a
+//! delivery's last error, the status an attempt result leaves, the rows a resend or replay copies,
+//! the backlog's overdue age, the parsing of stored enum columns and the schema version check.
+//!
+//! Only what is identical lives here; the dialects differ in placeholders (`?1` / `$1`), types and
+//! batching, so each backend keeps its own statements around these pieces.
+
+use crate::error::{Result, StoreError};
+use crate::model::{Attempt, Backlog, DeliveryStatus, NextState};
+use hookline_core::time::Timestamp;
+use hookline_core::webhook::{Format, Ordering};
+use uuid::Uuid;
+
+pub(crate) const KEY_COLS: &str =
+    "id, tenant_id, name, prefix, key_hash, default_user_id, created_at";
+
+/// Every webhook column; `id` and `tenant_id` first, since a full update selects the row by them and
+/// sets the rest (see [`update_webhook_sql`]).
+pub(crate) const WEBHOOK_COLS: &str = "id, tenant_id, name, description, url, events, secret, previous_secret, \
+    previous_secret_expires_at, enabled, disabled_reason, format, headers, retry_schedule, rate_limit, \
+    ordering, consecutive_failures, failing_since, created_at, updated_at";
+
+pub(crate) const EVENT_COLS: &str =
+    "id, tenant_id, event_type, occurred_at, source, source_id, actor_id, entity_type, \
+    entity_id, data, changes, batch, created_at";
+
+/// A delivery with its webhook's URL: selected `FROM deliveries d JOIN webhooks w`.
+pub(crate) const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
+    d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
+    d.created_at, d.updated_at, w.url";
+
+pub(crate) const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
+    error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
+    response_body, response_truncated";
+
+pub(crate) const ENTITY_COLS: &str = "tenant_id, entity_type, id, version, data";
+
+/// How many attempts one prune statement deletes at most: small enough to keep each write short (the
+/// SQLite writer stays responsive, PostgreSQL holds few locks at once).
+pub(crate) const PRUNE_CHUNK: u64 = 5000;
+
+/// Placeholder `i` (1-based) of a dialect: `?` for SQLite, `$` for PostgreSQL.
+fn placeholder(sigil: char, i: usize) -> String {
+    format!("{sigil}{i}")
+}
+
+/// `INSERT INTO webhooks` of every column, bound in [`WEBHOOK_COLS`] order.
+pub(crate) fn insert_webhook_sql(sigil: char) -> String {
+    let n = WEBHOOK_COLS.split(',').count();
+    let values = (1..=n)
+        .map(|i| placeholder(sigil, i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("INSERT INTO webhooks ({WEBHOOK_COLS}) VALUES ({values})")
+}
+
+/// `UPDATE webhooks` of every settings column, bound in [`WEBHOOK_COLS`] order: the first two values
+/// (id, tenant) select the row, so another tenant's webhook can't be overwritten.
+pub(crate) fn update_webhook_sql(sigil: char) -> String {
+    let sets = WEBHOOK_COLS
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .skip(2)
+        .map(|(i, col)| format!("{col} = {}", placeholder(sigil, i + 1)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE webhooks SET {sets} WHERE id = {} AND tenant_id = {}",
+        placeholder(sigil, 1),
+        placeholder(sigil, 2)
+    )
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+pub(crate) fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The LIKE pattern of a search box: the term anywhere, taken literally.
+pub(crate) fn contains(search: Option<&str>) -> Option<String> {
+    search.map(|s| format!("%{}%", escape_like(s)))
+}
+
+/// The text a delivery keeps as its last error: `kind: message`, or the kind alone.
+pub(crate) fn last_error(a: &Attempt) -> Option<String> {
+    a.error_kind.as_ref().map(|k| match &a.error_message {
+        Some(m) => format!("{k}: {m}"),
+        None => k.clone(),
+    })
+}
+
+/// The status an attempt's result leaves its delivery in, and when it is due again.
+pub(crate) fn outcome(next: NextState) -> (DeliveryStatus, Option<Timestamp>) {
+    match next {
+        NextState::Delivered => (DeliveryStatus::Delivered, None),
+        NextState::RetryAt(t) => (DeliveryStatus::Retrying, Some(t)),
+        NextState::Failed => (DeliveryStatus::Failed, None),
+    }
+}
+
+/// One delivery a resend or replay makes: a fresh id, and the delivery it copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeliveryCopy {
+    pub id: Uuid,
+    pub resent_from: Uuid,
+}
+
+/// The copies of `originals`, in their order. New ids come from Rust (UUIDv7), so copies made
+/// together are listed in the order of what they copy.
+pub(crate) fn copies(originals: impl IntoIterator<Item = Uuid>) -> Vec<DeliveryCopy> {
+    originals
+        .into_iter()
+        .map(|resent_from| DeliveryCopy {
+            id: hookline_core::ids::new_id(),
+            resent_from,
+        })
+        .collect()
+}
+
+/// The `INSERT … SELECT` that copies a delivery `d` (found by `from`, which must name it `d`): same
+/// event, webhook, format, object and ordering key, due at `now` as a new pending delivery that
+/// remembers what it was resent from.
+pub(crate) fn copy_delivery_sql(new_id: &str, now: &str, from: &str) -> String {
+    format!(
+        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+           next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
+         SELECT {new_id}, d.tenant_id, d.webhook_id, d.event_id, d.event_type, 'pending', 0, {now},
+           d.item_index, d.format, d.ordering_key, d.id, {now}, {now}
+         {from}"
+    )
+}
+
+/// Stored `format` column.
+pub(crate) fn parse_format(s: &str) -> std::result::Result<Format, String> {
+    Format::parse(s).ok_or_else(|| format!("bad format {s}"))
+}
+
+/// Stored `ordering` column.
+pub(crate) fn parse_ordering(s: &str) -> std::result::Result<Ordering, String> {
+    Ordering::parse(s).ok_or_else(|| format!("bad ordering {s}"))
+}
+
+/// Stored `status` column.
+pub(crate) fn parse_status(s: &str) -> std::result::Result<DeliveryStatus, String> {
+    DeliveryStatus::parse(s).ok_or_else(|| format!("bad status {s}"))
+}
+
+/// The backlog as of `now`, from per-status counts (as stored) and the earliest due time of any
+/// waiting delivery (what `next_due_at` answers): only a time at or before `now` is overdue.
+/// Counting queries of [`crate::Store::backlog`], the same text on both backends. Each matches the
+/// `WHERE` of a partial index (`deliveries_due`, `deliveries_leased`) so the count walks only the
+/// queued rows; [`TERMINAL_COUNTS`] is the one that scans.
+pub(crate) const QUEUED_COUNTS: &str =
+    "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('pending', 'retrying') GROUP BY status";
+pub(crate) const LEASED_COUNT: &str =
+    "SELECT 'delivering', COUNT(*) FROM deliveries WHERE status = 'delivering'";
+pub(crate) const TERMINAL_COUNTS: &str =
+    "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('delivered', 'failed') GROUP BY status";
+
+/// The queries [`crate::Store::backlog`] runs.
+pub(crate) fn backlog_queries(terminal: bool) -> &'static [&'static str] {
+    if terminal {
+        &[QUEUED_COUNTS, LEASED_COUNT, TERMINAL_COUNTS]
+    } else {
+        &[QUEUED_COUNTS, LEASED_COUNT]
+    }
+}
+
+pub(crate) fn backlog(
+    counts: impl IntoIterator<Item = (String, u64)>,
+    next_due: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Backlog> {
+    Ok(Backlog {
+        counts: counts
+            .into_iter()
+            .map(|(status, n)| Ok((parse_status(&status).map_err(StoreError::Internal)?, n)))
+            .collect::<Result<_>>()?,
+        oldest_due_age: next_due
+            .filter(|t| *t <= now)
+            .map(|t| (now - t).to_std().unwrap_or_default()),
+    })
+}
+
+/// Refuses a database migrated by a newer Hookline: this binary would misread its rows.
+pub(crate) fn check_schema_version(current: i64, known: usize) -> Result<()> {
+    if current > known as i64 {
+        return Err(StoreError::Internal(format!(
+            "database schema version {current} is newer than this binary knows ({known}); upgrade Hookline"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_literal() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+        assert_eq!(contains(Some("a_b")).as_deref(), Some(r"%a\_b%"));
+        assert_eq!(contains(None), None);
+    }
+
+    #[test]
+    fn webhook_statements_bind_in_column_order() {
+        let update = update_webhook_sql('$');
+        assert!(update.starts_with("UPDATE webhooks SET name = $3, description = $4,"));
+        assert!(update.ends_with("updated_at = $20 WHERE id = $1 AND tenant_id = $2"));
+        let insert = insert_webhook_sql('?');
+        assert!(insert.ends_with("?19, ?20)"));
+    }
+
+    #[test]
+    fn copies_get_fresh_ordered_ids() {
+        let originals = [Uuid::from_u128(9), Uuid::from_u128(3)];
+        let c = copies(originals);
+        assert_eq!(
+            c.iter().map(|c| c.resent_from).collect::<Vec<_>>(),
+            originals
+        );
+        assert!(c[0].id < c[1].id);
+        assert!(!originals.contains(&c[0].id));
+    }
+
+    #[test]
+    fn last_error_joins_kind_and_message() {
+        let mut a = Attempt::blank(hookline_core::time::now());
+        a.error_message = Some("ignored without a kind".into());
+        assert_eq!(last_error(&a), None);
+        a.error_kind = Some("timeout".into());
+        assert_eq!(
+            last_error(&a).as_deref(),
+            Some("timeout: ignored without a kind")
+        );
+        a.error_message = None;
+        assert_eq!(last_error(&a).as_deref(), Some("timeout"));
+    }
+}
