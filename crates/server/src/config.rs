@@ -1,4 +1,4 @@
-//! Configuration (DESIGN §10): an optional TOML file, then `HOOKLINE_*` environment variables, then
+//! Configuration: an optional TOML file, then `HOOKLINE_*` environment variables, then
 //! command-line flags; each layer overrides the one before. `hookline.example.toml` at the repository
 //! root lists every key with its default; [`KEYS`] is the list the environment layer understands.
 //!
@@ -7,6 +7,7 @@
 
 use hookline_core::retry::{parse_delay, DisablePolicy, RetrySchedule};
 use hookline_core::url_policy::{IpCidr, UrlPolicy};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,10 +86,10 @@ enum StringOrList {
 }
 
 /// Validated configuration. `Debug` hides the database password.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// `{Brand}` in `X-{Brand}-Event` / `X-{Brand}-Delivery-ID`.
     pub brand: String,
     pub url_policy: UrlPolicy,
@@ -138,34 +139,31 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-impl std::fmt::Debug for Config {
+/// The database URL. Held as a secret: its password never shows in `Debug` output or logs, where
+/// it reads `postgres://user:***@host/db`.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(SecretString::from(url.into()))
+    }
+
+    /// The URL with its password, for connecting.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("brand", &self.brand)
-            .field("url_policy", &self.url_policy)
-            .field("timeout", &self.timeout)
-            .field("retry_schedule", &self.retry_schedule)
-            .field("retry_after_cap", &self.retry_after_cap)
-            .field("response_body_cap", &self.response_body_cap)
-            .field("batch_max_size", &self.batch_max_size)
-            .field(
-                "max_concurrency_per_webhook",
-                &self.max_concurrency_per_webhook,
-            )
-            .field("retention_days", &self.retention_days)
-            .field("secret_rotation_grace", &self.secret_rotation_grace)
-            .field("extra_ca_cert", &self.extra_ca_cert)
-            .field("sqlite_synchronous_full", &self.sqlite_synchronous_full)
-            .field("sqlite_readers", &self.sqlite_readers)
-            .field("pg_pool_size", &self.pg_pool_size)
-            .field("max_request_body", &self.max_request_body)
-            .field("log", &self.log)
-            .field("lease", &self.lease)
-            .field("max_inflight", &self.max_inflight)
-            .field("disable", &self.disable)
-            .finish()
+        f.write_str(&redact_url(self.expose()))
+    }
+}
+
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.expose() == *other
     }
 }
 
@@ -282,7 +280,7 @@ impl RawConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let retry_schedule = match self.retry_schedule {
-            None => Ok(RetrySchedule::seed_default()),
+            None => Ok(RetrySchedule::recommended()),
             Some(StringOrList::String(s)) => RetrySchedule::parse_list(&s),
             Some(StringOrList::List(items)) => {
                 let json: Vec<serde_json::Value> = items
@@ -334,9 +332,10 @@ impl RawConfig {
                 max_failing_for: duration("disable_after", self.disable_after, "5d")?,
             },
             listen,
-            database_url: self
-                .database_url
-                .unwrap_or_else(|| "sqlite://hookline.db".into()),
+            database_url: DatabaseUrl::new(
+                self.database_url
+                    .unwrap_or_else(|| "sqlite://hookline.db".into()),
+            ),
             brand,
             url_policy: UrlPolicy {
                 allow_http: self.allow_http.unwrap_or(false),
@@ -396,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_design() {
+    fn defaults_are_the_documented_ones() {
         let c = Config::default();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://hookline.db");
@@ -404,7 +403,7 @@ mod tests {
         assert!(!c.url_policy.allow_http);
         assert!(c.url_policy.allow_targets.is_empty());
         assert_eq!(c.timeout, Duration::from_secs(10));
-        assert_eq!(c.retry_schedule, RetrySchedule::seed_default());
+        assert_eq!(c.retry_schedule, RetrySchedule::recommended());
         assert_eq!(c.response_body_cap, 4096);
         assert_eq!(c.batch_max_size, 100);
         assert_eq!(c.retention_days, 30);

@@ -10,16 +10,14 @@
 //! Tests drive it deterministically with [`Dispatcher::run_once`] / [`Dispatcher::drain`] instead
 //! of the background loop.
 
+use crate::attempt::{self, Target};
 use crate::config::Config;
-use crate::sender::{ErrorKind, OutboundRequest, SendResult, Sender, SenderConfig};
+use crate::metrics::AttemptClass;
+use crate::sender::Sender;
 use crate::service::Hookline;
-use hookline_core::formats::{self, EventView, SigningKeys};
-use hookline_core::retry::{self, Next, Verdict};
+use hookline_core::retry::Verdict;
 use hookline_core::time::{self, Timestamp};
-use hookline_core::{ids, webhook::Format};
-use hookline_store::{
-    Attempt, AttemptResult, ClaimRequest, ClaimedDelivery, Event, NextState, StoreError, Webhook,
-};
+use hookline_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Event, StoreError, Webhook};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,41 +35,6 @@ const CLAIM_GATHER: Duration = Duration::from_millis(1);
 /// Longest sleep when nothing is due (a safety net; new work wakes the loop at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
-/// Outcome of one attempt, before it is recorded.
-#[derive(Debug, Clone)]
-pub struct AttemptOutcome {
-    pub attempt: Attempt,
-    pub verdict: Verdict,
-    pub retry_after: Option<Duration>,
-}
-
-/// Counters exposed on `/metrics`.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub attempts: AtomicU64,
-    pub delivered: AtomicU64,
-    pub failed_attempts: AtomicU64,
-    pub stale_results: AtomicU64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limiter_spaces_sends_after_a_burst() {
-        let l = RateLimiter::new(10);
-        let waits: Vec<Duration> = (0..12).map(|_| l.reserve()).collect();
-        assert!(waits[..10].iter().all(|w| w.is_zero()), "{waits:?}");
-        // The 11th and 12th wait about 0.1s and 0.2s for their tokens.
-        assert!(
-            waits[10] > Duration::from_millis(50) && waits[10] <= Duration::from_millis(100),
-            "{waits:?}"
-        );
-        assert!(waits[11] > waits[10], "{waits:?}");
-    }
-}
-
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
@@ -88,182 +51,6 @@ struct Inner {
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<Uuid, Arc<RateLimiter>>>,
     round: AtomicU64,
-}
-
-/// Builds the sender the configuration describes.
-pub fn sender_for(config: &Config) -> anyhow::Result<Sender> {
-    let extra_ca_pem =
-        match &config.extra_ca_cert {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                anyhow::anyhow!("extra_ca_cert: can't read {}: {e}", path.display())
-            })?),
-            None => None,
-        };
-    Sender::new(SenderConfig {
-        policy: config.url_policy.clone(),
-        timeout: config.timeout,
-        body_cap: config.response_body_cap,
-        extra_ca_pem,
-        user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
-        // Many webhooks may share one host: keep enough idle connections for all of them.
-        max_idle_per_host: config.max_inflight.max(8),
-    })
-    .map_err(|e| anyhow::anyhow!("sender: {e}"))
-}
-
-/// One attempt to make: which delivery of which event to which webhook.
-#[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
-    pub webhook: &'a Webhook,
-    pub event: &'a Event,
-    pub tenant_name: &'a str,
-    pub delivery_id: Uuid,
-    pub item_index: Option<u32>,
-    /// How to render: the delivery's own format (fixed when it was made), not the webhook's now.
-    pub format: Format,
-    pub attempt_number: u32,
-}
-
-/// Renders, signs and sends one attempt; shared by the dispatcher and synchronous test sends so
-/// both follow exactly the same rules.
-pub async fn attempt(sender: &Sender, config: &Config, target: Target<'_>) -> AttemptOutcome {
-    attempt_signed_with(sender, config, target, None).await
-}
-
-/// [`attempt`], signed with `keys` instead of the webhook's own secrets when given: the
-/// verification handshake's deliberately mis-signed request. Rendering, headers and sending are
-/// the same code path as every real delivery.
-pub async fn attempt_signed_with(
-    sender: &Sender,
-    config: &Config,
-    target: Target<'_>,
-    keys: Option<SigningKeys<'_>>,
-) -> AttemptOutcome {
-    let Target {
-        webhook,
-        event,
-        tenant_name,
-        delivery_id,
-        item_index,
-        format,
-        attempt_number,
-    } = target;
-    let view = EventView {
-        id: event.id,
-        event_type: &event.event_type,
-        occurred_at: event.occurred_at,
-        source: event.source.as_deref(),
-        source_id: event.source_id.as_deref(),
-        actor_id: event.actor_id.as_deref(),
-        tenant: tenant_name,
-        entity_id: event.entity_id.as_deref(),
-        data: &event.data,
-        changes: event.changes.as_ref(),
-        batch: event.batch.as_ref(),
-    };
-    let body = formats::render_body(format, &view, delivery_id, item_index.map(|i| i as usize));
-    let started_at = time::now();
-    let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
-        (Some(p), Some(until)) if until > started_at => Some(p.as_str()),
-        _ => None,
-    };
-    let keys = keys.unwrap_or(SigningKeys {
-        current: &webhook.secret,
-        previous,
-    });
-    let meta = formats::AttemptMeta {
-        brand: &config.brand,
-        format,
-        event_type: &event.event_type,
-        delivery_id,
-        attempt_time: started_at,
-    };
-    let mut headers = formats::delivery_headers(meta, keys, &body, &webhook.headers);
-    headers.push((
-        "User-Agent".into(),
-        format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
-    ));
-    let logged_headers = formats::loggable_headers(&headers);
-    let result = sender
-        .send(OutboundRequest {
-            url: webhook.url.clone(),
-            headers,
-            body: body.into(),
-        })
-        .await;
-    outcome(
-        delivery_id,
-        attempt_number,
-        started_at,
-        &webhook.url,
-        logged_headers,
-        result,
-    )
-}
-
-fn outcome(
-    delivery_id: Uuid,
-    attempt_number: u32,
-    started_at: Timestamp,
-    url: &str,
-    request_headers: Vec<(String, String)>,
-    r: SendResult,
-) -> AttemptOutcome {
-    let verdict = match (&r.error, r.status_code) {
-        // The URL policy refused the destination: no retry will change that.
-        (Some((ErrorKind::BlockedDestination | ErrorKind::InvalidUrl, _)), _) => Verdict::Failed,
-        (Some(_), _) => Verdict::Retry,
-        (None, Some(code)) => retry::classify_status(code),
-        (None, None) => Verdict::Retry,
-    };
-    // Retry-After matters only where the receiver asks us to slow down.
-    let retry_after = r
-        .retry_after
-        .filter(|_| matches!(r.status_code, Some(429) | Some(503)));
-    AttemptOutcome {
-        attempt: Attempt {
-            id: ids::new_id(),
-            delivery_id,
-            attempt_number,
-            started_at,
-            url: url.to_string(),
-            status_code: r.status_code,
-            error_kind: r.error.as_ref().map(|(k, _)| k.as_str().to_string()),
-            error_message: r.error.map(|(_, m)| m),
-            dns_ms: r.timings.dns_ms,
-            connect_ms: r.timings.connect_ms,
-            tls_ms: r.timings.tls_ms,
-            ttfb_ms: r.timings.ttfb_ms,
-            total_ms: r.timings.total_ms,
-            request_headers,
-            response_headers: r.response_headers,
-            response_body: (r.status_code.is_some()).then_some(r.response_body),
-            response_truncated: r.response_truncated,
-        },
-        verdict,
-        retry_after,
-    }
-}
-
-/// What state a delivery moves to after an attempt, by the webhook's (or the default) schedule.
-pub fn next_state(config: &Config, webhook: &Webhook, o: &AttemptOutcome) -> NextState {
-    let schedule = webhook
-        .retry_schedule
-        .as_ref()
-        .unwrap_or(&config.retry_schedule);
-    match retry::next_step(
-        o.verdict,
-        o.attempt.attempt_number as usize,
-        schedule,
-        o.retry_after,
-        config.retry_after_cap,
-    ) {
-        Next::Delivered => NextState::Delivered,
-        Next::Failed => NextState::Failed,
-        Next::RetryIn(d) => {
-            NextState::RetryAt(time::now() + chrono::Duration::from_std(d).unwrap_or_default())
-        }
-    }
 }
 
 /// A token bucket: `rate` deliveries per second, bursts up to `rate`.
@@ -311,8 +98,8 @@ impl Dispatcher {
         }
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.inner.hookline.counters
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.hookline.metrics
     }
 
     pub fn in_flight(&self) -> usize {
@@ -337,10 +124,12 @@ impl Dispatcher {
         let mut handles = Vec::with_capacity(n);
         for job in jobs {
             let this = self.clone();
-            handles.push(tokio::spawn(async move { this.process(job).await }));
+            handles.push(tokio::spawn(async move {
+                this.process(job, &CancellationToken::new()).await
+            }));
         }
         for h in handles {
-            if let Ok(Some(r)) = h.await {
+            if let Ok(Processed::Sent(r)) = h.await {
                 results.push(r);
             }
         }
@@ -393,7 +182,8 @@ impl Dispatcher {
                     continue;
                 };
                 *busy.entry(d.webhook_id).or_default() += 1;
-                self.inner.total.fetch_add(1, Ordering::Relaxed);
+                let n = self.inner.total.fetch_add(1, Ordering::Relaxed) + 1;
+                self.inner.hookline.metrics.set_in_flight(n);
                 jobs.push(Job {
                     webhook: webhook.clone(),
                     event: event.clone(),
@@ -424,12 +214,23 @@ impl Dispatcher {
         }
     }
 
-    /// Sends one claimed delivery; returns its result to record, then frees its slot.
-    async fn process(&self, job: Job) -> Option<AttemptResult> {
+    /// Sends one claimed delivery and frees its slot; returns the result to record. A delivery
+    /// still waiting for its rate limit when `shutdown` fires is given back unsent instead.
+    async fn process(&self, job: Job, shutdown: &CancellationToken) -> Processed {
+        let unsent = |d: &ClaimedDelivery| {
+            self.finish(d);
+            Processed::Unsent(d.id, d.lease_token)
+        };
+        if shutdown.is_cancelled() {
+            return unsent(&job.delivery);
+        }
         if let Some(limiter) = self.limiter(&job.webhook) {
             let wait = limiter.reserve();
             if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return unsent(&job.delivery),
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
         }
         let config = self.config();
@@ -443,16 +244,24 @@ impl Dispatcher {
             format: d.format,
             attempt_number: d.attempt_number,
         };
-        let o = attempt(&self.inner.sender, config, target).await;
-        let c = &self.inner.hookline.counters;
-        c.attempts.fetch_add(1, Ordering::Relaxed);
-        match o.verdict {
-            Verdict::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
-            _ => c.failed_attempts.fetch_add(1, Ordering::Relaxed),
+        let o = attempt::attempt(&self.inner.sender, config, target).await;
+        let class = match (o.verdict, o.attempt.status_code) {
+            (Verdict::Delivered, _) => AttemptClass::Delivered,
+            (_, Some(_)) => AttemptClass::Rejected,
+            (_, None) => AttemptClass::Error,
         };
-        let next = next_state(config, &job.webhook, &o);
+        // The first attempt's start, measured from the event's commit: the publish-to-send latency.
+        let since_commit = (d.attempt_number == 1)
+            .then(|| (o.attempt.started_at - job.event.created_at).to_std().ok())
+            .flatten();
+        self.inner.hookline.metrics.attempt_finished(
+            class,
+            Duration::from_secs_f64(o.attempt.total_ms.max(0.0) / 1000.0),
+            since_commit,
+        );
+        let next = attempt::next_state(config, &job.webhook, &o);
         self.finish(d);
-        Some(AttemptResult {
+        Processed::Sent(AttemptResult {
             delivery_id: d.id,
             webhook_id: d.webhook_id,
             lease_token: d.lease_token,
@@ -471,7 +280,8 @@ impl Dispatcher {
                 }
             }
         }
-        self.inner.total.fetch_sub(1, Ordering::Relaxed);
+        let n = self.inner.total.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.inner.hookline.metrics.set_in_flight(n);
         self.inner.freed.notify_one();
     }
 
@@ -487,11 +297,7 @@ impl Dispatcher {
             .await?;
         let stale = applied.iter().filter(|ok| !**ok).count() as u64;
         if stale > 0 {
-            self.inner
-                .hookline
-                .counters
-                .stale_results
-                .fetch_add(stale, Ordering::Relaxed);
+            self.inner.hookline.metrics.stale_results(stale);
             tracing::warn!(
                 stale,
                 "results for deliveries whose lease had moved on were discarded"
@@ -503,7 +309,7 @@ impl Dispatcher {
     /// Runs until `shutdown`: claims, sends, records. On shutdown it stops claiming, lets in-flight
     /// sends finish (each is bounded by the timeout), and records their results before returning.
     pub async fn run(self, shutdown: CancellationToken) {
-        let (tx, rx) = mpsc::unbounded_channel::<AttemptResult>();
+        let (tx, rx) = mpsc::unbounded_channel::<Processed>();
         let writer = tokio::spawn(self.clone().result_writer(rx));
         let wake = self.inner.hookline.wake.clone();
         // Other nodes' new work (PostgreSQL NOTIFY); never fires for a store without other writers.
@@ -525,10 +331,9 @@ impl Dispatcher {
             for job in jobs {
                 let this = self.clone();
                 let tx = tx.clone();
+                let shutdown = shutdown.clone();
                 tasks.spawn(async move {
-                    if let Some(r) = this.process(job).await {
-                        let _ = tx.send(r);
-                    }
+                    let _ = tx.send(this.process(job, &shutdown).await);
                 });
             }
             if claimed > 0 && self.in_flight() < self.config().max_inflight {
@@ -579,12 +384,21 @@ impl Dispatcher {
     }
 
     /// Commits results in batches; a failed commit is retried, never dropped (the lease would expire
-    /// and the delivery be sent again, which is safe but wasteful).
-    async fn result_writer(self, mut rx: mpsc::UnboundedReceiver<AttemptResult>) {
-        let mut batch = Vec::with_capacity(RESULT_BATCH);
-        while rx.recv_many(&mut batch, RESULT_BATCH).await > 0 {
+    /// and the delivery be sent again, which is safe but wasteful). Deliveries given back unsent
+    /// (shutdown) are released at once, so another node takes them now instead of after the lease.
+    async fn result_writer(self, mut rx: mpsc::UnboundedReceiver<Processed>) {
+        let mut received = Vec::with_capacity(RESULT_BATCH);
+        let mut unsent = Vec::new();
+        while rx.recv_many(&mut received, RESULT_BATCH).await > 0 {
+            let mut batch = Vec::with_capacity(received.len());
+            for p in received.drain(..) {
+                match p {
+                    Processed::Sent(r) => batch.push(r),
+                    Processed::Unsent(id, token) => unsent.push((id, token)),
+                }
+            }
             let mut backoff = Duration::from_millis(50);
-            loop {
+            while !batch.is_empty() {
                 match self.record(batch.clone()).await {
                     Ok(()) => break,
                     Err(e) => {
@@ -594,9 +408,26 @@ impl Dispatcher {
                     }
                 }
             }
-            batch.clear();
+        }
+        if !unsent.is_empty() {
+            let n = unsent.len();
+            match self.inner.hookline.store.release(unsent).await {
+                Ok(()) => tracing::info!(n, "released claimed deliveries that were not sent"),
+                // Their leases run out and another node (or this one, restarted) takes them.
+                Err(e) => tracing::warn!(error = %e, n, "releasing unsent deliveries failed"),
+            }
         }
     }
+}
+
+/// What became of one claimed delivery.
+// Moved once through a channel; boxing the common variant would cost an allocation per attempt.
+#[allow(clippy::large_enum_variant)]
+enum Processed {
+    /// Sent: the attempt to record.
+    Sent(AttemptResult),
+    /// Given back unsent at shutdown: (delivery id, lease token) to release.
+    Unsent(uuid::Uuid, uuid::Uuid),
 }
 
 struct Job {
@@ -606,7 +437,20 @@ struct Job {
     delivery: ClaimedDelivery,
 }
 
-/// Whether a format could carry this event at all (used to refuse test sends early).
-pub fn renderable(format: Format, event_type: &str) -> bool {
-    format.renderable().is_none_or(|r| r.contains(&event_type))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_spaces_sends_after_a_burst() {
+        let l = RateLimiter::new(10);
+        let waits: Vec<Duration> = (0..12).map(|_| l.reserve()).collect();
+        assert!(waits[..10].iter().all(|w| w.is_zero()), "{waits:?}");
+        // The 11th and 12th wait about 0.1s and 0.2s for their tokens.
+        assert!(
+            waits[10] > Duration::from_millis(50) && waits[10] <= Duration::from_millis(100),
+            "{waits:?}"
+        );
+        assert!(waits[11] > waits[10], "{waits:?}");
+    }
 }

@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attempt;
 pub mod config;
 pub mod dispatcher;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod receiver;
 pub mod sender;
 pub mod service;
@@ -21,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Opens the store named by `database_url` (without migrating).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = config.database_url.as_str();
+    let url = config.database_url.expose();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = hookline_store::PostgresStore::connect(url, config.pg_pool_size).await?;
         return Ok(Arc::new(store));
@@ -68,7 +70,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store = open_store(&config).await?;
         store.migrate().await?;
-        let sender = dispatcher::sender_for(&config)?;
+        let sender = attempt::sender_for(&config)?;
         let hookline = Hookline::new(store, Arc::new(config), sender.clone());
         let dispatcher = Dispatcher::new(hookline.clone(), sender);
         Ok(App {

@@ -1,6 +1,6 @@
 //! `/v1/deliveries`: the delivery log, with attempts, and resend.
 
-use super::{Auth, IdPath, ListResponse, Pagination};
+use super::extract::{Auth, IdPath, ListResponse, Pagination};
 use crate::error::{Error, ErrorBody, Result};
 use crate::service::{DeliveryDetail, DeliveryQuery, DeliveryView, Hookline};
 use axum::extract::{Query, State};

@@ -2,11 +2,12 @@
 //! writes emit events. One generic set of handlers serves every kind; contacts add import and bulk
 //! delete.
 
-use super::{Auth, ListResponse, Pagination, RawJson};
+use super::extract::{header, Auth, ListResponse, Pagination, RawBody, RawJson};
 use crate::error::{Error, ErrorBody, Result};
+use crate::service::request::{ImportFormat, Interface};
 use crate::service::{BulkDeleteView, EntityView, Hookline, ImportView, WriteContext, WriteView};
-use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::header::{CONTENT_TYPE, ETAG};
+use axum::extract::{Path, Query, State};
+use axum::http::header::ETAG;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -47,50 +48,13 @@ fn record_id(Path(id): Path<String>) -> Result<String> {
     Ok(id)
 }
 
-/// Actor, source and `If-Match` of a write request.
+/// Actor and `If-Match` of a write request, as the service validates them.
 fn context(headers: &HeaderMap) -> Result<WriteContext> {
-    let text = |name: &str| -> Result<Option<String>> {
-        headers
-            .get(name)
-            .map(|v| {
-                v.to_str().map(|s| s.trim().to_string()).map_err(|_| {
-                    Error::bad_request(
-                        "invalid_header",
-                        format!("{name} must be ASCII"),
-                        Some(name),
-                    )
-                })
-            })
-            .transpose()
-    };
-    let actor = text("x-actor-id")?.filter(|a| !a.is_empty());
-    if actor.as_ref().is_some_and(|a| a.len() > 256) {
-        return Err(Error::bad_request(
-            "invalid_header",
-            "X-Actor-Id must be at most 256 characters",
-            Some("X-Actor-Id"),
-        ));
-    }
-    let if_match = text("if-match")?
-        .map(|v| {
-            v.trim_start_matches("W/")
-                .trim_matches('"')
-                .parse::<u64>()
-                .map_err(|_| {
-                    Error::bad_request(
-                        "invalid_header",
-                        "If-Match must be a version as returned in ETag, e.g. \"3\"",
-                        Some("If-Match"),
-                    )
-                })
-        })
-        .transpose()?;
-    Ok(WriteContext {
-        actor,
-        source: Some("api".into()),
-        source_id: None,
-        if_match,
-    })
+    WriteContext::from_request(
+        Interface::Api,
+        header(headers, "x-actor-id")?,
+        header(headers, "if-match")?,
+    )
 }
 
 fn with_etag(status: StatusCode, view: impl serde::Serialize, version: Option<u64>) -> Response {
@@ -102,7 +66,7 @@ fn with_etag(status: StatusCode, view: impl serde::Serialize, version: Option<u6
 }
 
 fn body(RawJson(bytes): RawJson) -> Result<Value> {
-    super::parse_json::<Value>(&bytes)
+    crate::json::parse_json::<Value>(&bytes)
 }
 
 /// Create a record; its `*.created` event is committed with it. A given `id` is kept.
@@ -264,7 +228,7 @@ async fn bulk_delete(
     headers: HeaderMap,
     raw: RawJson,
 ) -> Result<Json<BulkDeleteView>> {
-    let input: BulkDeleteInput = super::parse_json(&raw.0)?;
+    let input: BulkDeleteInput = crate::json::parse_json(&raw.0)?;
     Ok(Json(
         h.bulk_delete(&who, Kind::Contact, input.ids, context(&headers)?)
             .await?,
@@ -281,41 +245,12 @@ async fn bulk_delete(
 async fn import(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    req: Request,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
 ) -> Result<Json<ImportView>> {
-    let headers = req.headers().clone();
-    let ct = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime != "text/csv" && mime != "application/json" {
-        return Err(Error::UnsupportedMediaType(
-            "send a JSON array (application/json) or CSV (text/csv)".into(),
-        ));
-    }
-    let bytes = axum::body::Bytes::from_request(req, &())
-        .await
-        .map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge(
-                    "request body is larger than the configured max_request_body".into(),
-                )
-            } else {
-                Error::bad_request("invalid_body", rej.body_text(), None)
-            }
-        })?;
-    let rows = crate::service::parse_import(mime == "text/csv", &bytes)?;
-    let ctx = context(&headers)?;
-    let import_id = hookline_core::ids::new_id().to_string();
+    let format = ImportFormat::from_media_type(header(&headers, "content-type")?)?;
     Ok(Json(
-        h.import_contacts(&who, rows, &import_id, 1, ctx.actor)
+        h.import_body(&who, format, &bytes, header(&headers, "x-actor-id")?)
             .await?,
     ))
 }

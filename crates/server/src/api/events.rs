@@ -1,6 +1,6 @@
 //! `/v1/events`: publish (with `Idempotency-Key`), list, get.
 
-use super::{Auth, IdPath, ListResponse, Pagination, RawJson};
+use super::extract::{header, Auth, IdPath, ListResponse, Pagination, RawJson};
 use crate::error::{Error, ErrorBody, Result};
 use crate::service::{EventView, Hookline, PublishInput, PublishOutput};
 use axum::extract::{Query, State};
@@ -16,21 +16,6 @@ pub fn router() -> Router<Hookline> {
         .route("/events/{id}", get(fetch))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
-    headers
-        .get(name)
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                Error::bad_request(
-                    "invalid_header",
-                    format!("{name} must be ASCII"),
-                    Some(name),
-                )
-            })
-        })
-        .transpose()
-}
-
 /// Publish one event (answer `{id, delivery_ids}`) or an array (answer `{data: [...]}`), 202 once the
 /// event and its deliveries are committed. The same `Idempotency-Key` with the same body answers the
 /// original result (with `Idempotent-Replayed: true`); with another body, 422.
@@ -44,7 +29,7 @@ async fn publish(
     headers: HeaderMap,
     RawJson(body): RawJson,
 ) -> Result<Response> {
-    let input: PublishInput = super::parse_json(&body).map_err(|e| match e {
+    let input: PublishInput = crate::json::parse_json(&body).map_err(|e| match e {
         // An untagged enum loses field paths: say what shape is expected instead.
         Error::Invalid(_) => Error::invalid(
             ".",
@@ -53,8 +38,7 @@ async fn publish(
         ),
         other => other,
     })?;
-    let key = header(&headers, "idempotency-key")?
-        .map(|k| (k.to_string(), hookline_core::signing::sha256_hex(&body)));
+    let key = header(&headers, "idempotency-key")?;
     let actor = header(&headers, "x-actor-id")?;
     let (out, replayed) = h.publish(&who, actor, input, key).await?;
     let mut resp = (StatusCode::ACCEPTED, Json(out)).into_response();

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations (`GET /v1/openapi.json`).
 
-use super::Auth;
+use super::extract::Auth;
 use crate::service::Hookline;
 use axum::routing::get;
 use axum::{Json, Router};

@@ -1,6 +1,6 @@
 //! `/v1/webhooks`: CRUD and secret management.
 
-use super::{ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination};
+use super::extract::{ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination};
 use crate::error::{ErrorBody, Result};
 use crate::service::{
     HandshakeInput, HandshakeView, Hookline, ReplayInput, ReplayView, RotateInput, SecretView,

@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::ErrorKind;
+use super::error_kind::ErrorKind;
 
 /// Boxed future returned by [`Resolve`] and [`Dial`].
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -26,6 +26,7 @@
 //! stub resolver and a dialer that records addresses instead of connecting.
 
 mod connect;
+mod error_kind;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -48,6 +49,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use connect::{BoxFuture, Dial, Resolve, SystemResolver, TcpDialer};
 use connect::{ConnInfo, ConnectError, Connector};
+pub use error_kind::ErrorKind;
 
 /// Most response headers kept in a [`SendResult`].
 pub const MAX_RESPONSE_HEADERS: usize = 50;
@@ -99,46 +101,6 @@ pub struct OutboundRequest {
     /// `Transfer-Encoding`, `Connection`, ...) are the sender's business and are ignored.
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-}
-
-/// Why an attempt produced no HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The URL is malformed or not allowed by the policy for a reason other than its
-    /// destination (scheme, userinfo, ...).
-    InvalidUrl,
-    /// The URL or every address its host resolved to is refused by the SSRF policy. Final.
-    BlockedDestination,
-    /// The name did not resolve (lookup error or empty answer).
-    Dns,
-    /// No TCP connection could be made to any allowed address.
-    Connect,
-    /// TLS handshake failed (certificate, protocol).
-    Tls,
-    /// The attempt did not get response headers within the timeout.
-    Timeout,
-    /// The connection broke or the peer spoke invalid HTTP.
-    Protocol,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidUrl => "invalid_url",
-            ErrorKind::BlockedDestination => "blocked_destination",
-            ErrorKind::Dns => "dns",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Protocol => "protocol",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Milliseconds spent in each phase. `dns_ms`, `connect_ms` and `tls_ms` are `None` when the

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use super::{BoxFuture, Dial, Resolve, TcpDialer};
+use super::connect::{BoxFuture, Dial, Resolve, TcpDialer};
 
 /// One request seen by a [`Receiver`].
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! Tenants and API keys: bootstrap on first start, minting keys, and authenticating requests.
 
-use super::Hookline;
+use super::handle::Hookline;
 use crate::error::{Error, Result};
 use hookline_core::signing;
 use hookline_store::{ApiKey, Tenant};

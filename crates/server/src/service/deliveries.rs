@@ -1,7 +1,8 @@
-//! The delivery log, resend, replay and test sends (DESIGN §6, §8).
+//! The delivery log, resend, replay and test sends.
 
-use super::{Hookline, Principal};
-use crate::dispatcher::{self, AttemptOutcome};
+use super::auth::Principal;
+use super::handle::Hookline;
+use crate::attempt::{self, AttemptOutcome};
 use crate::error::{Error, Result};
 use hookline_core::retry::Verdict;
 use hookline_core::url_policy::WebhookUrl;
@@ -165,12 +166,9 @@ impl DeliveryQuery {
                 .event_type
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    catalog::normalize_pattern(&s)
-                        .ok()
-                        .filter(|n| !n.contains('*'))
-                        .ok_or_else(|| {
-                            query_error("event_type", format!("unknown event type `{s}`"))
-                        })
+                    catalog::event_name(&s).ok_or_else(|| {
+                        query_error("event_type", format!("unknown event type `{s}`"))
+                    })
                 })
                 .transpose()?,
             since: ts("since", self.since)?,
@@ -355,19 +353,16 @@ impl Hookline {
         requested: Option<&str>,
     ) -> Result<Event> {
         let event_type = match requested {
-            Some(t) => catalog::normalize_pattern(t)
-                .ok()
-                .filter(|n| !n.contains('*'))
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "event_type",
-                        "unknown_event_type",
-                        format!("`{t}` is not an event type"),
-                    )
-                })?,
+            Some(t) => catalog::event_name(t).ok_or_else(|| {
+                Error::invalid(
+                    "event_type",
+                    "unknown_event_type",
+                    format!("`{t}` is not an event type"),
+                )
+            })?,
             None => catalog::first_match(patterns).to_string(),
         };
-        if !dispatcher::renderable(format, &event_type) {
+        if !format.carries(&event_type) {
             return Err(Error::invalid(
                 "event_type",
                 "unsupported_by_format",
@@ -429,7 +424,7 @@ impl Hookline {
         // test is never picked up and retried by a worker, even if this request is abandoned.
         let delivery_id = ids::new_id();
         let tenant = self.tenant_name(who).await;
-        let target = dispatcher::Target {
+        let target = attempt::Target {
             webhook: &webhook,
             event: &event,
             tenant_name: &tenant,
@@ -438,7 +433,7 @@ impl Hookline {
             format: webhook.format,
             attempt_number: 1,
         };
-        let o = dispatcher::attempt(&self.sender, &self.config, target).await;
+        let o = attempt::attempt(&self.sender, &self.config, target).await;
         let status = if o.verdict == Verdict::Delivered {
             DeliveryStatus::Delivered
         } else {
@@ -504,7 +499,7 @@ impl Hookline {
             updated_at: now,
         };
         let tenant = self.tenant_name(who).await;
-        let target = dispatcher::Target {
+        let target = attempt::Target {
             webhook: &webhook,
             event: &event,
             tenant_name: &tenant,
@@ -513,7 +508,7 @@ impl Hookline {
             format: webhook.format,
             attempt_number: 1,
         };
-        let o = dispatcher::attempt(&self.sender, &self.config, target).await;
+        let o = attempt::attempt(&self.sender, &self.config, target).await;
         Ok(test_view(o, None, event.event_type, Some(secret)))
     }
 }

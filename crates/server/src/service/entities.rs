@@ -1,7 +1,9 @@
-//! CRM records (DESIGN §4): create, read, list, replace, merge-patch, delete, bulk delete and
+//! CRM records: create, read, list, replace, merge-patch, delete, bulk delete and
 //! import, each committing the record, its events and their deliveries in one transaction.
 
-use super::{Hookline, Principal};
+use super::auth::Principal;
+use super::handle::Hookline;
+use super::request::{self, ImportFormat, Interface};
 use crate::error::{Error, Result};
 use hookline_core::entity::{self, Kind, Refusal, Write};
 use hookline_core::{ids, time};
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// Who and what caused a write (DESIGN §4: actor and source on every event).
+/// Who and what caused a write: every event carries its actor and source.
 #[derive(Debug, Clone, Default)]
 pub struct WriteContext {
     /// `X-Actor-Id`, else the key's default user.
@@ -22,6 +24,23 @@ pub struct WriteContext {
     pub source_id: Option<String>,
     /// `If-Match`: the version the caller last saw.
     pub if_match: Option<u64>,
+}
+
+impl WriteContext {
+    /// The context of a write made through `interface`: the actor and `If-Match` as the caller
+    /// gave them, validated by the rules every interface shares.
+    pub fn from_request(
+        interface: Interface,
+        actor: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<WriteContext> {
+        Ok(WriteContext {
+            actor: request::actor_id(actor)?,
+            source: Some(interface.source().to_string()),
+            source_id: None,
+            if_match: request::if_match(if_match)?,
+        })
+    }
 }
 
 /// A record with its version.
@@ -385,6 +404,20 @@ impl Hookline {
             not_found: o.missing,
             events: emitted(&o.events, &published),
         })
+    }
+
+    /// Imports an import body in one go: parses it as `format`, under a new import id.
+    pub async fn import_body(
+        &self,
+        who: &Principal,
+        format: ImportFormat,
+        bytes: &[u8],
+        actor: Option<&str>,
+    ) -> Result<ImportView> {
+        let rows = parse_import(format == ImportFormat::Csv, bytes)?;
+        let actor = request::actor_id(actor)?;
+        let import_id = ids::new_id().to_string();
+        self.import_contacts(who, rows, &import_id, 1, actor).await
     }
 
     /// Imports contacts: every good row is created, every bad row reported and skipped, and

@@ -1,6 +1,8 @@
-//! Publishing events (DESIGN §3, §8): validation, idempotency, fan-out in one transaction.
+//! Publishing events: validation, idempotency, fan-out in one transaction.
 
-use super::{Hookline, Principal};
+use super::auth::Principal;
+use super::handle::Hookline;
+use super::request::{self, Idempotency};
 use crate::error::{Error, Result};
 use hookline_core::catalog::{self, Origin};
 use hookline_core::{ids, time};
@@ -14,7 +16,7 @@ use uuid::Uuid;
 pub const MAX_BATCH: usize = 1000;
 
 /// One event to publish.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
     /// Catalog name in any spelling (`contact.created`, `contacts.created`, `ContactCreated`).
@@ -36,7 +38,7 @@ pub struct EventInput {
 }
 
 /// Body of `POST /v1/events`: one event or an array of them.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum PublishInput {
     One(Box<EventInput>),
@@ -112,19 +114,16 @@ fn short(field: &str, v: &Option<String>, max: usize) -> Result<()> {
 /// Validates one input and builds the event row. `prefix` locates errors in an array (`[3].`).
 fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) -> Result<Event> {
     let f = |name: &str| format!("{prefix}{name}");
-    let event_type = catalog::normalize_pattern(&input.event_type)
-        .ok()
-        .filter(|n| !n.contains('*'))
-        .ok_or_else(|| {
-            Error::invalid(
-                f("event_type"),
-                "unknown_event_type",
-                format!(
-                    "`{}` is not an event type; GET /v1/event-types lists them",
-                    input.event_type
-                ),
-            )
-        })?;
+    let event_type = catalog::event_name(&input.event_type).ok_or_else(|| {
+        Error::invalid(
+            f("event_type"),
+            "unknown_event_type",
+            format!(
+                "`{}` is not an event type; GET /v1/event-types lists them",
+                input.event_type
+            ),
+        )
+    })?;
     let entry = catalog::lookup(&event_type).expect("normalised names are in the catalog");
     if entry.origin == Origin::Operational {
         return Err(Error::invalid(
@@ -238,27 +237,20 @@ fn view(p: &Published) -> PublishedView {
 }
 
 impl Hookline {
-    /// Publishes one or many events. `idempotency` is `(key, hash of the raw request body)`.
+    /// Publishes one or many events. With an `idempotency_key`, the same key and the same request
+    /// answer the first result again; the same key with another request is refused.
     /// Returns the answer and whether it is a replay of an earlier request.
     pub async fn publish(
         &self,
         who: &Principal,
         actor: Option<&str>,
         input: PublishInput,
-        idempotency: Option<(String, String)>,
+        idempotency_key: Option<&str>,
     ) -> Result<(PublishOutput, bool)> {
-        if let Some((key, _)) = &idempotency {
-            if key.is_empty() || key.len() > 255 || !key.is_ascii() {
-                return Err(Error::bad_request(
-                    "invalid_header",
-                    "Idempotency-Key must be 1-255 ASCII characters",
-                    Some("Idempotency-Key"),
-                ));
-            }
-        }
-        if let Some(a) = actor {
-            short("X-Actor-Id", &Some(a.to_string()), 256)?;
-        }
+        let idempotency =
+            Idempotency::optional(idempotency_key, &input)?.map(|i| (i.key, i.fingerprint));
+        let actor = request::actor_id(actor)?;
+        let actor = actor.as_deref();
         let (events, many) = match input {
             PublishInput::One(e) => (vec![build(who, actor, *e, "")?], false),
             PublishInput::Many(list) => {
@@ -320,18 +312,13 @@ impl Hookline {
         page: Page,
     ) -> Result<Vec<EventView>> {
         let event_type = match event_type {
-            Some(t) => Some(
-                catalog::normalize_pattern(t)
-                    .ok()
-                    .filter(|n| !n.contains('*'))
-                    .ok_or_else(|| {
-                        Error::bad_request(
-                            "invalid_query",
-                            format!("unknown event type `{t}`"),
-                            Some("event_type"),
-                        )
-                    })?,
-            ),
+            Some(t) => Some(catalog::event_name(t).ok_or_else(|| {
+                Error::bad_request(
+                    "invalid_query",
+                    format!("unknown event type `{t}`"),
+                    Some("event_type"),
+                )
+            })?),
             None => None,
         };
         let rows = self

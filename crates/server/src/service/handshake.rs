@@ -2,7 +2,7 @@
 //!
 //! `POST /v1/webhooks/{id}/verify-receiver` sends the webhook's endpoint two test deliveries with
 //! the same body, the same delivery id and the same headers, through the same rendering, signing
-//! and sending code as every real delivery ([`dispatcher::attempt_signed_with`]):
+//! and sending code as every real delivery ([`attempt::attempt_signed_with`]):
 //!
 //! 1. one **mis-signed**: both schemes (`X-Webhook-Signature` and Standard Webhooks) signed with a
 //!    random secret that is not the webhook's;
@@ -16,8 +16,10 @@
 //! Nothing is stored: neither request is a delivery in the log, and neither is retried. Both carry
 //! `source = test`, so a receiver that does process them can tell.
 
-use super::{AttemptView, Hookline, Principal};
-use crate::dispatcher;
+use super::auth::Principal;
+use super::deliveries::AttemptView;
+use super::handle::Hookline;
+use crate::attempt;
 use crate::error::Result;
 use hookline_core::formats::SigningKeys;
 use hookline_core::{ids, signing};
@@ -153,7 +155,7 @@ impl Hookline {
             input.event_type.as_deref(),
         )?;
         let tenant = self.tenant_name(who).await;
-        let target = dispatcher::Target {
+        let target = attempt::Target {
             webhook: &webhook,
             event: &event,
             tenant_name: &tenant,
@@ -168,8 +170,8 @@ impl Hookline {
             previous: None,
         };
         let mis_signed =
-            dispatcher::attempt_signed_with(&self.sender, &self.config, target, Some(wrong)).await;
-        let signed = dispatcher::attempt(&self.sender, &self.config, target).await;
+            attempt::attempt_signed_with(&self.sender, &self.config, target, Some(wrong)).await;
+        let signed = attempt::attempt(&self.sender, &self.config, target).await;
         let verdict = judge(&signed.attempt, &mis_signed.attempt);
         let advice = advice(verdict, &signed.attempt, &mis_signed.attempt);
         let delivery_id = target.delivery_id;

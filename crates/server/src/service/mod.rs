@@ -1,11 +1,17 @@
-//! The service layer: one place for every rule (DESIGN §2). REST handlers, the CLI and later the MCP
-//! server and web UI call these methods; none of them re-implements validation or storage logic.
+//! The service layer: the one place for every rule that is not a pure function of core. The REST
+//! API, the console, the MCP server and the CLI's local commands call [`Hookline`]'s methods with
+//! domain types; none of them re-implements validation or storage logic. ARCHITECTURE.md lists
+//! which rule lives in which file.
 
 mod auth;
+pub mod catalog;
 mod deliveries;
 mod entities;
 mod events;
+mod handle;
 mod handshake;
+mod ops;
+pub mod request;
 mod webhooks;
 
 pub use auth::Principal;
@@ -18,41 +24,6 @@ pub use entities::{
     WriteContext, WriteView,
 };
 pub use events::{EventInput, EventView, PublishInput, PublishOutput};
+pub use handle::Hookline;
 pub use handshake::{HandshakeInput, HandshakeView, ReceiverVerdict};
 pub use webhooks::{RotateInput, SecretView, WebhookInput, WebhookView};
-
-use crate::config::Config;
-use crate::sender::Sender;
-use hookline_store::Store;
-use std::sync::Arc;
-use tokio::sync::Notify;
-
-/// Handle to the running system's rules and storage. Cheap to clone.
-#[derive(Clone)]
-pub struct Hookline {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<Config>,
-    /// Sends test deliveries synchronously (the dispatcher has its own clone).
-    pub sender: Sender,
-    /// Wakes the dispatcher when new deliveries were committed.
-    pub wake: Arc<Notify>,
-    /// Delivery counters for `/metrics`.
-    pub counters: Arc<crate::dispatcher::Counters>,
-}
-
-impl Hookline {
-    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, sender: Sender) -> Self {
-        Hookline {
-            store,
-            config,
-            sender,
-            wake: Arc::new(Notify::new()),
-            counters: Arc::default(),
-        }
-    }
-
-    /// Tells the dispatcher new work was committed.
-    pub(crate) fn notify_new_work(&self) {
-        self.wake.notify_one();
-    }
-}

@@ -1,6 +1,7 @@
 //! Webhook management: create, read, update, delete, secret rotation.
 
-use super::{Hookline, Principal};
+use super::auth::Principal;
+use super::handle::Hookline;
 use crate::error::{Error, Result};
 use hookline_core::retry::RetrySchedule;
 use hookline_core::url_policy::WebhookUrl;

@@ -74,7 +74,7 @@ async fn publish_delivers_a_signed_envelope_and_logs_the_attempt() {
     assert_eq!(req.header("webhook-id"), delivery_id);
     assert_eq!(req.header("x-api-key"), "receiver-token");
     assert!(time::parse(req.header("x-webhook-timestamp")).is_some());
-    // Seed 001/003 receivers: hex HMAC of the raw body.
+    // Flat and record-centred receivers: hex HMAC of the raw body.
     hookline_verify::verify_hex(&secret, &req.body, req.header("x-webhook-signature")).unwrap();
     // Standard Webhooks receivers.
     let headers = hookline_verify::StandardHeaders {

@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn seed_contact() -> Value {
+fn full_contact() -> Value {
     json!({
         "first_name": "John", "last_name": "Doe", "company": "Example Corp", "job_title": "Product Manager",
         "label": "Work", "notes": "Met at event", "primary_email": "john.doe@example.com", "primary_phone": "+15550101010",
@@ -43,7 +43,7 @@ async fn app_with_receiver(extra: Value) -> (TestApp, Receiver) {
 async fn contact_lifecycle_emits_created_updated_and_deleted() {
     let (app, rx) = app_with_receiver(json!({})).await;
     let (s, created) = app
-        .call(Method::POST, "/v1/contacts", Some(seed_contact()))
+        .call(Method::POST, "/v1/contacts", Some(full_contact()))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let id = created["data"]["id"].as_str().unwrap().to_string();
@@ -109,14 +109,14 @@ async fn contact_lifecycle_emits_created_updated_and_deleted() {
 async fn a_write_that_changes_nothing_emits_nothing_and_says_so() {
     let (app, rx) = app_with_receiver(json!({})).await;
     let created = app
-        .write(Method::POST, "/v1/contacts", Some(seed_contact()))
+        .write(Method::POST, "/v1/contacts", Some(full_contact()))
         .await;
     let path = format!("/v1/contacts/{}", created["data"]["id"].as_str().unwrap());
-    let same = app.write(Method::PUT, &path, Some(seed_contact())).await;
+    let same = app.write(Method::PUT, &path, Some(full_contact())).await;
     assert_eq!(same["changed"], false);
     assert_eq!(same["events"], json!([]));
     assert_eq!(same["version"], 1);
-    let mut reordered = seed_contact();
+    let mut reordered = full_contact();
     reordered["socials"] = json!([{"linkedin_url": "https://linkedin.com/in/john-doe"}, {"github_url": "https://github.com/john-doe"}]);
     let again = app
         .write(

@@ -123,7 +123,7 @@ async fn create_returns_the_webhook_with_a_generated_secret_and_defaults() {
 }
 
 #[tokio::test]
-async fn create_accepts_every_documented_field_and_seed_spellings() {
+async fn create_accepts_every_documented_field_and_every_spelling() {
     let app = spawn_app().await;
     let v = app
         .create(json!({

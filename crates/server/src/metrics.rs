@@ -1,0 +1,253 @@
+//! What `/metrics` shows: this node's attempt counters and histograms, and the store's backlog.
+//!
+//! Built on `prometheus-client` with one registry per [`Metrics`] (not a process-global recorder),
+//! so several Hookline instances in one process — the test suite, `hookline bench` — never mix
+//! their numbers. The dispatcher records into it; the `/metrics` handler asks the store for the
+//! backlog (index-only queries, no scan of the whole delivery table) and renders the text format.
+//! See ARCHITECTURE.md, "Observability".
+
+use hookline_store::{Backlog, DeliveryStatus};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// The node's metrics. Cheap to share behind an `Arc`; every method is lock-free or nearly so.
+pub struct Metrics {
+    registry: Registry,
+    attempts: Counter,
+    delivered: Counter,
+    failed_attempts: Counter,
+    stale_results: Counter,
+    attempt_seconds: Family<Labels, Histogram>,
+    first_attempt_seconds: Histogram,
+    deliveries: Family<Labels, Gauge>,
+    oldest_due_seconds: Gauge<f64, AtomicU64>,
+    in_flight: Gauge,
+    /// When the terminal statuses' counts were last taken (they cost a scan).
+    terminal_counted_at: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("attempts", &self.attempts.get())
+            .field("in_flight", &self.in_flight.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an attempt ended, as the `outcome` label spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptClass {
+    /// 2xx.
+    Delivered,
+    /// An HTTP status that is not 2xx.
+    Rejected,
+    /// No HTTP status: DNS, connect, TLS, timeout, protocol, refused destination.
+    Error,
+}
+
+impl AttemptClass {
+    fn label(self) -> &'static str {
+        match self {
+            AttemptClass::Delivered => "delivered",
+            AttemptClass::Rejected => "rejected",
+            AttemptClass::Error => "error",
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn histogram() -> Histogram {
+    // 1 ms … about 65 s in doublings: covers loopback sends and the 10 s timeout alike.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hookline");
+        let attempts = Counter::default();
+        let delivered = Counter::default();
+        let failed_attempts = Counter::default();
+        let stale_results = Counter::default();
+        let attempt_seconds = Family::<Labels, Histogram>::new_with_constructor(histogram as _);
+        let first_attempt_seconds = histogram();
+        let deliveries = Family::<Labels, Gauge>::default();
+        let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
+        let in_flight = Gauge::default();
+        registry.register(
+            "attempts",
+            "HTTP attempts made by this node.",
+            attempts.clone(),
+        );
+        registry.register("delivered", "Attempts answered 2xx.", delivered.clone());
+        registry.register(
+            "failed_attempts",
+            "Attempts that failed (error or non-2xx).",
+            failed_attempts.clone(),
+        );
+        registry.register(
+            "stale_results",
+            "Results discarded because the lease had moved on.",
+            stale_results.clone(),
+        );
+        registry.register(
+            "attempt_duration_seconds",
+            "Time from the start of an attempt to its outcome, by outcome.",
+            attempt_seconds.clone(),
+        );
+        registry.register(
+            "first_attempt_latency_seconds",
+            "Time from an event's commit to the start of its delivery's first attempt.",
+            first_attempt_seconds.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Deliveries in the store by status.",
+            deliveries.clone(),
+        );
+        registry.register(
+            "backlog_oldest_due_age_seconds",
+            "How long the oldest due delivery has been waiting (0 when none is due).",
+            oldest_due_seconds.clone(),
+        );
+        registry.register(
+            "in_flight",
+            "Deliveries this node has claimed and not yet finished sending.",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry,
+            attempts,
+            delivered,
+            failed_attempts,
+            stale_results,
+            attempt_seconds,
+            first_attempt_seconds,
+            deliveries,
+            oldest_due_seconds,
+            in_flight,
+            terminal_counted_at: Mutex::new(None),
+        }
+    }
+
+    /// One attempt finished after `took`; `since_commit` is set for a delivery's first attempt.
+    pub fn attempt_finished(
+        &self,
+        class: AttemptClass,
+        took: Duration,
+        since_commit: Option<Duration>,
+    ) {
+        self.attempts.inc();
+        match class {
+            AttemptClass::Delivered => self.delivered.inc(),
+            _ => self.failed_attempts.inc(),
+        };
+        self.attempt_seconds
+            .get_or_create(&[("outcome", class.label())])
+            .observe(took.as_secs_f64());
+        if let Some(d) = since_commit {
+            self.first_attempt_seconds.observe(d.as_secs_f64());
+        }
+    }
+
+    pub fn stale_results(&self, n: u64) {
+        self.stale_results.inc_by(n);
+    }
+
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.set(n as i64);
+    }
+
+    /// Attempts this node has made (for tools and tests).
+    pub fn attempts(&self) -> u64 {
+        self.attempts.get()
+    }
+
+    /// Whether the terminal statuses' counts are older than `ttl` (or were never taken); when so,
+    /// marks them as taken now, so concurrent scrapes don't all pay for the scan.
+    pub fn terminal_counts_stale(&self, ttl: Duration) -> bool {
+        let mut at = self
+            .terminal_counted_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let stale = at.is_none_or(|t| t.elapsed() >= ttl);
+        if stale {
+            *at = Some(Instant::now());
+        }
+        stale
+    }
+
+    /// Renders the OpenMetrics text format, with the store's `backlog` as of now. Unless
+    /// `with_terminal`, the terminal statuses keep the counts of their last refresh.
+    pub fn render(&self, backlog: &Backlog, with_terminal: bool) -> String {
+        for status in DeliveryStatus::ALL {
+            if status.is_terminal() && !with_terminal {
+                continue;
+            }
+            let n = backlog.count(status);
+            self.deliveries
+                .get_or_create(&[("status", status.as_str())])
+                .set(n as i64);
+        }
+        self.oldest_due_seconds
+            .set(backlog.oldest_due_age.map_or(0.0, |d| d.as_secs_f64()));
+        let mut out = String::new();
+        // Writing into a String can't fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_backlog() {
+        let m = Metrics::new();
+        m.attempt_finished(
+            AttemptClass::Delivered,
+            Duration::from_millis(3),
+            Some(Duration::from_millis(5)),
+        );
+        m.attempt_finished(AttemptClass::Error, Duration::from_secs(10), None);
+        let backlog = Backlog {
+            counts: vec![(DeliveryStatus::Pending, 7)],
+            oldest_due_age: Some(Duration::from_secs(2)),
+        };
+        let text = m.render(&backlog, true);
+        assert!(text.contains("hookline_attempts_total 2"), "{text}");
+        assert!(text.contains("hookline_delivered_total 1"), "{text}");
+        assert!(
+            text.contains("hookline_deliveries{status=\"pending\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookline_attempt_duration_seconds_count{outcome=\"error\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookline_first_attempt_latency_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookline_backlog_oldest_due_age_seconds 2.0"),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    }
+}
