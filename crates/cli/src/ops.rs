@@ -3,10 +3,10 @@
 //! create (resends) on its next poll, within a few seconds.
 
 use clap::{Args, Subcommand};
+use hookline_core::ids::{DeliveryId, WebhookId};
 use hookline_server::service::{DeliveryQuery, Hookline, Principal, TestInput};
 use hookline_store::Page;
 use serde::Serialize;
-use uuid::Uuid;
 
 #[derive(Args)]
 pub struct Scope {
@@ -27,7 +27,7 @@ pub enum WebhooksCommand {
     },
     /// Send a sample event to a webhook now and show the attempt.
     Test {
-        id: Uuid,
+        id: WebhookId,
         /// Event to simulate (default: the first one the webhook subscribes to).
         #[arg(long)]
         event_type: Option<String>,
@@ -56,9 +56,9 @@ pub enum DeliveriesCommand {
         limit: usize,
     },
     /// Show one delivery with its attempts.
-    Show { id: Uuid },
+    Show { id: DeliveryId },
     /// Send a delivery's event again as a new delivery.
-    Resend { id: Uuid },
+    Resend { id: DeliveryId },
 }
 
 #[derive(Subcommand)]

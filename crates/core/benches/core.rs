@@ -1,12 +1,12 @@
 //! Micro-benchmarks of the per-delivery pure work: signing and rendering (`cargo bench -p hookline-core`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hookline_core::formats::{self, AttemptMeta, EventView, SigningKeys};
+use hookline_core::formats::{self, AttemptMeta, EventFields, SigningKeys};
+use hookline_core::ids::{DeliveryId, EventId};
 use hookline_core::webhook::Format;
 use hookline_core::{signing, time};
 use serde_json::json;
 use std::hint::black_box;
-use uuid::Uuid;
 
 fn contact() -> serde_json::Value {
     json!({
@@ -40,8 +40,8 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let data = contact();
-    let ev = EventView {
-        id: Uuid::nil(),
+    let ev = EventFields {
+        id: EventId::default(),
         event_type: "contact.created",
         occurred_at: time::now(),
         source: Some("api"),
@@ -56,13 +56,15 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("render");
     for f in Format::ALL {
         g.bench_function(f.as_str(), |b| {
-            b.iter(|| formats::render_body(black_box(f), black_box(&ev), Uuid::nil(), Some(0)))
+            b.iter(|| {
+                formats::render_body(black_box(f), black_box(&ev), DeliveryId::default(), Some(0))
+            })
         });
     }
     g.bench_function("js_json_1kb", |b| {
         b.iter(|| hookline_core::jsjson::to_js_json(black_box(&data)))
     });
-    let rendered = formats::render_body(Format::Envelope, &ev, Uuid::nil(), None);
+    let rendered = formats::render_body(Format::Envelope, &ev, DeliveryId::default(), None);
     g.bench_function("headers_and_both_signatures", |b| {
         let custom = Default::default();
         b.iter(|| {
@@ -70,7 +72,7 @@ fn benches(c: &mut Criterion) {
                 brand: "Hookline",
                 format: Format::Envelope,
                 event_type: "contact.created",
-                delivery_id: Uuid::nil(),
+                delivery_id: DeliveryId::default(),
                 attempt_time: time::now(),
             };
             formats::delivery_headers(

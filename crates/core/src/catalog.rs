@@ -12,8 +12,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
-    /// Emitted by writes to Hookline's own CRM records (and publishable raw as well).
-    Entity,
+    /// Emitted by writes to Hookline's own CRM records (and publishable raw as well); `"entity"`
+    /// when serialized.
+    #[serde(rename = "entity")]
+    RecordWrite,
     /// Published raw through `POST /v1/events`.
     Raw,
     /// Emitted by Hookline itself about its webhooks.
@@ -26,7 +28,7 @@ pub struct EventType {
     pub name: &'static str,
     /// What the event is about, its subject type: the name's first segment (`contact`, `deal`,
     /// `conversation`, `webhook`).
-    pub entity: &'static str,
+    pub subject: &'static str,
     pub origin: Origin,
     pub description: &'static str,
     /// Other native names accepted for this type (e.g. `zoom.recording.completed`, the flat
@@ -39,7 +41,7 @@ macro_rules! ev {
         ev!($name, $subject, $origin, $desc, [])
     };
     ($name:literal, $subject:literal, $origin:ident, $desc:literal, [$($alias:literal),*]) => {
-        EventType { name: $name, entity: $subject, origin: Origin::$origin, description: $desc, aliases: &[$($alias),*] }
+        EventType { name: $name, subject: $subject, origin: Origin::$origin, description: $desc, aliases: &[$($alias),*] }
     };
 }
 
@@ -48,89 +50,89 @@ pub const CATALOG: &[EventType] = &[
     ev!(
         "contact.created",
         "contact",
-        Entity,
+        RecordWrite,
         "A contact is created (manually, via the API, MCP or an import)."
     ),
     ev!(
         "contact.updated",
         "contact",
-        Entity,
+        RecordWrite,
         "A contact field changes (including tags and linked notetaker sessions)."
     ),
     ev!(
         "contact.deleted",
         "contact",
-        Entity,
+        RecordWrite,
         "One or more contacts are deleted; carries ids only."
     ),
     ev!(
         "contact.assigned",
         "contact",
-        Entity,
+        RecordWrite,
         "A contact's owner changes (sent in addition to contact.updated)."
     ),
     ev!(
         "organization.created",
         "organization",
-        Entity,
+        RecordWrite,
         "An organization is created."
     ),
     ev!(
         "organization.updated",
         "organization",
-        Entity,
+        RecordWrite,
         "An organization field changes."
     ),
     ev!(
         "organization.deleted",
         "organization",
-        Entity,
+        RecordWrite,
         "An organization is deleted; carries ids only."
     ),
-    ev!("deal.created", "deal", Entity, "A deal is created."),
-    ev!("deal.updated", "deal", Entity, "A deal field changes."),
+    ev!("deal.created", "deal", RecordWrite, "A deal is created."),
+    ev!("deal.updated", "deal", RecordWrite, "A deal field changes."),
     ev!(
         "deal.deleted",
         "deal",
-        Entity,
+        RecordWrite,
         "A deal is deleted; carries ids only."
     ),
     ev!(
         "deal.stage.changed",
         "deal",
-        Entity,
+        RecordWrite,
         "A deal moves to another pipeline stage (sent in addition to deal.updated)."
     ),
     ev!(
         "deal.assigned",
         "deal",
-        Entity,
+        RecordWrite,
         "A deal's owner changes (sent in addition to deal.updated)."
     ),
     ev!(
         "service.created",
         "service",
-        Entity,
+        RecordWrite,
         "A service is created."
     ),
     ev!(
         "service.updated",
         "service",
-        Entity,
+        RecordWrite,
         "A service field changes."
     ),
     ev!(
         "service.deleted",
         "service",
-        Entity,
+        RecordWrite,
         "A service is deleted; carries ids only."
     ),
-    ev!("task.created", "task", Entity, "A task is created."),
-    ev!("task.updated", "task", Entity, "A task field changes."),
+    ev!("task.created", "task", RecordWrite, "A task is created."),
+    ev!("task.updated", "task", RecordWrite, "A task field changes."),
     ev!(
         "task.deleted",
         "task",
-        Entity,
+        RecordWrite,
         "A task is deleted; carries ids only."
     ),
     ev!(
@@ -339,7 +341,7 @@ pub fn subscribed(patterns: &[String], event_type: &str) -> bool {
 
 /// Payload of the operational `webhook.disabled` event.
 pub fn webhook_disabled_data(
-    id: uuid::Uuid,
+    id: crate::ids::WebhookId,
     name: &str,
     url: &str,
     reason: &str,
@@ -370,10 +372,10 @@ pub fn first_match(patterns: &[String]) -> &'static str {
 }
 
 /// A realistic sample payload for an event type, used by test sends. Contacts follow the contact
-/// schema ([`crate::entity`]) field for field.
+/// schema ([`crate::record`]) field for field.
 pub fn sample_data(event_type: &str) -> serde_json::Value {
     use serde_json::json;
-    let subject_type = lookup(event_type).map(|e| e.entity).unwrap_or("contact");
+    let subject_type = lookup(event_type).map(|e| e.subject).unwrap_or("contact");
     if event_type.ends_with(".deleted") {
         return json!({"ids": [format!("{subject_type}_sample_1")]});
     }
@@ -435,7 +437,7 @@ mod tests {
         for e in CATALOG {
             assert!(seen.insert(e.name), "duplicate {}", e.name);
             assert_eq!(e.name, e.name.to_ascii_lowercase());
-            assert!(e.name.starts_with(&format!("{}.", e.entity)), "{}", e.name);
+            assert!(e.name.starts_with(&format!("{}.", e.subject)), "{}", e.name);
         }
         assert_eq!(CATALOG.len(), 30);
     }

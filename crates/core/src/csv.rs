@@ -1,5 +1,5 @@
 //! CSV for contact imports: an RFC 4180 reader that skips bad rows, and the documented header
-//! mapping onto the contact schema (see [`crate::entity`]).
+//! mapping onto the contact schema (see [`crate::record`]).
 //!
 //! Columns (case-insensitive; spaces and dashes count as underscores):
 //! `id`, `first_name`, `last_name`, `company`, `job_title`, `label`, `notes`, `primary_email`,
@@ -221,7 +221,7 @@ enum Column {
 }
 
 /// Columns that fill one field of the same name.
-const DIRECT: &[&str] = crate::entity::CONTACT_SCALARS;
+const DIRECT: &[&str] = crate::record::CONTACT_SCALARS;
 
 fn column(header: &str) -> Option<Column> {
     let h = header.trim();

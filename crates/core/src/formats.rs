@@ -8,17 +8,17 @@
 //! gives back, so a receiver that re-serializes the parsed body before hashing still verifies.
 
 use crate::catalog;
+use crate::ids::{DeliveryId, EventId};
 use crate::jsjson;
 use crate::signing;
 use crate::time::{self, Timestamp};
 use crate::webhook::Format;
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 /// Everything a format may put on the wire about one event.
 #[derive(Debug, Clone, Copy)]
-pub struct EventView<'a> {
-    pub id: Uuid,
+pub struct EventFields<'a> {
+    pub id: EventId,
     /// Native name, e.g. `contact.created`.
     pub event_type: &'a str,
     pub occurred_at: Timestamp,
@@ -37,11 +37,11 @@ pub struct EventView<'a> {
     pub batch: Option<&'a Value>,
 }
 
-impl EventView<'_> {
+impl EventFields<'_> {
     /// The event's subject type (`contact`): the catalog's, or the event name's first segment.
-    pub fn entity(&self) -> &str {
+    pub fn subject_type(&self) -> &str {
         catalog::lookup(self.event_type)
-            .map(|e| e.entity)
+            .map(|e| e.subject)
             .unwrap_or_else(|| self.event_type.split('.').next().unwrap_or(self.event_type))
     }
 
@@ -86,7 +86,7 @@ pub fn carries_batches(format: Format) -> bool {
 
 /// How many deliveries one event needs for a webhook of this format: 1, or one per object/id for
 /// one-object formats.
-pub fn deliveries_needed(format: Format, ev: &EventView) -> usize {
+pub fn deliveries_needed(format: Format, ev: &EventFields) -> usize {
     if carries_batches(format) {
         return 1;
     }
@@ -101,20 +101,20 @@ pub fn deliveries_needed(format: Format, ev: &EventView) -> usize {
 /// Renders the body of one delivery. `item` selects the object for one-object formats.
 pub fn render_body(
     format: Format,
-    ev: &EventView,
-    delivery_id: Uuid,
+    ev: &EventFields,
+    delivery_id: DeliveryId,
     item: Option<usize>,
 ) -> Vec<u8> {
     let value = match format {
         Format::Envelope => envelope(ev, delivery_id),
         Format::Flat => flat(ev, item.unwrap_or(0)),
-        Format::Entity => record_centred(ev, item.unwrap_or(0)),
+        Format::RecordCentred => record_centred(ev, item.unwrap_or(0)),
         Format::ContactsList => contacts_list(ev),
     };
     jsjson::to_js_json(&value)
 }
 
-fn envelope(ev: &EventView, delivery_id: Uuid) -> Value {
+fn envelope(ev: &EventFields, delivery_id: DeliveryId) -> Value {
     let mut top = Map::new();
     top.insert("event_id".into(), json!(delivery_id));
     top.insert("occurred_at".into(), json!(time::format(&ev.occurred_at)));
@@ -127,7 +127,7 @@ fn envelope(ev: &EventView, delivery_id: Uuid) -> Value {
     if let Some(b) = ev.batch {
         top.insert("batch".into(), b.clone());
     }
-    let subject_type = ev.entity();
+    let subject_type = ev.subject_type();
     let mut data = Map::new();
     data.insert(
         "event_type".into(),
@@ -148,7 +148,7 @@ fn envelope(ev: &EventView, delivery_id: Uuid) -> Value {
     Value::Object(top)
 }
 
-fn flat(ev: &EventView, item: usize) -> Value {
+fn flat(ev: &EventFields, item: usize) -> Value {
     let mut data = if ev.is_delete() {
         let mut m = Map::new();
         m.insert(
@@ -183,9 +183,9 @@ fn flat(ev: &EventView, item: usize) -> Value {
     Value::Object(top)
 }
 
-/// The record-centred format (`Format::Entity`, `"entity"` on the wire).
-fn record_centred(ev: &EventView, item: usize) -> Value {
-    let subject_type = ev.entity();
+/// The record-centred format (`Format::RecordCentred`, `"entity"` on the wire).
+fn record_centred(ev: &EventFields, item: usize) -> Value {
+    let subject_type = ev.subject_type();
     let (subject_id, payload) = if ev.is_delete() {
         let id = ev.ids().get(item).cloned().unwrap_or(Value::Null);
         let mut p = Map::new();
@@ -218,7 +218,7 @@ fn record_centred(ev: &EventView, item: usize) -> Value {
     let mut top = Map::new();
     top.insert(
         "event".into(),
-        json!(Format::Entity.event_name(ev.event_type)),
+        json!(Format::RecordCentred.event_name(ev.event_type)),
     );
     top.insert("data".into(), Value::Object(data));
     top.insert("timestamp".into(), json!(time::format(&ev.occurred_at)));
@@ -252,7 +252,7 @@ fn camel_keys(v: &Value) -> Value {
     }
 }
 
-fn contacts_list(ev: &EventView) -> Value {
+fn contacts_list(ev: &EventFields) -> Value {
     let mut top = Map::new();
     top.insert(
         "event".into(),
@@ -270,7 +270,7 @@ fn contacts_list(ev: &EventView) -> Value {
 }
 
 /// How the contacts-list format (CloudCX's) fills each field of its contact from our contact
-/// schema (the ConnectMachine one, see [`crate::entity`]), in the contacts-list format's field
+/// schema (the ConnectMachine one, see [`crate::record`]), in the contacts-list format's field
 /// order. Every field is present in every contact, `null` when we have nothing to put there, as
 /// that format does.
 enum Camel {
@@ -368,7 +368,7 @@ pub struct AttemptMeta<'a> {
     pub brand: &'a str,
     pub format: Format,
     pub event_type: &'a str,
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     pub attempt_time: Timestamp,
 }
 
@@ -462,9 +462,9 @@ pub fn loggable_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
-    fn view<'a>(event_type: &'a str, data: &'a Value) -> EventView<'a> {
-        EventView {
-            id: Uuid::nil(),
+    fn view<'a>(event_type: &'a str, data: &'a Value) -> EventFields<'a> {
+        EventFields {
+            id: EventId::default(),
             event_type,
             occurred_at: time::parse("2026-05-15T10:30:00Z").unwrap(),
             source: None,
@@ -478,8 +478,8 @@ mod tests {
         }
     }
 
-    fn body(format: Format, ev: &EventView, item: Option<usize>) -> Value {
-        serde_json::from_slice(&render_body(format, ev, Uuid::nil(), item)).unwrap()
+    fn body(format: Format, ev: &EventFields, item: Option<usize>) -> Value {
+        serde_json::from_slice(&render_body(format, ev, DeliveryId::default(), item)).unwrap()
     }
 
     #[test]
@@ -490,7 +490,7 @@ mod tests {
         ev.source_id = Some("imp_1");
         let b = json!({"index": 1, "count": 1, "max_size": 100});
         ev.batch = Some(&b);
-        let out = render_body(Format::Envelope, &ev, Uuid::nil(), None);
+        let out = render_body(Format::Envelope, &ev, DeliveryId::default(), None);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"event_id":"00000000-0000-0000-0000-000000000000","occurred_at":"2026-05-15T10:30:00.000Z","source":"contact_import","source_id":"imp_1","batch":{"index":1,"count":1,"max_size":100},"data":{"event_type":"contacts.created","contacts":[{"id":"c1","first_name":"John"}]}}"#
@@ -514,14 +514,14 @@ mod tests {
             body(Format::Flat, &ev, Some(1))["data"],
             json!({"id": "b", "organization_id": "acme"})
         );
-        let out = body(Format::Entity, &ev, Some(2));
+        let out = body(Format::RecordCentred, &ev, Some(2));
         assert_eq!(out["data"]["entityId"], "c");
         assert_eq!(out["data"]["payload"], json!({"contact": {"id": "c"}}));
         let del = json!({"ids": ["x", "y"]});
         let dev = view("deal.deleted", &del);
-        assert_eq!(deliveries_needed(Format::Entity, &dev), 2);
+        assert_eq!(deliveries_needed(Format::RecordCentred, &dev), 2);
         assert_eq!(
-            body(Format::Entity, &dev, Some(1))["data"]["payload"],
+            body(Format::RecordCentred, &dev, Some(1))["data"]["payload"],
             json!({"dealId": "y"})
         );
     }
@@ -563,12 +563,12 @@ mod tests {
     }
 
     #[test]
-    fn entity_format_matches_the_record_centred_shape() {
+    fn record_centred_format_matches_its_documented_shape() {
         let data = json!({"id": "ct_xyz", "firstName": "Max"});
         let changes = json!({"organizationIds": {"previous": [], "current": ["org_1"]}});
         let mut ev = view("contact.updated", &data);
         ev.changes = Some(&changes);
-        let out = render_body(Format::Entity, &ev, Uuid::nil(), Some(0));
+        let out = render_body(Format::RecordCentred, &ev, DeliveryId::default(), Some(0));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"event":"contact.updated","data":{"userId":"u_1","companyId":"acme","entityId":"ct_xyz","payload":{"contact":{"id":"ct_xyz","firstName":"Max"},"changes":{"organizationIds":{"previous":[],"current":["org_1"]}}}},"timestamp":"2026-05-15T10:30:00.000Z"}"#
@@ -603,7 +603,7 @@ mod tests {
             brand: "ConnectMachine",
             format: Format::Envelope,
             event_type: "contact.created",
-            delivery_id: Uuid::nil(),
+            delivery_id: DeliveryId::default(),
             attempt_time: t,
         };
         let h = delivery_headers(meta, keys, body, &custom);
@@ -615,7 +615,10 @@ mod tests {
         };
         assert_eq!(get("X-ConnectMachine-Event"), "contacts.created");
         assert_eq!(get("X-Webhook-Event"), "contacts.created");
-        assert_eq!(get("X-ConnectMachine-Delivery-ID"), Uuid::nil().to_string());
+        assert_eq!(
+            get("X-ConnectMachine-Delivery-ID"),
+            uuid::Uuid::nil().to_string()
+        );
         assert_eq!(get("X-Webhook-Timestamp"), "2026-05-15T10:30:00.000Z");
         assert_eq!(
             get("X-Webhook-Signature"),

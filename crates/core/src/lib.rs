@@ -12,10 +12,10 @@
 pub mod catalog;
 pub mod csv;
 pub mod diff;
-pub mod entity;
 pub mod formats;
 pub mod ids;
 pub mod jsjson;
+pub mod record;
 pub mod retry;
 pub mod signing;
 pub mod time;

@@ -42,7 +42,8 @@ pub enum Format {
     Flat,
     /// The record-centred format `{event, data: {userId, companyId, entityId, payload},
     /// timestamp}` (`"entity"` on the wire).
-    Entity,
+    #[serde(rename = "entity")]
+    RecordCentred,
     /// The contacts-list format `{event: "ContactCreated", contacts: [...]}`.
     ContactsList,
 }
@@ -51,7 +52,7 @@ impl Format {
     pub const ALL: [Format; 4] = [
         Format::Envelope,
         Format::Flat,
-        Format::Entity,
+        Format::RecordCentred,
         Format::ContactsList,
     ];
 
@@ -59,7 +60,7 @@ impl Format {
         match self {
             Format::Envelope => "envelope",
             Format::Flat => "flat",
-            Format::Entity => "entity",
+            Format::RecordCentred => "entity",
             Format::ContactsList => "contacts-list",
         }
     }
@@ -73,7 +74,7 @@ impl Format {
         match self {
             Format::Envelope => catalog::envelope_name(native),
             Format::Flat => catalog::flat_name(native),
-            Format::Entity => native.to_string(),
+            Format::RecordCentred => native.to_string(),
             Format::ContactsList => catalog::pascal_name(native),
         }
     }
@@ -101,23 +102,24 @@ pub enum Ordering {
     /// No ordering promise: fastest, events about one subject may overtake each other.
     #[default]
     None,
-    /// Per-subject order (`"entity"` on the wire): events about one subject (one `entity_id`, e.g.
+    /// Per-record order (`"entity"` on the wire): events about one subject (one `entity_id`, e.g.
     /// one contact) reach the webhook in order; other subjects are not held back.
-    Entity,
+    #[serde(rename = "entity")]
+    PerRecord,
 }
 
 impl Ordering {
     pub fn as_str(self) -> &'static str {
         match self {
             Ordering::None => "none",
-            Ordering::Entity => "entity",
+            Ordering::PerRecord => "entity",
         }
     }
 
     pub fn parse(s: &str) -> Option<Ordering> {
         match s {
             "none" => Some(Ordering::None),
-            "entity" => Some(Ordering::Entity),
+            "entity" => Some(Ordering::PerRecord),
             _ => None,
         }
     }
@@ -497,7 +499,7 @@ mod tests {
             "zoom.recording.completed"
         );
         assert_eq!(
-            Format::Entity.event_name("deal.stage.changed"),
+            Format::RecordCentred.event_name("deal.stage.changed"),
             "deal.stage.changed"
         );
         assert_eq!(

@@ -8,7 +8,8 @@
 //! `UPDATE_GOLDEN=1 cargo test -p hookline-core --test formats` and review the diff.
 
 use hookline_core::catalog::{self, CATALOG};
-use hookline_core::formats::{self, AttemptMeta, EventView, SigningKeys};
+use hookline_core::formats::{self, AttemptMeta, EventFields, SigningKeys};
+use hookline_core::ids::{DeliveryId, EventId};
 use hookline_core::jsjson::to_js_json;
 use hookline_core::time;
 use hookline_core::webhook::Format;
@@ -17,7 +18,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use uuid::Uuid;
 
-const DELIVERY_ID: Uuid = Uuid::from_u128(0x0196_d3a1_7c2e_7b4a_9f10_2c3d_4e5f_6a7b);
+const DELIVERY_ID: DeliveryId =
+    DeliveryId(Uuid::from_u128(0x0196_d3a1_7c2e_7b4a_9f10_2c3d_4e5f_6a7b));
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn golden_dir() -> PathBuf {
@@ -172,9 +174,9 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn view<'a>(c: &'a Case) -> EventView<'a> {
-    EventView {
-        id: Uuid::from_u128(0x0196_d3a1_0000_7000_8000_0000_0000_0001),
+fn view<'a>(c: &'a Case) -> EventFields<'a> {
+    EventFields {
+        id: EventId(Uuid::from_u128(0x0196_d3a1_0000_7000_8000_0000_0000_0001)),
         event_type: c.event_type,
         occurred_at: time::parse("2026-05-15T10:30:00.000Z").unwrap(),
         source: c.source,
@@ -189,7 +191,7 @@ fn view<'a>(c: &'a Case) -> EventView<'a> {
 }
 
 /// The bodies of every delivery one event needs for a webhook of `format`.
-fn bodies(format: Format, ev: &EventView) -> Vec<Vec<u8>> {
+fn bodies(format: Format, ev: &EventFields) -> Vec<Vec<u8>> {
     let n = formats::deliveries_needed(format, ev);
     (0..n)
         .map(|i| {
@@ -320,7 +322,7 @@ fn bodies_follow_each_source_document() {
     assert!(time::parse(f1["timestamp"].as_str().unwrap()).is_some());
 
     // The record-centred format: {event, data: {userId, companyId, entityId, payload}, timestamp}.
-    let n = parse(bodies(Format::Entity, &updated).remove(0));
+    let n = parse(bodies(Format::RecordCentred, &updated).remove(0));
     let keys: Vec<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["event", "data", "timestamp"]);
     assert_eq!(n["data"]["userId"], "u_17");
@@ -333,7 +335,7 @@ fn bodies_follow_each_source_document() {
     );
     assert!(n["data"]["payload"]["contact"].get("firstName").is_some());
     assert!(n["data"]["payload"]["contact"].get("first_name").is_none());
-    let d = bodies(Format::Entity, &deleted);
+    let d = bodies(Format::RecordCentred, &deleted);
     assert_eq!(d.len(), 2);
     let d1 = parse(d[1].clone());
     assert_eq!(
@@ -425,8 +427,8 @@ fn every_catalog_event_renders_in_every_format_that_carries_it() {
                 continue;
             }
             let data = catalog::sample_data(native);
-            let ev = EventView {
-                id: Uuid::nil(),
+            let ev = EventFields {
+                id: EventId::default(),
                 event_type: native,
                 occurred_at: time::parse("2026-05-15T10:30:00Z").unwrap(),
                 source: Some("test"),
@@ -456,7 +458,7 @@ fn every_catalog_event_renders_in_every_format_that_carries_it() {
                     brand: "Hookline",
                     format,
                     event_type: native,
-                    delivery_id: Uuid::nil(),
+                    delivery_id: DeliveryId::default(),
                     attempt_time: ev.occurred_at,
                 },
                 SigningKeys {

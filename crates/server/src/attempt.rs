@@ -7,13 +7,13 @@
 
 use crate::config::Config;
 use crate::sender::{ErrorKind, OutboundRequest, SendResult, Sender, SenderConfig};
-use hookline_core::formats::{self, EventView, SigningKeys};
+use hookline_core::formats::{self, EventFields, SigningKeys};
+use hookline_core::ids::{AttemptId, DeliveryId};
 use hookline_core::retry::{self, Next, Verdict};
 use hookline_core::time::{self, Timestamp};
-use hookline_core::{ids, webhook::Format};
+use hookline_core::webhook::Format;
 use hookline_store::{Attempt, Event, NextState, Webhook};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Outcome of one attempt, before it is recorded.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub struct Target<'a> {
     pub webhook: &'a Webhook,
     pub event: &'a Event,
     pub tenant_name: &'a str,
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     pub item_index: Option<u32>,
     /// How to render: the delivery's own format (fixed when it was made), not the webhook's now.
     pub format: Format,
@@ -81,7 +81,7 @@ pub async fn attempt_signed_with(
         format,
         attempt_number,
     } = target;
-    let view = EventView {
+    let fields = EventFields {
         id: event.id,
         event_type: &event.event_type,
         occurred_at: event.occurred_at,
@@ -94,7 +94,7 @@ pub async fn attempt_signed_with(
         changes: event.changes.as_ref(),
         batch: event.batch.as_ref(),
     };
-    let body = formats::render_body(format, &view, delivery_id, item_index.map(|i| i as usize));
+    let body = formats::render_body(format, &fields, delivery_id, item_index.map(|i| i as usize));
     let started_at = time::now();
     let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
         (Some(p), Some(until)) if until > started_at => Some(p.as_str()),
@@ -135,7 +135,7 @@ pub async fn attempt_signed_with(
 }
 
 fn outcome(
-    delivery_id: Uuid,
+    delivery_id: DeliveryId,
     attempt_number: u32,
     started_at: Timestamp,
     url: &str,
@@ -155,7 +155,7 @@ fn outcome(
         .filter(|_| matches!(r.status_code, Some(429) | Some(503)));
     AttemptOutcome {
         attempt: Attempt {
-            id: ids::new_id(),
+            id: AttemptId::new(),
             delivery_id,
             attempt_number,
             started_at,

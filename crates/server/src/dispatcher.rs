@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::metrics::AttemptClass;
 use crate::sender::Sender;
 use crate::service::Hookline;
+use hookline_core::ids::{DeliveryId, LeaseToken, WebhookId};
 use hookline_core::retry::Verdict;
 use hookline_core::time::{self, Timestamp};
 use hookline_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Event, StoreError, Webhook};
@@ -24,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// Most deliveries claimed in one round.
 const CLAIM_BATCH: usize = 512;
@@ -44,12 +44,12 @@ struct Inner {
     hookline: Hookline,
     sender: Sender,
     /// Deliveries in flight per webhook (claimed and not yet finished sending).
-    busy: Mutex<HashMap<Uuid, usize>>,
+    busy: Mutex<HashMap<WebhookId, usize>>,
     total: AtomicUsize,
     /// A send finished: capacity freed.
     freed: Notify,
     /// Rate limiters of webhooks with a `rate_limit`.
-    limiters: Mutex<HashMap<Uuid, Arc<RateLimiter>>>,
+    limiters: Mutex<HashMap<WebhookId, Arc<RateLimiter>>>,
     round: AtomicU64,
 }
 
@@ -427,7 +427,7 @@ enum Processed {
     /// Sent: the attempt to record.
     Sent(AttemptResult),
     /// Given back unsent at shutdown: (delivery id, lease token) to release.
-    Unsent(uuid::Uuid, uuid::Uuid),
+    Unsent(DeliveryId, LeaseToken),
 }
 
 struct Job {

@@ -2,9 +2,10 @@
 //! deliveries out of 100,000 and give them back, so every iteration sees the same backlog.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use hookline_core::ids::{EventId, WebhookId};
 use hookline_core::retry::RetrySchedule;
+use hookline_core::time;
 use hookline_core::webhook::{Format, Ordering};
-use hookline_core::{ids, time};
 use hookline_store::{ClaimRequest, Event, SqliteStore, Store, Synchronous, Webhook};
 use std::collections::BTreeMap;
 
@@ -19,7 +20,7 @@ fn benches(c: &mut Criterion) {
             let now = time::now();
             store
                 .insert_webhook(&Webhook {
-                    id: ids::new_id(),
+                    id: WebhookId::new(),
                     tenant_id: t.id,
                     name: format!("w{i}"),
                     description: String::new(),
@@ -48,7 +49,7 @@ fn benches(c: &mut Criterion) {
                 .map(|i| {
                     let now = time::now();
                     Event {
-                        id: ids::new_id(),
+                        id: EventId::new(),
                         tenant_id: t.id,
                         event_type: "contact.created".into(),
                         occurred_at: now,

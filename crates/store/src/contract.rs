@@ -5,10 +5,11 @@
 use crate::error::Result;
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, Delivery, DeliveryFilter,
-    DeliveryStatus, EntityFilter, EntityRow, Event, PlanFn, PublishOutcome, Published,
+    DeliveryStatus, Event, PlanFn, PublishOutcome, Published, RecordFilter, RecordRow,
     ReplayFilter, Tenant, Webhook, WebhookEdit,
 };
 use async_trait::async_trait;
+use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::DisablePolicy;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::Format;
@@ -37,40 +38,40 @@ pub trait Store: Send + Sync + 'static {
     async fn create_tenant(&self, name: &str) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     async fn count_tenants(&self) -> Result<u64>;
-    async fn tenant_name(&self, id: Uuid) -> Result<Option<String>>;
+    async fn tenant_name(&self, id: TenantId) -> Result<Option<String>>;
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
     /// Live (not revoked) keys whose stored prefix equals `prefix`.
     async fn api_keys_by_prefix(&self, prefix: &str) -> Result<Vec<ApiKey>>;
 
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
-    async fn get_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Webhook>>;
-    async fn list_webhooks(&self, tenant_id: Uuid, page: Page) -> Result<Vec<Webhook>>;
+    async fn get_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<Option<Webhook>>;
+    async fn list_webhooks(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Webhook>>;
     /// Reads a webhook, lets `edit` change it, and writes it back in one transaction, so a
     /// concurrent change (an auto-disable, a rotation, another edit) is never overwritten with stale
     /// values. `None` when it doesn't exist; an `edit` error comes back as `Rejected`.
     async fn modify_webhook(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: WebhookId,
         edit: WebhookEdit,
     ) -> Result<Option<Webhook>>;
     /// Deletes a webhook with its deliveries and attempts; false when it doesn't exist.
-    async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool>;
+    async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool>;
 
     /// Writes events and, in the same transaction, one delivery per matching enabled webhook (one
     /// per object for one-object formats). With `idempotency = (key, request_hash)`, a key seen
     /// before answers the original result (same hash) or `KeyReused` (different hash).
     async fn publish(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         events: Vec<Event>,
         idempotency: Option<(String, String)>,
     ) -> Result<PublishOutcome>;
-    async fn get_event(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Event>>;
+    async fn get_event(&self, tenant_id: TenantId, id: EventId) -> Result<Option<Event>>;
     async fn list_events(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         event_type: Option<String>,
         page: Page,
     ) -> Result<Vec<Event>>;
@@ -80,7 +81,7 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_finished_delivery(
         &self,
         event: Event,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         format: Format,
         attempt: Attempt,
         status: DeliveryStatus,
@@ -89,8 +90,8 @@ pub trait Store: Send + Sync + 'static {
     /// Leases due deliveries: pending or retrying ones whose time has come, and leased ones whose
     /// lease expired (their node died). Each enabled webhook gets at most `per_webhook` minus its
     /// entry in `busy` (deliveries this node already has in flight for it), so a slow endpoint can't
-    /// fill the node; at most `limit` in all. Per-entity ordering is honoured: only the oldest
-    /// unfinished delivery of an entity is claimable. `round` rotates which webhooks go first.
+    /// fill the node; at most `limit` in all. Per-record ordering is honoured: only the oldest
+    /// unfinished delivery of a record is claimable. `round` rotates which webhooks go first.
     async fn claim_due(&self, request: ClaimRequest) -> Result<Claim>;
     /// Writes attempt results. A result whose lease is no longer held changes nothing (`false`).
     /// Failure streaks are kept per webhook; one that crosses `disable` is disabled and a
@@ -103,28 +104,28 @@ pub trait Store: Send + Sync + 'static {
     /// Gives leased deliveries back unsent, due now: pending again, or retrying when they were
     /// attempted before. A pair whose token no longer holds the lease changes nothing. Meant for a
     /// node shutting down, so its in-flight work needn't wait for the leases to expire.
-    async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()>;
+    async fn release(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<()>;
     /// When the earliest waiting delivery is due, if any.
     async fn next_due_at(&self) -> Result<Option<Timestamp>>;
 
     async fn list_deliveries(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         filter: DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>>;
     async fn get_delivery(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>>;
     /// A new delivery of the same event to the same webhook; `None` when the original isn't found.
-    async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>>;
+    async fn resend(&self, tenant_id: TenantId, id: DeliveryId) -> Result<Option<DeliveryId>>;
     /// New deliveries for a webhook's matching past deliveries; with `dry_run` only counts them.
     async fn replay(
         &self,
-        tenant_id: Uuid,
-        webhook_id: Uuid,
+        tenant_id: TenantId,
+        webhook_id: WebhookId,
         filter: ReplayFilter,
         dry_run: bool,
     ) -> Result<u64>;
@@ -141,21 +142,26 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the records `ids` of `kind`, lets `plan` decide the write, and applies it — records,
     /// events and deliveries — in one transaction, so no concurrent write can slip between the read
     /// and the write. Returns the fan-out of the plan's events and the rows as written.
-    async fn mutate_entities(
+    async fn mutate_records(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         kind: &str,
         ids: Vec<String>,
         plan: PlanFn,
-    ) -> Result<(Vec<Published>, Vec<EntityRow>)>;
-    async fn get_entity(&self, tenant_id: Uuid, kind: &str, id: &str) -> Result<Option<EntityRow>>;
-    /// Records newest id first; `before` is the previous page's last id.
-    async fn list_entities(
+    ) -> Result<(Vec<Published>, Vec<RecordRow>)>;
+    async fn get_record(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         kind: &str,
-        filter: EntityFilter,
+        id: &str,
+    ) -> Result<Option<RecordRow>>;
+    /// Records newest id first; `before` is the previous page's last id.
+    async fn list_records(
+        &self,
+        tenant_id: TenantId,
+        kind: &str,
+        filter: RecordFilter,
         before: Option<String>,
         limit: usize,
-    ) -> Result<Vec<EntityRow>>;
+    ) -> Result<Vec<RecordRow>>;
 }

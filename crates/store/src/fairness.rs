@@ -6,13 +6,13 @@
 //! dispatcher counts its claims in `round`) gives every endpoint its turn at the front, and unlike a
 //! random order it is reproducible in tests.
 
+use hookline_core::ids::WebhookId;
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// One webhook's turn in a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Turn {
-    pub webhook_id: Uuid,
+    pub webhook_id: WebhookId,
     /// How many more deliveries this node may lease for it (its per-webhook cap less what it has in
     /// flight); never zero.
     pub quota: usize,
@@ -22,10 +22,10 @@ pub(crate) struct Turn {
 /// rotated left by `round`, each with its quota; webhooks already at their cap are left out after
 /// the rotation, so they don't shift who goes first.
 pub(crate) fn turns(
-    mut candidates: Vec<Uuid>,
+    mut candidates: Vec<WebhookId>,
     round: u64,
     per_webhook: usize,
-    busy: &HashMap<Uuid, usize>,
+    busy: &HashMap<WebhookId, usize>,
 ) -> Vec<Turn> {
     candidates.sort_unstable();
     candidates.dedup();
@@ -46,13 +46,14 @@ pub(crate) fn turns(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
-    fn ids(n: u128) -> Vec<Uuid> {
-        (1..=n).map(Uuid::from_u128).collect()
+    fn ids(n: u128) -> Vec<WebhookId> {
+        (1..=n).map(|i| WebhookId(Uuid::from_u128(i))).collect()
     }
 
     fn order(turns: &[Turn]) -> Vec<u128> {
-        turns.iter().map(|t| t.webhook_id.as_u128()).collect()
+        turns.iter().map(|t| t.webhook_id.0.as_u128()).collect()
     }
 
     #[test]
@@ -70,7 +71,10 @@ mod tests {
 
     #[test]
     fn quotas_subtract_what_is_in_flight() {
-        let busy = HashMap::from([(Uuid::from_u128(1), 2), (Uuid::from_u128(2), 9)]);
+        let busy = HashMap::from([
+            (WebhookId(Uuid::from_u128(1)), 2),
+            (WebhookId(Uuid::from_u128(2)), 9),
+        ]);
         let t = turns(ids(3), 1, 5, &busy);
         // Webhook 2 is at its cap: left out, but the rotation still counted it.
         assert_eq!(order(&t), [3, 1]);

@@ -4,17 +4,18 @@
 use crate::model::{Event, Published};
 use crate::shared;
 use hookline_core::catalog;
-use hookline_core::formats::{self, EventView};
+use hookline_core::formats::{self, EventFields};
+use hookline_core::ids::{DeliveryId, EventId, WebhookId};
 use hookline_core::webhook::{Format, Ordering};
-use uuid::Uuid;
 
 /// What fan-out needs to know about an enabled webhook.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
-    pub id: Uuid,
+    pub id: WebhookId,
     pub events: Vec<String>,
     pub format: Format,
-    /// `ordering: entity`: deliveries carry the event's entity id as their ordering key.
+    /// Per-record ordering (`ordering: entity`): deliveries carry the event's `entity_id` as their
+    /// ordering key.
     pub ordered: bool,
 }
 
@@ -22,7 +23,7 @@ impl Subscriber {
     /// From an enabled webhook's stored columns (`events` as JSON text, `format`, `ordering`), read
     /// the same way by both backends.
     pub fn from_columns(
-        id: Uuid,
+        id: WebhookId,
         events: &str,
         format: &str,
         ordering: &str,
@@ -32,7 +33,7 @@ impl Subscriber {
             events: serde_json::from_str(events)
                 .map_err(|e| format!("stored JSON is invalid: {e}"))?,
             format: shared::parse_format(format)?,
-            ordered: shared::parse_ordering(ordering)? == Ordering::Entity,
+            ordered: shared::parse_ordering(ordering)? == Ordering::PerRecord,
         })
     }
 }
@@ -40,9 +41,9 @@ impl Subscriber {
 /// One delivery row to insert.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub id: Uuid,
-    pub webhook_id: Uuid,
-    pub event_id: Uuid,
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
     pub event_type: String,
     pub item_index: Option<i64>,
     /// Rendering is fixed here: how many deliveries an event got depends on it.
@@ -55,7 +56,7 @@ pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Ve
     let mut published = Vec::with_capacity(events.len());
     let mut rows = Vec::new();
     for e in events {
-        let view = EventView {
+        let fields = EventFields {
             id: e.id,
             event_type: &e.event_type,
             occurred_at: e.occurred_at,
@@ -74,8 +75,8 @@ pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Ve
             .filter(|s| catalog::subscribed(&s.events, &e.event_type))
         {
             let split = !formats::carries_batches(s.format);
-            for item in 0..formats::deliveries_needed(s.format, &view) {
-                let id = hookline_core::ids::new_id();
+            for item in 0..formats::deliveries_needed(s.format, &fields) {
+                let id = DeliveryId::new();
                 rows.push(NewDelivery {
                     id,
                     webhook_id: s.id,

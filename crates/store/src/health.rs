@@ -3,14 +3,14 @@
 //! UPDATE, so SQLite and PostgreSQL can't disagree.
 
 use crate::model::{AttemptResult, Event, NextState};
+use hookline_core::ids::{EventId, TenantId, WebhookId};
 use hookline_core::retry::DisablePolicy;
 use hookline_core::time::Timestamp;
-use uuid::Uuid;
 
 /// The net effect of a batch on one webhook's streak.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthDelta {
-    pub webhook_id: Uuid,
+    pub webhook_id: WebhookId,
     /// A delivery succeeded in the batch: the streak restarts from the failures after it.
     pub reset: bool,
     /// Failed attempts after the last success (all of them when there was none).
@@ -85,15 +85,15 @@ pub fn disable_reason(
 /// The operational `webhook.disabled` event for a webhook Hookline just switched off; the backends
 /// publish it in the transaction that disables the webhook, so the two can't be seen apart.
 pub fn disabled_event(
-    tenant_id: Uuid,
-    webhook_id: Uuid,
+    tenant_id: TenantId,
+    webhook_id: WebhookId,
     name: &str,
     url: &str,
     reason: &str,
 ) -> Event {
     let now = hookline_core::time::now();
     Event {
-        id: hookline_core::ids::new_id(),
+        id: EventId::new(),
         tenant_id,
         event_type: "webhook.disabled".into(),
         occurred_at: now,
@@ -113,15 +113,17 @@ pub fn disabled_event(
 mod tests {
     use super::*;
     use crate::model::Attempt;
+    use hookline_core::ids::{DeliveryId, LeaseToken};
     use std::time::Duration;
+    use uuid::Uuid;
 
-    fn result(webhook: Uuid, ok: bool, secs: i64) -> AttemptResult {
+    fn result(webhook: WebhookId, ok: bool, secs: i64) -> AttemptResult {
         let at = hookline_core::time::parse("2026-01-01T00:00:00Z").unwrap()
             + chrono::Duration::seconds(secs);
         AttemptResult {
-            delivery_id: Uuid::nil(),
+            delivery_id: DeliveryId::default(),
             webhook_id: webhook,
-            lease_token: Uuid::nil(),
+            lease_token: LeaseToken::default(),
             attempt: Attempt::blank(at),
             next: if ok {
                 NextState::Delivered
@@ -133,7 +135,7 @@ mod tests {
 
     #[test]
     fn streaks_restart_after_a_success() {
-        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let (a, b) = (WebhookId(Uuid::from_u128(1)), WebhookId(Uuid::from_u128(2)));
         let rs = [
             result(a, false, 1),
             result(b, false, 2),
@@ -158,7 +160,7 @@ mod tests {
 
     fn delta(failures: u64, last_at: i64) -> HealthDelta {
         HealthDelta {
-            webhook_id: Uuid::nil(),
+            webhook_id: WebhookId::default(),
             reset: false,
             failures,
             first_failure_at: (failures > 0).then(|| at(0)),

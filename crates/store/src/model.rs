@@ -1,14 +1,16 @@
 //! Row types shared by every store implementation.
 
+use hookline_core::ids::{
+    ApiKeyId, AttemptId, DeliveryId, EventId, LeaseToken, TenantId, WebhookId,
+};
 use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
 use std::collections::BTreeMap;
-use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: Uuid,
+    pub id: TenantId,
     pub name: String,
     pub created_at: Timestamp,
 }
@@ -16,8 +18,8 @@ pub struct Tenant {
 /// A stored API key: only its hash and lookup prefix, never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
     pub name: String,
     pub prefix: String,
     pub key_hash: String,
@@ -29,8 +31,8 @@ pub struct ApiKey {
 /// A subscription: which events go to which URL, in which format, signed with which secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Webhook {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: WebhookId,
+    pub tenant_id: TenantId,
     pub name: String,
     pub description: String,
     pub url: String,
@@ -73,8 +75,8 @@ impl std::fmt::Debug for Webhook {
 /// Something that happened, stored once; every webhook it matches gets its own delivery of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: EventId,
+    pub tenant_id: TenantId,
     /// Native name, e.g. `contact.created`.
     pub event_type: String,
     pub occurred_at: Timestamp,
@@ -92,8 +94,8 @@ pub struct Event {
 /// The event and delivery ids one publish produced, per event in request order.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Published {
-    pub id: Uuid,
-    pub delivery_ids: Vec<Uuid>,
+    pub id: EventId,
+    pub delivery_ids: Vec<DeliveryId>,
 }
 
 /// Result of a publish carrying an `Idempotency-Key`.
@@ -151,16 +153,16 @@ impl DeliveryStatus {
 /// One event (or one object of a batch event) to one webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub webhook_id: Uuid,
-    pub event_id: Uuid,
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
     pub event_type: String,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
     pub next_attempt_at: Option<Timestamp>,
     pub item_index: Option<u32>,
-    pub resent_from: Option<Uuid>,
+    pub resent_from: Option<DeliveryId>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
     pub created_at: Timestamp,
@@ -172,8 +174,8 @@ pub struct Delivery {
 /// One HTTP POST of a delivery, recorded once it finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
-    pub id: Uuid,
-    pub delivery_id: Uuid,
+    pub id: AttemptId,
+    pub delivery_id: DeliveryId,
     pub attempt_number: u32,
     pub started_at: Timestamp,
     pub url: String,
@@ -196,8 +198,8 @@ impl Attempt {
     /// An attempt with nothing recorded but when it started, for unit tests to fill in.
     pub(crate) fn blank(started_at: Timestamp) -> Attempt {
         Attempt {
-            id: Uuid::nil(),
-            delivery_id: Uuid::nil(),
+            id: AttemptId::default(),
+            delivery_id: DeliveryId::default(),
             attempt_number: 1,
             started_at,
             url: String::new(),
@@ -222,24 +224,24 @@ impl Attempt {
 #[derive(Debug, Default)]
 pub struct Claim {
     pub deliveries: Vec<ClaimedDelivery>,
-    pub webhooks: std::collections::HashMap<Uuid, std::sync::Arc<Webhook>>,
-    pub events: std::collections::HashMap<Uuid, std::sync::Arc<Event>>,
-    pub tenants: std::collections::HashMap<Uuid, String>,
+    pub webhooks: std::collections::HashMap<WebhookId, std::sync::Arc<Webhook>>,
+    pub events: std::collections::HashMap<EventId, std::sync::Arc<Event>>,
+    pub tenants: std::collections::HashMap<TenantId, String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub webhook_id: Uuid,
-    pub event_id: Uuid,
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
     pub item_index: Option<u32>,
     /// The format fixed when the delivery was made (a later format change can't re-split it).
     pub format: Format,
     /// 1-based number of the attempt about to be made.
     pub attempt_number: u32,
     /// Proves this claim still owns the delivery when the result is written.
-    pub lease_token: Uuid,
+    pub lease_token: LeaseToken,
 }
 
 /// What the dispatcher decided after an attempt.
@@ -253,9 +255,9 @@ pub enum NextState {
 /// An attempt's result to write.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
-    pub delivery_id: Uuid,
-    pub webhook_id: Uuid,
-    pub lease_token: Uuid,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub lease_token: LeaseToken,
     pub attempt: Attempt,
     pub next: NextState,
 }
@@ -263,7 +265,7 @@ pub struct AttemptResult {
 /// Filters of the delivery log.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    pub webhook_id: Option<Uuid>,
+    pub webhook_id: Option<WebhookId>,
     pub status: Option<DeliveryStatus>,
     pub event_type: Option<String>,
     pub since: Option<Timestamp>,
@@ -308,15 +310,15 @@ pub struct ClaimRequest {
     pub lease_until: Timestamp,
     pub limit: usize,
     pub per_webhook: usize,
-    pub busy: std::collections::HashMap<Uuid, usize>,
+    pub busy: std::collections::HashMap<WebhookId, usize>,
     pub round: u64,
 }
 
 /// A stored CRM record (a contact, a company, ...), kept so a write can be compared with the last
 /// version to compute what changed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EntityRow {
-    pub tenant_id: Uuid,
+pub struct RecordRow {
+    pub tenant_id: TenantId,
     pub kind: String,
     pub id: String,
     /// Incremented on every write; `If-Match` compares against it.
@@ -327,7 +329,7 @@ pub struct EntityRow {
 
 /// What one write to records does, decided against the rows as stored inside the transaction.
 #[derive(Debug, Default)]
-pub struct EntityPlan {
+pub struct RecordPlan {
     /// Records to insert or replace (id, document).
     pub upserts: Vec<(String, serde_json::Value)>,
     pub deletes: Vec<String>,
@@ -343,11 +345,11 @@ pub type WebhookEdit = Box<dyn FnOnce(&mut Webhook) -> std::result::Result<(), R
 
 /// The caller's decision function: gets the stored rows for the requested ids (in order).
 pub type PlanFn =
-    Box<dyn FnOnce(Vec<Option<EntityRow>>) -> std::result::Result<EntityPlan, Rejection> + Send>;
+    Box<dyn FnOnce(Vec<Option<RecordRow>>) -> std::result::Result<RecordPlan, Rejection> + Send>;
 
 /// Filters of a record listing.
 #[derive(Debug, Clone, Default)]
-pub struct EntityFilter {
+pub struct RecordFilter {
     /// Records carrying a tag with this name.
     pub tag: Option<String>,
     pub updated_since: Option<Timestamp>,

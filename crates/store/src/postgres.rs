@@ -19,16 +19,16 @@ use crate::fanout::{self, Subscriber};
 use crate::health::{self, HealthDelta, Streak};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, Delivery,
-    DeliveryFilter, DeliveryStatus, EntityFilter, EntityRow, Event, PlanFn, PublishOutcome,
-    Published, ReplayFilter, Tenant, Webhook, WebhookEdit,
+    DeliveryFilter, DeliveryStatus, Event, PlanFn, PublishOutcome, Published, RecordFilter,
+    RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit,
 };
 use crate::shared::{
-    self, ATTEMPT_COLS, DELIVERY_COLS, ENTITY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, WEBHOOK_COLS,
+    self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS, WEBHOOK_COLS,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 use deadpool_postgres::{Runtime, TimeoutType};
-use hookline_core::ids;
+use hookline_core::ids::{AttemptId, DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
@@ -42,7 +42,6 @@ use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
-use uuid::Uuid;
 
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
 /// Any fixed number: serialises migrations when several nodes start together.
@@ -432,9 +431,9 @@ fn attempt_row(r: &Row) -> Result<Attempt> {
     })
 }
 
-fn entity_row(r: &Row) -> Result<EntityRow> {
+fn record_row(r: &Row) -> Result<RecordRow> {
     let version: i64 = r.get(3);
-    Ok(EntityRow {
+    Ok(RecordRow {
         tenant_id: r.get(0),
         kind: r.get(1),
         id: r.get(2),
@@ -448,7 +447,7 @@ fn entity_row(r: &Row) -> Result<EntityRow> {
 /// Writes events and their deliveries in the caller's transaction, and notifies every node.
 async fn fan_out<C: GenericClient>(
     c: &C,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     events: &[Event],
 ) -> Result<Vec<Published>> {
     let rows = c
@@ -469,9 +468,9 @@ async fn fan_out<C: GenericClient>(
     insert_events(c, events).await?;
     if !deliveries.is_empty() {
         let now = time::now();
-        let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
-        let webhooks: Vec<Uuid> = deliveries.iter().map(|d| d.webhook_id).collect();
-        let event_ids: Vec<Uuid> = deliveries.iter().map(|d| d.event_id).collect();
+        let ids: Vec<DeliveryId> = deliveries.iter().map(|d| d.id).collect();
+        let webhooks: Vec<WebhookId> = deliveries.iter().map(|d| d.webhook_id).collect();
+        let event_ids: Vec<EventId> = deliveries.iter().map(|d| d.event_id).collect();
         let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
         let items: Vec<Option<i64>> = deliveries.iter().map(|d| d.item_index).collect();
         let formats: Vec<&str> = deliveries.iter().map(|d| d.format.as_str()).collect();
@@ -501,8 +500,8 @@ async fn insert_events<C: GenericClient>(c: &C, events: &[Event]) -> Result<()> 
         return Ok(());
     }
     let col = |f: fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let tenants: Vec<Uuid> = events.iter().map(|e| e.tenant_id).collect();
+    let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    let tenants: Vec<TenantId> = events.iter().map(|e| e.tenant_id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let occurred: Vec<Timestamp> = events.iter().map(|e| e.occurred_at).collect();
     let created: Vec<Timestamp> = events.iter().map(|e| e.created_at).collect();
@@ -561,7 +560,7 @@ async fn apply_health<C: GenericClient>(
     .await
     .map_err(pg_err)?;
     tracing::warn!(webhook_id = %d.webhook_id, %reason, "webhook disabled");
-    let tenant_id: Uuid = r.get(0);
+    let tenant_id: TenantId = r.get(0);
     let (name, url): (String, String) = (r.get(1), r.get(2));
     fan_out(
         c,
@@ -605,13 +604,13 @@ async fn next_due<C: GenericClient>(c: &C) -> Result<Option<Timestamp>> {
 /// to `tenant_id`, and wakes every node when any was made. Returns how many were made.
 async fn copy_deliveries<C: GenericClient>(
     c: &C,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     copies: &[shared::DeliveryCopy],
 ) -> Result<u64> {
     if copies.is_empty() {
         return Ok(0);
     }
-    let (fresh, originals): (Vec<Uuid>, Vec<Uuid>) =
+    let (fresh, originals): (Vec<DeliveryId>, Vec<DeliveryId>) =
         copies.iter().map(|c| (c.id, c.resent_from)).unzip();
     let made = c
         .execute(
@@ -717,7 +716,7 @@ impl Store for PostgresStore {
 
     async fn create_tenant(&self, name: &str) -> Result<Tenant> {
         let t = Tenant {
-            id: ids::new_id(),
+            id: TenantId::new(),
             name: name.to_string(),
             created_at: time::now(),
         };
@@ -756,7 +755,7 @@ impl Store for PostgresStore {
         Ok(n as u64)
     }
 
-    async fn tenant_name(&self, id: Uuid) -> Result<Option<String>> {
+    async fn tenant_name(&self, id: TenantId) -> Result<Option<String>> {
         let row = self
             .conn()
             .await?
@@ -811,7 +810,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn get_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Webhook>> {
+    async fn get_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<Option<Webhook>> {
         let row = self
             .conn()
             .await?
@@ -824,7 +823,7 @@ impl Store for PostgresStore {
         row.as_ref().map(webhook_row).transpose()
     }
 
-    async fn list_webhooks(&self, tenant_id: Uuid, page: Page) -> Result<Vec<Webhook>> {
+    async fn list_webhooks(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Webhook>> {
         let rows = self
             .conn()
             .await?
@@ -842,8 +841,8 @@ impl Store for PostgresStore {
 
     async fn modify_webhook(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: WebhookId,
         edit: WebhookEdit,
     ) -> Result<Option<Webhook>> {
         let mut c = self.conn().await?;
@@ -865,7 +864,7 @@ impl Store for PostgresStore {
         Ok(Some(w))
     }
 
-    async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool> {
+    async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool> {
         let n = self
             .conn()
             .await?
@@ -880,7 +879,7 @@ impl Store for PostgresStore {
 
     async fn publish(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         events: Vec<Event>,
         idempotency: Option<(String, String)>,
     ) -> Result<PublishOutcome> {
@@ -925,7 +924,7 @@ impl Store for PostgresStore {
         Ok(PublishOutcome::Published(published))
     }
 
-    async fn get_event(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Event>> {
+    async fn get_event(&self, tenant_id: TenantId, id: EventId) -> Result<Option<Event>> {
         let row = self
             .conn()
             .await?
@@ -940,7 +939,7 @@ impl Store for PostgresStore {
 
     async fn list_events(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         event_type: Option<String>,
         page: Page,
     ) -> Result<Vec<Event>> {
@@ -962,7 +961,7 @@ impl Store for PostgresStore {
     async fn insert_finished_delivery(
         &self,
         event: Event,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         format: Format,
         attempt: Attempt,
         status: DeliveryStatus,
@@ -1027,9 +1026,9 @@ impl Store for PostgresStore {
     async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
         let mut c = self.conn().await?;
         let tx = begin(&mut c).await?;
-        let token = ids::new_id();
+        let token = LeaseToken::new();
         // The webhooks with work, in this round's order with their quotas: the same rule as SQLite.
-        let candidates: Vec<Uuid> = tx
+        let candidates: Vec<WebhookId> = tx
             .query(
                 "SELECT w.id FROM webhooks w WHERE w.enabled AND (
                    EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
@@ -1048,7 +1047,7 @@ impl Store for PostgresStore {
             tx.commit().await.map_err(pg_err)?;
             return Ok(Claim::default());
         }
-        let order = |turns: &[fairness::Turn]| -> (Vec<Uuid>, Vec<i64>) {
+        let order = |turns: &[fairness::Turn]| -> (Vec<WebhookId>, Vec<i64>) {
             turns.iter().map(|t| (t.webhook_id, t.quota as i64)).unzip()
         };
         // Expired leases first (a dead node's work), each webhook at most its quota, in turn order.
@@ -1074,7 +1073,7 @@ impl Store for PostgresStore {
             .map_err(pg_err)?;
         // What was just reclaimed counts against each webhook's quota for the due claim.
         for r in &reclaimed {
-            let webhook: Uuid = r.get(0);
+            let webhook: WebhookId = r.get(0);
             if let Some(t) = turns.iter_mut().find(|t| t.webhook_id == webhook) {
                 t.quota = t.quota.saturating_sub(1);
             }
@@ -1145,16 +1144,16 @@ impl Store for PostgresStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let uniq = |f: fn(&ClaimedDelivery) -> Uuid| {
-            let mut v: Vec<Uuid> = claim.deliveries.iter().map(f).collect();
+        fn uniq<T: Ord>(mut v: Vec<T>) -> Vec<T> {
             v.sort();
             v.dedup();
             v
-        };
+        }
+        let ds = &claim.deliveries;
         let (wids, eids, tids) = (
-            uniq(|d| d.webhook_id),
-            uniq(|d| d.event_id),
-            uniq(|d| d.tenant_id),
+            uniq(ds.iter().map(|d| d.webhook_id).collect()),
+            uniq(ds.iter().map(|d| d.event_id).collect()),
+            uniq(ds.iter().map(|d| d.tenant_id).collect()),
         );
         for r in tx
             .query(
@@ -1199,8 +1198,8 @@ impl Store for PostgresStore {
         }
         let mut c = self.conn().await?;
         let tx = begin(&mut c).await?;
-        let ids: Vec<Uuid> = results.iter().map(|r| r.delivery_id).collect();
-        let tokens: Vec<Uuid> = results.iter().map(|r| r.lease_token).collect();
+        let ids: Vec<DeliveryId> = results.iter().map(|r| r.delivery_id).collect();
+        let tokens: Vec<LeaseToken> = results.iter().map(|r| r.lease_token).collect();
         let (statuses, next_at): (Vec<&str>, Vec<Option<Timestamp>>) = results
             .iter()
             .map(|r| {
@@ -1230,7 +1229,7 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         // Keyed by (delivery, lease token): a stale result for the same delivery must not count.
-        let applied_ids: std::collections::HashSet<(Uuid, Uuid)> =
+        let applied_ids: std::collections::HashSet<(DeliveryId, LeaseToken)> =
             applied_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let applied: Vec<bool> = results
             .iter()
@@ -1249,8 +1248,8 @@ impl Store for PostgresStore {
             let s = |f: fn(&Attempt) -> Option<String>| {
                 kept.iter().map(|r| f(&r.attempt)).collect::<Vec<_>>()
             };
-            let aid: Vec<Uuid> = kept.iter().map(|r| r.attempt.id).collect();
-            let did: Vec<Uuid> = kept.iter().map(|r| r.attempt.delivery_id).collect();
+            let aid: Vec<AttemptId> = kept.iter().map(|r| r.attempt.id).collect();
+            let did: Vec<DeliveryId> = kept.iter().map(|r| r.attempt.delivery_id).collect();
             let num: Vec<i32> = kept
                 .iter()
                 .map(|r| r.attempt.attempt_number as i32)
@@ -1311,8 +1310,8 @@ impl Store for PostgresStore {
         Ok(applied)
     }
 
-    async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()> {
-        let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = leases.into_iter().unzip();
+    async fn release(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<()> {
+        let (ids, tokens): (Vec<DeliveryId>, Vec<LeaseToken>) = leases.into_iter().unzip();
         self.conn()
             .await?
             .execute(
@@ -1333,7 +1332,7 @@ impl Store for PostgresStore {
 
     async fn list_deliveries(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         filter: DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>> {
@@ -1380,8 +1379,8 @@ impl Store for PostgresStore {
 
     async fn get_delivery(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>> {
         let c = self.conn().await?;
         let Some(row) = c
@@ -1407,7 +1406,7 @@ impl Store for PostgresStore {
         )))
     }
 
-    async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>> {
+    async fn resend(&self, tenant_id: TenantId, id: DeliveryId) -> Result<Option<DeliveryId>> {
         let copy = shared::copies([id]);
         let made = copy_deliveries(&**self.conn().await?, tenant_id, &copy).await?;
         Ok((made == 1).then_some(copy[0].id))
@@ -1415,8 +1414,8 @@ impl Store for PostgresStore {
 
     async fn replay(
         &self,
-        tenant_id: Uuid,
-        webhook_id: Uuid,
+        tenant_id: TenantId,
+        webhook_id: WebhookId,
         filter: ReplayFilter,
         dry_run: bool,
     ) -> Result<u64> {
@@ -1445,7 +1444,7 @@ impl Store for PostgresStore {
             .map_err(pg_err)?
             .iter()
             .map(|r| r.get(0))
-            .collect::<Vec<Uuid>>();
+            .collect::<Vec<DeliveryId>>();
         copy_deliveries(&**c, tenant_id, &shared::copies(originals)).await
     }
 
@@ -1489,28 +1488,28 @@ impl Store for PostgresStore {
         shared::backlog(counts, next_due(&**c).await?, now)
     }
 
-    async fn mutate_entities(
+    async fn mutate_records(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         kind: &str,
         ids_in: Vec<String>,
         plan: PlanFn,
-    ) -> Result<(Vec<Published>, Vec<EntityRow>)> {
+    ) -> Result<(Vec<Published>, Vec<RecordRow>)> {
         let mut c = self.conn().await?;
         let tx = begin(&mut c).await?;
         let found = tx
             .query(
-                &format!("SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = ANY($3) FOR UPDATE"),
+                &format!("SELECT {RECORD_COLS} FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = ANY($3) FOR UPDATE"),
                 &[&tenant_id, &kind, &ids_in],
             )
             .await
             .map_err(pg_err)?;
-        let mut by_id: HashMap<String, EntityRow> = HashMap::new();
+        let mut by_id: HashMap<String, RecordRow> = HashMap::new();
         for r in &found {
-            let row = entity_row(r)?;
+            let row = record_row(r)?;
             by_id.insert(row.id.clone(), row);
         }
-        let rows: Vec<Option<EntityRow>> = ids_in.iter().map(|id| by_id.get(id).cloned()).collect();
+        let rows: Vec<Option<RecordRow>> = ids_in.iter().map(|id| by_id.get(id).cloned()).collect();
         let plan = plan(rows).map_err(StoreError::Rejected)?;
         let now = time::now();
         let mut written = Vec::with_capacity(plan.upserts.len());
@@ -1549,7 +1548,7 @@ impl Store for PostgresStore {
                 versions.iter().map(|r| (r.get(0), r.get(1))).collect();
             for (id, doc) in plan.upserts {
                 let version = version_of.get(&id).copied().unwrap_or(1) as u64;
-                written.push(EntityRow {
+                written.push(RecordRow {
                     tenant_id,
                     kind: kind.to_string(),
                     id,
@@ -1571,34 +1570,39 @@ impl Store for PostgresStore {
         Ok((published, written))
     }
 
-    async fn get_entity(&self, tenant_id: Uuid, kind: &str, id: &str) -> Result<Option<EntityRow>> {
+    async fn get_record(
+        &self,
+        tenant_id: TenantId,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<RecordRow>> {
         let row = self
             .conn()
             .await?
             .query_opt(
-                &format!("SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = $3"),
+                &format!("SELECT {RECORD_COLS} FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = $3"),
                 &[&tenant_id, &kind, &id],
             )
             .await
             .map_err(pg_err)?;
-        row.as_ref().map(entity_row).transpose()
+        row.as_ref().map(record_row).transpose()
     }
 
-    async fn list_entities(
+    async fn list_records(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         kind: &str,
-        filter: EntityFilter,
+        filter: RecordFilter,
         before: Option<String>,
         limit: usize,
-    ) -> Result<Vec<EntityRow>> {
+    ) -> Result<Vec<RecordRow>> {
         let search = shared::contains(filter.search.as_deref());
         let rows = self
             .conn()
             .await?
             .query(
                 &format!(
-                    "SELECT {ENTITY_COLS} FROM entities
+                    "SELECT {RECORD_COLS} FROM entities
                      WHERE tenant_id = $1 AND entity_type = $2 AND ($3::text IS NULL OR id < $3)
                        AND ($4::text IS NULL OR EXISTS (
                             SELECT 1 FROM json_array_elements(CASE WHEN json_typeof(data::json -> 'tags') = 'array'
@@ -1617,7 +1621,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
-        rows.iter().map(entity_row).collect()
+        rows.iter().map(record_row).collect()
     }
 }
 

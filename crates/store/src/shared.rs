@@ -8,9 +8,9 @@
 
 use crate::error::{Result, StoreError};
 use crate::model::{Attempt, Backlog, DeliveryStatus, NextState};
+use hookline_core::ids::DeliveryId;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
-use uuid::Uuid;
 
 pub(crate) const KEY_COLS: &str =
     "id, tenant_id, name, prefix, key_hash, default_user_id, created_at";
@@ -34,7 +34,7 @@ pub(crate) const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_
     error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
     response_body, response_truncated";
 
-pub(crate) const ENTITY_COLS: &str = "tenant_id, entity_type, id, version, data";
+pub(crate) const RECORD_COLS: &str = "tenant_id, entity_type, id, version, data";
 
 /// How many attempts one prune statement deletes at most: small enough to keep each write short (the
 /// SQLite writer stays responsive, PostgreSQL holds few locks at once).
@@ -105,17 +105,17 @@ pub(crate) fn outcome(next: NextState) -> (DeliveryStatus, Option<Timestamp>) {
 /// One delivery a resend or replay makes: a fresh id, and the delivery it copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DeliveryCopy {
-    pub id: Uuid,
-    pub resent_from: Uuid,
+    pub id: DeliveryId,
+    pub resent_from: DeliveryId,
 }
 
 /// The copies of `originals`, in their order. New ids come from Rust (UUIDv7), so copies made
 /// together are listed in the order of what they copy.
-pub(crate) fn copies(originals: impl IntoIterator<Item = Uuid>) -> Vec<DeliveryCopy> {
+pub(crate) fn copies(originals: impl IntoIterator<Item = DeliveryId>) -> Vec<DeliveryCopy> {
     originals
         .into_iter()
         .map(|resent_from| DeliveryCopy {
-            id: hookline_core::ids::new_id(),
+            id: DeliveryId::new(),
             resent_from,
         })
         .collect()
@@ -218,7 +218,10 @@ mod tests {
 
     #[test]
     fn copies_get_fresh_ordered_ids() {
-        let originals = [Uuid::from_u128(9), Uuid::from_u128(3)];
+        let originals = [
+            DeliveryId(uuid::Uuid::from_u128(9)),
+            DeliveryId(uuid::Uuid::from_u128(3)),
+        ];
         let c = copies(originals);
         assert_eq!(
             c.iter().map(|c| c.resent_from).collect::<Vec<_>>(),

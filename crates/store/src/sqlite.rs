@@ -14,14 +14,14 @@ use crate::fanout;
 use crate::health::{self, HealthDelta, Streak};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, Delivery,
-    DeliveryFilter, DeliveryStatus, EntityFilter, EntityRow, Event, PlanFn, PublishOutcome,
-    Published, ReplayFilter, Tenant, Webhook, WebhookEdit,
+    DeliveryFilter, DeliveryStatus, Event, PlanFn, PublishOutcome, Published, RecordFilter,
+    RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit,
 };
 use crate::shared::{
-    self, ATTEMPT_COLS, DELIVERY_COLS, ENTITY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, WEBHOOK_COLS,
+    self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS, WEBHOOK_COLS,
 };
 use async_trait::async_trait;
-use hookline_core::ids;
+use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
@@ -29,7 +29,6 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use uuid::Uuid;
 
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
 
@@ -345,12 +344,6 @@ fn opt_ts(s: Option<String>) -> rusqlite::Result<Option<Timestamp>> {
     s.map(ts).transpose()
 }
 
-fn uuid(s: String) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(&s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn json<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
     serde_json::from_str(&s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -363,7 +356,7 @@ fn conversion(msg: String) -> rusqlite::Error {
 
 fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
-        id: uuid(r.get(0)?)?,
+        id: r.get(0)?,
         name: r.get(1)?,
         created_at: ts(r.get(2)?)?,
     })
@@ -371,8 +364,8 @@ fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
 
 fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
     Ok(ApiKey {
-        id: uuid(r.get(0)?)?,
-        tenant_id: uuid(r.get(1)?)?,
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
         name: r.get(2)?,
         prefix: r.get(3)?,
         key_hash: r.get(4)?,
@@ -395,8 +388,8 @@ fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
     let ordering: String = r.get(15)?;
     let schedule: Option<String> = r.get(13)?;
     Ok(Webhook {
-        id: uuid(r.get(0)?)?,
-        tenant_id: uuid(r.get(1)?)?,
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
         name: r.get(2)?,
         description: r.get(3)?,
         url: r.get(4)?,
@@ -426,8 +419,8 @@ fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
 /// Values bound for an insert or full update, in `WEBHOOK_COLS` order.
 fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
     Ok(vec![
-        Box::new(w.id.to_string()),
-        Box::new(w.tenant_id.to_string()),
+        Box::new(w.id),
+        Box::new(w.tenant_id),
         Box::new(w.name.clone()),
         Box::new(w.description.clone()),
         Box::new(w.url.clone()),
@@ -452,8 +445,8 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
 fn event_row(r: &Row) -> rusqlite::Result<Event> {
     let opt_json = |s: Option<String>| s.map(json::<serde_json::Value>).transpose();
     Ok(Event {
-        id: uuid(r.get(0)?)?,
-        tenant_id: uuid(r.get(1)?)?,
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
         event_type: r.get(2)?,
         occurred_at: ts(r.get(3)?)?,
         source: r.get(4)?,
@@ -473,8 +466,8 @@ fn insert_event(c: &Connection, e: &Event) -> Result<()> {
         "INSERT INTO events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?
     .execute(params![
-        e.id.to_string(),
-        e.tenant_id.to_string(),
+        e.id,
+        e.tenant_id,
         e.event_type,
         time::format(&e.occurred_at),
         e.source,
@@ -492,12 +485,12 @@ fn insert_event(c: &Connection, e: &Event) -> Result<()> {
 
 /// Writes events and their deliveries ([`fanout::plan`]). Runs inside the caller's transaction,
 /// so events never exist without their deliveries.
-fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Published>> {
+fn fan_out(c: &Connection, tenant_id: TenantId, events: &[Event]) -> Result<Vec<Published>> {
     let subscribers = c
         .prepare_cached("SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
-        .query_map([tenant_id.to_string()], |r| {
+        .query_map([tenant_id], |r| {
             let (events, format, ordering): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
-            fanout::Subscriber::from_columns(uuid(r.get(0)?)?, &events, &format, &ordering)
+            fanout::Subscriber::from_columns(r.get(0)?, &events, &format, &ordering)
                 .map_err(conversion)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -513,10 +506,10 @@ fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Publ
     )?;
     for d in rows {
         insert.execute(params![
-            d.id.to_string(),
-            tenant_id.to_string(),
-            d.webhook_id.to_string(),
-            d.event_id.to_string(),
+            d.id,
+            tenant_id,
+            d.webhook_id,
+            d.event_id,
             d.event_type,
             now,
             d.item_index,
@@ -530,16 +523,16 @@ fn fan_out(c: &Connection, tenant_id: Uuid, events: &[Event]) -> Result<Vec<Publ
 fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
     let status: String = r.get(5)?;
     Ok(Delivery {
-        id: uuid(r.get(0)?)?,
-        tenant_id: uuid(r.get(1)?)?,
-        webhook_id: uuid(r.get(2)?)?,
-        event_id: uuid(r.get(3)?)?,
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        webhook_id: r.get(2)?,
+        event_id: r.get(3)?,
         event_type: r.get(4)?,
         status: shared::parse_status(&status).map_err(conversion)?,
         attempt_count: r.get(6)?,
         next_attempt_at: opt_ts(r.get(7)?)?,
         item_index: r.get(8)?,
-        resent_from: r.get::<_, Option<String>>(9)?.map(uuid).transpose()?,
+        resent_from: r.get(9)?,
         last_status_code: r.get(10)?,
         last_error: r.get(11)?,
         created_at: ts(r.get(12)?)?,
@@ -550,8 +543,8 @@ fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
 
 fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
-        id: uuid(r.get(0)?)?,
-        delivery_id: uuid(r.get(1)?)?,
+        id: r.get(0)?,
+        delivery_id: r.get(1)?,
         attempt_number: r.get(2)?,
         started_at: ts(r.get(3)?)?,
         url: r.get(4)?,
@@ -581,8 +574,8 @@ fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
          FROM deliveries WHERE id = ?2"
     ))?
     .execute(params![
-        a.id.to_string(),
-        a.delivery_id.to_string(),
+        a.id,
+        a.delivery_id,
         a.attempt_number,
         time::format(&a.started_at),
         a.url,
@@ -605,7 +598,7 @@ fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
 /// Applies one webhook's streak delta and disables it when the policy says so, announcing it with
 /// a `webhook.disabled` event in the same transaction.
 fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Result<()> {
-    let row: Option<(String, String, String, u64, Option<String>, bool)> = c
+    let row: Option<(TenantId, String, String, u64, Option<String>, bool)> = c
         .prepare_cached(
             "UPDATE webhooks SET
                consecutive_failures = CASE WHEN ?2 THEN ?3 ELSE consecutive_failures + ?3 END,
@@ -614,11 +607,11 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
              RETURNING tenant_id, name, url, consecutive_failures, failing_since, enabled",
         )?
         .query_row(
-            params![d.webhook_id.to_string(), d.reset, d.failures as i64, d.first_failure_at.as_ref().map(time::format)],
+            params![d.webhook_id, d.reset, d.failures as i64, d.first_failure_at.as_ref().map(time::format)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let Some((tenant, name, url, streak, since, enabled)) = row else {
+    let Some((tenant_id, name, url, streak, since, enabled)) = row else {
         return Ok(());
     };
     let stored = Streak {
@@ -633,13 +626,8 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
     c.prepare_cached(
         "UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1",
     )?
-    .execute(params![
-        d.webhook_id.to_string(),
-        reason,
-        time::format(&now)
-    ])?;
+    .execute(params![d.webhook_id, reason, time::format(&now)])?;
     tracing::warn!(webhook_id = %d.webhook_id, %reason, "webhook disabled");
-    let tenant_id = uuid(tenant)?;
     fan_out(
         c,
         tenant_id,
@@ -654,9 +642,9 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
     Ok(())
 }
 
-fn entity_row(r: &Row) -> rusqlite::Result<EntityRow> {
-    Ok(EntityRow {
-        tenant_id: uuid(r.get(0)?)?,
+fn record_row(r: &Row) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
+        tenant_id: r.get(0)?,
         kind: r.get(1)?,
         id: r.get(2)?,
         version: r.get(3)?,
@@ -682,7 +670,7 @@ fn next_due(c: &Connection) -> Result<Option<Timestamp>> {
 /// on the writer thread inside one transaction each costs microseconds.
 fn copy_deliveries(
     c: &Connection,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     copies: &[shared::DeliveryCopy],
 ) -> Result<u64> {
     let now = time::format(&time::now());
@@ -693,12 +681,7 @@ fn copy_deliveries(
     ))?;
     let mut made = 0;
     for copy in copies {
-        made += insert.execute(params![
-            copy.id.to_string(),
-            now,
-            tenant_id.to_string(),
-            copy.resent_from.to_string()
-        ])? as u64;
+        made += insert.execute(params![copy.id, now, tenant_id, copy.resent_from])? as u64;
     }
     Ok(made)
 }
@@ -729,7 +712,7 @@ impl Store for SqliteStore {
 
     async fn create_tenant(&self, name: &str) -> Result<Tenant> {
         let tenant = Tenant {
-            id: hookline_core::ids::new_id(),
+            id: TenantId::new(),
             name: name.to_string(),
             created_at: time::now(),
         };
@@ -737,7 +720,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             c.execute(
                 "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-                params![t.id.to_string(), t.name, time::format(&t.created_at)],
+                params![t.id, t.name, time::format(&t.created_at)],
             )?;
             Ok(())
         })
@@ -765,14 +748,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn tenant_name(&self, id: Uuid) -> Result<Option<String>> {
+    async fn tenant_name(&self, id: TenantId) -> Result<Option<String>> {
         self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT name FROM tenants WHERE id = ?1",
-                [id.to_string()],
-                |r| r.get(0),
+            Ok(
+                c.query_row("SELECT name FROM tenants WHERE id = ?1", [id], |r| r.get(0))
+                    .optional()?,
             )
-            .optional()?)
         })
         .await
     }
@@ -783,8 +764,8 @@ impl Store for SqliteStore {
             c.execute(
                 &format!("INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                 params![
-                    k.id.to_string(),
-                    k.tenant_id.to_string(),
+                    k.id,
+                    k.tenant_id,
                     k.name,
                     k.prefix,
                     k.key_hash,
@@ -823,11 +804,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Webhook>> {
+    async fn get_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<Option<Webhook>> {
         self.read(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"),
-                params![tenant_id.to_string(), id.to_string()],
+                params![tenant_id, id],
                 webhook_row,
             )
             .optional()?)
@@ -835,7 +816,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_webhooks(&self, tenant_id: Uuid, page: Page) -> Result<Vec<Webhook>> {
+    async fn list_webhooks(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Webhook>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
@@ -844,7 +825,7 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map(
                     params![
-                        tenant_id.to_string(),
+                        tenant_id,
                         page.before.map(|u| u.to_string()),
                         page.limit as i64
                     ],
@@ -858,8 +839,8 @@ impl Store for SqliteStore {
 
     async fn modify_webhook(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: WebhookId,
         edit: WebhookEdit,
     ) -> Result<Option<Webhook>> {
         // The writer thread serialises this with every other write, health updates included.
@@ -868,7 +849,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
                 ))?
-                .query_row(params![tenant_id.to_string(), id.to_string()], webhook_row)
+                .query_row(params![tenant_id, id], webhook_row)
                 .optional()?
             else {
                 return Ok(None);
@@ -880,11 +861,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_webhook(&self, tenant_id: Uuid, id: Uuid) -> Result<bool> {
+    async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool> {
         self.write(move |c| {
             let n = c.execute(
                 "DELETE FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
-                params![tenant_id.to_string(), id.to_string()],
+                params![tenant_id, id],
             )?;
             Ok(n == 1)
         })
@@ -893,7 +874,7 @@ impl Store for SqliteStore {
 
     async fn publish(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         events: Vec<Event>,
         idempotency: Option<(String, String)>,
     ) -> Result<PublishOutcome> {
@@ -902,7 +883,7 @@ impl Store for SqliteStore {
                 let seen: Option<(String, String)> = c
                     .query_row(
                         "SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2",
-                        params![tenant_id.to_string(), key],
+                        params![tenant_id, key],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
@@ -920,7 +901,7 @@ impl Store for SqliteStore {
                     "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
-                        tenant_id.to_string(),
+                        tenant_id,
                         key,
                         hash,
                         serde_json::to_string(&published)?,
@@ -933,11 +914,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_event(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Event>> {
+    async fn get_event(&self, tenant_id: TenantId, id: EventId) -> Result<Option<Event>> {
         self.read(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {EVENT_COLS} FROM events WHERE tenant_id = ?1 AND id = ?2"),
-                params![tenant_id.to_string(), id.to_string()],
+                params![tenant_id, id],
                 event_row,
             )
             .optional()?)
@@ -947,7 +928,7 @@ impl Store for SqliteStore {
 
     async fn list_events(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         event_type: Option<String>,
         page: Page,
     ) -> Result<Vec<Event>> {
@@ -959,7 +940,7 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map(
                     params![
-                        tenant_id.to_string(),
+                        tenant_id,
                         page.before.map(|u| u.to_string()),
                         event_type,
                         page.limit as i64
@@ -975,7 +956,7 @@ impl Store for SqliteStore {
     async fn insert_finished_delivery(
         &self,
         event: Event,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         format: Format,
         attempt: Attempt,
         status: DeliveryStatus,
@@ -988,10 +969,10 @@ impl Store for SqliteStore {
                  last_status_code, last_error, created_at, updated_at, format)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?9, ?10)",
                 params![
-                    attempt.delivery_id.to_string(),
-                    event.tenant_id.to_string(),
-                    webhook_id.to_string(),
-                    event.id.to_string(),
+                    attempt.delivery_id,
+                    event.tenant_id,
+                    webhook_id,
+                    event.id,
                     event.event_type,
                     status.as_str(),
                     attempt.status_code,
@@ -1007,11 +988,11 @@ impl Store for SqliteStore {
 
     async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
         self.write_relaxed(move |c| {
-            let token = ids::new_id();
+            let token = LeaseToken::new();
             let now_s = time::format(&req.now);
             let until_s = time::format(&req.lease_until);
             let mut remaining = req.limit;
-            let candidates: Vec<Uuid> = c
+            let candidates: Vec<WebhookId> = c
                 .prepare_cached(
                     "SELECT w.id FROM webhooks w WHERE w.enabled = 1 AND (
                        EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
@@ -1019,7 +1000,7 @@ impl Store for SqliteStore {
                        OR EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
                                AND d.status = 'delivering' AND d.lease_until < ?1))",
                 )?
-                .query_map([&now_s], |r| uuid(r.get(0)?))?
+                .query_map([&now_s], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let turns = fairness::turns(candidates, req.round, req.per_webhook, &req.busy);
             // Expired leases (a crashed node's work) go first, then due deliveries, each webhook
@@ -1043,10 +1024,10 @@ impl Store for SqliteStore {
             )?;
             let claimed_row = |r: &Row| {
                 Ok(ClaimedDelivery {
-                    id: uuid(r.get(0)?)?,
-                    tenant_id: uuid(r.get(1)?)?,
-                    webhook_id: uuid(r.get(2)?)?,
-                    event_id: uuid(r.get(3)?)?,
+                    id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    webhook_id: r.get(2)?,
+                    event_id: r.get(3)?,
                     item_index: r.get(4)?,
                     format: shared::parse_format(&r.get::<_, String>(6)?).map_err(conversion)?,
                     attempt_number: r.get::<_, u32>(5)? + 1,
@@ -1058,14 +1039,14 @@ impl Store for SqliteStore {
                 if remaining == 0 {
                     break;
                 }
-                let w = turn.webhook_id.to_string();
+                let w = turn.webhook_id;
                 let mut q = turn.quota.min(remaining);
                 for stmt in [&mut expired, &mut due] {
                     if q == 0 {
                         break;
                     }
                     let before = rows.len();
-                    for row in stmt.query_map(params![token.to_string(), until_s, now_s, w, q as i64], claimed_row)? {
+                    for row in stmt.query_map(params![token, until_s, now_s, w, q as i64], claimed_row)? {
                         rows.push(row?);
                     }
                     let n = rows.len() - before;
@@ -1083,19 +1064,19 @@ impl Store for SqliteStore {
                 if let Entry::Vacant(slot) = claim.webhooks.entry(d.webhook_id) {
                     let w = c
                         .prepare_cached(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?1"))?
-                        .query_row([d.webhook_id.to_string()], webhook_row)?;
+                        .query_row([d.webhook_id], webhook_row)?;
                     slot.insert(Arc::new(w));
                 }
                 if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
                     let e = c
                         .prepare_cached(&format!("SELECT {EVENT_COLS} FROM events WHERE id = ?1"))?
-                        .query_row([d.event_id.to_string()], event_row)?;
+                        .query_row([d.event_id], event_row)?;
                     slot.insert(Arc::new(e));
                 }
                 if let Entry::Vacant(slot) = claim.tenants.entry(d.tenant_id) {
                     let name: String = c
                         .prepare_cached("SELECT name FROM tenants WHERE id = ?1")?
-                        .query_row([d.tenant_id.to_string()], |r| r.get(0))?;
+                        .query_row([d.tenant_id], |r| r.get(0))?;
                     slot.insert(name);
                 }
             }
@@ -1127,8 +1108,8 @@ impl Store for SqliteStore {
                         a.status_code,
                         shared::last_error(a),
                         time::format(&time::now()),
-                        r.delivery_id.to_string(),
-                        r.lease_token.to_string()
+                        r.delivery_id,
+                        r.lease_token
                     ])?;
                 if n == 0 {
                     applied.push(false);
@@ -1146,7 +1127,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release(&self, leases: Vec<(Uuid, Uuid)>) -> Result<()> {
+    async fn release(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<()> {
         self.write_relaxed(move |c| {
             let now = time::format(&time::now());
             let mut stmt = c.prepare_cached(
@@ -1155,7 +1136,7 @@ impl Store for SqliteStore {
                  WHERE id = ?2 AND lease_owner = ?3 AND status = 'delivering'",
             )?;
             for (id, token) in &leases {
-                stmt.execute(params![now, id.to_string(), token.to_string()])?;
+                stmt.execute(params![now, id, token])?;
             }
             Ok(())
         })
@@ -1168,7 +1149,7 @@ impl Store for SqliteStore {
 
     async fn list_deliveries(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         filter: DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>> {
@@ -1190,7 +1171,7 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map(
                     params![
-                        tenant_id.to_string(),
+                        tenant_id,
                         page.before.map(|u| u.to_string()),
                         filter.webhook_id.map(|u| u.to_string()),
                         filter.status.map(DeliveryStatus::as_str),
@@ -1211,8 +1192,8 @@ impl Store for SqliteStore {
 
     async fn get_delivery(
         &self,
-        tenant_id: Uuid,
-        id: Uuid,
+        tenant_id: TenantId,
+        id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>> {
         self.read(move |c| {
             let Some(d) = c
@@ -1221,7 +1202,7 @@ impl Store for SqliteStore {
                         "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                          WHERE d.tenant_id = ?1 AND d.id = ?2"
                     ),
-                    params![tenant_id.to_string(), id.to_string()],
+                    params![tenant_id, id],
                     delivery_row,
                 )
                 .optional()?
@@ -1232,14 +1213,14 @@ impl Store for SqliteStore {
                 "SELECT {ATTEMPT_COLS} FROM attempts WHERE delivery_id = ?1 ORDER BY attempt_number"
             ))?;
             let attempts = stmt
-                .query_map([id.to_string()], attempt_row)?
+                .query_map([id], attempt_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Some((d, attempts)))
         })
         .await
     }
 
-    async fn resend(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<Uuid>> {
+    async fn resend(&self, tenant_id: TenantId, id: DeliveryId) -> Result<Option<DeliveryId>> {
         self.write(move |c| {
             let copy = shared::copies([id]);
             let made = copy_deliveries(c, tenant_id, &copy)?;
@@ -1250,8 +1231,8 @@ impl Store for SqliteStore {
 
     async fn replay(
         &self,
-        tenant_id: Uuid,
-        webhook_id: Uuid,
+        tenant_id: TenantId,
+        webhook_id: WebhookId,
         filter: ReplayFilter,
         dry_run: bool,
     ) -> Result<u64> {
@@ -1262,8 +1243,8 @@ impl Store for SqliteStore {
             let scope = "FROM deliveries WHERE tenant_id = ?1 AND webhook_id = ?2 AND created_at >= ?3
                  AND (?4 IS NULL OR created_at < ?4) AND status IN (SELECT value FROM json_each(?5))";
             let args = params![
-                tenant_id.to_string(),
-                webhook_id.to_string(),
+                tenant_id,
+                webhook_id,
                 time::format(&filter.since),
                 filter.until.as_ref().map(time::format),
                 statuses
@@ -1272,9 +1253,9 @@ impl Store for SqliteStore {
                 let n: i64 = c.query_row(&format!("SELECT COUNT(*) {scope}"), args, |r| r.get(0))?;
                 return Ok(n as u64);
             }
-            let originals: Vec<Uuid> = c
+            let originals: Vec<DeliveryId> = c
                 .prepare(&format!("SELECT id {scope} ORDER BY id"))?
-                .query_map(args, |r| uuid(r.get(0)?))?
+                .query_map(args, |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             copy_deliveries(c, tenant_id, &shared::copies(originals))
         })
@@ -1329,23 +1310,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn mutate_entities(
+    async fn mutate_records(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         kind: &str,
         ids: Vec<String>,
         plan: PlanFn,
-    ) -> Result<(Vec<Published>, Vec<EntityRow>)> {
+    ) -> Result<(Vec<Published>, Vec<RecordRow>)> {
         let kind = kind.to_string();
         self.write(move |c| {
-            let tenant = tenant_id.to_string();
             let mut rows = Vec::with_capacity(ids.len());
             {
                 let mut get = c.prepare_cached(&format!(
-                    "SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3"
+                    "SELECT {RECORD_COLS} FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3"
                 ))?;
                 for id in &ids {
-                    rows.push(get.query_row(params![tenant, kind, id], entity_row).optional()?);
+                    rows.push(get.query_row(params![tenant_id, kind, id], record_row).optional()?);
                 }
             }
             let plan = plan(rows).map_err(StoreError::Rejected)?;
@@ -1360,12 +1340,12 @@ impl Store for SqliteStore {
                      RETURNING version",
                 )?;
                 for (id, doc) in plan.upserts {
-                    let version: u64 = upsert.query_row(params![tenant, kind, id, doc.to_string(), now], |r| r.get(0))?;
-                    written.push(EntityRow { tenant_id, kind: kind.clone(), id, version, data: doc });
+                    let version: u64 = upsert.query_row(params![tenant_id, kind, id, doc.to_string(), now], |r| r.get(0))?;
+                    written.push(RecordRow { tenant_id, kind: kind.clone(), id, version, data: doc });
                 }
                 let mut delete = c.prepare_cached("DELETE FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3")?;
                 for id in &plan.deletes {
-                    delete.execute(params![tenant, kind, id])?;
+                    delete.execute(params![tenant_id, kind, id])?;
                 }
             }
             let published = fan_out(c, tenant_id, &plan.events)?;
@@ -1374,31 +1354,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_entity(&self, tenant_id: Uuid, kind: &str, id: &str) -> Result<Option<EntityRow>> {
+    async fn get_record(
+        &self,
+        tenant_id: TenantId,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<RecordRow>> {
         let (kind, id) = (kind.to_string(), id.to_string());
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {ENTITY_COLS} FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3"
+                "SELECT {RECORD_COLS} FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3"
             ))?
-            .query_row(params![tenant_id.to_string(), kind, id], entity_row)
+            .query_row(params![tenant_id, kind, id], record_row)
             .optional()?)
         })
         .await
     }
 
-    async fn list_entities(
+    async fn list_records(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         kind: &str,
-        filter: EntityFilter,
+        filter: RecordFilter,
         before: Option<String>,
         limit: usize,
-    ) -> Result<Vec<EntityRow>> {
+    ) -> Result<Vec<RecordRow>> {
         let kind = kind.to_string();
         self.read(move |c| {
             let search = shared::contains(filter.search.as_deref());
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {ENTITY_COLS} FROM entities
+                "SELECT {RECORD_COLS} FROM entities
                  WHERE tenant_id = ?1 AND entity_type = ?2 AND (?3 IS NULL OR id < ?3)
                    AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(data, '$.tags') t
                                               WHERE json_extract(t.value, '$.name') = ?4))
@@ -1415,7 +1400,7 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map(
                     params![
-                        tenant_id.to_string(),
+                        tenant_id,
                         kind,
                         before,
                         filter.tag,
@@ -1423,7 +1408,7 @@ impl Store for SqliteStore {
                         search,
                         limit as i64
                     ],
-                    entity_row,
+                    record_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)

@@ -1,17 +1,17 @@
 //! Behavioural suite for [`Store`] implementations. Every test takes a fresh store from a factory so
 //! the same suite can run against each backend.
 
+use hookline_core::ids::{ApiKeyId, AttemptId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::RetrySchedule;
+use hookline_core::time;
 use hookline_core::webhook::{Format, Ordering};
-use hookline_core::{ids, time};
 use hookline_store::{
-    ApiKey, Attempt, AttemptResult, ClaimRequest, DeliveryFilter, DeliveryStatus, EntityFilter,
-    EntityPlan, EntityRow, Event, NextState, Page, PublishOutcome, ReplayFilter, SqliteStore,
-    Store, StoreError, Synchronous, Webhook,
+    ApiKey, Attempt, AttemptResult, ClaimRequest, DeliveryFilter, DeliveryStatus, Event, NextState,
+    Page, PublishOutcome, RecordFilter, RecordPlan, RecordRow, ReplayFilter, SqliteStore, Store,
+    StoreError, Synchronous, Webhook,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use uuid::Uuid;
 
 struct Fixture {
     store: Arc<dyn Store>,
@@ -44,10 +44,10 @@ async fn postgres_store() -> Option<Fixture> {
     })
 }
 
-fn webhook(tenant: Uuid, name: &str) -> Webhook {
+fn webhook(tenant: TenantId, name: &str) -> Webhook {
     let now = time::now();
     Webhook {
-        id: ids::new_id(),
+        id: WebhookId::new(),
         tenant_id: tenant,
         name: name.into(),
         description: "d".into(),
@@ -58,11 +58,11 @@ fn webhook(tenant: Uuid, name: &str) -> Webhook {
         previous_secret_expires_at: Some(now),
         enabled: true,
         disabled_reason: None,
-        format: Format::Entity,
+        format: Format::RecordCentred,
         headers: BTreeMap::from([("X-A".into(), "1".into())]),
         retry_schedule: Some(RetrySchedule::parse_list("30s,1h").unwrap()),
         rate_limit: Some(7),
-        ordering: Ordering::Entity,
+        ordering: Ordering::PerRecord,
         consecutive_failures: 3,
         failing_since: Some(now),
         created_at: now,
@@ -106,10 +106,10 @@ suite!(
     idempotency_keys_replay_or_refuse,
     claims_respect_per_webhook_quotas_and_leases,
     results_need_the_current_lease,
-    ordering_holds_later_events_of_an_entity,
+    ordering_holds_later_events_of_a_record,
     replay_and_resend_copy_deliveries,
     prune_removes_only_old_delivered_attempts,
-    entity_writes_are_atomic_versioned_and_scoped,
+    record_writes_are_atomic_versioned_and_scoped,
     webhook_edits_see_the_latest_row_and_keep_health,
     reclaimed_leases_count_against_the_per_webhook_quota,
     release_gives_leases_back_due_now,
@@ -138,7 +138,7 @@ async fn tenants_are_unique_by_name(f: Fixture) {
 async fn api_keys_are_found_by_prefix(f: Fixture) {
     let t = f.store.create_tenant("acme").await.unwrap();
     let key = ApiKey {
-        id: ids::new_id(),
+        id: ApiKeyId::new(),
         tenant_id: t.id,
         name: "ci".into(),
         prefix: "hk_abcdefgh".into(),
@@ -159,7 +159,7 @@ async fn api_keys_are_found_by_prefix(f: Fixture) {
         .is_empty());
     // The same hash twice is refused: a key maps to one row.
     let dup = ApiKey {
-        id: ids::new_id(),
+        id: ApiKeyId::new(),
         ..key
     };
     assert!(matches!(
@@ -279,7 +279,7 @@ async fn list_pages_newest_first(f: Fixture) {
         .list_webhooks(
             t.id,
             Page {
-                before: Some(ids[2]),
+                before: Some(ids[2].into()),
                 limit: 10,
             },
         )
@@ -315,10 +315,10 @@ async fn concurrent_writes_all_commit_and_a_failing_one_spoils_none(f: Fixture) 
     assert_eq!(f.store.count_tenants().await.unwrap(), 180);
 }
 
-fn event(tenant: Uuid, event_type: &str, data: serde_json::Value) -> Event {
+fn event(tenant: TenantId, event_type: &str, data: serde_json::Value) -> Event {
     let now = time::now();
     Event {
-        id: ids::new_id(),
+        id: EventId::new(),
         tenant_id: tenant,
         event_type: event_type.into(),
         occurred_at: now,
@@ -334,7 +334,7 @@ fn event(tenant: Uuid, event_type: &str, data: serde_json::Value) -> Event {
     }
 }
 
-fn hook_for(tenant: Uuid, events: &[&str], format: Format, enabled: bool) -> Webhook {
+fn hook_for(tenant: TenantId, events: &[&str], format: Format, enabled: bool) -> Webhook {
     let mut w = webhook(tenant, "w");
     w.events = events.iter().map(|e| e.to_string()).collect();
     w.format = format;
@@ -367,7 +367,7 @@ fn result(
         webhook_id: d.webhook_id,
         lease_token: d.lease_token,
         attempt: Attempt {
-            id: ids::new_id(),
+            id: AttemptId::new(),
             delivery_id: d.id,
             attempt_number: d.attempt_number,
             started_at: time::now(),
@@ -390,7 +390,7 @@ fn result(
 }
 
 /// Publishes one `contact.created` with only an id.
-async fn publish_contact(f: &Fixture, tenant: Uuid, id: impl Into<String>) {
+async fn publish_contact(f: &Fixture, tenant: TenantId, id: impl Into<String>) {
     let id: String = id.into();
     published(
         f,
@@ -406,7 +406,7 @@ async fn publish_contact(f: &Fixture, tenant: Uuid, id: impl Into<String>) {
 
 async fn published(
     f: &Fixture,
-    tenant: Uuid,
+    tenant: TenantId,
     events: Vec<Event>,
 ) -> Vec<hookline_store::Published> {
     match f.store.publish(tenant, events, None).await.unwrap() {
@@ -658,10 +658,10 @@ async fn results_need_the_current_lease(f: Fixture) {
     assert_eq!(again.deliveries.len(), 1);
 }
 
-async fn ordering_holds_later_events_of_an_entity(f: Fixture) {
+async fn ordering_holds_later_events_of_a_record(f: Fixture) {
     let t = f.store.create_tenant("acme").await.unwrap();
     let mut w = hook_for(t.id, &["*"], Format::Envelope, true);
-    w.ordering = Ordering::Entity;
+    w.ordering = Ordering::PerRecord;
     f.store.insert_webhook(&w).await.unwrap();
     for n in 0..3 {
         published(
@@ -835,7 +835,7 @@ async fn prune_removes_only_old_delivered_attempts(f: Fixture) {
     assert_eq!(backlog.count(DeliveryStatus::Delivered), 1);
 }
 
-async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
+async fn record_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     let t = f.store.create_tenant("acme").await.unwrap();
     let other = f.store.create_tenant("other").await.unwrap();
     f.store
@@ -844,9 +844,9 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
         .unwrap();
     let upsert = |id: &str, doc: serde_json::Value, ev: Event| -> hookline_store::PlanFn {
         let id = id.to_string();
-        Box::new(move |rows: Vec<Option<EntityRow>>| {
+        Box::new(move |rows: Vec<Option<RecordRow>>| {
             assert_eq!(rows.len(), 1);
-            Ok(EntityPlan {
+            Ok(RecordPlan {
                 upserts: vec![(id, doc)],
                 deletes: vec![],
                 events: vec![ev],
@@ -856,7 +856,7 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     let doc = serde_json::json!({"id": "c1", "first_name": "A", "tags": [{"name": "vip"}], "updated_at": "2026-01-01T00:00:00.000Z"});
     let (published, written) = f
         .store
-        .mutate_entities(
+        .mutate_records(
             t.id,
             "contact",
             vec!["c1".into()],
@@ -873,7 +873,7 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     let doc2 = serde_json::json!({"id": "c1", "first_name": "B"});
     let (_, written) = f
         .store
-        .mutate_entities(
+        .mutate_records(
             t.id,
             "contact",
             vec!["c1".into()],
@@ -888,7 +888,7 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     assert_eq!(written[0].version, 2);
     assert_eq!(
         f.store
-            .get_entity(t.id, "contact", "c1")
+            .get_record(t.id, "contact", "c1")
             .await
             .unwrap()
             .unwrap()
@@ -896,7 +896,7 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
         doc2
     );
     assert_eq!(
-        f.store.get_entity(other.id, "contact", "c1").await.unwrap(),
+        f.store.get_record(other.id, "contact", "c1").await.unwrap(),
         None
     );
     // A refusing plan writes nothing, and its error comes back as it was.
@@ -906,7 +906,7 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     });
     match f
         .store
-        .mutate_entities(t.id, "contact", vec!["c1".into()], refuse)
+        .mutate_records(t.id, "contact", vec!["c1".into()], refuse)
         .await
     {
         Err(StoreError::Rejected(e)) => assert_eq!(e.to_string(), "no thanks"),
@@ -915,7 +915,7 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     // An event that can't be written undoes the record write too.
     let (_, _) = f
         .store
-        .mutate_entities(
+        .mutate_records(
             t.id,
             "contact",
             vec!["c2".into()],
@@ -933,7 +933,7 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
         ..event(t.id, "contact.created", serde_json::json!({}))
     };
     let bad: hookline_store::PlanFn = Box::new(move |_| {
-        Ok(EntityPlan {
+        Ok(RecordPlan {
             upserts: vec![("c3".into(), serde_json::json!({"id": "c3"}))],
             deletes: vec![],
             events: vec![dup, dup2],
@@ -941,19 +941,19 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     });
     assert!(f
         .store
-        .mutate_entities(t.id, "contact", vec!["c3".into()], bad)
+        .mutate_records(t.id, "contact", vec!["c3".into()], bad)
         .await
         .is_err());
     assert_eq!(
-        f.store.get_entity(t.id, "contact", "c3").await.unwrap(),
+        f.store.get_record(t.id, "contact", "c3").await.unwrap(),
         None
     );
     let by_tag = f
         .store
-        .list_entities(
+        .list_records(
             t.id,
             "contact",
-            EntityFilter {
+            RecordFilter {
                 tag: Some("vip".into()),
                 ..Default::default()
             },
@@ -968,10 +968,10 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
     );
     let search = f
         .store
-        .list_entities(
+        .list_records(
             t.id,
             "contact",
-            EntityFilter {
+            RecordFilter {
                 search: Some("b".into()),
                 ..Default::default()
             },
@@ -982,19 +982,19 @@ async fn entity_writes_are_atomic_versioned_and_scoped(f: Fixture) {
         .unwrap();
     assert_eq!(search.len(), 1);
     let del: hookline_store::PlanFn = Box::new(|_| {
-        Ok(EntityPlan {
+        Ok(RecordPlan {
             upserts: vec![],
             deletes: vec!["c1".into(), "c2".into()],
             events: vec![],
         })
     });
     f.store
-        .mutate_entities(t.id, "contact", vec!["c1".into(), "c2".into()], del)
+        .mutate_records(t.id, "contact", vec!["c1".into(), "c2".into()], del)
         .await
         .unwrap();
     assert!(f
         .store
-        .list_entities(t.id, "contact", EntityFilter::default(), None, 10)
+        .list_records(t.id, "contact", RecordFilter::default(), None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -1112,7 +1112,7 @@ async fn release_gives_leases_back_due_now(f: Fixture) {
     f.store.release(vec![]).await.unwrap();
     // A token that doesn't hold the lease changes nothing.
     f.store
-        .release(vec![(a.id, a.lease_token), (b.id, Uuid::new_v4())])
+        .release(vec![(a.id, a.lease_token), (b.id, LeaseToken::new())])
         .await
         .unwrap();
     let status = |id| {

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hookline_core::ids::DeliveryId;
 
 pub fn router() -> Router<Hookline> {
     Router::new()
@@ -39,7 +40,7 @@ async fn list(
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<DeliveryId>,
 ) -> Result<Json<DeliveryDetail>> {
     Ok(Json(h.get_delivery(&who, id).await?))
 }
@@ -50,7 +51,7 @@ async fn fetch(
 async fn resend(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<DeliveryId>,
 ) -> Result<(StatusCode, Json<DeliveryView>)> {
     Ok((StatusCode::ACCEPTED, Json(h.resend(&who, id).await?)))
 }

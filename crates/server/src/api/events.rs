@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hookline_core::ids::EventId;
 use serde::Deserialize;
 
 pub fn router() -> Router<Hookline> {
@@ -81,7 +82,7 @@ async fn list(
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<EventId>,
 ) -> Result<Json<EventView>> {
     Ok(Json(h.get_event(&who, id).await?))
 }

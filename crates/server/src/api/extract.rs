@@ -12,8 +12,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::str::FromStr;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// The caller, authenticated by `Authorization: Bearer hk_…`.
 pub struct Auth(pub Principal);
@@ -40,25 +40,24 @@ impl FromRequestParts<Hookline> for Auth {
     }
 }
 
-/// A UUID path parameter; anything else is a 400 naming the parameter.
-pub struct IdPath(pub Uuid);
+/// An id path parameter of the type the route names (`IdPath<WebhookId>`, `IdPath<DeliveryId>`…);
+/// anything that doesn't parse as one is a 400 naming the parameter.
+pub struct IdPath<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+impl<S: Send + Sync, T: FromStr> FromRequestParts<S> for IdPath<T> {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| Error::bad_request("invalid_path", e.body_text(), Some("id")))?;
-        hookline_core::ids::parse_id(&raw)
-            .map(IdPath)
-            .ok_or_else(|| {
-                Error::bad_request(
-                    "invalid_id",
-                    format!("`{raw}` is not a valid id (a UUID)"),
-                    Some("id"),
-                )
-            })
+        raw.parse().map(IdPath).map_err(|_| {
+            Error::bad_request(
+                "invalid_id",
+                format!("`{raw}` is not a valid id (a UUID)"),
+                Some("id"),
+            )
+        })
     }
 }
 
@@ -205,7 +204,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
         let cursor = q.get("cursor").filter(|c| !c.is_empty()).cloned();
         if cursor
             .as_ref()
-            .is_some_and(|c| hookline_core::entity::validate_id(c).is_err())
+            .is_some_and(|c| hookline_core::record::validate_id(c).is_err())
         {
             return Err(bad_cursor());
         }

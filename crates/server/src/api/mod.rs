@@ -6,12 +6,12 @@
 //! query) come back in the same JSON error shape as everything else.
 
 mod deliveries;
-mod entities;
 mod event_types;
 mod events;
 mod extract;
 mod health;
 pub mod openapi;
+mod records;
 mod webhooks;
 
 pub use extract::{ListResponse, DEFAULT_LIMIT, MAX_LIMIT};
@@ -28,7 +28,7 @@ pub fn router(hookline: Hookline) -> Router {
         .merge(webhooks::router())
         .merge(events::router())
         .merge(deliveries::router())
-        .merge(entities::router())
+        .merge(records::router())
         .merge(event_types::router())
         .merge(openapi::router());
     Router::new()

@@ -18,8 +18,8 @@ use utoipa::{Modify, OpenApi};
         super::events::publish, super::events::list, super::events::fetch,
         super::deliveries::list, super::deliveries::fetch, super::deliveries::resend,
         super::event_types::list,
-        super::entities::create, super::entities::list, super::entities::fetch, super::entities::replace,
-        super::entities::patch, super::entities::remove, super::entities::bulk_delete, super::entities::import,
+        super::records::create, super::records::list, super::records::fetch, super::records::replace,
+        super::records::patch, super::records::remove, super::records::bulk_delete, super::records::import,
     ),
     modifiers(&BearerAuth),
 )]

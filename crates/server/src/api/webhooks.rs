@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hookline_core::ids::WebhookId;
 
 pub fn router() -> Router<Hookline> {
     Router::new()
@@ -32,7 +33,7 @@ pub fn router() -> Router<Hookline> {
 async fn test(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
     OptionalJson(input): OptionalJson<TestInput>,
 ) -> Result<Json<TestView>> {
     Ok(Json(h.test_webhook(&who, id, input).await?))
@@ -61,7 +62,7 @@ async fn test_url(
 async fn verify_receiver(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
     OptionalJson(input): OptionalJson<HandshakeInput>,
 ) -> Result<Json<HandshakeView>> {
     Ok(Json(h.verify_receiver(&who, id, input).await?))
@@ -75,7 +76,7 @@ async fn verify_receiver(
 async fn replay(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
     ApiJson(input): ApiJson<ReplayInput>,
 ) -> Result<(StatusCode, Json<ReplayView>)> {
     Ok((StatusCode::ACCEPTED, Json(h.replay(&who, id, input).await?)))
@@ -120,7 +121,7 @@ async fn list(
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
 ) -> Result<Json<WebhookView>> {
     Ok(Json(h.get_webhook(&who, id).await?))
 }
@@ -133,7 +134,7 @@ async fn fetch(
 async fn update(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<Json<WebhookView>> {
     Ok(Json(h.update_webhook(&who, id, input).await?))
@@ -147,7 +148,7 @@ async fn update(
 async fn remove(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
 ) -> Result<StatusCode> {
     h.delete_webhook(&who, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -161,7 +162,7 @@ async fn remove(
 async fn secret(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
 ) -> Result<Json<SecretView>> {
     Ok(Json(h.webhook_secret(&who, id).await?))
 }
@@ -174,7 +175,7 @@ async fn secret(
 async fn rotate(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    IdPath(id): IdPath,
+    IdPath(id): IdPath<WebhookId>,
     OptionalJson(input): OptionalJson<RotateInput>,
 ) -> Result<Json<SecretView>> {
     Ok(Json(h.rotate_secret(&who, id, input).await?))

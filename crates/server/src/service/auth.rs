@@ -2,15 +2,16 @@
 
 use super::handle::Hookline;
 use crate::error::{Error, Result};
+use hookline_core::ids::{ApiKeyId, TenantId};
 use hookline_core::signing;
 use hookline_store::{ApiKey, Tenant};
-use uuid::Uuid;
 
 /// Who is calling: resolved from a bearer key, scopes every request to one tenant.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub tenant_id: Uuid,
-    pub key_id: Uuid,
+    pub tenant_id: TenantId,
+    /// The key that authenticated the call; the default (nil) id for the operator's CLI.
+    pub key_id: ApiKeyId,
     pub default_user_id: Option<String>,
 }
 
@@ -58,7 +59,7 @@ impl Hookline {
         let key = signing::generate_api_key();
         self.store
             .insert_api_key(&ApiKey {
-                id: hookline_core::ids::new_id(),
+                id: ApiKeyId::new(),
                 tenant_id: tenant.id,
                 name: name.to_string(),
                 prefix: key.prefix.clone(),
@@ -79,7 +80,7 @@ impl Hookline {
             .ok_or_else(|| Error::NotFound(format!("tenant `{tenant_name}` not found")))?;
         Ok(Principal {
             tenant_id: tenant.id,
-            key_id: Uuid::nil(),
+            key_id: ApiKeyId::default(),
             default_user_id: None,
         })
     }

@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 pub struct EventTypeView {
     /// Native name, as stored and as subscriptions are normalised to.
     pub name: &'static str,
-    pub entity: &'static str,
+    // What events of this type are about (`contact`, `deal`, `webhook`…); `entity` on the wire.
+    #[serde(rename = "entity")]
+    pub subject: &'static str,
     /// `entity` (from entity writes, publishable raw too), `raw` (published) or `operational`.
     #[schema(value_type = String)]
     pub origin: Origin,
@@ -32,7 +34,7 @@ pub fn event_types() -> EventTypeList {
         .iter()
         .map(|e| EventTypeView {
             name: e.name,
-            entity: e.entity,
+            subject: e.subject,
             origin: e.origin,
             description: e.description,
             aliases: e.aliases.to_vec(),

@@ -4,10 +4,11 @@ use super::auth::Principal;
 use super::handle::Hookline;
 use crate::attempt::{self, AttemptOutcome};
 use crate::error::{Error, Result};
+use hookline_core::ids::{DeliveryId, EventId, WebhookId};
 use hookline_core::retry::Verdict;
 use hookline_core::url_policy::WebhookUrl;
 use hookline_core::webhook::{Format, Ordering as DeliveryOrdering};
-use hookline_core::{catalog, ids, signing, time};
+use hookline_core::{catalog, signing, time};
 use hookline_store::{
     Attempt, Delivery, DeliveryFilter, DeliveryStatus, Event, Page, ReplayFilter, Webhook,
 };
@@ -40,9 +41,9 @@ pub struct DeliveryView {
 impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
         DeliveryView {
-            id: d.id,
-            webhook_id: d.webhook_id,
-            event_id: d.event_id,
+            id: d.id.into(),
+            webhook_id: d.webhook_id.into(),
+            event_id: d.event_id.into(),
             event_type: d.event_type,
             url: d.url,
             status: d.status.as_str().into(),
@@ -50,7 +51,7 @@ impl From<Delivery> for DeliveryView {
             next_attempt_at: d.next_attempt_at.as_ref().map(time::format),
             last_status_code: d.last_status_code,
             last_error: d.last_error,
-            resent_from: d.resent_from,
+            resent_from: d.resent_from.map(Into::into),
             created_at: time::format(&d.created_at),
             updated_at: time::format(&d.updated_at),
         }
@@ -110,7 +111,7 @@ pub struct DeliveryDetail {
 }
 
 /// Filters of `GET /v1/deliveries` as given (strings are validated here).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct DeliveryQuery {
     pub webhook_id: Option<String>,
     pub status: Option<String>,
@@ -150,7 +151,7 @@ impl DeliveryQuery {
                 .webhook_id
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    ids::parse_id(&s)
+                    WebhookId::parse(&s)
                         .ok_or_else(|| query_error("webhook_id", "webhook_id must be a UUID"))
                 })
                 .transpose()?,
@@ -246,7 +247,7 @@ impl Hookline {
         Ok(rows.into_iter().map(DeliveryView::from).collect())
     }
 
-    pub async fn get_delivery(&self, who: &Principal, id: Uuid) -> Result<DeliveryDetail> {
+    pub async fn get_delivery(&self, who: &Principal, id: DeliveryId) -> Result<DeliveryDetail> {
         let (d, attempts) = self
             .store
             .get_delivery(who.tenant_id, id)
@@ -259,7 +260,7 @@ impl Hookline {
     }
 
     /// A new delivery of the same event to the same webhook; the original is left as it was.
-    pub async fn resend(&self, who: &Principal, id: Uuid) -> Result<DeliveryView> {
+    pub async fn resend(&self, who: &Principal, id: DeliveryId) -> Result<DeliveryView> {
         let new_id = self
             .store
             .resend(who.tenant_id, id)
@@ -277,7 +278,7 @@ impl Hookline {
     pub async fn replay(
         &self,
         who: &Principal,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         input: ReplayInput,
     ) -> Result<ReplayView> {
         self.load_webhook(who, webhook_id).await?;
@@ -372,9 +373,9 @@ impl Hookline {
         let data = catalog::sample_data(&event_type);
         let now = time::now();
         Ok(Event {
-            id: ids::new_id(),
+            id: EventId::new(),
             tenant_id: who.tenant_id,
-            entity_type: catalog::lookup(&event_type).map(|e| e.entity.to_string()),
+            entity_type: catalog::lookup(&event_type).map(|e| e.subject.to_string()),
             entity_id: data.get("id").and_then(|v| v.as_str()).map(str::to_string),
             event_type,
             occurred_at: now,
@@ -403,7 +404,7 @@ impl Hookline {
     pub async fn test_webhook(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: WebhookId,
         input: TestInput,
     ) -> Result<TestView> {
         if input.url.is_some() || input.secret.is_some() || input.format.is_some() {
@@ -422,7 +423,7 @@ impl Hookline {
         )?;
         // Sent first, stored after: nothing claimable exists while the request is in flight, so a
         // test is never picked up and retried by a worker, even if this request is abandoned.
-        let delivery_id = ids::new_id();
+        let delivery_id = DeliveryId::new();
         let tenant = self.tenant_name(who).await;
         let target = attempt::Target {
             webhook: &webhook,
@@ -477,7 +478,7 @@ impl Hookline {
             self.test_event(who, &["*".to_string()], format, input.event_type.as_deref())?;
         let now = time::now();
         let webhook = Webhook {
-            id: Uuid::nil(),
+            id: WebhookId::default(),
             tenant_id: who.tenant_id,
             name: "test".into(),
             description: String::new(),
@@ -503,7 +504,7 @@ impl Hookline {
             webhook: &webhook,
             event: &event,
             tenant_name: &tenant,
-            delivery_id: ids::new_id(),
+            delivery_id: DeliveryId::new(),
             item_index: None,
             format: webhook.format,
             attempt_number: 1,
@@ -515,13 +516,13 @@ impl Hookline {
 
 fn test_view(
     o: AttemptOutcome,
-    delivery_id: Option<Uuid>,
+    delivery_id: Option<DeliveryId>,
     event_type: String,
     secret: Option<String>,
 ) -> TestView {
     TestView {
         success: o.verdict == Verdict::Delivered,
-        delivery_id,
+        delivery_id: delivery_id.map(Into::into),
         event_type,
         attempt: o.attempt.into(),
         secret,

@@ -5,7 +5,8 @@ use super::handle::Hookline;
 use super::request::{self, Idempotency};
 use crate::error::{Error, Result};
 use hookline_core::catalog::{self, Origin};
-use hookline_core::{ids, time};
+use hookline_core::ids::EventId;
+use hookline_core::time;
 use hookline_store::{Event, Page, PublishOutcome, Published};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -82,7 +83,7 @@ pub struct EventView {
 impl From<Event> for EventView {
     fn from(e: Event) -> Self {
         EventView {
-            id: e.id,
+            id: e.id.into(),
             event_type: e.event_type,
             occurred_at: time::format(&e.occurred_at),
             source: e.source,
@@ -133,11 +134,11 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
         ));
     }
     if let Some(t) = &input.entity_type {
-        if t != entry.entity {
+        if t != entry.subject {
             return Err(Error::invalid(
                 f("entity_type"),
                 "invalid",
-                format!("{event_type} is about a {}, not a {t}", entry.entity),
+                format!("{event_type} is about a {}, not a {t}", entry.subject),
             ));
         }
     }
@@ -160,7 +161,7 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
             }
         }
         Value::Object(_) => {}
-        Value::Array(items) if !deleting && entry.origin == Origin::Entity => {
+        Value::Array(items) if !deleting && entry.origin == Origin::RecordWrite => {
             if items.is_empty() || !items.iter().all(Value::is_object) {
                 return Err(Error::invalid(
                     f("data"),
@@ -211,7 +212,7 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
         _ => None,
     });
     Ok(Event {
-        id: ids::new_id(),
+        id: EventId::new(),
         tenant_id: who.tenant_id,
         event_type,
         occurred_at,
@@ -220,7 +221,7 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
         actor_id: actor
             .map(str::to_string)
             .or_else(|| who.default_user_id.clone()),
-        entity_type: Some(entry.entity.to_string()),
+        entity_type: Some(entry.subject.to_string()),
         entity_id,
         data: input.data,
         changes: input.changes,
@@ -231,8 +232,8 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
 
 fn view(p: &Published) -> PublishedView {
     PublishedView {
-        id: p.id,
-        delivery_ids: p.delivery_ids.clone(),
+        id: p.id.into(),
+        delivery_ids: p.delivery_ids.iter().map(|&d| d.into()).collect(),
     }
 }
 
@@ -297,7 +298,7 @@ impl Hookline {
         Ok((out, replayed))
     }
 
-    pub async fn get_event(&self, who: &Principal, id: Uuid) -> Result<EventView> {
+    pub async fn get_event(&self, who: &Principal, id: EventId) -> Result<EventView> {
         self.store
             .get_event(who.tenant_id, id)
             .await?

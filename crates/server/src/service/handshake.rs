@@ -22,7 +22,8 @@ use super::handle::Hookline;
 use crate::attempt;
 use crate::error::Result;
 use hookline_core::formats::SigningKeys;
-use hookline_core::{ids, signing};
+use hookline_core::ids::{DeliveryId, WebhookId};
+use hookline_core::signing;
 use hookline_store::Attempt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -144,7 +145,7 @@ impl Hookline {
     pub async fn verify_receiver(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: WebhookId,
         input: HandshakeInput,
     ) -> Result<HandshakeView> {
         let webhook = self.load_webhook(who, id).await?;
@@ -159,7 +160,7 @@ impl Hookline {
             webhook: &webhook,
             event: &event,
             tenant_name: &tenant,
-            delivery_id: ids::new_id(),
+            delivery_id: DeliveryId::new(),
             item_index: None,
             format: webhook.format,
             attempt_number: 1,
@@ -174,7 +175,7 @@ impl Hookline {
         let signed = attempt::attempt(&self.sender, &self.config, target).await;
         let verdict = judge(&signed.attempt, &mis_signed.attempt);
         let advice = advice(verdict, &signed.attempt, &mis_signed.attempt);
-        let delivery_id = target.delivery_id;
+        let delivery_id = target.delivery_id.into();
         Ok(HandshakeView {
             verdict,
             event_type: event.event_type,
@@ -193,8 +194,8 @@ mod tests {
 
     fn answered(status: Option<u16>) -> Attempt {
         Attempt {
-            id: Uuid::nil(),
-            delivery_id: Uuid::nil(),
+            id: Default::default(),
+            delivery_id: DeliveryId::default(),
             attempt_number: 1,
             started_at: time::now(),
             url: "https://hooks.example.com/x".into(),

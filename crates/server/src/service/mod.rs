@@ -6,11 +6,11 @@
 mod auth;
 pub mod catalog;
 mod deliveries;
-mod entities;
 mod events;
 mod handle;
 mod handshake;
 mod ops;
+mod records;
 pub mod request;
 mod webhooks;
 
@@ -19,11 +19,11 @@ pub use deliveries::{
     AttemptView, DeliveryDetail, DeliveryQuery, DeliveryView, ReplayInput, ReplayView, TestInput,
     TestView,
 };
-pub use entities::{
-    parse_import, BulkDeleteView, EmittedEvent, EntityView, ImportRow, ImportRowResult, ImportView,
-    WriteContext, WriteView,
-};
 pub use events::{EventInput, EventView, PublishInput, PublishOutput};
 pub use handle::Hookline;
 pub use handshake::{HandshakeInput, HandshakeView, ReceiverVerdict};
+pub use records::{
+    parse_import, BulkDeleteView, EmittedEvent, ImportRow, ImportRowResult, ImportView, RecordView,
+    WriteContext, WriteView,
+};
 pub use webhooks::{RotateInput, SecretView, WebhookInput, WebhookView};

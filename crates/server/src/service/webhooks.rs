@@ -3,10 +3,11 @@
 use super::auth::Principal;
 use super::handle::Hookline;
 use crate::error::{Error, Result};
+use hookline_core::ids::WebhookId;
 use hookline_core::retry::RetrySchedule;
 use hookline_core::url_policy::WebhookUrl;
 use hookline_core::webhook::{self as rules, FieldError, Format, Ordering};
-use hookline_core::{ids, signing, time};
+use hookline_core::{signing, time};
 use hookline_store::{Page, Webhook};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -89,7 +90,7 @@ pub struct WebhookView {
 impl WebhookView {
     fn from(w: &Webhook, with_secret: bool) -> Self {
         WebhookView {
-            id: w.id,
+            id: w.id.into(),
             name: w.name.clone(),
             description: w.description.clone(),
             url: w.url.clone(),
@@ -235,7 +236,7 @@ impl Hookline {
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_default();
         let mut w = Webhook {
-            id: ids::new_id(),
+            id: WebhookId::new(),
             tenant_id: who.tenant_id,
             name: host,
             description: String::new(),
@@ -268,14 +269,14 @@ impl Hookline {
     }
 
     /// The caller's webhook, or 404 (also for another tenant's id).
-    pub(crate) async fn load_webhook(&self, who: &Principal, id: Uuid) -> Result<Webhook> {
+    pub(crate) async fn load_webhook(&self, who: &Principal, id: WebhookId) -> Result<Webhook> {
         self.store
             .get_webhook(who.tenant_id, id)
             .await?
             .ok_or_else(|| Error::not_found("webhook"))
     }
 
-    pub async fn get_webhook(&self, who: &Principal, id: Uuid) -> Result<WebhookView> {
+    pub async fn get_webhook(&self, who: &Principal, id: WebhookId) -> Result<WebhookView> {
         Ok(WebhookView::from(&self.load_webhook(who, id).await?, false))
     }
 
@@ -287,7 +288,7 @@ impl Hookline {
     pub async fn update_webhook(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: WebhookId,
         input: WebhookInput,
     ) -> Result<WebhookView> {
         if input.secret.is_some() {
@@ -314,7 +315,7 @@ impl Hookline {
     async fn edit_webhook(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: WebhookId,
         edit: impl FnOnce(&mut Webhook) -> Result<()> + Send + 'static,
     ) -> Result<Webhook> {
         self.store
@@ -327,7 +328,7 @@ impl Hookline {
             .ok_or_else(|| Error::not_found("webhook"))
     }
 
-    pub async fn delete_webhook(&self, who: &Principal, id: Uuid) -> Result<()> {
+    pub async fn delete_webhook(&self, who: &Principal, id: WebhookId) -> Result<()> {
         if self.store.delete_webhook(who.tenant_id, id).await? {
             Ok(())
         } else {
@@ -335,7 +336,7 @@ impl Hookline {
         }
     }
 
-    pub async fn webhook_secret(&self, who: &Principal, id: Uuid) -> Result<SecretView> {
+    pub async fn webhook_secret(&self, who: &Principal, id: WebhookId) -> Result<SecretView> {
         let w = self.load_webhook(who, id).await?;
         Ok(SecretView {
             previous_secret_expires_at: live_previous(&w).map(|(_, t)| time::format(&t)),
@@ -347,7 +348,7 @@ impl Hookline {
     pub async fn rotate_secret(
         &self,
         who: &Principal,
-        id: Uuid,
+        id: WebhookId,
         input: RotateInput,
     ) -> Result<SecretView> {
         let grace = match &input.grace_period {

@@ -262,7 +262,7 @@ async fn connection_refused_is_retried_and_blocked_destinations_fail_for_good() 
         .tenant_id;
     let now = time::now();
     let w = hookline_store::Webhook {
-        id: hookline_core::ids::new_id(),
+        id: hookline_core::ids::WebhookId::new(),
         tenant_id: tenant,
         name: "old".into(),
         description: String::new(),
@@ -853,7 +853,7 @@ async fn during_rotation_both_secrets_sign() {
 }
 
 #[tokio::test]
-async fn events_of_one_entity_arrive_in_order_when_the_webhook_asks() {
+async fn events_of_one_record_arrive_in_order_when_the_webhook_asks() {
     let app = spawn_app_with(&local_receivers()).await;
     let rx = Receiver::start().await;
     rx.then(Reply::status(503));
@@ -1032,7 +1032,7 @@ async fn a_node_that_dies_mid_backlog_loses_nothing() {
             webhook_id: d.webhook_id,
             lease_token: d.lease_token,
             attempt: hookline_store::Attempt {
-                id: hookline_core::ids::new_id(),
+                id: hookline_core::ids::AttemptId::new(),
                 delivery_id: d.id,
                 attempt_number: 1,
                 started_at: now,

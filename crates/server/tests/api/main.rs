@@ -4,7 +4,7 @@
 
 mod compat;
 mod delivery;
-mod entities;
+mod records;
 mod webhooks;
 
 use axum::http::{HeaderMap, StatusCode as AxStatus};

@@ -1,5 +1,5 @@
 //! CRM records as the source of events: the record kinds, their schemas, and what a write means —
-//! the new document and the events it emits. ("Entity" in this module's name means a CRM record.)
+//! the new document and the events it emits.
 //!
 //! Contacts follow the ConnectMachine contact schema exactly (the one the envelope format carries;
 //! unknown fields are refused). Organizations, deals, services and tasks have a small validated
@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 /// A kind of record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum RecordKind {
     Contact,
     Organization,
     Deal,
@@ -22,46 +22,46 @@ pub enum Kind {
     Task,
 }
 
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Contact,
-        Kind::Organization,
-        Kind::Deal,
-        Kind::Service,
-        Kind::Task,
+impl RecordKind {
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Contact,
+        RecordKind::Organization,
+        RecordKind::Deal,
+        RecordKind::Service,
+        RecordKind::Task,
     ];
 
     /// The kind's name, also the subject type of its events (`contact`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Contact => "contact",
-            Kind::Organization => "organization",
-            Kind::Deal => "deal",
-            Kind::Service => "service",
-            Kind::Task => "task",
+            RecordKind::Contact => "contact",
+            RecordKind::Organization => "organization",
+            RecordKind::Deal => "deal",
+            RecordKind::Service => "service",
+            RecordKind::Task => "task",
         }
     }
 
     /// URL segment (`contacts`).
     pub fn plural(self) -> &'static str {
         match self {
-            Kind::Contact => "contacts",
-            Kind::Organization => "organizations",
-            Kind::Deal => "deals",
-            Kind::Service => "services",
-            Kind::Task => "tasks",
+            RecordKind::Contact => "contacts",
+            RecordKind::Organization => "organizations",
+            RecordKind::Deal => "deals",
+            RecordKind::Service => "services",
+            RecordKind::Task => "tasks",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL
+    pub fn parse(s: &str) -> Option<RecordKind> {
+        RecordKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s || k.plural() == s)
     }
 
     /// The field whose change is an assignment (`*.assigned`), if the kind has one.
     fn owner_field(self) -> Option<&'static str> {
-        matches!(self, Kind::Contact | Kind::Deal).then_some("owner_id")
+        matches!(self, RecordKind::Contact | RecordKind::Deal).then_some("owner_id")
     }
 }
 
@@ -419,13 +419,15 @@ fn validate_contact(doc: &Map<String, Value>) -> Result<(), FieldError> {
     Ok(())
 }
 
-fn validate_document(kind: Kind, doc: &Map<String, Value>) -> Result<(), FieldError> {
+fn validate_document(kind: RecordKind, doc: &Map<String, Value>) -> Result<(), FieldError> {
     let get = |k: &str| doc.get(k);
     match kind {
-        Kind::Contact => return validate_contact(doc),
-        Kind::Organization | Kind::Service => required_text("name", get("name"), MAX_TEXT)?,
-        Kind::Task => required_text("title", get("title"), MAX_TEXT)?,
-        Kind::Deal => {
+        RecordKind::Contact => return validate_contact(doc),
+        RecordKind::Organization | RecordKind::Service => {
+            required_text("name", get("name"), MAX_TEXT)?
+        }
+        RecordKind::Task => required_text("title", get("title"), MAX_TEXT)?,
+        RecordKind::Deal => {
             required_text("name", get("name"), MAX_TEXT)?;
             required_text("stage", get("stage"), 200)?;
             text("owner_id", get("owner_id").unwrap_or(&Value::Null), 256)?;
@@ -547,7 +549,7 @@ fn finish(
 
 /// Decides one write against the stored document (`current`). `now` is the RFC 3339 write time.
 pub fn plan(
-    kind: Kind,
+    kind: RecordKind,
     id: &str,
     write: Write,
     current: Option<&Map<String, Value>>,
@@ -638,7 +640,7 @@ pub fn plan(
             if let Some(owner) = kind.owner_field() {
                 events.extend(derived(owner, format!("{kind_name}.assigned")));
             }
-            if kind == Kind::Deal {
+            if kind == RecordKind::Deal {
                 events.extend(derived("stage", "deal.stage.changed".into()));
             }
             Ok(Planned {
@@ -657,7 +659,7 @@ mod tests {
     const NOW: &str = "2026-05-15T10:30:00.000Z";
     const LATER: &str = "2026-05-15T11:00:00.000Z";
 
-    fn created(kind: Kind, body: Value) -> Map<String, Value> {
+    fn created(kind: RecordKind, body: Value) -> Map<String, Value> {
         plan(kind, "x1", Write::Create(body), None, NOW)
             .unwrap()
             .doc
@@ -686,7 +688,7 @@ mod tests {
     #[test]
     fn create_keeps_the_contact_schema_and_server_fields() {
         let p = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "c1",
             Write::Create(full_contact()),
             None,
@@ -785,7 +787,7 @@ mod tests {
         ] {
             let mut body = full_contact();
             diff::merge_patch(&mut body, &patch);
-            match plan(Kind::Contact, "c1", Write::Create(body), None, NOW) {
+            match plan(RecordKind::Contact, "c1", Write::Create(body), None, NOW) {
                 Err(Refusal::Invalid(e)) => {
                     assert_eq!((e.field.as_str(), e.code), (field, code), "{patch}")
                 }
@@ -793,7 +795,7 @@ mod tests {
             }
         }
         let err = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "c1",
             Write::Create(json!({"notes": "only notes"})),
             None,
@@ -802,32 +804,32 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, Refusal::Invalid(e) if e.code == "required"));
         assert!(
-            matches!(plan(Kind::Contact, "bad id!", Write::Create(full_contact()), None, NOW), Err(Refusal::Invalid(e)) if e.field == "id")
+            matches!(plan(RecordKind::Contact, "bad id!", Write::Create(full_contact()), None, NOW), Err(Refusal::Invalid(e)) if e.field == "id")
         );
     }
 
     #[test]
     fn other_kinds_have_a_small_core_and_free_fields() {
         let d = created(
-            Kind::Deal,
+            RecordKind::Deal,
             json!({"name": "Big", "stage": "lead", "amount": 10.5, "contact_ids": ["c1"], "priority": "high"}),
         );
         assert_eq!(d["priority"], "high");
         for (kind, body, field) in [
-            (Kind::Deal, json!({"name": "x"}), "stage"),
+            (RecordKind::Deal, json!({"name": "x"}), "stage"),
             (
-                Kind::Deal,
+                RecordKind::Deal,
                 json!({"name": "x", "stage": "s", "amount": "lots"}),
                 "amount",
             ),
             (
-                Kind::Deal,
+                RecordKind::Deal,
                 json!({"name": "x", "stage": "s", "contact_ids": [1]}),
                 "contact_ids[0]",
             ),
-            (Kind::Organization, json!({"title": "x"}), "name"),
-            (Kind::Service, json!({"name": ""}), "name"),
-            (Kind::Task, json!({"name": "x"}), "title"),
+            (RecordKind::Organization, json!({"title": "x"}), "name"),
+            (RecordKind::Service, json!({"name": ""}), "name"),
+            (RecordKind::Task, json!({"name": "x"}), "title"),
         ] {
             match plan(kind, "x1", Write::Create(body.clone()), None, NOW) {
                 Err(Refusal::Invalid(e)) => assert_eq!(e.field, field, "{body}"),
@@ -839,11 +841,11 @@ mod tests {
     #[test]
     fn updates_carry_changes_and_derived_events() {
         let cur = created(
-            Kind::Deal,
+            RecordKind::Deal,
             json!({"name": "Big", "stage": "lead", "owner_id": "u1", "contact_ids": ["a", "b"]}),
         );
         let p = plan(
-            Kind::Deal,
+            RecordKind::Deal,
             "x1",
             Write::Patch(json!({"stage": "won", "owner_id": "u2", "contact_ids": ["b", "a"]})),
             Some(&cur),
@@ -872,9 +874,9 @@ mod tests {
 
     #[test]
     fn a_write_that_moves_nothing_is_suppressed() {
-        let cur = created(Kind::Contact, full_contact());
+        let cur = created(RecordKind::Contact, full_contact());
         let same = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "x1",
             Write::Replace(full_contact()),
             Some(&cur),
@@ -890,7 +892,7 @@ mod tests {
             }
         );
         let reordered = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "x1",
             Write::Patch(json!({"notes": "Met at event", "created_at": "1999-01-01T00:00:00Z"})),
             Some(&cur),
@@ -902,9 +904,9 @@ mod tests {
 
     #[test]
     fn tagging_and_linking_a_session_are_updates() {
-        let cur = created(Kind::Contact, json!({"first_name": "Ann"}));
+        let cur = created(RecordKind::Contact, json!({"first_name": "Ann"}));
         let p = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "x1",
             Write::Patch(json!({"tags": [{"name": "VIP", "type": "status"}]})),
             Some(&cur),
@@ -917,7 +919,7 @@ mod tests {
             Value::Null
         );
         let p = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "x1",
             Write::Patch(json!({"notetaker_sessions": [{"session_id": "s9"}]})),
             Some(&cur),
@@ -934,9 +936,12 @@ mod tests {
 
     #[test]
     fn patch_null_removes_and_replace_drops_missing_fields() {
-        let cur = created(Kind::Contact, json!({"first_name": "Ann", "company": "X"}));
+        let cur = created(
+            RecordKind::Contact,
+            json!({"first_name": "Ann", "company": "X"}),
+        );
         let p = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "x1",
             Write::Patch(json!({"company": null})),
             Some(&cur),
@@ -945,7 +950,7 @@ mod tests {
         .unwrap();
         assert!(p.doc.as_ref().unwrap().get("company").is_none());
         let p = plan(
-            Kind::Contact,
+            RecordKind::Contact,
             "x1",
             Write::Replace(json!({"last_name": "B"})),
             Some(&cur),
@@ -956,23 +961,23 @@ mod tests {
         assert!(doc.get("first_name").is_none());
         assert_eq!(doc["last_name"], "B");
         assert!(
-            matches!(plan(Kind::Contact, "x1", Write::Patch(json!({"id": "other"})), Some(&cur), LATER), Err(Refusal::Invalid(e)) if e.field == "id")
+            matches!(plan(RecordKind::Contact, "x1", Write::Patch(json!({"id": "other"})), Some(&cur), LATER), Err(Refusal::Invalid(e)) if e.field == "id")
         );
     }
 
     #[test]
     fn deletes_carry_ids_and_missing_records_are_refused() {
-        let cur = created(Kind::Task, json!({"title": "t"}));
-        let p = plan(Kind::Task, "x1", Write::Delete, Some(&cur), LATER).unwrap();
+        let cur = created(RecordKind::Task, json!({"title": "t"}));
+        let p = plan(RecordKind::Task, "x1", Write::Delete, Some(&cur), LATER).unwrap();
         assert_eq!(p.events[0].data, json!({"ids": ["x1"]}));
         assert_eq!(p.doc, None);
         assert_eq!(
-            plan(Kind::Task, "x1", Write::Delete, None, LATER),
+            plan(RecordKind::Task, "x1", Write::Delete, None, LATER),
             Err(Refusal::NotFound)
         );
         assert_eq!(
             plan(
-                Kind::Task,
+                RecordKind::Task,
                 "x1",
                 Write::Create(json!({"title": "t"})),
                 Some(&cur),

@@ -5,15 +5,15 @@
 use super::extract::{header, Auth, ListResponse, Pagination, RawBody, RawJson};
 use crate::error::{Error, ErrorBody, Result};
 use crate::service::request::{ImportFormat, Interface};
-use crate::service::{BulkDeleteView, EntityView, Hookline, ImportView, WriteContext, WriteView};
+use crate::service::{BulkDeleteView, Hookline, ImportView, RecordView, WriteContext, WriteView};
 use axum::extract::{Path, Query, State};
 use axum::http::header::ETAG;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookline_core::entity::{self, Kind};
-use hookline_store::EntityFilter;
+use hookline_core::record::{self, RecordKind};
+use hookline_store::RecordFilter;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -22,7 +22,7 @@ pub fn router() -> Router<Hookline> {
     let mut r = Router::new()
         .route("/contacts/import", post(import))
         .route("/contacts/bulk-delete", post(bulk_delete));
-    for kind in Kind::ALL {
+    for kind in RecordKind::ALL {
         let base = format!("/{}", kind.plural());
         r = r
             .route(
@@ -43,7 +43,7 @@ pub fn router() -> Router<Hookline> {
 
 /// The record id in the path.
 fn record_id(Path(id): Path<String>) -> Result<String> {
-    entity::validate_id(&id)
+    record::validate_id(&id)
         .map_err(|e| Error::bad_request("invalid_id", e.message, Some("id")))?;
     Ok(id)
 }
@@ -80,10 +80,10 @@ async fn create(
     Auth(who): Auth,
     headers: HeaderMap,
     raw: RawJson,
-    kind: Kind,
+    kind: RecordKind,
 ) -> Result<Response> {
     let w = h
-        .create_entity(&who, kind, body(raw)?, context(&headers)?)
+        .create_record(&who, kind, body(raw)?, context(&headers)?)
         .await?;
     let v = w.version;
     Ok(with_etag(StatusCode::CREATED, w, v))
@@ -101,15 +101,15 @@ struct ListQuery {
 #[utoipa::path(get, path = "/v1/{kind}", tag = "records",
     params(("kind" = String, Path), ("tag" = Option<String>, Query), ("updated_since" = Option<String>, Query),
            ("search" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ListResponse<EntityView>), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = ListResponse<RecordView>), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn list(
     State(h): State<Hookline>,
     Auth(who): Auth,
     page: Pagination,
     q: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-    kind: Kind,
-) -> Result<Json<ListResponse<EntityView>>> {
+    kind: RecordKind,
+) -> Result<Json<ListResponse<RecordView>>> {
     let Query(q) = q.map_err(|e| Error::bad_request("invalid_query", e.body_text(), None))?;
     let updated_since = q
         .updated_since
@@ -124,7 +124,7 @@ async fn list(
             })
         })
         .transpose()?;
-    let filter = EntityFilter {
+    let filter = RecordFilter {
         tag: q.tag.filter(|s| !s.is_empty()),
         updated_since,
         search: q
@@ -133,7 +133,7 @@ async fn list(
             .filter(|s| !s.is_empty()),
     };
     let rows = h
-        .list_entities(&who, kind, filter, page.cursor.clone(), page.limit + 1)
+        .list_records(&who, kind, filter, page.cursor.clone(), page.limit + 1)
         .await?;
     Ok(Json(page.respond(rows, |r| {
         r.data["id"].as_str().unwrap_or_default().to_string()
@@ -142,14 +142,14 @@ async fn list(
 
 /// Get one record (`ETag` is its version).
 #[utoipa::path(get, path = "/v1/{kind}/{id}", tag = "records", params(("kind" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = EntityView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = RecordView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,
     id: Path<String>,
-    kind: Kind,
+    kind: RecordKind,
 ) -> Result<Response> {
-    let v = h.get_entity(&who, kind, &record_id(id)?).await?;
+    let v = h.get_record(&who, kind, &record_id(id)?).await?;
     let version = v.version;
     Ok(with_etag(StatusCode::OK, v, Some(version)))
 }
@@ -166,10 +166,10 @@ async fn replace(
     id: Path<String>,
     headers: HeaderMap,
     raw: RawJson,
-    kind: Kind,
+    kind: RecordKind,
 ) -> Result<Response> {
     let w = h
-        .replace_entity(&who, kind, &record_id(id)?, body(raw)?, context(&headers)?)
+        .replace_record(&who, kind, &record_id(id)?, body(raw)?, context(&headers)?)
         .await?;
     let v = w.version;
     Ok(with_etag(StatusCode::OK, w, v))
@@ -186,10 +186,10 @@ async fn patch(
     id: Path<String>,
     headers: HeaderMap,
     raw: RawJson,
-    kind: Kind,
+    kind: RecordKind,
 ) -> Result<Response> {
     let w = h
-        .patch_entity(&who, kind, &record_id(id)?, body(raw)?, context(&headers)?)
+        .patch_record(&who, kind, &record_id(id)?, body(raw)?, context(&headers)?)
         .await?;
     let v = w.version;
     Ok(with_etag(StatusCode::OK, w, v))
@@ -205,10 +205,10 @@ async fn remove(
     Auth(who): Auth,
     id: Path<String>,
     headers: HeaderMap,
-    kind: Kind,
+    kind: RecordKind,
 ) -> Result<Json<WriteView>> {
     Ok(Json(
-        h.delete_entity(&who, kind, &record_id(id)?, context(&headers)?)
+        h.delete_record(&who, kind, &record_id(id)?, context(&headers)?)
             .await?,
     ))
 }
@@ -230,7 +230,7 @@ async fn bulk_delete(
 ) -> Result<Json<BulkDeleteView>> {
     let input: BulkDeleteInput = crate::json::parse_json(&raw.0)?;
     Ok(Json(
-        h.bulk_delete(&who, Kind::Contact, input.ids, context(&headers)?)
+        h.bulk_delete(&who, RecordKind::Contact, input.ids, context(&headers)?)
             .await?,
     ))
 }

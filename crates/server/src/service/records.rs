@@ -5,9 +5,10 @@ use super::auth::Principal;
 use super::handle::Hookline;
 use super::request::{self, ImportFormat, Interface};
 use crate::error::{Error, Result};
-use hookline_core::entity::{self, Kind, Refusal, Write};
-use hookline_core::{ids, time};
-use hookline_store::{EntityFilter, EntityPlan, EntityRow, Event, Published};
+use hookline_core::ids::{self, EventId};
+use hookline_core::record::{self, RecordKind, Refusal, Write};
+use hookline_core::time;
+use hookline_store::{Event, Published, RecordFilter, RecordPlan, RecordRow};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -44,8 +45,10 @@ impl WriteContext {
 }
 
 /// A record with its version.
+// Published in the OpenAPI document under its earlier name, so generated clients keep their types.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EntityView {
+#[schema(as = EntityView)]
+pub struct RecordView {
     #[schema(value_type = Object)]
     pub data: Value,
     /// Send it back as `If-Match` to refuse a write over someone else's change.
@@ -118,7 +121,7 @@ fn reject(e: Error) -> hookline_store::Rejection {
     Box::new(e)
 }
 
-fn refusal(kind: Kind, r: Refusal) -> Error {
+fn refusal(kind: RecordKind, r: Refusal) -> Error {
     match r {
         Refusal::NotFound => Error::not_found(kind.as_str()),
         Refusal::AlreadyExists => Error::Conflict {
@@ -134,9 +137,9 @@ fn emitted(events: &[Event], published: &[Published]) -> Vec<EmittedEvent> {
         .iter()
         .zip(published)
         .map(|(e, p)| EmittedEvent {
-            id: p.id,
+            id: p.id.into(),
             event_type: e.event_type.clone(),
-            delivery_ids: p.delivery_ids.clone(),
+            delivery_ids: p.delivery_ids.iter().map(|&d| d.into()).collect(),
         })
         .collect()
 }
@@ -146,13 +149,13 @@ impl Hookline {
         &self,
         who: &Principal,
         ctx: &WriteContext,
-        kind: Kind,
-        spec: entity::EventSpec,
+        kind: RecordKind,
+        spec: record::EventSpec,
         entity_id: Option<&str>,
     ) -> Event {
         let now = time::now();
         Event {
-            id: ids::new_id(),
+            id: EventId::new(),
             tenant_id: who.tenant_id,
             event_type: spec.event_type,
             occurred_at: now,
@@ -169,10 +172,10 @@ impl Hookline {
     }
 
     /// One write to one record: read, decide and write atomically.
-    async fn write_entity(
+    async fn write_record(
         &self,
         who: &Principal,
-        kind: Kind,
+        kind: RecordKind,
         id: String,
         write: Write,
         ctx: WriteContext,
@@ -180,11 +183,11 @@ impl Hookline {
         let this = self.clone();
         let who2 = who.clone();
         let id2 = id.clone();
-        let seen: Arc<Mutex<Option<EntityRow>>> = Arc::default();
+        let seen: Arc<Mutex<Option<RecordRow>>> = Arc::default();
         let seen2 = seen.clone();
         let events_out: Arc<Mutex<Vec<Event>>> = Arc::default();
         let events2 = events_out.clone();
-        let plan = Box::new(move |rows: Vec<Option<EntityRow>>| {
+        let plan = Box::new(move |rows: Vec<Option<RecordRow>>| {
             let current = rows.into_iter().next().flatten();
             *seen2.lock().expect("plan slot") = current.clone();
             if let (Some(expected), Some(cur)) = (ctx.if_match, &current) {
@@ -202,14 +205,14 @@ impl Hookline {
             let doc = current.as_ref().and_then(|r| r.data.as_object());
             let now = time::format(&time::now());
             let planned =
-                entity::plan(kind, &id2, write, doc, &now).map_err(|r| reject(refusal(kind, r)))?;
+                record::plan(kind, &id2, write, doc, &now).map_err(|r| reject(refusal(kind, r)))?;
             let events: Vec<Event> = planned
                 .events
                 .into_iter()
                 .map(|spec| this.event_for(&who2, &ctx, kind, spec, Some(&id2)))
                 .collect();
             *events2.lock().expect("plan slot") = events.clone();
-            Ok(EntityPlan {
+            Ok(RecordPlan {
                 upserts: planned
                     .doc
                     .map(|d| (id2.clone(), Value::Object(d)))
@@ -228,7 +231,7 @@ impl Hookline {
         });
         let (published, written) = self
             .store
-            .mutate_entities(who.tenant_id, kind.as_str(), vec![id], plan)
+            .mutate_records(who.tenant_id, kind.as_str(), vec![id], plan)
             .await?;
         let events = events_out.lock().expect("plan slot").clone();
         if published.iter().any(|p| !p.delivery_ids.is_empty()) {
@@ -252,87 +255,92 @@ impl Hookline {
         })
     }
 
-    pub async fn create_entity(
+    pub async fn create_record(
         &self,
         who: &Principal,
-        kind: Kind,
+        kind: RecordKind,
         body: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
         let id = match body.get("id") {
             None | Some(Value::Null) => ids::new_id().to_string(),
             Some(Value::String(s)) => {
-                entity::validate_id(s)?;
+                record::validate_id(s)?;
                 s.clone()
             }
             Some(_) => return Err(Error::invalid("id", "invalid_type", "id must be a string")),
         };
-        self.write_entity(who, kind, id, Write::Create(body), ctx)
+        self.write_record(who, kind, id, Write::Create(body), ctx)
             .await
     }
 
-    pub async fn replace_entity(
+    pub async fn replace_record(
         &self,
         who: &Principal,
-        kind: Kind,
+        kind: RecordKind,
         id: &str,
         body: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
-        self.write_entity(who, kind, id.to_string(), Write::Replace(body), ctx)
+        self.write_record(who, kind, id.to_string(), Write::Replace(body), ctx)
             .await
     }
 
-    pub async fn patch_entity(
+    pub async fn patch_record(
         &self,
         who: &Principal,
-        kind: Kind,
+        kind: RecordKind,
         id: &str,
         patch: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
-        self.write_entity(who, kind, id.to_string(), Write::Patch(patch), ctx)
+        self.write_record(who, kind, id.to_string(), Write::Patch(patch), ctx)
             .await
     }
 
-    pub async fn delete_entity(
+    pub async fn delete_record(
         &self,
         who: &Principal,
-        kind: Kind,
+        kind: RecordKind,
         id: &str,
         ctx: WriteContext,
     ) -> Result<WriteView> {
-        self.write_entity(who, kind, id.to_string(), Write::Delete, ctx)
+        self.write_record(who, kind, id.to_string(), Write::Delete, ctx)
             .await
     }
 
-    pub async fn get_entity(&self, who: &Principal, kind: Kind, id: &str) -> Result<EntityView> {
+    pub async fn get_record(
+        &self,
+        who: &Principal,
+        kind: RecordKind,
+        id: &str,
+    ) -> Result<RecordView> {
         let row = self
             .store
-            .get_entity(who.tenant_id, kind.as_str(), id)
+            .get_record(who.tenant_id, kind.as_str(), id)
             .await?
             .ok_or_else(|| Error::not_found(kind.as_str()))?;
-        Ok(EntityView {
+        Ok(RecordView {
             data: row.data,
             version: row.version,
         })
     }
 
-    pub async fn list_entities(
+    pub async fn list_records(
         &self,
         who: &Principal,
-        kind: Kind,
-        filter: EntityFilter,
+        kind: RecordKind,
+        filter: RecordFilter,
         before: Option<String>,
         limit: usize,
-    ) -> Result<Vec<EntityView>> {
+    ) -> Result<Vec<RecordView>> {
         let rows = self
             .store
-            .list_entities(who.tenant_id, kind.as_str(), filter, before, limit)
+            .list_records(who.tenant_id, kind.as_str(), filter, before, limit)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| EntityView {
+            .map(|r| RecordView {
                 data: r.data,
                 version: r.version,
             })
@@ -343,7 +351,7 @@ impl Hookline {
     pub async fn bulk_delete(
         &self,
         who: &Principal,
-        kind: Kind,
+        kind: RecordKind,
         ids_in: Vec<String>,
         ctx: WriteContext,
     ) -> Result<BulkDeleteView> {
@@ -361,7 +369,7 @@ impl Hookline {
         let outcome: Arc<Mutex<BulkOutcome>> = Arc::default();
         let out2 = outcome.clone();
         let ids2 = unique.clone();
-        let plan = Box::new(move |rows: Vec<Option<EntityRow>>| {
+        let plan = Box::new(move |rows: Vec<Option<RecordRow>>| {
             let (mut deleted, mut missing) = (Vec::new(), Vec::new());
             for (id, row) in ids2.iter().zip(rows) {
                 if row.is_some() {
@@ -373,7 +381,7 @@ impl Hookline {
             let events = if deleted.is_empty() {
                 vec![]
             } else {
-                let spec = entity::EventSpec {
+                let spec = record::EventSpec {
                     event_type: format!("{}.deleted", kind.as_str()),
                     data: json!({"ids": deleted}),
                     changes: None,
@@ -385,7 +393,7 @@ impl Hookline {
                 missing,
                 events: events.clone(),
             };
-            Ok(EntityPlan {
+            Ok(RecordPlan {
                 upserts: vec![],
                 deletes: deleted,
                 events,
@@ -393,7 +401,7 @@ impl Hookline {
         });
         let (published, _) = self
             .store
-            .mutate_entities(who.tenant_id, kind.as_str(), unique, plan)
+            .mutate_records(who.tenant_id, kind.as_str(), unique, plan)
             .await?;
         if published.iter().any(|p| !p.delivery_ids.is_empty()) {
             self.notify_new_work();
@@ -463,7 +471,7 @@ impl Hookline {
         let report: Arc<Mutex<(Vec<ImportRowResult>, Vec<Event>)>> = Arc::default();
         let report2 = report.clone();
         let ids2 = planned_ids.clone();
-        let plan = Box::new(move |existing: Vec<Option<EntityRow>>| {
+        let plan = Box::new(move |existing: Vec<Option<RecordRow>>| {
             let now = time::format(&time::now());
             let mut results = Vec::with_capacity(rows.len());
             let mut docs: Vec<(String, Value)> = Vec::new();
@@ -487,7 +495,7 @@ impl Hookline {
                     results.push(error(json!({"code": "duplicate", "message": format!("id `{id}` appears earlier in this import"), "field": "id"})));
                     continue;
                 }
-                match entity::plan(Kind::Contact, id, Write::Create(contact), current.as_ref().and_then(|r| r.data.as_object()), &now) {
+                match record::plan(RecordKind::Contact, id, Write::Create(contact), current.as_ref().and_then(|r| r.data.as_object()), &now) {
                     Ok(p) => {
                         let doc = Value::Object(p.doc.expect("creates have a document"));
                         results.push(ImportRowResult { row: row.row, status: "created", id: Some(id.clone()), error: None });
@@ -502,18 +510,18 @@ impl Hookline {
                 .chunks(max_size)
                 .enumerate()
                 .map(|(i, chunk)| {
-                    let spec = entity::EventSpec {
+                    let spec = record::EventSpec {
                         event_type: "contact.created".into(),
                         data: Value::Array(chunk.iter().map(|(_, d)| d.clone()).collect()),
                         changes: None,
                     };
-                    let mut e = this.event_for(&who2, &ctx, Kind::Contact, spec, None);
+                    let mut e = this.event_for(&who2, &ctx, RecordKind::Contact, spec, None);
                     e.batch = Some(json!({"index": first_batch + i, "count": chunk.len(), "max_size": max_size}));
                     e
                 })
                 .collect();
             *report2.lock().expect("plan slot") = (results, events.clone());
-            Ok(EntityPlan {
+            Ok(RecordPlan {
                 upserts: docs,
                 deletes: vec![],
                 events,
@@ -521,7 +529,12 @@ impl Hookline {
         });
         let (published, _) = self
             .store
-            .mutate_entities(who.tenant_id, Kind::Contact.as_str(), planned_ids, plan)
+            .mutate_records(
+                who.tenant_id,
+                RecordKind::Contact.as_str(),
+                planned_ids,
+                plan,
+            )
             .await?;
         if published.iter().any(|p| !p.delivery_ids.is_empty()) {
             self.notify_new_work();

@@ -231,7 +231,7 @@ async fn every_record_kind_emits_its_events_end_to_end() {
             "contact",
         ),
     ];
-    for (plural, create, patch, entity) in &cases {
+    for (plural, create, patch, kind) in &cases {
         let c = app
             .write(Method::POST, &format!("/v1/{plural}"), Some(create.clone()))
             .await;
@@ -251,19 +251,19 @@ async fn every_record_kind_emits_its_events_end_to_end() {
             .filter(|b| b["data"]["entityId"] == id.as_str())
             .collect();
         assert_eq!(mine.len(), 3, "{plural}: {got:?}");
-        assert_eq!(mine[0]["event"], format!("{entity}.created"));
-        assert_eq!(mine[0]["data"]["payload"][entity]["id"], id.as_str());
-        assert_eq!(mine[1]["event"], format!("{entity}.updated"));
+        assert_eq!(mine[0]["event"], format!("{kind}.created"));
+        assert_eq!(mine[0]["data"]["payload"][kind]["id"], id.as_str());
+        assert_eq!(mine[1]["event"], format!("{kind}.updated"));
         let field = patch.as_object().unwrap().keys().next().unwrap();
         let camel = hookline_core::formats::camel_case(field);
         assert_eq!(
             mine[1]["data"]["payload"]["changes"][camel.as_str()]["current"],
             patch[field]
         );
-        assert_eq!(mine[2]["event"], format!("{entity}.deleted"));
+        assert_eq!(mine[2]["event"], format!("{kind}.deleted"));
         assert_eq!(
             mine[2]["data"]["payload"],
-            json!({ format!("{entity}Id"): id })
+            json!({ format!("{kind}Id"): id })
         );
     }
 }
