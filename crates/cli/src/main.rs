@@ -1,6 +1,7 @@
 //! `hookline`: the one binary. Subcommands run the server or act on its database directly.
 
 mod bench;
+mod mcp;
 mod ops;
 
 use anyhow::Context;
@@ -77,6 +78,15 @@ enum Command {
         #[arg(long)]
         at: Option<i64>,
     },
+    /// Serve MCP on stdin/stdout for an AI assistant, forwarding to a running server's /mcp.
+    Mcp {
+        /// The deployment, e.g. https://hooks.example.com (its /mcp endpoint is used).
+        #[arg(long, env = "HOOKLINE_URL")]
+        url: Option<String>,
+        /// An API key of the deployment.
+        #[arg(long, env = "HOOKLINE_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
     /// Inspect and test webhooks.
     Webhooks {
         #[command(flatten)]
@@ -148,6 +158,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Mcp { url, key } => {
+            // rmcp logs a cancelled write task as an error when stdin closes: not news to anyone.
+            init_tracing("warn,rmcp=off");
+            mcp::run(url.clone(), key.clone()).await
+        }
         Command::Serve {
             listen,
             api,

@@ -96,7 +96,7 @@ pub async fn webhooks(h: &Hookline, scope: &Scope, cmd: &WebhooksCommand) -> any
     let who = principal(h, scope).await?;
     match cmd {
         WebhooksCommand::List { limit } => {
-            let rows = h.list_webhooks(&who, page(*limit)?).await?;
+            let rows = h.list_webhooks(&who, None, page(*limit)?).await?;
             if scope.json {
                 return print_json(&rows);
             }

@@ -745,3 +745,135 @@ fn verify_checks_a_saved_delivery_with_both_schemes() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no signature header"));
 }
+
+/// `hookline keys create` on a fresh database in `dir`: the tenant's first key.
+fn new_key(dir: &std::path::Path) -> String {
+    let out = run(hookline(dir).args(["keys", "create"]));
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_on_stdio_forwards_the_tools_of_a_running_server() {
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    use rmcp::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(dir.path());
+    let port = free_port();
+    let server = spawn_serve(dir.path(), port);
+    wait_ready(port);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let child = TokioChildProcess::new(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline")).configure(|c| {
+            c.current_dir(elsewhere.path())
+                .args(["mcp", "--url", &format!("http://127.0.0.1:{port}")])
+                .env("HOOKLINE_API_KEY", &key)
+                .env_remove("HOOKLINE_DATABASE_URL");
+        }),
+    )
+    .unwrap();
+    let client = ().serve(child).await.expect("stdio MCP session");
+    assert_eq!(
+        client
+            .peer_info()
+            .unwrap()
+            .server_info
+            .as_ref()
+            .unwrap()
+            .name,
+        "hookline"
+    );
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(
+        tools.len(),
+        15,
+        "{:?}",
+        tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
+    assert!(tools.iter().all(|t| t.output_schema.is_some()));
+
+    let call = |name: &str, args: serde_json::Value| {
+        let serde_json::Value::Object(args) = args else {
+            unreachable!()
+        };
+        CallToolRequestParams::new(name.to_string()).with_arguments(args)
+    };
+    let created = client
+        .call_tool(call(
+            "create_webhook",
+            serde_json::json!({"url": "https://hooks.example.com/crm", "events": ["deal.*"]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(created.is_error, Some(false), "{:?}", created.content);
+    let id = created.structured_content.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = client
+        .call_tool(call(
+            "list_webhooks",
+            serde_json::json!({"searchTerm": "crm"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listed.structured_content.unwrap()["webhooks"][0]["id"], id);
+
+    let refused = client
+        .call_tool(call(
+            "create_webhook",
+            serde_json::json!({"url": "http://169.254.169.254/", "events": ["deal.created"]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    let text = &refused.content[0].as_text().unwrap().text;
+    let err: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(err["error"]["field"], "url", "{err}");
+
+    let templates = client.list_all_resource_templates().await.unwrap();
+    assert_eq!(templates[0].uri_template, "hookline://webhooks/{id}");
+    client.cancel().await.unwrap();
+    assert!(terminate(server).success());
+}
+
+#[test]
+fn mcp_on_stdio_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(dir.path());
+    let port = free_port();
+    let server = spawn_serve(dir.path(), port);
+    wait_ready(port);
+    let url = format!("http://127.0.0.1:{port}");
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let cases: [(&[&str], Option<&str>, &str); 4] = [
+        (&["mcp", "--url", &url], None, "no API key"),
+        (
+            &["mcp", "--url", &url],
+            Some("hk_not_a_key"),
+            "refused the API key",
+        ),
+        (&["mcp", "--url", &nowhere], Some(&key), "can't reach"),
+        (&["mcp"], Some(&key), "no server"),
+    ];
+    for (args, key, want) in cases {
+        let mut cmd = hookline(dir.path());
+        cmd.args(args)
+            .env_remove("HOOKLINE_URL")
+            .env_remove("HOOKLINE_API_KEY");
+        if let Some(k) = key {
+            cmd.env("HOOKLINE_API_KEY", k);
+        }
+        let out = run(&mut cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: stdout must carry only MCP"
+        );
+    }
+    assert!(terminate(server).success());
+}

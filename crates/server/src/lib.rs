@@ -8,6 +8,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod error;
 pub mod json;
+pub mod mcp;
 pub mod metrics;
 pub mod receiver;
 pub mod sender;
@@ -90,6 +91,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = if roles.api {
             api::router(self.hookline.clone())
+                .merge(mcp::router(self.hookline.clone(), shutdown.clone()))
         } else {
             api::health_router(self.hookline.clone())
         };

@@ -46,7 +46,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
     async fn get_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<Option<Webhook>>;
-    async fn list_webhooks(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Webhook>>;
+    /// Webhooks newest first; `search` matches name, URL and description (case-insensitively,
+    /// taken literally).
+    async fn list_webhooks(
+        &self,
+        tenant_id: TenantId,
+        search: Option<String>,
+        page: Page,
+    ) -> Result<Vec<Webhook>>;
     /// Reads a webhook, lets `edit` change it, and writes it back in one transaction, so a
     /// concurrent change (an auto-disable, a rotation, another edit) is never overwritten with stale
     /// values. `None` when it doesn't exist; an `edit` error comes back as `Rejected`.

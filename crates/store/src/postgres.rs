@@ -823,16 +823,24 @@ impl Store for PostgresStore {
         row.as_ref().map(webhook_row).transpose()
     }
 
-    async fn list_webhooks(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Webhook>> {
+    async fn list_webhooks(
+        &self,
+        tenant_id: TenantId,
+        search: Option<String>,
+        page: Page,
+    ) -> Result<Vec<Webhook>> {
+        let pattern = shared::contains(search.as_deref());
         let rows = self
             .conn()
             .await?
             .query(
                 &format!(
                     "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                       AND ($4::text IS NULL OR name ILIKE $4 ESCAPE '\\' OR url ILIKE $4 ESCAPE '\\'
+                            OR description ILIKE $4 ESCAPE '\\')
                      ORDER BY id DESC LIMIT $3"
                 ),
-                &[&tenant_id, &page.before, &(page.limit as i64)],
+                &[&tenant_id, &page.before, &(page.limit as i64), &pattern],
             )
             .await
             .map_err(pg_err)?;

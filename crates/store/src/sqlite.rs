@@ -816,10 +816,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_webhooks(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Webhook>> {
+    async fn list_webhooks(
+        &self,
+        tenant_id: TenantId,
+        search: Option<String>,
+        page: Page,
+    ) -> Result<Vec<Webhook>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
+                   AND (?4 IS NULL OR name LIKE ?4 ESCAPE '\\' OR url LIKE ?4 ESCAPE '\\'
+                        OR description LIKE ?4 ESCAPE '\\')
                  ORDER BY id DESC LIMIT ?3"
             ))?;
             let rows = stmt
@@ -827,7 +834,8 @@ impl Store for SqliteStore {
                     params![
                         tenant_id,
                         page.before.map(|u| u.to_string()),
-                        page.limit as i64
+                        page.limit as i64,
+                        shared::contains(search.as_deref()),
                     ],
                     webhook_row,
                 )?

@@ -234,6 +234,7 @@ async fn webhooks_are_scoped_by_tenant(f: Fixture) {
         .store
         .list_webhooks(
             b.id,
+            None,
             Page {
                 before: None,
                 limit: 10
@@ -266,6 +267,7 @@ async fn list_pages_newest_first(f: Fixture) {
         .store
         .list_webhooks(
             t.id,
+            None,
             Page {
                 before: None,
                 limit: 3,
@@ -278,6 +280,7 @@ async fn list_pages_newest_first(f: Fixture) {
         .store
         .list_webhooks(
             t.id,
+            None,
             Page {
                 before: Some(ids[2].into()),
                 limit: 10,

@@ -6,7 +6,7 @@ use crate::service::{
     HandshakeInput, HandshakeView, Hookline, ReplayInput, ReplayView, RotateInput, SecretView,
     TestInput, TestView, WebhookInput, WebhookView,
 };
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -98,9 +98,15 @@ async fn create(
     ))
 }
 
-/// List webhooks, newest first.
+#[derive(serde::Deserialize)]
+struct SearchQuery {
+    search: Option<String>,
+}
+
+/// List webhooks, newest first. `search` matches name, URL and description.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
-    params(("limit" = Option<usize>, Query, description = "1-100, default 50"),
+    params(("search" = Option<String>, Query, description = "text in the name, URL or description"),
+           ("limit" = Option<usize>, Query, description = "1-100, default 50"),
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, body = ListResponse<WebhookView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -108,8 +114,11 @@ async fn list(
     State(h): State<Hookline>,
     Auth(who): Auth,
     page: Pagination,
+    Query(q): Query<SearchQuery>,
 ) -> Result<Json<ListResponse<WebhookView>>> {
-    let rows = h.list_webhooks(&who, page.page()?).await?;
+    let rows = h
+        .list_webhooks(&who, q.search.as_deref(), page.page()?)
+        .await?;
     Ok(Json(page.respond(rows, |w| w.id)))
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct EventTypeView {
     /// Native name, as stored and as subscriptions are normalised to.
     pub name: &'static str,
@@ -16,6 +16,7 @@ pub struct EventTypeView {
     pub subject: &'static str,
     /// `entity` (from entity writes, publishable raw too), `raw` (published) or `operational`.
     #[schema(value_type = String)]
+    #[schemars(with = "String")]
     pub origin: Origin,
     pub description: &'static str,
     pub aliases: Vec<&'static str>,
@@ -23,7 +24,7 @@ pub struct EventTypeView {
     pub spellings: BTreeMap<&'static str, String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, schemars::JsonSchema)]
 pub struct EventTypeList {
     pub data: Vec<EventTypeView>,
 }

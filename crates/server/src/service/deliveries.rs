@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A delivery as the log shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct DeliveryView {
     /// The delivery id receivers see (`X-{Brand}-Delivery-ID`, `event_id`, `webhook-id`).
     pub id: Uuid,
@@ -59,7 +59,7 @@ impl From<Delivery> for DeliveryView {
 }
 
 /// One finished attempt.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct AttemptView {
     pub attempt_number: u32,
     pub started_at: String,
@@ -103,7 +103,7 @@ impl From<Attempt> for AttemptView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: DeliveryView,
@@ -198,7 +198,7 @@ pub struct ReplayInput {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ReplayView {
     /// Deliveries created (or, with dry_run, that would be).
     pub count: u64,
@@ -220,7 +220,7 @@ pub struct TestInput {
 }
 
 /// The synchronous result of a test send.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct TestView {
     /// True when the receiver answered 2xx.
     pub success: bool,

@@ -47,14 +47,14 @@ pub enum PublishInput {
 }
 
 /// Answer of a publish: one entry per event, in request order.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum PublishOutput {
     One(PublishedView),
     Many { data: Vec<PublishedView> },
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct PublishedView {
     pub id: Uuid,
     pub delivery_ids: Vec<Uuid>,

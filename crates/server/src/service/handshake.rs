@@ -38,7 +38,7 @@ pub struct HandshakeInput {
 }
 
 /// What the handshake concluded about the receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiverVerdict {
     /// Accepted the correctly signed request (2xx) and refused the mis-signed one (non-2xx).
@@ -52,7 +52,7 @@ pub enum ReceiverVerdict {
 }
 
 /// The answer of the handshake.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct HandshakeView {
     pub verdict: ReceiverVerdict,
     /// The simulated event type (native name).

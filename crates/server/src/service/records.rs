@@ -46,7 +46,7 @@ impl WriteContext {
 
 /// A record with its version.
 // Published in the OpenAPI document under its earlier name, so generated clients keep their types.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 #[schema(as = EntityView)]
 pub struct RecordView {
     #[schema(value_type = Object)]

@@ -60,7 +60,7 @@ pub struct WebhookInput {
 }
 
 /// A webhook as the API shows it. The secret appears only in the create response.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct WebhookView {
     pub id: Uuid,
     pub name: String,
@@ -71,6 +71,7 @@ pub struct WebhookView {
     /// Why Hookline disabled it, when it did.
     pub disabled_reason: Option<String>,
     #[schema(value_type = String, example = "envelope")]
+    #[schemars(with = "String")]
     pub format: Format,
     pub headers: BTreeMap<String, String>,
     /// `null` when the deployment default applies.
@@ -78,6 +79,7 @@ pub struct WebhookView {
     pub retry_schedule: Option<Value>,
     pub rate_limit: Option<u32>,
     #[schema(value_type = String, example = "none")]
+    #[schemars(with = "String")]
     pub ordering: Ordering,
     /// While a rotated-out secret still signs: when it stops.
     pub previous_secret_expires_at: Option<String>,
@@ -121,7 +123,7 @@ pub struct RotateInput {
 }
 
 /// The signing secret of a webhook.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct SecretView {
     pub secret: String,
     /// When the previous secret stops signing, while a rotation is in its grace period.
@@ -280,8 +282,25 @@ impl Hookline {
         Ok(WebhookView::from(&self.load_webhook(who, id).await?, false))
     }
 
-    pub async fn list_webhooks(&self, who: &Principal, page: Page) -> Result<Vec<WebhookView>> {
-        let rows = self.store.list_webhooks(who.tenant_id, page).await?;
+    /// Webhooks newest first; `search` matches name, URL and description.
+    pub async fn list_webhooks(
+        &self,
+        who: &Principal,
+        search: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<WebhookView>> {
+        let search = search.map(str::trim).filter(|s| !s.is_empty());
+        if search.is_some_and(|s| s.chars().count() > 200 || s.chars().any(char::is_control)) {
+            return Err(Error::bad_request(
+                "invalid_query",
+                "search must be at most 200 characters without control characters",
+                Some("search"),
+            ));
+        }
+        let rows = self
+            .store
+            .list_webhooks(who.tenant_id, search.map(str::to_string), page)
+            .await?;
         Ok(rows.iter().map(|w| WebhookView::from(w, false)).collect())
     }
 

@@ -1223,3 +1223,129 @@ async fn a_format_change_does_not_reshape_deliveries_already_made() {
         .await;
     assert_eq!(p["delivery_ids"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn metrics_expose_attempt_and_latency_histograms_and_the_backlog() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(500));
+    app.webhook_to(&rx, json!({})).await;
+    app.publish(contact("c")).await;
+    app.publish(contact("d")).await;
+    app.drain().await;
+    let resp = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = resp.text().await.unwrap();
+    // Every sample line parses as `name{labels} value`.
+    let mut samples = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect(line);
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+        samples.insert(series.to_string(), value);
+    }
+    let get = |k: &str| {
+        *samples
+            .get(k)
+            .unwrap_or_else(|| panic!("no {k} in\n{text}"))
+    };
+    assert_eq!(
+        get("hookline_attempt_duration_seconds_count{outcome=\"delivered\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("hookline_attempt_duration_seconds_count{outcome=\"rejected\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("hookline_attempt_duration_seconds_bucket{le=\"+Inf\",outcome=\"rejected\"}"),
+        1.0
+    );
+    assert_eq!(get("hookline_first_attempt_latency_seconds_count"), 2.0);
+    assert!(get("hookline_first_attempt_latency_seconds_sum") >= 0.0);
+    assert_eq!(get("hookline_in_flight"), 0.0);
+    // The 500 left one delivery retrying, due later: queued, but nothing overdue yet.
+    assert_eq!(get("hookline_deliveries{status=\"retrying\"}"), 1.0);
+    assert_eq!(get("hookline_deliveries{status=\"delivered\"}"), 1.0);
+    assert_eq!(get("hookline_backlog_oldest_due_age_seconds"), 0.0);
+}
+
+#[tokio::test]
+async fn on_shutdown_claimed_but_unsent_deliveries_are_released_at_once() {
+    let app = spawn_app_with_worker(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    // One delivery a second: the first goes out, the other two wait in the dispatcher.
+    let hook = app.webhook_to(&rx, json!({"rate_limit": 1})).await;
+    let mut ids = Vec::new();
+    for c in ["a", "b", "c"] {
+        ids.push(
+            app.publish(contact(c)).await["delivery_ids"][0]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    rx.wait_for(1).await;
+    let tenant = app
+        .hookline
+        .principal_for_tenant("default")
+        .await
+        .unwrap()
+        .tenant_id;
+    // Wait until all three are claimed (one delivered, two leased and waiting).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = |id: &str| {
+        let store = app.hookline.store.clone();
+        let id = id.parse().unwrap();
+        async move {
+            store
+                .get_delivery(tenant, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .status
+        }
+    };
+    loop {
+        let mut leased = 0;
+        for id in &ids {
+            if status(id).await == hookline_store::DeliveryStatus::Delivering {
+                leased += 1;
+            }
+        }
+        if leased == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.shutdown.cancel();
+    // Released: pending again at once, not leased until the lease runs out.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut pending = 0;
+        for id in &ids {
+            if status(id).await == hookline_store::DeliveryStatus::Pending {
+                pending += 1;
+            }
+        }
+        if pending == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rx.received().len(), 1, "nothing more was sent");
+    assert!(hook["id"].is_string());
+}

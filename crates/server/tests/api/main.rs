@@ -4,6 +4,7 @@
 
 mod compat;
 mod delivery;
+mod mcp;
 mod records;
 mod webhooks;
 

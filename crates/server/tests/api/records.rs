@@ -627,6 +627,47 @@ async fn csv_import_reports_bad_rows_and_keeps_the_good_ones() {
 }
 
 #[tokio::test]
+async fn csv_import_with_an_unterminated_quote_mid_file_skips_only_that_row() {
+    let app = spawn_app().await;
+    let csv = "first_name,last_name,email\n\
+               Ada,Lovelace,ada@example.com\n\
+               \"Broken,Quote,broken@example.com\n\
+               Grace,Hopper,grace@example.com\n\
+               Linus,Torvalds,linus@example.com\n";
+    let resp = app
+        .client
+        .post(format!("{}/v1/contacts/import", app.base))
+        .bearer_auth(&app.key)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["created"], 3, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows[1]["status"], "error", "{report}");
+    assert!(
+        rows[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unterminated"),
+        "{report}"
+    );
+    let (_, list) = app.call(Method::GET, "/v1/contacts?limit=10", None).await;
+    let mut names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["data"]["first_name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Ada", "Grace", "Linus"]);
+}
+
+#[tokio::test]
 async fn bulk_delete_sends_one_event_with_every_id() {
     let (app, rx) = app_with_receiver(json!({"events": ["contact.deleted"]})).await;
     let mut ids = Vec::new();
