@@ -18,6 +18,7 @@ pub mod jsjson;
 pub mod record;
 pub mod retry;
 pub mod signing;
+pub mod stats;
 pub mod time;
 pub mod url_policy;
 pub mod webhook;

@@ -96,6 +96,17 @@ pub fn generate_api_key() -> NewApiKey {
     }
 }
 
+/// A bearer token for a browser session or a one-time portal code: `prefix` + 43 base64url
+/// characters (32 random bytes). Only its [`sha256_hex`] is ever stored.
+pub fn generate_token(prefix: &str) -> String {
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// Constant-time equality of two secrets of the same kind (CSRF tokens).
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// The lookup prefix of a presented key, or `None` when it can't be one of ours.
 pub fn api_key_prefix(presented: &str) -> Option<&str> {
     (presented.starts_with("hk_") && presented.len() > API_KEY_PREFIX_LEN && presented.is_ascii())

@@ -40,6 +40,7 @@ fn benches(c: &mut Criterion) {
                     failing_since: None,
                     created_at: now,
                     updated_at: now,
+                    last_attempt_at: None,
                 })
                 .await
                 .unwrap();

@@ -4,9 +4,10 @@
 
 use crate::error::Result;
 use crate::model::{
-    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, Delivery, DeliveryFilter,
-    DeliveryStatus, Event, PlanFn, PublishOutcome, Published, RecordFilter, RecordRow,
-    ReplayFilter, Tenant, Webhook, WebhookEdit,
+    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ConsoleSession, Delivery,
+    DeliveryFilter, DeliveryStatus, Event, PlanFn, PortalGrant, PublishOutcome, Published,
+    RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter,
+    WebhookHour,
 };
 use async_trait::async_trait;
 use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
@@ -46,12 +47,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
     async fn get_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<Option<Webhook>>;
-    /// Webhooks newest first; `search` matches name, URL and description (case-insensitively,
-    /// taken literally).
+    /// Webhooks newest first, filtered (see [`WebhookFilter`]).
     async fn list_webhooks(
         &self,
         tenant_id: TenantId,
-        search: Option<String>,
+        filter: WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>>;
     /// Reads a webhook, lets `edit` change it, and writes it back in one transaction, so a
@@ -84,7 +84,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Event>>;
     /// Records a delivery that was already made (test sends, which are sent synchronously before
     /// anything is stored): the event, the delivery in its final status, and its one attempt. No
-    /// worker can ever pick such a delivery up.
+    /// worker can ever pick such a delivery up. The attempt counts in the webhook's hourly stats
+    /// (delivered when `status` is delivered or the answer was 2xx) and its `last_attempt_at`.
     async fn insert_finished_delivery(
         &self,
         event: Event,
@@ -102,7 +103,10 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_due(&self, request: ClaimRequest) -> Result<Claim>;
     /// Writes attempt results. A result whose lease is no longer held changes nothing (`false`).
     /// Failure streaks are kept per webhook; one that crosses `disable` is disabled and a
-    /// `webhook.disabled` event goes to the tenant's subscribers of it.
+    /// `webhook.disabled` event goes to the tenant's subscribers of it. In the same transaction,
+    /// each applied attempt is counted in its webhook's hourly stats (see [`Store::webhook_hours`];
+    /// delivered when its result is `NextState::Delivered` or it was answered 2xx, in the hour its
+    /// `started_at` falls in) and moves the webhook's `last_attempt_at` forward.
     async fn record_attempts(
         &self,
         results: Vec<AttemptResult>,
@@ -136,7 +140,8 @@ pub trait Store: Send + Sync + 'static {
         filter: ReplayFilter,
         dry_run: bool,
     ) -> Result<u64>;
-    /// Deletes attempts of delivered deliveries started before `attempts_before`, and idempotency
+    /// Deletes attempts of delivered deliveries started before `attempts_before`, hourly stats of
+    /// hours that ended by then (the hour `attempts_before` falls in is kept), and idempotency
     /// records older than `keys_before`. Returns the number of attempts removed.
     async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64>;
     /// Deliveries per status across tenants, and the age at `now` of the oldest due delivery
@@ -171,4 +176,63 @@ pub trait Store: Send + Sync + 'static {
         before: Option<String>,
         limit: usize,
     ) -> Result<Vec<RecordRow>>;
+
+    // ---- console sessions (browser sign-ins) ----------------------------------------------------
+
+    /// Stores a new session. The token is never stored, only `id_hash`.
+    async fn insert_console_session(&self, session: &ConsoleSession) -> Result<()>;
+    /// The session and, for a portal session, its grant. `None` when unknown. Does not check expiry
+    /// (the service does), but a session whose grant was revoked is never returned.
+    async fn console_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(ConsoleSession, Option<PortalGrant>)>>;
+    /// Records activity (idle expiry); a no-op for an unknown session. `last_seen_at` never moves
+    /// back.
+    async fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> Result<()>;
+    async fn delete_console_session(&self, id_hash: &str) -> Result<()>;
+    /// Deletes sessions past their absolute expiry (`expires_at <= now`) or idle since before
+    /// `idle_before`; returns how many.
+    async fn prune_console_sessions(&self, now: Timestamp, idle_before: Timestamp) -> Result<u64>;
+
+    // ---- portal grants ---------------------------------------------------------------------------
+
+    async fn insert_portal_grant(&self, grant: &PortalGrant) -> Result<()>;
+    /// Atomically redeems a one-time code: the grant whose code_hash matches, not revoked and not
+    /// expired at `now`, with its code_hash cleared so the code can't be used again. `None` otherwise.
+    async fn redeem_portal_code(
+        &self,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<PortalGrant>>;
+    /// Revokes one grant of the tenant (`Some(id)`) or all its unrevoked grants (`None`), and deletes
+    /// their browser sessions at once. Returns how many grants were revoked (0 = not found / none;
+    /// an already revoked grant counts as none).
+    async fn revoke_portal_grants(
+        &self,
+        tenant_id: TenantId,
+        id: Option<Uuid>,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// Adds a webhook to a grant's list (a webhook created through a portal belongs to it); a no-op
+    /// for a grant without a list (it sees every webhook of the tenant anyway), for a webhook
+    /// already listed, for a revoked grant, and for a grant or webhook that isn't the tenant's.
+    async fn add_webhook_to_grant(
+        &self,
+        tenant_id: TenantId,
+        grant_id: Uuid,
+        webhook_id: WebhookId,
+    ) -> Result<()>;
+
+    // ---- pre-aggregated statistics ---------------------------------------------------------------
+
+    /// The hourly stats of the given webhooks of a tenant from `since` (inclusive, hour-aligned; an
+    /// unaligned `since` includes the hour it falls in) on, ordered by webhook then hour; hours
+    /// without attempts are absent, and so are webhooks that aren't the tenant's.
+    async fn webhook_hours(
+        &self,
+        tenant_id: TenantId,
+        webhook_ids: Vec<WebhookId>,
+        since: Timestamp,
+    ) -> Result<Vec<WebhookHour>>;
 }

@@ -19,6 +19,7 @@ mod model;
 mod postgres;
 mod shared;
 mod sqlite;
+mod stats;
 // Test helpers that panic: only built with the `testing` feature, which dev-dependencies turn on,
 // so no production binary carries them.
 #[cfg(any(test, feature = "testing"))]

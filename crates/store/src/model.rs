@@ -54,6 +54,9 @@ pub struct Webhook {
     pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// When the latest recorded attempt (test sends included) started; kept by the store when it
+    /// records results, so callers create webhooks with `None`.
+    pub last_attempt_at: Option<Timestamp>,
 }
 
 // Secrets must never reach logs, so Debug is written by hand.
@@ -162,6 +165,8 @@ pub struct Delivery {
     pub attempt_count: u32,
     pub next_attempt_at: Option<Timestamp>,
     pub item_index: Option<u32>,
+    /// How it is rendered (fixed when it was made).
+    pub format: Format,
     pub resent_from: Option<DeliveryId>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
@@ -266,12 +271,25 @@ pub struct AttemptResult {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub webhook_id: Option<WebhookId>,
+    /// Only deliveries of these webhooks (a portal's list).
+    pub webhook_ids: Option<Vec<WebhookId>>,
+    /// Only resends and replays of this delivery.
+    pub resent_from: Option<DeliveryId>,
     pub status: Option<DeliveryStatus>,
     pub event_type: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     /// Substring of the webhook URL or the event name.
     pub search: Option<String>,
+}
+
+/// Filters of a webhook listing.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookFilter {
+    /// Substring of the name, URL or description (case-insensitive, taken literally).
+    pub search: Option<String>,
+    /// Only these webhooks (a portal's list).
+    pub ids: Option<Vec<WebhookId>>,
 }
 
 /// Which deliveries of a webhook a replay sends again.
@@ -355,4 +373,47 @@ pub struct RecordFilter {
     pub updated_since: Option<Timestamp>,
     /// Substring of the name (first/last/full), company, email, or title.
     pub search: Option<String>,
+}
+
+/// A signed-in browser: the console (made from an API key) or an embedded portal (made from a
+/// portal grant's one-time code). The token itself never reaches the database, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleSession {
+    /// SHA-256 (hex) of the session token in the cookie.
+    pub id_hash: String,
+    pub tenant_id: TenantId,
+    /// The API key a console session was made from (`None` for portal sessions).
+    pub key_id: Option<ApiKeyId>,
+    /// The grant a portal session was made from (`None` for console sessions).
+    pub grant_id: Option<uuid::Uuid>,
+    /// The token every state-changing request must echo (form field or header).
+    pub csrf: String,
+    pub created_at: Timestamp,
+    /// Last request seen (for the idle expiry).
+    pub last_seen_at: Timestamp,
+    /// The absolute expiry.
+    pub expires_at: Timestamp,
+}
+
+/// What a CRM grants one of its customers through an embedded portal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalGrant {
+    pub id: uuid::Uuid,
+    pub tenant_id: TenantId,
+    /// The webhooks the portal may see; `None` = all of the tenant's.
+    pub webhook_ids: Option<Vec<WebhookId>>,
+    /// `view`, `manage`, `reveal_secret`, `resend`.
+    pub capabilities: Vec<String>,
+    /// SHA-256 (hex) of the one-time code in the portal URL; `None` once redeemed.
+    pub code_hash: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Pre-aggregated attempts of one webhook in one hour (see `hookline_core::stats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookHour {
+    pub webhook_id: WebhookId,
+    pub stats: hookline_core::stats::HourStats,
 }

@@ -18,18 +18,22 @@ use crate::fairness;
 use crate::fanout::{self, Subscriber};
 use crate::health::{self, HealthDelta, Streak};
 use crate::model::{
-    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, Delivery,
-    DeliveryFilter, DeliveryStatus, Event, PlanFn, PublishOutcome, Published, RecordFilter,
-    RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit,
+    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
+    Delivery, DeliveryFilter, DeliveryStatus, Event, PlanFn, PortalGrant, PublishOutcome,
+    Published, RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter,
+    WebhookHour,
 };
 use crate::shared::{
-    self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS, WEBHOOK_COLS,
+    self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, GRANT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS,
+    SESSION_COLS, WEBHOOK_COLS,
 };
+use crate::stats::{self, HOUR_COLS, MERGE_HOUR};
 use async_trait::async_trait;
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 use deadpool_postgres::{Runtime, TimeoutType};
 use hookline_core::ids::{AttemptId, DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
+use hookline_core::stats::BUCKETS;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
 use std::collections::HashMap;
@@ -42,8 +46,12 @@ use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
+use uuid::Uuid;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_console.sql"),
+];
 /// Any fixed number: serialises migrations when several nodes start together.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
 const CHANNEL: &str = "hookline_work";
@@ -353,6 +361,7 @@ fn webhook_row(r: &Row) -> Result<Webhook> {
         failing_since: r.get(17),
         created_at: r.get(18),
         updated_at: r.get(19),
+        last_attempt_at: r.get(20),
     })
 }
 
@@ -400,6 +409,7 @@ fn delivery_row(r: &Row) -> Result<Delivery> {
         created_at: r.get(12),
         updated_at: r.get(13),
         url: r.get(14),
+        format: shared::parse_format(&r.get::<_, String>(15)).map_err(StoreError::Internal)?,
     })
 }
 
@@ -527,6 +537,96 @@ async fn insert_events<C: GenericClient>(c: &C, events: &[Event]) -> Result<()> 
     Ok(())
 }
 
+/// Moves a webhook's `last_attempt_at` forward to `at` (never back).
+async fn touch_last_attempt<C: GenericClient>(
+    c: &C,
+    webhook_id: WebhookId,
+    at: Timestamp,
+) -> Result<()> {
+    c.execute(
+        "UPDATE webhooks SET last_attempt_at = GREATEST(last_attempt_at, $2) WHERE id = $1",
+        &[&webhook_id, &at],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+/// Adds each group to its webhook's hour ([`stats::hours`]) in one statement: the groups go in as
+/// arrays, the bucket counts as one flat array of `BUCKETS` per group, inserted in their order
+/// (webhook, hour) so concurrent batches lock shared rows in the same order.
+async fn add_hours<C: GenericClient>(c: &C, hours: &[WebhookHour]) -> Result<()> {
+    if hours.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<WebhookId> = hours.iter().map(|h| h.webhook_id).collect();
+    let starts: Vec<Timestamp> = hours.iter().map(|h| h.stats.hour).collect();
+    let delivered: Vec<i64> = hours.iter().map(|h| h.stats.delivered as i64).collect();
+    let failed: Vec<i64> = hours.iter().map(|h| h.stats.failed as i64).collect();
+    let latency: Vec<i64> = hours
+        .iter()
+        .flat_map(|h| h.stats.latency.iter().map(|n| *n as i64))
+        .collect();
+    let buckets = (1..=BUCKETS)
+        .map(|i| format!("($5::bigint[])[((u.n - 1) * {BUCKETS} + {i})::int]"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    c.execute(
+        &format!(
+            "INSERT INTO webhook_hours ({})
+             SELECT u.webhook_id, u.hour, u.delivered, u.failed, {buckets}
+             FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[]) WITH ORDINALITY
+               AS u(webhook_id, hour, delivered, failed, n)
+             ORDER BY u.n
+             {}",
+            *HOUR_COLS, *MERGE_HOUR
+        ),
+        &[&ids, &starts, &delivered, &failed, &latency],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+fn hour_row(r: &Row) -> WebhookHour {
+    stats::row(
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        (0..BUCKETS).map(|i| r.get::<_, i64>(4 + i)),
+    )
+}
+
+/// A session ([`SESSION_COLS`]).
+fn session_row(r: &Row) -> ConsoleSession {
+    ConsoleSession {
+        id_hash: r.get(0),
+        tenant_id: r.get(1),
+        key_id: r.get(2),
+        grant_id: r.get(3),
+        csrf: r.get(4),
+        created_at: r.get(5),
+        last_seen_at: r.get(6),
+        expires_at: r.get(7),
+    }
+}
+
+/// A grant whose [`GRANT_COLS`] start at column `at`.
+fn grant_row_at(r: &Row, at: usize) -> Result<PortalGrant> {
+    let webhook_ids: Option<String> = r.get(at + 2);
+    Ok(PortalGrant {
+        id: r.get(at),
+        tenant_id: r.get(at + 1),
+        webhook_ids: webhook_ids.map(|s| json_col(&s)).transpose()?,
+        capabilities: json_col(r.get(at + 3))?,
+        code_hash: r.get(at + 4),
+        created_at: r.get(at + 5),
+        expires_at: r.get(at + 6),
+        revoked_at: r.get(at + 7),
+    })
+}
+
 /// Applies one webhook's streak delta; disables it (announcing it) when the policy says so.
 async fn apply_health<C: GenericClient>(
     c: &C,
@@ -537,10 +637,11 @@ async fn apply_health<C: GenericClient>(
         .query_opt(
             "UPDATE webhooks SET
                consecutive_failures = CASE WHEN $2 THEN $3 ELSE consecutive_failures + $3 END,
-               failing_since = CASE WHEN $3 = 0 THEN NULL WHEN $2 THEN $4 ELSE COALESCE(failing_since, $4) END
+               failing_since = CASE WHEN $3 = 0 THEN NULL WHEN $2 THEN $4 ELSE COALESCE(failing_since, $4) END,
+               last_attempt_at = GREATEST(last_attempt_at, $5)
              WHERE id = $1
              RETURNING tenant_id, name, url, consecutive_failures, failing_since, enabled",
-            &[&d.webhook_id, &d.reset, &(d.failures as i64), &d.first_failure_at],
+            &[&d.webhook_id, &d.reset, &(d.failures as i64), &d.first_failure_at, &d.last_at],
         )
         .await
         .map_err(pg_err)?;
@@ -660,6 +761,7 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
         Box::new(w.failing_since),
         Box::new(w.created_at),
         Box::new(w.updated_at),
+        Box::new(w.last_attempt_at),
     ])
 }
 
@@ -826,10 +928,10 @@ impl Store for PostgresStore {
     async fn list_webhooks(
         &self,
         tenant_id: TenantId,
-        search: Option<String>,
+        filter: WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>> {
-        let pattern = shared::contains(search.as_deref());
+        let pattern = shared::contains(filter.search.as_deref());
         let rows = self
             .conn()
             .await?
@@ -838,9 +940,10 @@ impl Store for PostgresStore {
                     "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
                        AND ($4::text IS NULL OR name ILIKE $4 ESCAPE '\\' OR url ILIKE $4 ESCAPE '\\'
                             OR description ILIKE $4 ESCAPE '\\')
+                       AND ($5::uuid[] IS NULL OR id = ANY($5))
                      ORDER BY id DESC LIMIT $3"
                 ),
-                &[&tenant_id, &page.before, &(page.limit as i64), &pattern],
+                &[&tenant_id, &page.before, &(page.limit as i64), &pattern, &filter.ids],
             )
             .await
             .map_err(pg_err)?;
@@ -1028,6 +1131,9 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(pg_err)?;
+        let delivered = status == DeliveryStatus::Delivered;
+        add_hours(&tx, &stats::hours([(webhook_id, a, delivered)])).await?;
+        touch_last_attempt(&tx, webhook_id, a.started_at).await?;
         tx.commit().await.map_err(pg_err)
     }
 
@@ -1313,6 +1419,7 @@ impl Store for PostgresStore {
             for d in health::deltas(kept.iter().copied()) {
                 apply_health(&tx, &d, disable).await?;
             }
+            add_hours(&tx, &stats::hours_of_results(kept.iter().copied())).await?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(applied)
@@ -1365,6 +1472,8 @@ impl Store for PostgresStore {
                        AND ($7::timestamptz IS NULL OR d.created_at < $7)
                        AND ($8::text IS NULL OR w.url ILIKE $8 ESCAPE '\\' OR d.event_type ILIKE $8 ESCAPE '\\'
                             OR d.event_type = $9)
+                       AND ($11::uuid[] IS NULL OR d.webhook_id = ANY($11))
+                       AND ($12::uuid IS NULL OR d.resent_from = $12)
                      ORDER BY d.id DESC LIMIT $10"
                 ),
                 &[
@@ -1378,6 +1487,8 @@ impl Store for PostgresStore {
                     &search,
                     &search_type,
                     &(page.limit as i64),
+                    &filter.webhook_ids,
+                    &filter.resent_from,
                 ],
             )
             .await
@@ -1474,6 +1585,12 @@ impl Store for PostgresStore {
                 break;
             }
         }
+        c.execute(
+            "DELETE FROM webhook_hours WHERE hour < $1",
+            &[&stats::retention_cutoff(attempts_before)],
+        )
+        .await
+        .map_err(pg_err)?;
         c.execute(
             "DELETE FROM idempotency_keys WHERE created_at < $1",
             &[&keys_before],
@@ -1630,6 +1747,223 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         rows.iter().map(record_row).collect()
+    }
+
+    async fn insert_console_session(&self, s: &ConsoleSession) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                &format!("INSERT INTO console_sessions ({SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+                &[
+                    &s.id_hash,
+                    &s.tenant_id,
+                    &s.key_id,
+                    &s.grant_id,
+                    &s.csrf,
+                    &s.created_at,
+                    &s.last_seen_at,
+                    &s.expires_at,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn console_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(ConsoleSession, Option<PortalGrant>)>> {
+        let row = self
+            .conn()
+            .await?
+            .query_opt(&shared::console_session_sql("$1"), &[&id_hash])
+            .await
+            .map_err(pg_err)?;
+        let Some(r) = row else { return Ok(None) };
+        let s = session_row(&r);
+        let g = match s.grant_id {
+            Some(_) => Some(grant_row_at(&r, 8)?),
+            None => None,
+        };
+        Ok(Some((s, g)))
+    }
+
+    async fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE console_sessions SET last_seen_at = $2 WHERE id_hash = $1 AND last_seen_at < $2",
+                &[&id_hash, &at],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn delete_console_session(&self, id_hash: &str) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "DELETE FROM console_sessions WHERE id_hash = $1",
+                &[&id_hash],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn prune_console_sessions(&self, now: Timestamp, idle_before: Timestamp) -> Result<u64> {
+        self.conn()
+            .await?
+            .execute(
+                "DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at < $2",
+                &[&now, &idle_before],
+            )
+            .await
+            .map_err(pg_err)
+    }
+
+    async fn insert_portal_grant(&self, g: &PortalGrant) -> Result<()> {
+        let webhook_ids = g
+            .webhook_ids
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(bad_json)?;
+        let capabilities = serde_json::to_string(&g.capabilities).map_err(bad_json)?;
+        self.conn()
+            .await?
+            .execute(
+                &format!("INSERT INTO portal_grants ({GRANT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+                &[
+                    &g.id,
+                    &g.tenant_id,
+                    &webhook_ids,
+                    &capabilities,
+                    &g.code_hash,
+                    &g.created_at,
+                    &g.expires_at,
+                    &g.revoked_at,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn redeem_portal_code(
+        &self,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<PortalGrant>> {
+        // A concurrent redeem of the same code waits for this row and then finds its code gone.
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                &format!(
+                    "UPDATE portal_grants SET code_hash = NULL
+                     WHERE code_hash = $1 AND revoked_at IS NULL AND expires_at > $2
+                     RETURNING {GRANT_COLS}"
+                ),
+                &[&code_hash, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.map(|r| grant_row_at(&r, 0)).transpose()
+    }
+
+    async fn revoke_portal_grants(
+        &self,
+        tenant_id: TenantId,
+        id: Option<Uuid>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        // One statement: the grants and their sessions go together. A session inserted for a grant
+        // while it is being revoked survives the DELETE, but `console_session` never returns it.
+        let n: i64 = self
+            .conn()
+            .await?
+            .query_one(
+                "WITH revoked AS (
+                   UPDATE portal_grants SET revoked_at = $2
+                   WHERE tenant_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id = $3)
+                   RETURNING id),
+                 ended AS (DELETE FROM console_sessions WHERE grant_id IN (SELECT id FROM revoked))
+                 SELECT COUNT(*) FROM revoked",
+                &[&tenant_id, &now, &id],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn add_webhook_to_grant(
+        &self,
+        tenant_id: TenantId,
+        grant_id: Uuid,
+        webhook_id: WebhookId,
+    ) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        // The row lock keeps two concurrent additions from overwriting each other's list.
+        let Some(row) = tx
+            .query_opt(
+                "SELECT g.webhook_ids FROM portal_grants g
+                 WHERE g.tenant_id = $1 AND g.id = $2 AND g.revoked_at IS NULL
+                   AND EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = $1 AND w.id = $3)
+                 FOR UPDATE OF g",
+                &[&tenant_id, &grant_id, &webhook_id],
+            )
+            .await
+            .map_err(pg_err)?
+        else {
+            return Ok(());
+        };
+        let list: Option<String> = row.get(0);
+        let list: Option<Vec<WebhookId>> = list.map(|s| json_col(&s)).transpose()?;
+        if let Some(new) = shared::grant_with_webhook(list, webhook_id) {
+            let new = serde_json::to_string(&new).map_err(bad_json)?;
+            tx.execute(
+                "UPDATE portal_grants SET webhook_ids = $2 WHERE id = $1",
+                &[&grant_id, &new],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn webhook_hours(
+        &self,
+        tenant_id: TenantId,
+        webhook_ids: Vec<WebhookId>,
+        since: Timestamp,
+    ) -> Result<Vec<WebhookHour>> {
+        if webhook_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {} FROM webhook_hours h JOIN webhooks w ON w.id = h.webhook_id
+                     WHERE w.tenant_id = $1 AND h.webhook_id = ANY($2) AND h.hour >= $3
+                     ORDER BY h.webhook_id, h.hour",
+                    shared::prefixed("h", &HOUR_COLS)
+                ),
+                &[
+                    &tenant_id,
+                    &webhook_ids,
+                    &hookline_core::stats::hour_of(since),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(hour_row).collect())
     }
 }
 

@@ -1,14 +1,16 @@
 //! What both backends write the same way, written once: the column lists whose SQL text is the same
 //! in both dialects, the webhook insert/update statements, LIKE patterns, the text stored as a
 //! delivery's last error, the status an attempt result leaves, the rows a resend or replay copies,
-//! the backlog's overdue age, the parsing of stored enum columns and the schema version check.
+//! the backlog's overdue age, the parsing of stored enum columns, the schema version check, the
+//! session lookup (with its portal grant) and how a webhook joins a grant's list. The hourly stats
+//! live in `stats.rs`.
 //!
 //! Only what is identical lives here; the dialects differ in placeholders (`?1` / `$1`), types and
 //! batching, so each backend keeps its own statements around these pieces.
 
 use crate::error::{Result, StoreError};
 use crate::model::{Attempt, Backlog, DeliveryStatus, NextState};
-use hookline_core::ids::DeliveryId;
+use hookline_core::ids::{DeliveryId, WebhookId};
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
 
@@ -19,7 +21,7 @@ pub(crate) const KEY_COLS: &str =
 /// sets the rest (see [`update_webhook_sql`]).
 pub(crate) const WEBHOOK_COLS: &str = "id, tenant_id, name, description, url, events, secret, previous_secret, \
     previous_secret_expires_at, enabled, disabled_reason, format, headers, retry_schedule, rate_limit, \
-    ordering, consecutive_failures, failing_since, created_at, updated_at";
+    ordering, consecutive_failures, failing_since, created_at, updated_at, last_attempt_at";
 
 pub(crate) const EVENT_COLS: &str =
     "id, tenant_id, event_type, occurred_at, source, source_id, actor_id, entity_type, \
@@ -28,13 +30,55 @@ pub(crate) const EVENT_COLS: &str =
 /// A delivery with its webhook's URL: selected `FROM deliveries d JOIN webhooks w`.
 pub(crate) const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
     d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
-    d.created_at, d.updated_at, w.url";
+    d.created_at, d.updated_at, w.url, d.format";
 
 pub(crate) const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
     error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
     response_body, response_truncated";
 
 pub(crate) const RECORD_COLS: &str = "tenant_id, entity_type, id, version, data";
+
+pub(crate) const SESSION_COLS: &str =
+    "id_hash, tenant_id, key_id, grant_id, csrf, created_at, last_seen_at, expires_at";
+
+pub(crate) const GRANT_COLS: &str =
+    "id, tenant_id, webhook_ids, capabilities, code_hash, created_at, expires_at, revoked_at";
+
+/// A session (columns of [`SESSION_COLS`]) followed by its grant's ([`GRANT_COLS`], all NULL for a
+/// console session), found by `id_hash` = `param`. A portal session is found only while its grant
+/// exists for the same tenant and is not revoked.
+pub(crate) fn console_session_sql(param: &str) -> String {
+    format!(
+        "SELECT {}, {} FROM console_sessions s
+         LEFT JOIN portal_grants g ON g.id = s.grant_id AND g.tenant_id = s.tenant_id
+         WHERE s.id_hash = {param}
+           AND (s.grant_id IS NULL OR (g.id IS NOT NULL AND g.revoked_at IS NULL))",
+        prefixed("s", SESSION_COLS),
+        prefixed("g", GRANT_COLS)
+    )
+}
+
+/// `cols` qualified by a table alias: `a.x, a.y`.
+pub(crate) fn prefixed(alias: &str, cols: &str) -> String {
+    cols.split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A grant's webhook list with `webhook_id` added, or `None` when nothing changes: a grant without
+/// a list sees every webhook already, and one already listed stays listed once.
+pub(crate) fn grant_with_webhook(
+    list: Option<Vec<WebhookId>>,
+    webhook_id: WebhookId,
+) -> Option<Vec<WebhookId>> {
+    let mut list = list?;
+    if list.contains(&webhook_id) {
+        return None;
+    }
+    list.push(webhook_id);
+    Some(list)
+}
 
 /// How many attempts one prune statement deletes at most: small enough to keep each write short (the
 /// SQLite writer stays responsive, PostgreSQL holds few locks at once).
@@ -211,9 +255,30 @@ mod tests {
     fn webhook_statements_bind_in_column_order() {
         let update = update_webhook_sql('$');
         assert!(update.starts_with("UPDATE webhooks SET name = $3, description = $4,"));
-        assert!(update.ends_with("updated_at = $20 WHERE id = $1 AND tenant_id = $2"));
+        assert!(update
+            .ends_with("updated_at = $20, last_attempt_at = $21 WHERE id = $1 AND tenant_id = $2"));
         let insert = insert_webhook_sql('?');
-        assert!(insert.ends_with("?19, ?20)"));
+        assert!(insert.ends_with("?20, ?21)"));
+    }
+
+    #[test]
+    fn session_lookups_qualify_every_column() {
+        let sql = console_session_sql("?1");
+        assert!(sql.starts_with("SELECT s.id_hash, s.tenant_id,"));
+        assert!(sql.contains("s.expires_at, g.id, g.tenant_id,"));
+        assert!(sql.contains("WHERE s.id_hash = ?1"));
+    }
+
+    #[test]
+    fn grants_list_a_webhook_once() {
+        let (a, b) = (
+            WebhookId(uuid::Uuid::from_u128(1)),
+            WebhookId(uuid::Uuid::from_u128(2)),
+        );
+        assert_eq!(grant_with_webhook(None, a), None);
+        assert_eq!(grant_with_webhook(Some(vec![a]), a), None);
+        assert_eq!(grant_with_webhook(Some(vec![a]), b), Some(vec![a, b]));
+        assert_eq!(grant_with_webhook(Some(vec![]), b), Some(vec![b]));
     }
 
     #[test]

@@ -13,24 +13,32 @@ use crate::fairness;
 use crate::fanout;
 use crate::health::{self, HealthDelta, Streak};
 use crate::model::{
-    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, Delivery,
-    DeliveryFilter, DeliveryStatus, Event, PlanFn, PublishOutcome, Published, RecordFilter,
-    RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit,
+    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
+    Delivery, DeliveryFilter, DeliveryStatus, Event, PlanFn, PortalGrant, PublishOutcome,
+    Published, RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter,
+    WebhookHour,
 };
 use crate::shared::{
-    self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS, WEBHOOK_COLS,
+    self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, GRANT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS,
+    SESSION_COLS, WEBHOOK_COLS,
 };
+use crate::stats::{self, HOUR_COLS, MERGE_HOUR};
 use async_trait::async_trait;
 use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
+use hookline_core::stats::BUCKETS;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
+use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_console.sql"),
+];
 
 /// Most write jobs folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -413,6 +421,7 @@ fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
         failing_since: opt_ts(r.get(17)?)?,
         created_at: ts(r.get(18)?)?,
         updated_at: ts(r.get(19)?)?,
+        last_attempt_at: opt_ts(r.get(20)?)?,
     })
 }
 
@@ -439,6 +448,7 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
         Box::new(w.failing_since.as_ref().map(time::format)),
         Box::new(time::format(&w.created_at)),
         Box::new(time::format(&w.updated_at)),
+        Box::new(w.last_attempt_at.as_ref().map(time::format)),
     ])
 }
 
@@ -538,7 +548,13 @@ fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
         created_at: ts(r.get(12)?)?,
         updated_at: ts(r.get(13)?)?,
         url: r.get(14)?,
+        format: shared::parse_format(&r.get::<_, String>(15)?).map_err(conversion)?,
     })
+}
+
+/// A list of ids as the JSON text `json_each` reads (`None` stays NULL: no filter).
+fn ids_json(ids: Option<&[WebhookId]>) -> Option<String> {
+    ids.map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
 }
 
 fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
@@ -595,6 +611,89 @@ fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
     Ok(())
 }
 
+/// Moves a webhook's `last_attempt_at` forward to `at` (never back).
+fn touch_last_attempt(c: &Connection, webhook_id: WebhookId, at: Timestamp) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE webhooks SET last_attempt_at = ?2
+         WHERE id = ?1 AND (last_attempt_at IS NULL OR last_attempt_at < ?2)",
+    )?
+    .execute(params![webhook_id, time::format(&at)])?;
+    Ok(())
+}
+
+/// Adds each group to its webhook's hour ([`stats::hours`]): one upsert per (webhook, hour).
+fn add_hours(c: &Connection, hours: &[WebhookHour]) -> Result<()> {
+    if hours.is_empty() {
+        return Ok(());
+    }
+    let values = (1..=4 + BUCKETS)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut upsert = c.prepare_cached(&format!(
+        "INSERT INTO webhook_hours ({}) VALUES ({values}) {}",
+        *HOUR_COLS, *MERGE_HOUR
+    ))?;
+    for h in hours {
+        let mut p = vec![
+            Value::Text(h.webhook_id.to_string()),
+            Value::Text(time::format(&h.stats.hour)),
+            Value::Integer(h.stats.delivered as i64),
+            Value::Integer(h.stats.failed as i64),
+        ];
+        p.extend(h.stats.latency.iter().map(|n| Value::Integer(*n as i64)));
+        upsert.execute(rusqlite::params_from_iter(p))?;
+    }
+    Ok(())
+}
+
+fn hour_row(r: &Row) -> rusqlite::Result<WebhookHour> {
+    let latency = (0..BUCKETS)
+        .map(|i| r.get::<_, i64>(4 + i))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(stats::row(
+        r.get(0)?,
+        ts(r.get(1)?)?,
+        r.get(2)?,
+        r.get(3)?,
+        latency,
+    ))
+}
+
+fn uuid_text(s: String) -> rusqlite::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// A session ([`SESSION_COLS`]).
+fn session_row(r: &Row) -> rusqlite::Result<ConsoleSession> {
+    Ok(ConsoleSession {
+        id_hash: r.get(0)?,
+        tenant_id: r.get(1)?,
+        key_id: r.get(2)?,
+        grant_id: r.get::<_, Option<String>>(3)?.map(uuid_text).transpose()?,
+        csrf: r.get(4)?,
+        created_at: ts(r.get(5)?)?,
+        last_seen_at: ts(r.get(6)?)?,
+        expires_at: ts(r.get(7)?)?,
+    })
+}
+
+/// A grant whose [`GRANT_COLS`] start at column `at`.
+fn grant_row_at(r: &Row, at: usize) -> rusqlite::Result<PortalGrant> {
+    Ok(PortalGrant {
+        id: uuid_text(r.get(at)?)?,
+        tenant_id: r.get(at + 1)?,
+        webhook_ids: r.get::<_, Option<String>>(at + 2)?.map(json).transpose()?,
+        capabilities: json(r.get(at + 3)?)?,
+        code_hash: r.get(at + 4)?,
+        created_at: ts(r.get(at + 5)?)?,
+        expires_at: ts(r.get(at + 6)?)?,
+        revoked_at: opt_ts(r.get(at + 7)?)?,
+    })
+}
+
 /// Applies one webhook's streak delta and disables it when the policy says so, announcing it with
 /// a `webhook.disabled` event in the same transaction.
 fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Result<()> {
@@ -602,12 +701,20 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         .prepare_cached(
             "UPDATE webhooks SET
                consecutive_failures = CASE WHEN ?2 THEN ?3 ELSE consecutive_failures + ?3 END,
-               failing_since = CASE WHEN ?3 = 0 THEN NULL WHEN ?2 THEN ?4 ELSE COALESCE(failing_since, ?4) END
+               failing_since = CASE WHEN ?3 = 0 THEN NULL WHEN ?2 THEN ?4 ELSE COALESCE(failing_since, ?4) END,
+               last_attempt_at = CASE WHEN last_attempt_at IS NULL OR last_attempt_at < ?5 THEN ?5
+                                      ELSE last_attempt_at END
              WHERE id = ?1
              RETURNING tenant_id, name, url, consecutive_failures, failing_since, enabled",
         )?
         .query_row(
-            params![d.webhook_id, d.reset, d.failures as i64, d.first_failure_at.as_ref().map(time::format)],
+            params![
+                d.webhook_id,
+                d.reset,
+                d.failures as i64,
+                d.first_failure_at.as_ref().map(time::format),
+                time::format(&d.last_at)
+            ],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
@@ -819,7 +926,7 @@ impl Store for SqliteStore {
     async fn list_webhooks(
         &self,
         tenant_id: TenantId,
-        search: Option<String>,
+        filter: WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>> {
         self.read(move |c| {
@@ -827,6 +934,7 @@ impl Store for SqliteStore {
                 "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
                    AND (?4 IS NULL OR name LIKE ?4 ESCAPE '\\' OR url LIKE ?4 ESCAPE '\\'
                         OR description LIKE ?4 ESCAPE '\\')
+                   AND (?5 IS NULL OR id IN (SELECT value FROM json_each(?5)))
                  ORDER BY id DESC LIMIT ?3"
             ))?;
             let rows = stmt
@@ -835,7 +943,8 @@ impl Store for SqliteStore {
                         tenant_id,
                         page.before.map(|u| u.to_string()),
                         page.limit as i64,
-                        shared::contains(search.as_deref()),
+                        shared::contains(filter.search.as_deref()),
+                        ids_json(filter.ids.as_deref()),
                     ],
                     webhook_row,
                 )?
@@ -989,7 +1098,10 @@ impl Store for SqliteStore {
                     format.as_str()
                 ],
             )?;
-            insert_attempt(c, &attempt)
+            insert_attempt(c, &attempt)?;
+            let delivered = status == DeliveryStatus::Delivered;
+            add_hours(c, &stats::hours([(webhook_id, &attempt, delivered)]))?;
+            touch_last_attempt(c, webhook_id, attempt.started_at)
         })
         .await
     }
@@ -1126,10 +1238,12 @@ impl Store for SqliteStore {
                 insert_attempt(c, a)?;
                 applied.push(true);
             }
-            let kept = results.iter().zip(&applied).filter(|(_, ok)| **ok).map(|(r, _)| r);
-            for d in health::deltas(kept) {
+            let kept: Vec<&AttemptResult> =
+                results.iter().zip(&applied).filter(|(_, ok)| **ok).map(|(r, _)| r).collect();
+            for d in health::deltas(kept.iter().copied()) {
                 apply_health(c, &d, disable)?;
             }
+            add_hours(c, &stats::hours_of_results(kept))?;
             Ok(applied)
         })
         .await
@@ -1174,6 +1288,8 @@ impl Store for SqliteStore {
                    AND (?6 IS NULL OR d.created_at >= ?6)
                    AND (?7 IS NULL OR d.created_at < ?7)
                    AND (?8 IS NULL OR w.url LIKE ?8 ESCAPE '\\' OR d.event_type LIKE ?8 ESCAPE '\\' OR d.event_type = ?9)
+                   AND (?11 IS NULL OR d.webhook_id IN (SELECT value FROM json_each(?11)))
+                   AND (?12 IS NULL OR d.resent_from = ?12)
                  ORDER BY d.id DESC LIMIT ?10"
             ))?;
             let rows = stmt
@@ -1188,7 +1304,9 @@ impl Store for SqliteStore {
                         filter.until.as_ref().map(time::format),
                         search,
                         search_type,
-                        page.limit as i64
+                        page.limit as i64,
+                        ids_json(filter.webhook_ids.as_deref()),
+                        filter.resent_from,
                     ],
                     delivery_row,
                 )?
@@ -1291,6 +1409,10 @@ impl Store for SqliteStore {
             }
         }
         self.write(move |c| {
+            c.execute(
+                "DELETE FROM webhook_hours WHERE hour < ?1",
+                [time::format(&stats::retention_cutoff(attempts_before))],
+            )?;
             c.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?1",
                 [time::format(&keys_before)],
@@ -1418,6 +1540,216 @@ impl Store for SqliteStore {
                     ],
                     record_row,
                 )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn insert_console_session(&self, session: &ConsoleSession) -> Result<()> {
+        let s = session.clone();
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO console_sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    s.id_hash,
+                    s.tenant_id,
+                    s.key_id,
+                    s.grant_id.map(|g| g.to_string()),
+                    s.csrf,
+                    time::format(&s.created_at),
+                    time::format(&s.last_seen_at),
+                    time::format(&s.expires_at)
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn console_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(ConsoleSession, Option<PortalGrant>)>> {
+        let id_hash = id_hash.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(&shared::console_session_sql("?1"))?
+                .query_row([id_hash], |r| {
+                    let s = session_row(r)?;
+                    let g = match s.grant_id {
+                        Some(_) => Some(grant_row_at(r, 8)?),
+                        None => None,
+                    };
+                    Ok((s, g))
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> Result<()> {
+        let id_hash = id_hash.to_string();
+        // Losing a touch to a power cut only makes a session look idle a little sooner.
+        self.write_relaxed(move |c| {
+            c.prepare_cached(
+                "UPDATE console_sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND last_seen_at < ?2",
+            )?
+            .execute(params![id_hash, time::format(&at)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_console_session(&self, id_hash: &str) -> Result<()> {
+        let id_hash = id_hash.to_string();
+        self.write(move |c| {
+            c.execute("DELETE FROM console_sessions WHERE id_hash = ?1", [id_hash])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn prune_console_sessions(&self, now: Timestamp, idle_before: Timestamp) -> Result<u64> {
+        self.write(move |c| {
+            let n = c.execute(
+                "DELETE FROM console_sessions WHERE expires_at <= ?1 OR last_seen_at < ?2",
+                params![time::format(&now), time::format(&idle_before)],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn insert_portal_grant(&self, grant: &PortalGrant) -> Result<()> {
+        let g = grant.clone();
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO portal_grants ({GRANT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    g.id.to_string(),
+                    g.tenant_id,
+                    g.webhook_ids.as_ref().map(serde_json::to_string).transpose()?,
+                    serde_json::to_string(&g.capabilities)?,
+                    g.code_hash,
+                    time::format(&g.created_at),
+                    time::format(&g.expires_at),
+                    g.revoked_at.as_ref().map(time::format)
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_portal_code(
+        &self,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<PortalGrant>> {
+        let code_hash = code_hash.to_string();
+        self.write(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "UPDATE portal_grants SET code_hash = NULL
+                 WHERE code_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2
+                 RETURNING {GRANT_COLS}"
+            ))?
+            .query_row(params![code_hash, time::format(&now)], |r| {
+                grant_row_at(r, 0)
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn revoke_portal_grants(
+        &self,
+        tenant_id: TenantId,
+        id: Option<uuid::Uuid>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.write(move |c| {
+            let revoked: Vec<String> = c
+                .prepare_cached(
+                    "UPDATE portal_grants SET revoked_at = ?2
+                     WHERE tenant_id = ?1 AND revoked_at IS NULL AND (?3 IS NULL OR id = ?3)
+                     RETURNING id",
+                )?
+                .query_map(
+                    params![tenant_id, time::format(&now), id.map(|u| u.to_string())],
+                    |r| r.get(0),
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut end = c.prepare_cached("DELETE FROM console_sessions WHERE grant_id = ?1")?;
+            for grant in &revoked {
+                end.execute([grant])?;
+            }
+            Ok(revoked.len() as u64)
+        })
+        .await
+    }
+
+    async fn add_webhook_to_grant(
+        &self,
+        tenant_id: TenantId,
+        grant_id: uuid::Uuid,
+        webhook_id: WebhookId,
+    ) -> Result<()> {
+        // On the writer thread the read and the write below can't interleave with another write.
+        self.write(move |c| {
+            let grant = grant_id.to_string();
+            let Some(list) = c
+                .query_row(
+                    "SELECT webhook_ids FROM portal_grants
+                     WHERE tenant_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+                    params![tenant_id, grant],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .optional()?
+            else {
+                return Ok(());
+            };
+            let owned: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2)",
+                params![tenant_id, webhook_id],
+                |r| r.get(0),
+            )?;
+            if !owned {
+                return Ok(());
+            }
+            let list: Option<Vec<WebhookId>> =
+                list.map(|s| serde_json::from_str(&s)).transpose()?;
+            if let Some(new) = shared::grant_with_webhook(list, webhook_id) {
+                c.execute(
+                    "UPDATE portal_grants SET webhook_ids = ?2 WHERE id = ?1",
+                    params![grant, serde_json::to_string(&new)?],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn webhook_hours(
+        &self,
+        tenant_id: TenantId,
+        webhook_ids: Vec<WebhookId>,
+        since: Timestamp,
+    ) -> Result<Vec<WebhookHour>> {
+        if webhook_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |c| {
+            let ids = serde_json::to_string(&webhook_ids)?;
+            let since = time::format(&hookline_core::stats::hour_of(since));
+            let rows = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM webhook_hours h JOIN webhooks w ON w.id = h.webhook_id
+                     WHERE w.tenant_id = ?1 AND h.webhook_id IN (SELECT value FROM json_each(?2))
+                       AND h.hour >= ?3
+                     ORDER BY h.webhook_id, h.hour",
+                    shared::prefixed("h", &HOUR_COLS)
+                ))?
+                .query_map(params![tenant_id, ids, since], hour_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })

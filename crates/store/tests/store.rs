@@ -3,12 +3,14 @@
 
 use hookline_core::ids::{ApiKeyId, AttemptId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::RetrySchedule;
+use hookline_core::stats::{hour_of, BUCKETS};
 use hookline_core::time;
+use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
 use hookline_store::{
-    ApiKey, Attempt, AttemptResult, ClaimRequest, DeliveryFilter, DeliveryStatus, Event, NextState,
-    Page, PublishOutcome, RecordFilter, RecordPlan, RecordRow, ReplayFilter, SqliteStore, Store,
-    StoreError, Synchronous, Webhook,
+    ApiKey, Attempt, AttemptResult, ClaimRequest, ConsoleSession, DeliveryFilter, DeliveryStatus,
+    Event, NextState, Page, PortalGrant, PublishOutcome, RecordFilter, RecordPlan, RecordRow,
+    ReplayFilter, SqliteStore, Store, StoreError, Synchronous, Webhook, WebhookFilter, WebhookHour,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,6 +69,7 @@ fn webhook(tenant: TenantId, name: &str) -> Webhook {
         failing_since: Some(now),
         created_at: now,
         updated_at: now,
+        last_attempt_at: Some(now),
     }
 }
 
@@ -115,6 +118,11 @@ suite!(
     release_gives_leases_back_due_now,
     claims_rotate_webhooks_by_round,
     backlog_counts_by_status_and_ages_the_oldest_due,
+    console_sessions_are_found_touched_deleted_and_pruned,
+    portal_codes_redeem_once_and_revocation_ends_sessions,
+    webhooks_join_the_lists_of_their_grants,
+    attempts_are_counted_per_webhook_and_hour,
+    hourly_stats_follow_test_sends_retention_and_deletes,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -184,6 +192,9 @@ async fn webhooks_round_trip_every_field(f: Fixture) {
     want.failing_since = want
         .failing_since
         .map(|t| time::parse(&time::format(&t)).unwrap());
+    want.last_attempt_at = want
+        .last_attempt_at
+        .map(|t| time::parse(&time::format(&t)).unwrap());
     assert_eq!(got, want);
 
     let mut changed = got.clone();
@@ -194,6 +205,7 @@ async fn webhooks_round_trip_every_field(f: Fixture) {
     changed.previous_secret_expires_at = None;
     changed.enabled = false;
     changed.disabled_reason = Some("failing".into());
+    changed.last_attempt_at = None;
     assert!(replace_webhook(&f, &changed).await);
     assert_eq!(
         f.store.get_webhook(t.id, w.id).await.unwrap().unwrap(),
@@ -234,7 +246,7 @@ async fn webhooks_are_scoped_by_tenant(f: Fixture) {
         .store
         .list_webhooks(
             b.id,
-            None,
+            WebhookFilter::default(),
             Page {
                 before: None,
                 limit: 10
@@ -267,7 +279,7 @@ async fn list_pages_newest_first(f: Fixture) {
         .store
         .list_webhooks(
             t.id,
-            None,
+            WebhookFilter::default(),
             Page {
                 before: None,
                 limit: 3,
@@ -280,7 +292,7 @@ async fn list_pages_newest_first(f: Fixture) {
         .store
         .list_webhooks(
             t.id,
-            None,
+            WebhookFilter::default(),
             Page {
                 before: Some(ids[2].into()),
                 limit: 10,
@@ -345,6 +357,7 @@ fn hook_for(tenant: TenantId, events: &[&str], format: Format, enabled: bool) ->
     w.ordering = Ordering::None;
     w.consecutive_failures = 0;
     w.failing_since = None;
+    w.last_attempt_at = None;
     w
 }
 
@@ -1038,6 +1051,7 @@ async fn webhook_edits_see_the_latest_row_and_keep_health(f: Fixture) {
     assert_eq!(edited.name, "renamed");
     assert!(!edited.enabled);
     assert_eq!(edited.consecutive_failures, 1);
+    assert!(edited.last_attempt_at.is_some());
     assert_eq!(
         f.store.get_webhook(t.id, w.id).await.unwrap().unwrap(),
         edited
@@ -1243,4 +1257,541 @@ async fn backlog_counts_by_status_and_ages_the_oldest_due(f: Fixture) {
         .oldest_due_age
         .unwrap();
     assert!(age >= std::time::Duration::from_secs(5));
+}
+
+fn session(tenant: TenantId, hash: &str, grant_id: Option<uuid::Uuid>) -> ConsoleSession {
+    let now = time::now();
+    ConsoleSession {
+        id_hash: hash.into(),
+        tenant_id: tenant,
+        key_id: grant_id.is_none().then(ApiKeyId::new),
+        grant_id,
+        csrf: format!("csrf-{hash}"),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + chrono::Duration::hours(8),
+    }
+}
+
+fn grant(tenant: TenantId, code_hash: &str, webhook_ids: Option<Vec<WebhookId>>) -> PortalGrant {
+    let now = time::now();
+    PortalGrant {
+        id: hookline_core::ids::new_id(),
+        tenant_id: tenant,
+        webhook_ids,
+        capabilities: vec!["view".into(), "resend".into()],
+        code_hash: Some(code_hash.into()),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        revoked_at: None,
+    }
+}
+
+async fn console_sessions_are_found_touched_deleted_and_pruned(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let s = session(t.id, "h1", None);
+    f.store.insert_console_session(&s).await.unwrap();
+    assert_eq!(
+        f.store.console_session("h1").await.unwrap(),
+        Some((s.clone(), None))
+    );
+    assert_eq!(f.store.console_session("nope").await.unwrap(), None);
+    // The same hash twice is refused.
+    assert!(matches!(
+        f.store.insert_console_session(&s).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Activity moves last_seen_at forward, never back; unknown sessions are ignored.
+    let later = s.last_seen_at + chrono::Duration::minutes(5);
+    f.store.touch_console_session("h1", later).await.unwrap();
+    f.store
+        .touch_console_session("h1", s.last_seen_at)
+        .await
+        .unwrap();
+    f.store.touch_console_session("nope", later).await.unwrap();
+    let (got, _) = f.store.console_session("h1").await.unwrap().unwrap();
+    assert_eq!(got.last_seen_at, later);
+    assert_eq!(got.expires_at, s.expires_at);
+
+    // Pruning takes sessions past their expiry or idle too long, and nothing else.
+    let now = time::now();
+    let expired = ConsoleSession {
+        expires_at: now - chrono::Duration::seconds(1),
+        ..session(t.id, "expired", None)
+    };
+    let idle = ConsoleSession {
+        last_seen_at: now - chrono::Duration::hours(2),
+        ..session(t.id, "idle", None)
+    };
+    f.store.insert_console_session(&expired).await.unwrap();
+    f.store.insert_console_session(&idle).await.unwrap();
+    assert_eq!(
+        f.store
+            .prune_console_sessions(now, now - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(f.store.console_session("expired").await.unwrap(), None);
+    assert_eq!(f.store.console_session("idle").await.unwrap(), None);
+    assert!(f.store.console_session("h1").await.unwrap().is_some());
+    assert_eq!(
+        f.store
+            .prune_console_sessions(now, now - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+
+    f.store.delete_console_session("h1").await.unwrap();
+    f.store.delete_console_session("h1").await.unwrap();
+    assert_eq!(f.store.console_session("h1").await.unwrap(), None);
+}
+
+async fn portal_codes_redeem_once_and_revocation_ends_sessions(f: Fixture) {
+    let a = f.store.create_tenant("a").await.unwrap();
+    let b = f.store.create_tenant("b").await.unwrap();
+    let g1 = grant(a.id, "c1", None);
+    let g2 = grant(a.id, "c2", Some(vec![]));
+    let g3 = PortalGrant {
+        expires_at: time::now() - chrono::Duration::seconds(1),
+        ..grant(a.id, "c3", None)
+    };
+    let gb = grant(b.id, "cb", None);
+    for g in [&g1, &g2, &g3, &gb] {
+        f.store.insert_portal_grant(g).await.unwrap();
+    }
+    // A code hash is unique.
+    assert!(matches!(
+        f.store.insert_portal_grant(&grant(a.id, "c1", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // A code works once, only before it expires.
+    let now = time::now();
+    let redeemed = f
+        .store
+        .redeem_portal_code("c1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        redeemed,
+        PortalGrant {
+            code_hash: None,
+            ..g1.clone()
+        }
+    );
+    assert_eq!(f.store.redeem_portal_code("c1", now).await.unwrap(), None);
+    assert_eq!(f.store.redeem_portal_code("c3", now).await.unwrap(), None);
+    assert_eq!(f.store.redeem_portal_code("nope", now).await.unwrap(), None);
+
+    // A portal session comes back with its grant.
+    f.store
+        .insert_console_session(&session(a.id, "s1", Some(g1.id)))
+        .await
+        .unwrap();
+    f.store
+        .insert_console_session(&session(a.id, "s2", Some(g2.id)))
+        .await
+        .unwrap();
+    f.store
+        .insert_console_session(&session(b.id, "sb", Some(gb.id)))
+        .await
+        .unwrap();
+    let (s1, g) = f.store.console_session("s1").await.unwrap().unwrap();
+    assert_eq!(s1.grant_id, Some(g1.id));
+    assert_eq!(s1.key_id, None);
+    assert_eq!(g, Some(redeemed.clone()));
+    let (_, g) = f.store.console_session("s2").await.unwrap().unwrap();
+    assert_eq!(g.unwrap().webhook_ids, Some(vec![]));
+
+    // Revoking one grant ends its sessions; another tenant can't revoke it.
+    assert_eq!(
+        f.store
+            .revoke_portal_grants(b.id, Some(g1.id), now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(f.store.console_session("s1").await.unwrap().is_some());
+    assert_eq!(
+        f.store
+            .revoke_portal_grants(a.id, Some(g1.id), now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(f.store.console_session("s1").await.unwrap(), None);
+    assert_eq!(
+        f.store
+            .revoke_portal_grants(a.id, Some(g1.id), now)
+            .await
+            .unwrap(),
+        0,
+        "already revoked"
+    );
+    assert_eq!(
+        f.store
+            .revoke_portal_grants(a.id, Some(uuid::Uuid::now_v7()), now)
+            .await
+            .unwrap(),
+        0
+    );
+    // A session of a revoked grant (say, made while the grant was being revoked) never comes back.
+    f.store
+        .insert_console_session(&session(a.id, "late", Some(g1.id)))
+        .await
+        .unwrap();
+    assert_eq!(f.store.console_session("late").await.unwrap(), None);
+    assert!(f.store.console_session("s2").await.unwrap().is_some());
+
+    // Revoking all of a tenant's grants takes the unrevoked ones (g2, g3) and no other tenant's.
+    assert_eq!(
+        f.store.revoke_portal_grants(a.id, None, now).await.unwrap(),
+        2
+    );
+    assert_eq!(f.store.console_session("s2").await.unwrap(), None);
+    assert_eq!(f.store.redeem_portal_code("c2", now).await.unwrap(), None);
+    assert_eq!(
+        f.store.revoke_portal_grants(a.id, None, now).await.unwrap(),
+        0
+    );
+    let (_, g) = f.store.console_session("sb").await.unwrap().unwrap();
+    assert_eq!(g.unwrap().revoked_at, None);
+    assert_eq!(
+        f.store
+            .redeem_portal_code("cb", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        gb.id
+    );
+}
+
+async fn webhooks_join_the_lists_of_their_grants(f: Fixture) {
+    let a = f.store.create_tenant("a").await.unwrap();
+    let b = f.store.create_tenant("b").await.unwrap();
+    let (w1, w2, wb) = (webhook(a.id, "1"), webhook(a.id, "2"), webhook(b.id, "b"));
+    for w in [&w1, &w2, &wb] {
+        f.store.insert_webhook(w).await.unwrap();
+    }
+    let listed = grant(a.id, "c1", Some(vec![w1.id]));
+    let all = grant(a.id, "c2", None);
+    for (g, s) in [(&listed, "s1"), (&all, "s2")] {
+        f.store.insert_portal_grant(g).await.unwrap();
+        f.store
+            .insert_console_session(&session(a.id, s, Some(g.id)))
+            .await
+            .unwrap();
+    }
+    let list_of = |s: &'static str| {
+        let store = f.store.clone();
+        async move {
+            let (_, g) = store.console_session(s).await.unwrap().unwrap();
+            g.unwrap().webhook_ids
+        }
+    };
+    f.store
+        .add_webhook_to_grant(a.id, listed.id, w2.id)
+        .await
+        .unwrap();
+    assert_eq!(list_of("s1").await, Some(vec![w1.id, w2.id]));
+    // Listed once; another tenant's webhook, grant or caller changes nothing.
+    f.store
+        .add_webhook_to_grant(a.id, listed.id, w2.id)
+        .await
+        .unwrap();
+    f.store
+        .add_webhook_to_grant(a.id, listed.id, wb.id)
+        .await
+        .unwrap();
+    f.store
+        .add_webhook_to_grant(b.id, listed.id, wb.id)
+        .await
+        .unwrap();
+    f.store
+        .add_webhook_to_grant(a.id, uuid::Uuid::now_v7(), w1.id)
+        .await
+        .unwrap();
+    assert_eq!(list_of("s1").await, Some(vec![w1.id, w2.id]));
+    // A grant without a list sees everything already.
+    f.store
+        .add_webhook_to_grant(a.id, all.id, w2.id)
+        .await
+        .unwrap();
+    assert_eq!(list_of("s2").await, None);
+}
+
+/// An attempt result for a claimed delivery, started at `started` and taking `ms`.
+fn timed(
+    d: &hookline_store::ClaimedDelivery,
+    next: NextState,
+    status: Option<u16>,
+    started: Timestamp,
+    ms: f64,
+) -> AttemptResult {
+    let mut r = result(d, next, status);
+    r.attempt.started_at = started;
+    r.attempt.total_ms = ms;
+    r
+}
+
+/// Expected stats: `(webhook, hour, delivered, failed, [(bucket, attempts)])`.
+fn hour(
+    webhook_id: WebhookId,
+    at: Timestamp,
+    delivered: u64,
+    failed: u64,
+    buckets: &[(usize, u64)],
+) -> WebhookHour {
+    let mut stats = hookline_core::stats::HourStats::new(at);
+    stats.delivered = delivered;
+    stats.failed = failed;
+    for (i, n) in buckets {
+        stats.latency[*i] = *n;
+    }
+    WebhookHour { webhook_id, stats }
+}
+
+async fn attempts_are_counted_per_webhook_and_hour(f: Fixture) {
+    let a = f.store.create_tenant("a").await.unwrap();
+    let mut hooks = [
+        hook_for(a.id, &["*"], Format::Envelope, true),
+        hook_for(a.id, &["*"], Format::Envelope, true),
+    ];
+    hooks.sort_by_key(|w| w.id);
+    let [w1, w2] = &hooks;
+    for w in &hooks {
+        f.store.insert_webhook(w).await.unwrap();
+    }
+    for i in 0..3 {
+        publish_contact(&f, a.id, format!("c{i}")).await;
+    }
+    let claim = f.store.claim_due(claim_req(100, 100)).await.unwrap();
+    let of = |w: &Webhook| -> Vec<&hookline_store::ClaimedDelivery> {
+        claim
+            .deliveries
+            .iter()
+            .filter(|d| d.webhook_id == w.id)
+            .collect()
+    };
+    let (d1, d2) = (of(w1), of(w2));
+    assert_eq!((d1.len(), d2.len()), (3, 3));
+    let h1 = hour_of(time::now()) - chrono::Duration::hours(3);
+    let h2 = h1 + chrono::Duration::hours(1);
+    let min = |m: i64| chrono::Duration::minutes(m);
+    let retry_at = time::now() + chrono::Duration::hours(1);
+    // A result whose lease is not held (the delivery moved on) is not counted, in any hour.
+    let mut stale = timed(
+        d1[0],
+        NextState::Delivered,
+        Some(200),
+        h1 - chrono::Duration::hours(5),
+        1.0,
+    );
+    stale.lease_token = LeaseToken::new();
+    let applied = f
+        .store
+        .record_attempts(
+            vec![
+                stale,
+                timed(d1[0], NextState::Delivered, Some(200), h1 + min(10), 3.0),
+                timed(
+                    d1[1],
+                    NextState::RetryAt(retry_at),
+                    Some(503),
+                    h1 + min(20),
+                    40.0,
+                ),
+                timed(d1[2], NextState::Failed, None, h2 + min(5), 1e9),
+                timed(d2[0], NextState::Delivered, Some(204), h2, 7.0),
+            ],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, [false, true, true, true, true]);
+    let want = vec![
+        hour(w1.id, h1, 1, 1, &[(0, 1), (3, 1)]),
+        hour(w1.id, h2, 0, 1, &[(BUCKETS - 1, 1)]),
+        hour(w2.id, h2, 1, 0, &[(1, 1)]),
+    ];
+    let since = h1 - chrono::Duration::hours(10);
+    let ids = vec![w2.id, w1.id];
+    assert_eq!(
+        f.store
+            .webhook_hours(a.id, ids.clone(), since)
+            .await
+            .unwrap(),
+        want
+    );
+    // A second batch adds to the stored hours: a 2xx counts as delivered even when retried.
+    f.store
+        .record_attempts(
+            vec![
+                timed(
+                    d2[1],
+                    NextState::RetryAt(retry_at),
+                    Some(200),
+                    h2 + min(59),
+                    30.0,
+                ),
+                timed(d2[2], NextState::Failed, Some(410), h2 + min(1), 7.5),
+            ],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let got = f
+        .store
+        .webhook_hours(a.id, ids.clone(), since)
+        .await
+        .unwrap();
+    assert_eq!(got[2], hour(w2.id, h2, 2, 1, &[(1, 2), (3, 1)]));
+    // From an hour on (an unaligned start includes its hour), only the listed webhooks.
+    assert_eq!(
+        f.store.webhook_hours(a.id, ids.clone(), h2).await.unwrap(),
+        got[1..]
+    );
+    assert_eq!(
+        f.store
+            .webhook_hours(a.id, ids.clone(), h2 + min(30))
+            .await
+            .unwrap(),
+        got[1..]
+    );
+    assert_eq!(
+        f.store
+            .webhook_hours(a.id, vec![w2.id], since)
+            .await
+            .unwrap(),
+        got[2..]
+    );
+    assert!(f
+        .store
+        .webhook_hours(a.id, vec![], since)
+        .await
+        .unwrap()
+        .is_empty());
+    // Another tenant's ids answer nothing.
+    let b = f.store.create_tenant("b").await.unwrap();
+    assert!(f
+        .store
+        .webhook_hours(b.id, ids, since)
+        .await
+        .unwrap()
+        .is_empty());
+    // The latest applied attempt of each webhook, whatever the order of the batches.
+    let last = |w: &Webhook| {
+        let store = f.store.clone();
+        let (t, id) = (w.tenant_id, w.id);
+        async move {
+            store
+                .get_webhook(t, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_attempt_at
+        }
+    };
+    assert_eq!(last(w1).await, Some(h2 + min(5)));
+    assert_eq!(last(w2).await, Some(h2 + min(59)));
+}
+
+async fn hourly_stats_follow_test_sends_retention_and_deletes(f: Fixture) {
+    let a = f.store.create_tenant("a").await.unwrap();
+    let w = hook_for(a.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    let h1 = hour_of(time::now()) - chrono::Duration::hours(3);
+    let h2 = h1 + chrono::Duration::hours(1);
+    // Test sends count like any attempt: delivered by status or by a 2xx answer.
+    let send = |started: Timestamp, code: Option<u16>, ms: f64, status: DeliveryStatus| {
+        let store = f.store.clone();
+        let w = w.clone();
+        async move {
+            let e = event(
+                w.tenant_id,
+                "contact.created",
+                serde_json::json!({"id": "t"}),
+            );
+            let attempt = Attempt {
+                id: AttemptId::new(),
+                delivery_id: hookline_core::ids::DeliveryId::new(),
+                attempt_number: 1,
+                started_at: started,
+                url: w.url.clone(),
+                status_code: code,
+                error_kind: code.is_none().then(|| "timeout".to_string()),
+                error_message: None,
+                dns_ms: None,
+                connect_ms: None,
+                tls_ms: None,
+                ttfb_ms: None,
+                total_ms: ms,
+                request_headers: vec![],
+                response_headers: vec![],
+                response_body: None,
+                response_truncated: false,
+            };
+            store
+                .insert_finished_delivery(e, w.id, Format::Envelope, attempt, status)
+                .await
+                .unwrap();
+        }
+    };
+    let min = |m: i64| chrono::Duration::minutes(m);
+    send(h2 + min(30), Some(200), 12.0, DeliveryStatus::Delivered).await;
+    send(h1 + min(1), None, 20_000.0, DeliveryStatus::Failed).await;
+    send(h2 + min(2), Some(500), 0.5, DeliveryStatus::Failed).await;
+    let since = h1 - chrono::Duration::hours(1);
+    assert_eq!(
+        f.store
+            .webhook_hours(a.id, vec![w.id], since)
+            .await
+            .unwrap(),
+        vec![
+            hour(w.id, h1, 0, 1, &[(12, 1)]),
+            hour(w.id, h2, 1, 1, &[(0, 1), (2, 1)]),
+        ]
+    );
+    assert_eq!(
+        f.store
+            .get_webhook(a.id, w.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_attempt_at,
+        Some(h2 + min(30))
+    );
+
+    // Retention drops the hours before the cutoff's hour, keeping that one whole.
+    f.store
+        .prune(h2 + min(10), time::now() - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    let kept = f
+        .store
+        .webhook_hours(a.id, vec![w.id], since)
+        .await
+        .unwrap();
+    assert_eq!(kept.iter().map(|h| h.stats.hour).collect::<Vec<_>>(), [h2]);
+
+    // Deleting the webhook deletes its hours: a webhook stored again under the same id starts empty.
+    assert!(f.store.delete_webhook(a.id, w.id).await.unwrap());
+    assert!(f
+        .store
+        .webhook_hours(a.id, vec![w.id], since)
+        .await
+        .unwrap()
+        .is_empty());
+    f.store.insert_webhook(&w).await.unwrap();
+    assert!(f
+        .store
+        .webhook_hours(a.id, vec![w.id], since)
+        .await
+        .unwrap()
+        .is_empty());
 }
