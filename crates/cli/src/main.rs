@@ -1,37 +1,168 @@
-//! `hookline`: the one binary. Subcommands run the server or act on its database directly.
+//! `hookline`: the one binary. Two kinds of commands:
+//!
+//! - remote ones (`login`, `webhooks`, `events`, `deliveries`, `contacts`, `api`, `mcp`) talk to a
+//!   deployment's REST API (or `/mcp`) with an API key, from any machine; they hold no rules of
+//!   their own and never open a database;
+//! - local ones (`serve`, `migrate`, `keys create`, `bench`, `receive`, `verify`, `completions`)
+//!   act on this machine: the server, its database, a local receiver, a saved request.
+//!
+//! Exit statuses are a contract; `error.rs` lists them.
+
+/// `println!` for results: a closed pipe (`hookline … | head`) ends the process quietly, as it does
+/// other command-line tools, instead of a panic. Defined before the modules so they all see it.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
 
 mod bench;
+mod client;
+mod contacts;
+mod deliveries;
+mod error;
+mod events;
+mod input;
 mod mcp;
-mod ops;
+mod output;
+mod profile;
+mod raw;
+mod webhooks;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use error::usage;
 use hookline_server::config::Config;
 use hookline_server::{App, Roles};
+use profile::Target;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
+
+const AFTER_HELP: &str = "\
+Remote commands (login, webhooks, events, deliveries, contacts, api, mcp) talk to a deployment's \
+REST API from any machine. They find it with --url (also --api-url; in `webhooks`, where --url is \
+a webhook's endpoint, only --api-url) / HOOKLINE_URL and --key / HOOKLINE_API_KEY, or a profile \
+saved by `hookline login` in ~/.config/hookline/config.toml (--profile NAME or HOOKLINE_PROFILE; \
+else the profile `default`). Add --json for the API's JSON.
+
+Local commands (serve, migrate, keys create, bench, receive, verify) act on this machine and, for \
+serve, migrate and keys create, on the database named by --database / --config.
+
+Exit status: 0 done; 1 refused by the API (its message and field are shown) or the operation \
+failed; 2 bad command line or local input; 3 API key refused; 4 server unreachable; 5 server \
+error (5xx).";
 
 #[derive(Parser)]
 #[command(
     name = "hookline",
     version,
-    about = "Signed, durable webhooks for a CRM"
+    about = "Signed, durable webhooks for a CRM",
+    after_help = AFTER_HELP
 )]
 struct Cli {
-    /// Configuration file (TOML). Default: ./hookline.toml when it exists.
-    #[arg(long, global = true, env = "HOOKLINE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Database URL (sqlite://FILE). Overrides the file and HOOKLINE_DATABASE_URL.
-    #[arg(long, global = true)]
-    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where a remote command goes, and how it prints.
+#[derive(Args)]
+struct Remote {
+    #[command(flatten)]
+    target: Target,
+    /// Print the API's JSON instead of tables (errors too: the API's error object on stdout).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// [`Remote`] for `webhooks`, whose `--url` is a webhook's endpoint.
+#[derive(Args)]
+struct WebhooksRemote {
+    #[command(flatten)]
+    target: profile::WebhooksTarget,
+    /// Print the API's JSON instead of tables (errors too: the API's error object on stdout).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// The database a local command opens.
+#[derive(Args, Clone)]
+struct LocalDb {
+    /// Server configuration file (TOML). Default: ./hookline.toml when it exists.
+    #[arg(long, env = "HOOKLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL (sqlite://FILE or postgres://…). Overrides the file and HOOKLINE_DATABASE_URL.
+    #[arg(long)]
+    database: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (API and delivery worker).
+    /// Save a deployment's URL and API key as a profile (checked against the API first).
+    Login {
+        /// The deployment, e.g. https://hooks.example.com
+        #[arg(long)]
+        url: String,
+        /// The API key (hk_…); `-` reads it from standard input, out of the shell's history.
+        #[arg(long)]
+        key: String,
+        /// The profile's name.
+        #[arg(long, default_value = profile::DEFAULT_PROFILE)]
+        profile: String,
+        /// Save without checking the key against the deployment.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Remove a saved profile.
+    Logout {
+        #[arg(long, default_value = profile::DEFAULT_PROFILE)]
+        profile: String,
+    },
+    /// A deployment's webhooks: list, get, create, update, delete, enable, disable, secrets, test.
+    /// Here `--url` is a webhook's endpoint: give the deployment as --api-url (or by profile or
+    /// HOOKLINE_URL).
+    Webhooks {
+        #[command(flatten)]
+        remote: WebhooksRemote,
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
+    /// Publish events and read them back; the event catalog.
+    Events {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
+    /// The delivery log: list, show, resend, replay, and tail (follow live).
+    Deliveries {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: deliveries::DeliveriesCommand,
+    },
+    /// CRM contacts: import a CSV or JSON file (resumable), list, get, create, update, delete.
+    Contacts {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: contacts::ContactsCommand,
+    },
+    /// Call any REST endpoint with the configured deployment and key, e.g. `api GET /v1/deals`.
+    Api {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        args: raw::ApiArgs,
+    },
+    /// Serve MCP on stdin/stdout for an AI assistant, forwarding to a deployment's /mcp.
+    Mcp {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Local: run the server (API and delivery worker) on this machine.
     Serve {
+        #[command(flatten)]
+        db: LocalDb,
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
         listen: Option<String>,
@@ -42,16 +173,19 @@ enum Command {
         #[arg(long)]
         worker: bool,
     },
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Manage API keys.
+    /// Local: apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: LocalDb,
+    },
+    /// Local: bootstrap API keys on the database (no server or key needed).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Measure throughput, latency, isolation, fan-out and backlog memory (see BENCHMARKS.md).
+    /// Local: measure throughput, latency, isolation, fan-out and backlog memory (BENCHMARKS.md).
     Bench(bench::BenchArgs),
-    /// Run a local receiver that verifies signatures and prints each delivery.
+    /// Local: run a receiver that verifies signatures and prints each delivery.
     Receive {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -63,7 +197,7 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Check a saved delivery's signatures as a receiver would (exit 0 when they verify).
+    /// Local: check a saved delivery's signatures as a receiver would (exit 0 when they verify).
     Verify {
         /// File holding the raw request body exactly as received (`-` for standard input).
         body: PathBuf,
@@ -78,42 +212,20 @@ enum Command {
         #[arg(long)]
         at: Option<i64>,
     },
-    /// Serve MCP on stdin/stdout for an AI assistant, forwarding to a running server's /mcp.
-    Mcp {
-        /// The deployment, e.g. https://hooks.example.com (its /mcp endpoint is used).
-        #[arg(long, env = "HOOKLINE_URL")]
-        url: Option<String>,
-        /// An API key of the deployment.
-        #[arg(long, env = "HOOKLINE_API_KEY", hide_env_values = true)]
-        key: Option<String>,
-    },
-    /// Inspect and test webhooks.
-    Webhooks {
-        #[command(flatten)]
-        scope: ops::Scope,
-        #[command(subcommand)]
-        command: ops::WebhooksCommand,
-    },
-    /// CRM contacts: import a CSV or JSON file.
-    Contacts {
-        #[command(flatten)]
-        scope: ops::Scope,
-        #[command(subcommand)]
-        command: ops::ContactsCommand,
-    },
-    /// The delivery log: list, show, resend.
-    Deliveries {
-        #[command(flatten)]
-        scope: ops::Scope,
-        #[command(subcommand)]
-        command: ops::DeliveriesCommand,
+    /// Print a shell completion script, e.g. `hookline completions bash > /etc/bash_completion.d/hookline`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Mint a new API key and print only the key on stdout (the tenant is created if needed).
+    /// Local: mint a new API key on the database and print only the key (the tenant is created if
+    /// needed). Works with no server running: this is how the first key of a deployment is made.
     Create {
+        #[command(flatten)]
+        db: LocalDb,
         #[arg(long, default_value = "default")]
         tenant: String,
         /// A label for the key, shown in listings.
@@ -122,78 +234,153 @@ enum KeysCommand {
     },
 }
 
-fn load_config(cli: &Cli, extra: &[(&str, String)]) -> anyhow::Result<Config> {
+impl Command {
+    /// Whether the user asked for JSON (then an API error is printed as JSON on stdout too).
+    fn json(&self) -> bool {
+        match self {
+            Command::Webhooks { remote, .. } => remote.json,
+            Command::Events { remote, .. }
+            | Command::Deliveries { remote, .. }
+            | Command::Contacts { remote, .. } => remote.json,
+            Command::Api { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn load_config(db: &LocalDb, extra: &[(&str, String)]) -> anyhow::Result<Config> {
     let default_file = PathBuf::from("hookline.toml");
-    let file = cli
+    let file = db
         .config
         .clone()
         .or_else(|| default_file.exists().then_some(default_file));
     let mut flags: Vec<(&str, String)> = extra.to_vec();
-    if let Some(db) = &cli.database {
-        flags.push(("database_url", db.clone()));
+    if let Some(url) = &db.database {
+        flags.push(("database_url", url.clone()));
     }
-    Ok(Config::load(file.as_deref(), std::env::vars(), &flags)?)
+    Config::load(file.as_deref(), std::env::vars(), &flags).map_err(|e| usage(e.to_string()))
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = hookline_server::config::LogFormat::Text;
+    let _ = hookline_server::telemetry::init(filter, logs, None);
+}
+
+/// Logs as the configuration asks (`log`, `log_format`) and, with `traces`, trace export to
+/// `otel_endpoint` when it is set; the answer flushes queued spans at `shutdown()`.
+fn init_telemetry(
+    config: &Config,
+    traces: bool,
+) -> anyhow::Result<hookline_server::telemetry::Telemetry> {
+    let otel = config.otel_endpoint.as_deref().filter(|_| traces);
+    hookline_server::telemetry::init(&config.log, config.log_format, otel)
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let json = cli.command.json();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if json {
+                if let Some(body) = error::api_body(&e) {
+                    output::json(body);
+                }
+            }
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(error::exit_code(&e))
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match &cli.command {
-        Command::Mcp { url, key } => {
+    match cli.command {
+        Command::Login {
+            url,
+            key,
+            profile,
+            no_verify,
+        } => login(&url, &key, &profile, no_verify).await,
+        Command::Logout { profile } => {
+            profile::check_name(&profile)?;
+            let (path, mut file) = profile::load()?;
+            if file.profiles.remove(&profile).is_none() {
+                return Err(usage(format!(
+                    "no profile `{profile}` in {}",
+                    path.display()
+                )));
+            }
+            profile::save(&path, &file)?;
+            outln!("removed profile `{profile}` from {}", path.display());
+            Ok(())
+        }
+        Command::Webhooks { remote, command } => {
+            let api = client::Api::from_target(&Target::from(&remote.target))?;
+            webhooks::run(&api, remote.json, &command).await
+        }
+        Command::Events { remote, command } => {
+            let api = client::Api::from_target(&remote.target)?;
+            events::run(&api, remote.json, &command).await
+        }
+        Command::Deliveries { remote, command } => {
+            let api = client::Api::from_target(&remote.target)?;
+            deliveries::run(&api, remote.json, &command).await
+        }
+        Command::Contacts { remote, command } => {
+            let api = client::Api::from_target(&remote.target)?;
+            contacts::run(&api, remote.json, &command).await
+        }
+        Command::Api { target, args } => {
+            let api = client::Api::from_target(&target)?;
+            raw::run(&api, &args).await
+        }
+        Command::Mcp { target } => {
             // rmcp logs a cancelled write task as an error when stdin closes: not news to anyone.
             init_tracing("warn,rmcp=off");
-            mcp::run(url.clone(), key.clone()).await
+            let (url, key) = profile::resolve_parts(&target)?;
+            mcp::run(url, key).await
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hookline",
+                &mut std::io::stdout(),
+            );
+            Ok(())
         }
         Command::Serve {
+            db,
             listen,
             api,
             worker,
         } => {
             let mut extra = Vec::new();
             if let Some(l) = listen {
-                extra.push(("listen", l.clone()));
+                extra.push(("listen", l));
             }
-            let config = load_config(&cli, &extra)?;
-            init_tracing(&config.log);
-            let roles = if *api || *worker {
-                Roles {
-                    api: *api,
-                    worker: *worker,
-                }
+            let config = load_config(&db, &extra)?;
+            let telemetry = init_telemetry(&config, true)?;
+            let roles = if api || worker {
+                Roles { api, worker }
             } else {
                 Roles::default()
             };
-            serve(config, roles).await
+            let served = serve(config, roles).await;
+            telemetry.shutdown().await;
+            served
         }
-        Command::Migrate => {
-            let config = load_config(&cli, &[])?;
-            init_tracing(&config.log);
+        Command::Migrate { db } => {
+            let config = load_config(&db, &[])?;
+            let _logs = init_telemetry(&config, false)?;
             App::build(config).await?;
             println!("database is up to date");
             Ok(())
         }
         Command::Bench(args) => {
             init_tracing("warn");
-            bench::run(args.clone()).await
+            bench::run(args).await
         }
         Command::Receive {
             listen,
@@ -201,8 +388,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
         } => {
             init_tracing("warn");
-            let addr: std::net::SocketAddr = listen.parse().with_context(|| {
-                format!("--listen `{listen}` is not an address like 127.0.0.1:9000")
+            let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+                usage(format!(
+                    "--listen `{listen}` is not an address like 127.0.0.1:9000"
+                ))
             })?;
             let listener = hookline_server::receiver::bind(addr)
                 .await
@@ -213,10 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let shutdown = CancellationToken::new();
             tokio::spawn(signal_shutdown(shutdown.clone()));
-            let opts = hookline_server::receiver::ReceiverOptions {
-                secret: secret.clone(),
-                quiet: *quiet,
-            };
+            let opts = hookline_server::receiver::ReceiverOptions { secret, quiet };
             let stats = std::sync::Arc::default();
             hookline_server::receiver::run(listener, opts, stats, shutdown).await?;
             Ok(())
@@ -226,36 +412,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             secret,
             headers,
             at,
-        } => verify(body, secret, headers, *at),
-        Command::Webhooks { scope, command } => {
-            let config = load_config(&cli, &[])?;
-            init_tracing("warn");
-            let app = App::build(config).await?;
-            ops::webhooks(&app.hookline, scope, command).await
-        }
-        Command::Contacts { scope, command } => {
-            let config = load_config(&cli, &[])?;
-            init_tracing("warn");
-            let app = App::build(config).await?;
-            ops::contacts(&app.hookline, scope, command).await
-        }
-        Command::Deliveries { scope, command } => {
-            let config = load_config(&cli, &[])?;
-            init_tracing("warn");
-            let app = App::build(config).await?;
-            ops::deliveries(&app.hookline, scope, command).await
-        }
+        } => verify(&body, &secret, &headers, at),
         Command::Keys {
-            command: KeysCommand::Create { tenant, name },
+            command: KeysCommand::Create { db, tenant, name },
         } => {
-            let config = load_config(&cli, &[])?;
+            let config = load_config(&db, &[])?;
             init_tracing("warn");
             let app = App::build(config).await?;
-            let key = app.hookline.create_key(tenant, name).await?;
+            let key = app.hookline.create_key(&tenant, &name).await?;
             println!("{key}");
             Ok(())
         }
     }
+}
+
+/// `hookline login`: checks the key against the deployment (unless told not to), then saves it.
+async fn login(url: &str, key: &str, name: &str, no_verify: bool) -> anyhow::Result<()> {
+    profile::check_name(name)?;
+    let key = if key == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| usage(format!("can't read the key from standard input: {e}")))?;
+        line.trim().to_string()
+    } else {
+        key.trim().to_string()
+    };
+    let api = client::Api::new(url, &key)?;
+    if !no_verify {
+        // The cheapest call that needs a valid key.
+        api.get(&["v1", "event-types"], &[])
+            .await
+            .context("the key was not saved")?;
+    }
+    let (path, mut file) = profile::load()?;
+    file.profiles.insert(
+        name.to_string(),
+        profile::Profile {
+            url: api.base().to_string(),
+            key,
+        },
+    );
+    profile::save(&path, &file)?;
+    outln!(
+        "saved profile `{name}` for {} in {}",
+        api.base(),
+        path.display()
+    );
+    Ok(())
 }
 
 async fn serve(config: Config, roles: Roles) -> anyhow::Result<()> {
@@ -311,13 +515,14 @@ fn verify(
     if body.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut raw)?;
     } else {
-        raw = std::fs::read(body).with_context(|| format!("can't read {}", body.display()))?;
+        raw = std::fs::read(body)
+            .map_err(|e| usage(format!("can't read {}: {e}", body.display())))?;
     }
     let mut map = std::collections::HashMap::new();
     for h in headers {
         let (name, value) = h
             .split_once(':')
-            .ok_or_else(|| anyhow::anyhow!("--header `{h}` must look like `Name: value`"))?;
+            .ok_or_else(|| usage(format!("--header `{h}` must look like `Name: value`")))?;
         map.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
     }
     let get = |n: &str| map.get(n).map(String::as_str).unwrap_or("");
@@ -351,8 +556,17 @@ fn verify(
     show("X-Webhook-Signature", &hex);
     show("Standard Webhooks", &standard);
     match (&hex, &standard) {
-        (None, None) => anyhow::bail!("no signature header given (use -H 'X-Webhook-Signature: …' and/or the webhook-* headers)"),
+        (None, None) => Err(usage("no signature header given (use -H 'X-Webhook-Signature: …' and/or the webhook-* headers)")),
         (Some(Err(_)), _) | (_, Some(Err(_))) => anyhow::bail!("the signatures do not verify"),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -1,8 +1,9 @@
 //! `hookline mcp`: MCP on standard input and output, forwarded to a running deployment's `/mcp`.
 //!
 //! An assistant on a laptop starts this as its MCP server; every request goes to the deployment
-//! named by `--url` with `--key`, so the tools, their rules and the tenant's data are exactly those
-//! of the deployment (the tools themselves live in the server's `mcp` module). Standard output
+//! named by `--url` with `--key` (or a profile saved by `hookline login`: see `profile.rs`), so
+//! the tools, their rules and the tenant's data are exactly those of the deployment (the tools
+//! themselves live in the server's `mcp` module). Standard output
 //! carries only MCP messages; logs go to standard error. A missing or refused key, or a server that
 //! can't be reached, ends the process at once with a message and a non-zero exit.
 
@@ -122,10 +123,15 @@ fn endpoint(url: &str) -> anyhow::Result<String> {
     })
 }
 
-/// Connects to the deployment, then serves stdio until the assistant closes it.
+/// Connects to the deployment, then serves stdio until the assistant closes it. `url` and `key`
+/// come resolved from the flags, a profile or the environment (`profile::resolve_parts`).
 pub async fn run(url: Option<String>, key: Option<String>) -> anyhow::Result<()> {
-    let url = url.context("no server: give --url or set HOOKLINE_URL")?;
-    let key = key.context("no API key: give --key or set HOOKLINE_API_KEY")?;
+    let url = url.context(
+        "no server: give --url, set HOOKLINE_URL, or save a profile with `hookline login`",
+    )?;
+    let key = key.context(
+        "no API key: give --key, set HOOKLINE_API_KEY, or save a profile with `hookline login`",
+    )?;
     let endpoint = endpoint(&url)?;
     // HTTPS to the deployment uses rustls with the same ring provider as the server's sender.
     let _ = rustls::crypto::ring::default_provider().install_default();

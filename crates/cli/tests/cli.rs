@@ -1,13 +1,25 @@
-//! The `hookline` binary as a user runs it.
+//! The `hookline` binary as a user runs it: the local commands here, the remote ones (a deployment
+//! reached with a URL and a key) in `cli/remote.rs`.
+
+#[path = "cli/remote.rs"]
+mod remote;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary run in `dir`, which is also its home (profiles, import state): nothing of the
+/// machine's own user or environment leaks in.
 fn hookline(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
     cmd.current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("HOOKLINE_URL")
+        .env_remove("HOOKLINE_API_KEY")
+        .env_remove("HOOKLINE_PROFILE")
         .env_remove("HOOKLINE_DATABASE_URL")
         .env_remove("HOOKLINE_CONFIG")
         .env("HOOKLINE_SQLITE_SYNCHRONOUS", "normal");
@@ -160,7 +172,7 @@ fn serve_prints_the_first_key_once_serves_it_and_stops_on_sigterm() {
 fn migrate_is_repeatable() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let out = run(hookline(dir.path()).args(["--database", "sqlite://custom.db", "migrate"]));
+        let out = run(hookline(dir.path()).args(["migrate", "--database", "sqlite://custom.db"]));
         assert!(
             out.status.success(),
             "{}",
@@ -193,7 +205,7 @@ fn bad_configuration_fails_with_a_message_naming_the_key() {
     let out = run(hookline(dir.path()).arg("migrate"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("brand"));
-    let out = run(hookline(dir.path()).args(["--config", "missing.toml", "migrate"]));
+    let out = run(hookline(dir.path()).args(["migrate", "--config", "missing.toml"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
@@ -318,10 +330,14 @@ fn spawn_serve(dir: &std::path::Path, port: u16) -> Child {
 #[test]
 fn a_killed_server_loses_nothing_and_the_cli_reads_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let key = String::from_utf8(run(hookline(dir.path()).args(["keys", "create"])).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let key = new_key(dir.path());
+    // Another tenant's key, to check the CLI sees only its own tenant's log.
+    let other = String::from_utf8(
+        run(hookline(dir.path()).args(["keys", "create", "--tenant", "nobody"])).stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
     let rx = MiniReceiver::start(Duration::from_millis(15));
     let port = free_port();
     let mut first = spawn_serve(dir.path(), port);
@@ -372,25 +388,35 @@ fn a_killed_server_loses_nothing_and_the_cli_reads_the_log() {
     let port = free_port();
     let second = spawn_serve(dir.path(), port);
     wait_ready(port);
+    // The CLI reads the log from elsewhere: another directory, no database, only a URL and a key.
+    let laptop = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let cli = |args: &[&str], key: &str| {
+        run(hookline(laptop.path())
+            .args(args)
+            .args(["--api-url", &url, "--key", key]))
+    };
     // Every delivery id arrives, and the log ends with all 200 delivered (the dead node's in-flight
     // ones are sent again once their lease expires).
     let delivered = || {
-        let out = run(hookline(dir.path()).args([
-            "deliveries",
-            "list",
-            "--status",
-            "delivered",
-            "--limit",
-            "1000",
-            "--json",
-        ]));
+        let out = cli(
+            &[
+                "deliveries",
+                "list",
+                "--status",
+                "delivered",
+                "--limit",
+                "1000",
+                "--json",
+            ],
+            &key,
+        );
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .unwrap()
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["data"]
             .as_array()
             .unwrap()
             .len()
@@ -411,46 +437,52 @@ fn a_killed_server_loses_nothing_and_the_cli_reads_the_log() {
         "delivered 200 unique ids with {} duplicate sends after a SIGKILL",
         all.len() - 200
     );
-    assert!(terminate(second).success());
 
     // The CLI reads the same log.
     let one = expected.iter().next().unwrap();
-    let out = run(hookline(dir.path()).args(["deliveries", "show", one]));
+    let out = cli(&["deliveries", "show", one], &key);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("delivered") && text.contains("HTTP 200"),
         "{text}"
     );
-    let out = run(hookline(dir.path()).args(["deliveries", "resend", one]));
+    let out = cli(&["deliveries", "resend", one], &key);
     assert!(out.status.success());
     let new_id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(uuid_like(&new_id) && &new_id != one, "{new_id}");
     let wid = w["id"].as_str().unwrap();
-    // The operator's CLI applies the same URL policy as the server: without the allowlist the
-    // loopback receiver is refused.
-    let out = run(hookline(dir.path()).args(["webhooks", "test", wid]));
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        text.starts_with("FAILED") && text.contains("invalid_url"),
-        "{text}"
-    );
-    let out = run(hookline(dir.path())
-        .env("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32")
-        .env("HOOKLINE_ALLOW_HTTP", "true")
-        .args(["webhooks", "test", wid]));
+    let out = cli(&["webhooks", "test", wid], &key);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK contact.created"));
-    let out = run(hookline(dir.path()).args(["deliveries", "show", "not-a-uuid"]));
+    // The deployment's URL policy applies: an address it doesn't allow-list is refused.
+    let out = cli(
+        &["webhooks", "test", "--url", "http://127.0.0.2:9/hook"],
+        &key,
+    );
     assert!(!out.status.success());
-    let out = run(hookline(dir.path()).args(["deliveries", "show", &new_id, "--tenant", "nobody"]));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("invalid_url"), "{said}");
+    let out = cli(&["deliveries", "show", "not-a-uuid"], &key);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tenant `nobody` not found"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid id"));
+    // Another tenant's key sees nothing of this one.
+    let out = cli(&["deliveries", "show", &new_id], &other);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    assert!(
+        !laptop.path().join("hookline.db").exists(),
+        "remote commands never open a database"
+    );
+    assert!(terminate(second).success());
 }
 
 fn uuid_like(s: &str) -> bool {
@@ -460,7 +492,11 @@ fn uuid_like(s: &str) -> bool {
 #[test]
 fn contacts_import_shows_progress_and_reports_bad_rows() {
     let dir = tempfile::tempdir().unwrap();
-    run(hookline(dir.path()).args(["keys", "create"]));
+    let key = new_key(dir.path());
+    let port = free_port();
+    let server = spawn_serve(dir.path(), port);
+    wait_ready(port);
+    let laptop = tempfile::tempdir().unwrap();
     let mut csv = String::from("first_name,Email:Work,tags\n");
     for i in 0..250 {
         csv.push_str(&format!(
@@ -472,9 +508,15 @@ fn contacts_import_shows_progress_and_reports_bad_rows() {
             }
         ));
     }
-    std::fs::write(dir.path().join("people.csv"), csv).unwrap();
-    let out =
-        run(hookline(dir.path()).args(["contacts", "import", "people.csv", "--chunk", "100"]));
+    std::fs::write(laptop.path().join("people.csv"), csv).unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let import = |args: &[&str]| {
+        run(hookline(laptop.path())
+            .args(["contacts", "import"])
+            .args(args)
+            .args(["--url", &url, "--key", &key]))
+    };
+    let out = import(&["people.csv", "--chunk", "100"]);
     assert!(
         out.status.success(),
         "{}",
@@ -488,9 +530,10 @@ fn contacts_import_shows_progress_and_reports_bad_rows() {
     assert!(stdout.contains("row 8:"), "{stdout}");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("250/250 contacts"), "{stderr}");
-    let out = run(hookline(dir.path()).args(["contacts", "import", "missing.csv"]));
-    assert!(!out.status.success());
+    let out = import(&["missing.csv"]);
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
+    assert!(terminate(server).success());
 }
 
 fn spawn_node(url: &str, port: u16) -> Child {
