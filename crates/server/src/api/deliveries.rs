@@ -1,7 +1,8 @@
 //! `/v1/deliveries`: the delivery log, with attempts, and resend.
 
 use super::extract::{Auth, IdPath, ListResponse, Pagination};
-use crate::error::{Error, ErrorBody, Result};
+use super::responses::{BadRequest, DeliveryList, NotFound};
+use crate::error::{Error, Result};
 use crate::service::{DeliveryDetail, DeliveryQuery, DeliveryView, Hookline};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,12 +17,19 @@ pub fn router() -> Router<Hookline> {
         .route("/deliveries/{id}/resend", post(resend))
 }
 
-/// The delivery log, newest first. `search` matches the webhook URL and the event name.
-#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries",
-    params(("webhook_id" = Option<uuid::Uuid>, Query), ("status" = Option<String>, Query),
-           ("event_type" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
-           ("search" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ListResponse<DeliveryView>), (status = 400, body = ErrorBody)),
+/// List deliveries (the delivery log), newest first.
+///
+/// `search` matches the webhook URL and the event name.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", operation_id = "listDeliveries",
+    params(("webhook_id" = Option<uuid::Uuid>, Query, description = "only this webhook's deliveries"),
+           ("status" = Option<String>, Query, description = "pending, delivering, retrying, delivered or failed"),
+           ("event_type" = Option<String>, Query, description = "an event name in any format's spelling"),
+           ("since" = Option<String>, Query, format = DateTime, description = "created at or after (RFC 3339)"),
+           ("until" = Option<String>, Query, format = DateTime, description = "created before (RFC 3339)"),
+           ("search" = Option<String>, Query, description = "text in the webhook URL or the event name"),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "a page of the delivery log", body = DeliveryList), (status = 400, response = BadRequest)),
     security(("bearer" = [])))]
 async fn list(
     State(h): State<Hookline>,
@@ -34,9 +42,12 @@ async fn list(
     Ok(Json(page.respond(rows, |d| d.id)))
 }
 
-/// One delivery with its finished attempts (status or error, timings, capped response body).
-#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+/// Get one delivery with its attempts.
+///
+/// Every finished attempt: its status or error, timings, and the (capped) response body.
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", operation_id = "getDelivery", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "the delivery with its attempts", body = DeliveryDetail), (status = 400, response = BadRequest), (status = 404, response = NotFound)),
+    security(("bearer" = [])))]
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -45,9 +56,12 @@ async fn fetch(
     Ok(Json(h.get_delivery(&who, id).await?))
 }
 
-/// Send the same event to the same webhook again as a new delivery; the original is unchanged.
-#[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries", params(("id" = uuid::Uuid, Path)),
-    responses((status = 202, body = DeliveryView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+/// Resend a delivery.
+///
+/// The same event goes to the same webhook again as a new delivery; the original is unchanged.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries", operation_id = "resendDelivery", params(("id" = uuid::Uuid, Path)),
+    responses((status = 202, description = "the new delivery", body = DeliveryView), (status = 400, response = BadRequest), (status = 404, response = NotFound)),
+    security(("bearer" = [])))]
 async fn resend(
     State(h): State<Hookline>,
     Auth(who): Auth,

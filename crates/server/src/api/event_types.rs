@@ -1,7 +1,7 @@
 //! `GET /v1/event-types`: the event catalog with every format's spelling of each name.
 
 use super::extract::Auth;
-use crate::error::{ErrorBody, Result};
+use crate::error::Result;
 use crate::service::catalog::{event_types, EventTypeList};
 use crate::service::Hookline;
 use axum::routing::get;
@@ -12,8 +12,8 @@ pub fn router() -> Router<Hookline> {
 }
 
 /// The event catalog.
-#[utoipa::path(get, path = "/v1/event-types", tag = "events",
-    responses((status = 200, body = EventTypeList), (status = 401, body = ErrorBody)),
+#[utoipa::path(get, path = "/v1/event-types", tag = "events", operation_id = "listEventTypes",
+    responses((status = 200, description = "the catalog", body = EventTypeList)),
     security(("bearer" = [])))]
 async fn list(Auth(_): Auth) -> Result<Json<EventTypeList>> {
     Ok(Json(event_types()))

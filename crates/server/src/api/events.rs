@@ -1,7 +1,10 @@
 //! `/v1/events`: publish (with `Idempotency-Key`), list, get.
 
 use super::extract::{header, Auth, IdPath, ListResponse, Pagination, RawJson};
-use crate::error::{Error, ErrorBody, Result};
+use super::responses::{
+    BadRequest, EventList, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType,
+};
+use crate::error::{Error, Result};
 use crate::service::{EventView, Hookline, PublishInput, PublishOutput};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -17,12 +20,14 @@ pub fn router() -> Router<Hookline> {
         .route("/events/{id}", get(fetch))
 }
 
-/// Publish one event (answer `{id, delivery_ids}`) or an array (answer `{data: [...]}`), 202 once the
-/// event and its deliveries are committed. The same `Idempotency-Key` with the same body answers the
-/// original result (with `Idempotent-Replayed: true`); with another body, 422.
-#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishInput,
+/// Publish one event or many.
+///
+/// One event (answer `{id, delivery_ids}`) or an array of up to 1000 (answer `{data: [...]}`),
+/// 202 once the events and their deliveries are committed. The same `Idempotency-Key` with the same
+/// body answers the original result (with `Idempotent-Replayed: true`); with another body, 422.
+#[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "publishEvents", request_body = PublishInput,
     params(("Idempotency-Key" = Option<String>, Header), ("X-Actor-Id" = Option<String>, Header, description = "user who caused the event")),
-    responses((status = 202, body = PublishOutput), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 202, description = "published: the events and their deliveries are committed", body = PublishOutput, headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn publish(
     State(h): State<Hookline>,
@@ -56,9 +61,11 @@ struct EventQuery {
 }
 
 /// List events, newest first.
-#[utoipa::path(get, path = "/v1/events", tag = "events",
-    params(("event_type" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ListResponse<EventView>), (status = 400, body = ErrorBody)),
+#[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "listEvents",
+    params(("event_type" = Option<String>, Query, description = "an event name in any format's spelling"),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "a page of events", body = EventList), (status = 400, response = BadRequest)),
     security(("bearer" = [])))]
 async fn list(
     State(h): State<Hookline>,
@@ -77,8 +84,9 @@ async fn list(
 }
 
 /// Get one event.
-#[utoipa::path(get, path = "/v1/events/{id}", tag = "events", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = EventView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "events", operation_id = "getEvent", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "the event", body = EventView), (status = 400, response = BadRequest), (status = 404, response = NotFound)),
+    security(("bearer" = [])))]
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,

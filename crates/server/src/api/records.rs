@@ -3,7 +3,11 @@
 //! delete.
 
 use super::extract::{header, Auth, ListResponse, Pagination, RawBody, RawJson};
-use crate::error::{Error, ErrorBody, Result};
+use super::record_schemas::Contact;
+use super::responses::{
+    BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType,
+};
+use crate::error::{Error, Result};
 use crate::service::request::{ImportFormat, Interface};
 use crate::service::{BulkDeleteView, Hookline, ImportView, RecordView, WriteContext, WriteView};
 use axum::extract::{Path, Query, State};
@@ -19,27 +23,223 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<Hookline> {
-    let mut r = Router::new()
+    Router::new()
         .route("/contacts/import", post(import))
-        .route("/contacts/bulk-delete", post(bulk_delete));
-    for kind in RecordKind::ALL {
-        let base = format!("/{}", kind.plural());
-        r = r
-            .route(
-                &base,
-                post(move |s, a, h, b| create(s, a, h, b, kind))
-                    .get(move |s, a, p, q| list(s, a, p, q, kind)),
-            )
-            .route(
-                &format!("{base}/{{id}}"),
-                get(move |s, a, id| fetch(s, a, id, kind))
-                    .put(move |s, a, id, h, b| replace(s, a, id, h, b, kind))
-                    .patch(move |s, a, id, h, b| patch(s, a, id, h, b, kind))
-                    .delete(move |s, a, id, h| remove(s, a, id, h, kind)),
-            );
-    }
-    r
+        .route("/contacts/bulk-delete", post(bulk_delete))
+        .merge(contacts::router())
+        .merge(organizations::router())
+        .merge(deals::router())
+        .merge(services::router())
+        .merge(tasks::router())
 }
+
+/// The six routes of one record kind: thin handlers over the generic ones below, each documented
+/// with its own path, operation ids and schemas (the paths in the OpenAPI document are exactly the
+/// served ones).
+macro_rules! record_kind {
+    (
+        $module:ident, $kind:expr, tag = $tag:tt,
+        paths = ($collection:tt, $item:tt),
+        schemas = ($Record:ident, $Patch:ident, $View:ident, $Write:ident, $List:ident),
+        create = ($create_id:tt, $create_summary:tt $(, $create_details:tt)?),
+        list = ($list_id:tt, $list_summary:tt $(, $list_details:tt)?),
+        get = ($get_id:tt, $get_summary:tt $(, $get_details:tt)?),
+        replace = ($replace_id:tt, $replace_summary:tt $(, $replace_details:tt)?),
+        update = ($update_id:tt, $update_summary:tt $(, $update_details:tt)?),
+        delete = ($delete_id:tt, $delete_summary:tt $(, $delete_details:tt)?) $(,)?
+    ) => {
+        pub(super) mod $module {
+            use crate::api::record_schemas;
+            use crate::api::records::*;
+
+            const KIND: RecordKind = $kind;
+
+            pub(crate) fn router() -> Router<Hookline> {
+                let base = format!("/{}", KIND.plural());
+                Router::new()
+                    .route(&base, axum::routing::post(create).get(list))
+                    .route(
+                        &format!("{base}/{{id}}"),
+                        get(fetch).put(replace).patch(update).delete(remove),
+                    )
+            }
+
+            #[doc = $create_summary]
+            $(#[doc = ""] #[doc = $create_details])?
+            #[utoipa::path(post, path = $collection, tag = $tag, operation_id = $create_id,
+                request_body(content = record_schemas::$Record, description = "the record"),
+                params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
+                responses((status = 201, description = "created", body = record_schemas::$Write, headers(("ETag" = String, description = "the record's version"))),
+                          (status = 400, response = BadRequest), (status = 409, response = Conflict),
+                          (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+                          (status = 422, response = Invalid)),
+                security(("bearer" = [])))]
+            pub(crate) async fn create(
+                s: State<Hookline>, a: Auth, h: HeaderMap, b: RawJson,
+            ) -> Result<Response> {
+                crate::api::records::create(s, a, h, b, KIND).await
+            }
+
+            #[doc = $list_summary]
+            $(#[doc = ""] #[doc = $list_details])?
+            #[utoipa::path(get, path = $collection, tag = $tag, operation_id = $list_id,
+                params(("tag" = Option<String>, Query, description = "a tag name"),
+                       ("updated_since" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+                       ("search" = Option<String>, Query, description = "text in the name, company, email or title"),
+                       ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "default 50"),
+                       ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+                responses((status = 200, description = "a page of records", body = record_schemas::$List), (status = 400, response = BadRequest)),
+                security(("bearer" = [])))]
+            pub(crate) async fn list(
+                s: State<Hookline>, a: Auth, p: Pagination,
+                q: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+            ) -> Result<Json<ListResponse<RecordView>>> {
+                crate::api::records::list(s, a, p, q, KIND).await
+            }
+
+            #[doc = $get_summary]
+            $(#[doc = ""] #[doc = $get_details])?
+            #[utoipa::path(get, path = $item, tag = $tag, operation_id = $get_id,
+                params(("id" = String, Path, description = "the record's id")),
+                responses((status = 200, description = "the record", body = record_schemas::$View, headers(("ETag" = String, description = "the record's version"))),
+                          (status = 400, response = BadRequest), (status = 404, response = NotFound)),
+                security(("bearer" = [])))]
+            pub(crate) async fn fetch(
+                s: State<Hookline>, a: Auth, id: Path<String>,
+            ) -> Result<Response> {
+                crate::api::records::fetch(s, a, id, KIND).await
+            }
+
+            #[doc = $replace_summary]
+            $(#[doc = ""] #[doc = $replace_details])?
+            #[utoipa::path(put, path = $item, tag = $tag, operation_id = $replace_id,
+                request_body(content = record_schemas::$Record, description = "the whole new record"),
+                params(("id" = String, Path, description = "the record's id"),
+                       ("If-Match" = Option<String>, Header, description = "the version last seen, e.g. \"3\""),
+                       ("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
+                responses((status = 200, description = "the record after the write", body = record_schemas::$Write, headers(("ETag" = String, description = "the record's version"))),
+                          (status = 400, response = BadRequest), (status = 404, response = NotFound),
+                          (status = 409, response = Conflict), (status = 413, response = PayloadTooLarge),
+                          (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
+                security(("bearer" = [])))]
+            pub(crate) async fn replace(
+                s: State<Hookline>, a: Auth, id: Path<String>, h: HeaderMap, b: RawJson,
+            ) -> Result<Response> {
+                crate::api::records::replace(s, a, id, h, b, KIND).await
+            }
+
+            #[doc = $update_summary]
+            $(#[doc = ""] #[doc = $update_details])?
+            #[utoipa::path(patch, path = $item, tag = $tag, operation_id = $update_id,
+                request_body(content = record_schemas::$Patch, description = "a JSON merge patch (RFC 7386): `null` removes a field"),
+                params(("id" = String, Path, description = "the record's id"),
+                       ("If-Match" = Option<String>, Header, description = "the version last seen, e.g. \"3\""),
+                       ("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
+                responses((status = 200, description = "the record after the write", body = record_schemas::$Write, headers(("ETag" = String, description = "the record's version"))),
+                          (status = 400, response = BadRequest), (status = 404, response = NotFound),
+                          (status = 409, response = Conflict), (status = 413, response = PayloadTooLarge),
+                          (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
+                security(("bearer" = [])))]
+            pub(crate) async fn update(
+                s: State<Hookline>, a: Auth, id: Path<String>, h: HeaderMap, b: RawJson,
+            ) -> Result<Response> {
+                crate::api::records::patch(s, a, id, h, b, KIND).await
+            }
+
+            #[doc = $delete_summary]
+            $(#[doc = ""] #[doc = $delete_details])?
+            #[utoipa::path(delete, path = $item, tag = $tag, operation_id = $delete_id,
+                params(("id" = String, Path, description = "the record's id"),
+                       ("If-Match" = Option<String>, Header, description = "the version last seen, e.g. \"3\""),
+                       ("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
+                responses((status = 200, description = "deleted (`data` is null)", body = record_schemas::$Write), (status = 400, response = BadRequest),
+                          (status = 404, response = NotFound), (status = 409, response = Conflict)),
+                security(("bearer" = [])))]
+            pub(crate) async fn remove(
+                s: State<Hookline>, a: Auth, id: Path<String>, h: HeaderMap,
+            ) -> Result<Json<WriteView>> {
+                crate::api::records::remove(s, a, id, h, KIND).await
+            }
+        }
+    };
+}
+
+record_kind!(contacts, RecordKind::Contact, tag = "contacts",
+    paths = ("/v1/contacts", "/v1/contacts/{id}"),
+    schemas = (Contact, Contact, ContactView, ContactWrite, ContactList),
+    create = ("createContact", "Create a contact.",
+              "`contact.created` is committed with it. A given `id` is kept."),
+    list = ("listContacts", "List contacts, newest id first.",
+            "Filters: `tag`, `updated_since`, `search`."),
+    get = ("getContact", "Get one contact.", "The `ETag` header is its version."),
+    replace = ("replaceContact", "Replace a contact.",
+               "Emits `contact.updated` with `changes` (and `contact.assigned` when `owner_id` moves); a replace that moves nothing answers `changed: false` and emits nothing."),
+    update = ("updateContact", "Change a contact with a JSON merge patch.",
+              "RFC 7386: `null` removes a field. Emits `contact.updated` with `changes` (and `contact.assigned` when `owner_id` moves)."),
+    delete = ("deleteContact", "Delete a contact.", "`contact.deleted` carries its id only."),
+);
+record_kind!(organizations, RecordKind::Organization, tag = "organizations",
+    paths = ("/v1/organizations", "/v1/organizations/{id}"),
+    schemas = (
+        Organization,
+        OrganizationPatch,
+        OrganizationView,
+        OrganizationWrite,
+        OrganizationList
+    ),
+    create = ("createOrganization", "Create an organization.",
+              "`organization.created` is committed with it. A given `id` is kept."),
+    list = ("listOrganizations", "List organizations, newest id first.",
+            "Filters: `tag`, `updated_since`, `search`."),
+    get = ("getOrganization", "Get one organization.", "The `ETag` header is its version."),
+    replace = ("replaceOrganization", "Replace an organization.",
+               "Emits `organization.updated` with `changes`; a replace that moves nothing answers `changed: false` and emits nothing."),
+    update = ("updateOrganization", "Change an organization with a JSON merge patch.",
+              "RFC 7386: `null` removes a field. Emits `organization.updated` with `changes`."),
+    delete = ("deleteOrganization", "Delete an organization.", "`organization.deleted` carries its id only."),
+);
+record_kind!(deals, RecordKind::Deal, tag = "deals",
+    paths = ("/v1/deals", "/v1/deals/{id}"),
+    schemas = (Deal, DealPatch, DealView, DealWrite, DealList),
+    create = ("createDeal", "Create a deal.",
+              "`deal.created` is committed with it. A given `id` is kept."),
+    list = ("listDeals", "List deals, newest id first.",
+            "Filters: `tag`, `updated_since`, `search`."),
+    get = ("getDeal", "Get one deal.", "The `ETag` header is its version."),
+    replace = ("replaceDeal", "Replace a deal.",
+               "Emits `deal.updated` with `changes` (plus `deal.assigned` / `deal.stage.changed` when those fields move); a replace that moves nothing answers `changed: false` and emits nothing."),
+    update = ("updateDeal", "Change a deal with a JSON merge patch.",
+              "RFC 7386: `null` removes a field. Emits `deal.updated` with `changes` (plus `deal.assigned` / `deal.stage.changed` when those fields move)."),
+    delete = ("deleteDeal", "Delete a deal.", "`deal.deleted` carries its id only."),
+);
+record_kind!(services, RecordKind::Service, tag = "services",
+    paths = ("/v1/services", "/v1/services/{id}"),
+    schemas = (Service, ServicePatch, ServiceView, ServiceWrite, ServiceList),
+    create = ("createService", "Create a service.",
+              "`service.created` is committed with it. A given `id` is kept."),
+    list = ("listServices", "List services, newest id first.",
+            "Filters: `tag`, `updated_since`, `search`."),
+    get = ("getService", "Get one service.", "The `ETag` header is its version."),
+    replace = ("replaceService", "Replace a service.",
+               "Emits `service.updated` with `changes`; a replace that moves nothing answers `changed: false` and emits nothing."),
+    update = ("updateService", "Change a service with a JSON merge patch.",
+              "RFC 7386: `null` removes a field. Emits `service.updated` with `changes`."),
+    delete = ("deleteService", "Delete a service.", "`service.deleted` carries its id only."),
+);
+record_kind!(tasks, RecordKind::Task, tag = "tasks",
+    paths = ("/v1/tasks", "/v1/tasks/{id}"),
+    schemas = (Task, TaskPatch, TaskView, TaskWrite, TaskList),
+    create = ("createTask", "Create a task.",
+              "`task.created` is committed with it. A given `id` is kept."),
+    list = ("listTasks", "List tasks, newest id first.",
+            "Filters: `tag`, `updated_since`, `search`."),
+    get = ("getTask", "Get one task.", "The `ETag` header is its version."),
+    replace = ("replaceTask", "Replace a task.",
+               "Emits `task.updated` with `changes`; a replace that moves nothing answers `changed: false` and emits nothing."),
+    update = ("updateTask", "Change a task with a JSON merge patch.",
+              "RFC 7386: `null` removes a field. Emits `task.updated` with `changes`."),
+    delete = ("deleteTask", "Delete a task.", "`task.deleted` carries its id only."),
+);
 
 /// The record id in the path.
 fn record_id(Path(id): Path<String>) -> Result<String> {
@@ -70,11 +270,6 @@ fn body(RawJson(bytes): RawJson) -> Result<Value> {
 }
 
 /// Create a record; its `*.created` event is committed with it. A given `id` is kept.
-#[utoipa::path(post, path = "/v1/{kind}", tag = "records", request_body(content = Object, description = "the record"),
-    params(("kind" = String, Path, description = "contacts, organizations, deals, services or tasks"),
-           ("X-Actor-Id" = Option<String>, Header)),
-    responses((status = 201, body = WriteView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("bearer" = [])))]
 async fn create(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -90,7 +285,7 @@ async fn create(
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     tag: Option<String>,
     updated_since: Option<String>,
     search: Option<String>,
@@ -98,11 +293,6 @@ struct ListQuery {
 
 /// List records, newest id first. Filters: `tag` (a tag name), `updated_since`, `search` (name,
 /// company, email or title).
-#[utoipa::path(get, path = "/v1/{kind}", tag = "records",
-    params(("kind" = String, Path), ("tag" = Option<String>, Query), ("updated_since" = Option<String>, Query),
-           ("search" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = ListResponse<RecordView>), (status = 400, body = ErrorBody)),
-    security(("bearer" = [])))]
 async fn list(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -141,8 +331,6 @@ async fn list(
 }
 
 /// Get one record (`ETag` is its version).
-#[utoipa::path(get, path = "/v1/{kind}/{id}", tag = "records", params(("kind" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = RecordView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -156,10 +344,6 @@ async fn fetch(
 
 /// Replace a record. Emits `*.updated` with `changes` (plus `*.assigned` / `deal.stage.changed`
 /// when those fields move); a replace that moves nothing answers `changed: false` and emits nothing.
-#[utoipa::path(put, path = "/v1/{kind}/{id}", tag = "records", request_body(content = Object),
-    params(("kind" = String, Path), ("id" = String, Path), ("If-Match" = Option<String>, Header), ("X-Actor-Id" = Option<String>, Header)),
-    responses((status = 200, body = WriteView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("bearer" = [])))]
 async fn replace(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -176,10 +360,6 @@ async fn replace(
 }
 
 /// Change a record with a JSON merge patch (RFC 7386: `null` removes a field).
-#[utoipa::path(patch, path = "/v1/{kind}/{id}", tag = "records", request_body(content = Object),
-    params(("kind" = String, Path), ("id" = String, Path), ("If-Match" = Option<String>, Header), ("X-Actor-Id" = Option<String>, Header)),
-    responses((status = 200, body = WriteView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("bearer" = [])))]
 async fn patch(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -196,10 +376,6 @@ async fn patch(
 }
 
 /// Delete a record; `*.deleted` carries its id only.
-#[utoipa::path(delete, path = "/v1/{kind}/{id}", tag = "records",
-    params(("kind" = String, Path), ("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = WriteView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
-    security(("bearer" = [])))]
 async fn remove(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -219,9 +395,16 @@ pub struct BulkDeleteInput {
     pub ids: Vec<String>,
 }
 
-/// Delete many contacts; one `contact.deleted` event carries every deleted id.
-#[utoipa::path(post, path = "/v1/contacts/bulk-delete", tag = "records", request_body = BulkDeleteInput,
-    responses((status = 200, body = BulkDeleteView), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+/// Delete many contacts.
+///
+/// One `contact.deleted` event carries every deleted id.
+#[utoipa::path(post, path = "/v1/contacts/bulk-delete", tag = "contacts", operation_id = "bulkDeleteContacts",
+    request_body = BulkDeleteInput,
+    params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
+    responses((status = 200, description = "what was deleted and what was not found", body = BulkDeleteView), (status = 400, response = BadRequest),
+              (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+              (status = 422, response = Invalid)),
+    security(("bearer" = [])))]
 async fn bulk_delete(
     State(h): State<Hookline>,
     Auth(who): Auth,
@@ -235,12 +418,18 @@ async fn bulk_delete(
     ))
 }
 
-/// Import contacts from a JSON array or CSV (`Content-Type: text/csv`). Good rows are created, bad
-/// rows are reported and skipped; `contact.created` goes out in batches of at most
+/// Import contacts from JSON or CSV.
+///
+/// A JSON array or CSV (`Content-Type: text/csv`). Good rows are created, bad rows are reported and
+/// skipped; `contact.created` goes out in batches of at most
 /// `batch_max_size` with `batch {index, count, max_size}`, `source = contact_import`.
-#[utoipa::path(post, path = "/v1/contacts/import", tag = "records",
-    request_body(content = String, description = "JSON array of contacts, or text/csv"),
-    responses((status = 200, body = ImportView), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+#[utoipa::path(post, path = "/v1/contacts/import", tag = "contacts", operation_id = "importContacts",
+    request_body(description = "the contacts: a JSON array, or CSV with a header row",
+        content((Vec<Contact> = "application/json"), (String = "text/csv"))),
+    params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
+    responses((status = 200, description = "the result of each row", body = ImportView), (status = 400, response = BadRequest),
+              (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+              (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn import(
     State(h): State<Hookline>,

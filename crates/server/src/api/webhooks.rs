@@ -1,7 +1,10 @@
 //! `/v1/webhooks`: CRUD and secret management.
 
 use super::extract::{ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination};
-use crate::error::{ErrorBody, Result};
+use super::responses::{
+    BadRequest, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, WebhookList,
+};
+use crate::error::Result;
 use crate::service::{
     HandshakeInput, HandshakeView, Hookline, ReplayInput, ReplayView, RotateInput, SecretView,
     TestInput, TestView, WebhookInput, WebhookView,
@@ -24,11 +27,13 @@ pub fn router() -> Router<Hookline> {
         .route("/webhooks/test", post(test_url))
 }
 
-/// Send a sample event (`source = test`) now and answer with the attempt. Recorded in the log,
-/// never retried.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", request_body(content = TestInput, description = "optional: {event_type}"),
+/// Send a test event to a webhook now.
+///
+/// A sample event (`source = test`) is sent at once and the answer is the attempt: status or
+/// error kind, timings, the response. Recorded in the log, never retried.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", operation_id = "testWebhook", request_body(content = TestInput, description = "optional: {event_type}"),
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = TestView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "the attempt", body = TestView), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn test(
     State(h): State<Hookline>,
@@ -39,9 +44,11 @@ async fn test(
     Ok(Json(h.test_webhook(&who, id, input).await?))
 }
 
-/// Send a sample event to a URL that isn't saved (same URL policy); nothing is stored.
-#[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = TestInput,
-    responses((status = 200, body = TestView), (status = 422, body = ErrorBody)),
+/// Send a test event to a URL.
+///
+/// Like `testWebhook`, for a URL that isn't saved (the same URL policy applies); nothing is stored.
+#[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", operation_id = "testWebhookUrl", request_body = TestInput,
+    responses((status = 200, description = "the attempt", body = TestView), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn test_url(
     State(h): State<Hookline>,
@@ -51,13 +58,15 @@ async fn test_url(
     Ok(Json(h.test_url(&who, input).await?))
 }
 
+/// Check that a webhook's receiver verifies signatures.
+///
 /// The verification handshake: send the endpoint one mis-signed and one correctly signed test
 /// request (same body, same delivery id) and report whether it refused the first and accepted the
 /// second, i.e. whether it really checks signatures. Nothing is stored or retried.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/verify-receiver", tag = "webhooks",
+#[utoipa::path(post, path = "/v1/webhooks/{id}/verify-receiver", tag = "webhooks", operation_id = "verifyWebhookReceiver",
     request_body(content = HandshakeInput, description = "optional: {event_type}"),
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = HandshakeView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "the verdict", body = HandshakeView), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn verify_receiver(
     State(h): State<Hookline>,
@@ -68,10 +77,13 @@ async fn verify_receiver(
     Ok(Json(h.verify_receiver(&who, id, input).await?))
 }
 
-/// Send a webhook's past deliveries again (default: the failed ones) as new deliveries.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", request_body = ReplayInput,
+/// Send a webhook's past deliveries again.
+///
+/// The deliveries of a time range (default: the failed ones) are sent again as new deliveries;
+/// `dry_run` only counts them.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", operation_id = "replayWebhookDeliveries", request_body = ReplayInput,
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 202, body = ReplayView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 202, description = "how many deliveries were (or, with `dry_run`, would be) made", body = ReplayView), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn replay(
     State(h): State<Hookline>,
@@ -82,10 +94,12 @@ async fn replay(
     Ok((StatusCode::ACCEPTED, Json(h.replay(&who, id, input).await?)))
 }
 
-/// Create a webhook. The answer carries the signing secret; only `/secret` shows it again.
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookInput,
-    responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+/// Create a webhook.
+///
+/// `url` and `events` are required. The answer carries the signing secret; only `/secret` shows it
+/// again.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", operation_id = "createWebhook", request_body = WebhookInput,
+    responses((status = 201, description = "the webhook, with its signing secret", body = WebhookView), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn create(
     State(h): State<Hookline>,
@@ -103,12 +117,14 @@ struct SearchQuery {
     search: Option<String>,
 }
 
-/// List webhooks, newest first. `search` matches name, URL and description.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+/// List webhooks, newest first.
+///
+/// `search` matches name, URL and description.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", operation_id = "listWebhooks",
     params(("search" = Option<String>, Query, description = "text in the name, URL or description"),
-           ("limit" = Option<usize>, Query, description = "1-100, default 50"),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "default 50"),
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = ListResponse<WebhookView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "a page of webhooks", body = WebhookList), (status = 400, response = BadRequest)),
     security(("bearer" = [])))]
 async fn list(
     State(h): State<Hookline>,
@@ -123,9 +139,9 @@ async fn list(
 }
 
 /// Get one webhook.
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "getWebhook",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "the webhook", body = WebhookView), (status = 400, response = BadRequest), (status = 404, response = NotFound)),
     security(("bearer" = [])))]
 async fn fetch(
     State(h): State<Hookline>,
@@ -135,10 +151,12 @@ async fn fetch(
     Ok(Json(h.get_webhook(&who, id).await?))
 }
 
-/// Change some settings; absent fields keep their value, `null` resets nullable ones.
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = WebhookInput,
+/// Change a webhook's settings.
+///
+/// Absent fields keep their value; `null` resets nullable ones.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "updateWebhook", request_body = WebhookInput,
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "the webhook as changed", body = WebhookView), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn update(
     State(h): State<Hookline>,
@@ -150,9 +168,9 @@ async fn update(
 }
 
 /// Delete a webhook with its delivery log.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "deleteWebhook",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "deleted", description = "deleted"), (status = 400, response = BadRequest), (status = 404, response = NotFound)),
     security(("bearer" = [])))]
 async fn remove(
     State(h): State<Hookline>,
@@ -163,10 +181,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The current signing secret.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks",
+/// Get a webhook's current signing secret.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks", operation_id = "getWebhookSecret",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "the secret", body = SecretView), (status = 400, response = BadRequest), (status = 404, response = NotFound)),
     security(("bearer" = [])))]
 async fn secret(
     State(h): State<Hookline>,
@@ -176,10 +194,12 @@ async fn secret(
     Ok(Json(h.webhook_secret(&who, id).await?))
 }
 
-/// Replace the secret; the old one keeps signing beside it for the grace period (default 24h).
-#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", request_body(content = RotateInput, description = "optional"),
+/// Rotate a webhook's signing secret.
+///
+/// The old secret keeps signing beside the new one for the grace period (default 24h).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", operation_id = "rotateWebhookSecret", request_body(content = RotateInput, description = "optional"),
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "the new secret", body = SecretView), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn rotate(
     State(h): State<Hookline>,
