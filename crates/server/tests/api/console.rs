@@ -1,0 +1,537 @@
+//! The console and the portal at the HTTP level: sign-in, sessions, CSRF, security headers,
+//! capability checks and scoping. (The same flows run in Chromium in scripts/console-e2e.)
+
+use super::*;
+use reqwest::redirect::Policy;
+
+/// A browser-like client: keeps no cookies by itself (each test carries its cookie), never
+/// follows redirects, so each answer is seen as sent.
+fn browser() -> Client {
+    Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+fn cookie_of(resp: &reqwest::Response) -> String {
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn sign_in(app: &TestApp, key: &str) -> (String, String) {
+    let c = browser();
+    let resp = c
+        .post(format!("{}/login", app.base))
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = cookie_of(&resp);
+    let page = get(app, &cookie, "/webhooks").await;
+    (cookie, csrf_in(&page.1))
+}
+
+fn csrf_in(html: &str) -> String {
+    let at = html
+        .find("name=\"_csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    let rest = &html[at + 20..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn get(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let resp = browser()
+        .get(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    browser()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_with_a_clear_message_and_a_good_one_signs_in() {
+    let app = spawn_app().await;
+    let resp = browser()
+        .post(format!("{}/login", app.base))
+        .form(&[("key", "hk_nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().get("set-cookie").is_none());
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("That API key is not valid"));
+
+    let resp = browser()
+        .post(format!("{}/login", app.base))
+        .form(&[("key", app.key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/webhooks");
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    // The token is never stored: only its hash could match, and the cookie isn't the API key.
+    assert!(!set.contains(&app.key));
+    let cookie = set.split(';').next().unwrap();
+    let (s, page) = get(&app, cookie, "/webhooks").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("<h1>Webhooks</h1>"));
+    // Behind a TLS proxy the cookie is Secure.
+    let resp = browser()
+        .post(format!("{}/login", app.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[("key", app.key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+}
+
+#[tokio::test]
+async fn pages_carry_strict_security_headers() {
+    let app = spawn_app().await;
+    let (cookie, _) = sign_in(&app, &app.key).await;
+    for path in ["/login", "/webhooks", "/deliveries", "/event-types"] {
+        let resp = browser()
+            .get(format!("{}{path}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    }
+}
+
+#[tokio::test]
+async fn without_a_session_pages_redirect_to_sign_in() {
+    let app = spawn_app().await;
+    for path in ["/", "/webhooks", "/deliveries", "/webhooks/new"] {
+        let resp = browser()
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login"));
+    }
+    let (s, _) = get(&app, "hookline_session=hlc_forged", "/webhooks").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn state_changes_without_the_csrf_token_are_refused() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let form = [
+        ("url", "https://hooks.example.com/x"),
+        ("events", "contact.created"),
+        ("format", "envelope"),
+    ];
+    for token in [None, Some("wrong")] {
+        let mut f: Vec<(&str, &str)> = form.to_vec();
+        if let Some(t) = token {
+            f.push(("_csrf", t));
+        }
+        let resp = post(&app, &cookie, "/webhooks/new", &f).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{token:?}");
+    }
+    let (_, list) = app.call(Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "nothing was created"
+    );
+    let mut f = form.to_vec();
+    f.push(("_csrf", &csrf));
+    let resp = post(&app, &cookie, "/webhooks/new", &f).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("whsec_"), "the secret is shown once");
+    // Signing out needs the token too.
+    let resp = post(&app, &cookie, "/logout", &[]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = post(&app, &cookie, "/logout", &[("_csrf", &csrf)]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (s, _) = get(&app, &cookie, "/webhooks").await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "the session ended");
+}
+
+#[tokio::test]
+async fn invalid_fields_come_back_beside_the_field_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let resp = post(
+        &app,
+        &cookie,
+        "/webhooks/new",
+        &[
+            ("_csrf", &csrf),
+            ("url", "http://169.254.169.254/latest"),
+            ("events", "contact.created"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("id=\"f-url-error\""), "{page}");
+    assert!(page.contains("value=\"http://169.254.169.254/latest\""));
+    let resp = post(
+        &app,
+        &cookie,
+        "/webhooks/new",
+        &[
+            ("_csrf", &csrf),
+            ("url", "https://hooks.example.com/x"),
+            ("patterns", "contact.exploded"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("contact.exploded"));
+    let (_, list) = app.call(Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn names_and_receiver_answers_are_shown_as_text() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    rx.then(Reply {
+        body: b"<script>alert(1)</script>".to_vec(),
+        ..Reply::status(200)
+    });
+    let hook = app
+        .create(json!({"url": rx.url, "events": ["contact.created"], "name": "<img src=x onerror=alert(1)>"}))
+        .await;
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let (_, list) = get(&app, &cookie, "/webhooks").await;
+    assert!(!list.contains("<img src=x"));
+    assert!(list.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    let id = hook["id"].as_str().unwrap();
+    let resp = post(
+        &app,
+        &cookie,
+        &format!("/webhooks/{id}/action"),
+        &[("_csrf", &csrf), ("op", "test")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.unwrap();
+    assert!(!page.contains("<script>alert(1)</script>"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_time() {
+    let app = spawn_app_with(&[("console_session_idle", "1s".to_string())]).await;
+    let (cookie, _) = sign_in(&app, &app.key).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resp = browser()
+        .get(format!("{}/webhooks", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/login?expired=1");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_rate_limited_per_address() {
+    let app = spawn_app().await;
+    let mut last = StatusCode::OK;
+    for _ in 0..11 {
+        last = browser()
+            .post(format!("{}/login", app.base))
+            .form(&[("key", "hk_guess")])
+            .send()
+            .await
+            .unwrap()
+            .status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // Even the right key waits now.
+    let resp = browser()
+        .post(format!("{}/login", app.base))
+        .form(&[("key", app.key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn portal(app: &TestApp, body: Value) -> Value {
+    let (s, v) = app
+        .call(Method::POST, "/v1/portal-sessions", Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+async fn open_portal(app: &TestApp, url: &str) -> reqwest::Response {
+    let path = &url[url.find("/portal/").unwrap()..];
+    browser()
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_portal_link_works_once_and_is_scoped_to_its_webhooks() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let a = app
+        .create(json!({"url": rx.url, "events": ["contact.created"], "name": "mine"}))
+        .await;
+    let b = app
+        .create(json!({"url": rx.url, "events": ["deal.created"], "name": "theirs"}))
+        .await;
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    for (event, id) in [("contact.created", "c1"), ("deal.created", "d1")] {
+        app.call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event_type": event, "data": {"id": id}})),
+        )
+        .await;
+    }
+    app.dispatcher.drain().await.unwrap();
+    let (_, log) = app.call(Method::GET, "/v1/deliveries", None).await;
+    let delivery_of = |w: &str| {
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["webhook_id"] == w)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (da, db) = (delivery_of(a), delivery_of(b));
+
+    let minted = portal(&app, json!({"webhook_ids": [a], "expires_in": "1h"})).await;
+    let url = minted["url"].as_str().unwrap();
+    assert!(url.contains("/portal/hlp_"), "{url}");
+    let resp = open_portal(&app, url).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = cookie_of(&resp);
+    assert_eq!(
+        open_portal(&app, url).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "once only"
+    );
+
+    let (_, page) = get(&app, &cookie, "/webhooks").await;
+    assert!(page.contains("mine") && !page.contains("theirs"), "{page}");
+    assert_eq!(
+        get(&app, &cookie, &format!("/webhooks/{b}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&app, &cookie, &format!("/webhooks/{a}")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&app, &cookie, &format!("/deliveries/{db}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&app, &cookie, &format!("/deliveries/{da}")).await.0,
+        StatusCode::OK
+    );
+    let (_, all) = get(&app, &cookie, "/deliveries").await;
+    assert!(all.contains(&da[..13]) && !all.contains(&db[..13]));
+    let (_, filtered) = get(&app, &cookie, &format!("/deliveries?webhook_id={b}")).await;
+    assert!(!filtered.contains(&db[..13]));
+    // Default capabilities: no secrets.
+    let csrf = csrf_in(&get(&app, &cookie, "/webhooks").await.1);
+    let resp = post(
+        &app,
+        &cookie,
+        &format!("/webhooks/{a}/action"),
+        &[("_csrf", &csrf), ("op", "reveal")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(!resp.text().await.unwrap().contains("whsec_"));
+    // A webhook the portal creates joins its list.
+    let resp = post(
+        &app,
+        &cookie,
+        "/webhooks/new",
+        &[
+            ("_csrf", &csrf),
+            ("url", &rx.url),
+            ("events", "contact.updated"),
+            ("name", "made in portal"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (_, page) = get(&app, &cookie, "/webhooks").await;
+    assert!(page.contains("made in portal"));
+    // Portal frames follow their own policy.
+    let resp = browser()
+        .get(format!("{}/webhooks", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors"));
+
+    // Revoked: the session ends at once.
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/portal-sessions/{}", minted["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&app, &cookie, "/webhooks").await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_view_only_portal_cant_resend_or_manage() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let hook = app
+        .create(json!({"url": rx.url, "events": ["contact.created"]}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    app.call(
+        Method::POST,
+        "/v1/events",
+        Some(json!({"event_type": "contact.created", "data": {"id": "c"}})),
+    )
+    .await;
+    app.dispatcher.drain().await.unwrap();
+    let (_, log) = app.call(Method::GET, "/v1/deliveries", None).await;
+    let delivery = log["data"][0]["id"].as_str().unwrap().to_string();
+    let minted = portal(&app, json!({"capabilities": ["view"]})).await;
+    let cookie = cookie_of(&open_portal(&app, minted["url"].as_str().unwrap()).await);
+    let (_, page) = get(&app, &cookie, &format!("/deliveries/{delivery}")).await;
+    assert!(!page.contains(">Resend<"));
+    let csrf = csrf_in(&page);
+    let resp = post(
+        &app,
+        &cookie,
+        &format!("/deliveries/{delivery}/resend"),
+        &[("_csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    for op in ["test", "disable", "delete"] {
+        let resp = post(
+            &app,
+            &cookie,
+            &format!("/webhooks/{id}/action"),
+            &[("_csrf", &csrf), ("op", op), ("confirm", "yes")],
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{op}");
+    }
+    assert_eq!(
+        get(&app, &cookie, "/webhooks/new").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(rx.received().len(), 1, "nothing more was sent");
+    let (s, still) = app
+        .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(still["enabled"], true);
+}
+
+#[tokio::test]
+async fn portal_grants_are_validated_and_revocable_in_bulk() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({"capabilities": ["fly"]}), "capabilities[0]"),
+        (json!({"expires_in": "90d"}), "expires_in"),
+        (
+            json!({"webhook_ids": [uuid::Uuid::now_v7()]}),
+            "webhook_ids[0]",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = app
+            .call(Method::POST, "/v1/portal-sessions", Some(body))
+            .await;
+        assert_error(
+            s,
+            &v,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            v["error"]["code"].as_str().unwrap(),
+            Some(field),
+            field,
+        );
+    }
+    let one = portal(&app, json!({})).await;
+    let two = portal(&app, json!({})).await;
+    let c1 = cookie_of(&open_portal(&app, one["url"].as_str().unwrap()).await);
+    let (s, v) = app.call(Method::DELETE, "/v1/portal-sessions", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["revoked"], 2);
+    assert_eq!(get(&app, &c1, "/webhooks").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        open_portal(&app, two["url"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Another tenant can't revoke this tenant's links.
+    let three = portal(&app, json!({})).await;
+    let other = app.other_tenant_key("other").await;
+    let (s, _) = app
+        .call_as(
+            &other,
+            Method::DELETE,
+            &format!("/v1/portal-sessions/{}", three["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        open_portal(&app, three["url"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+}
