@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Which figures: all, raw, throughput, latency, isolation, fanout, backlog (comma-separated).
+    /// Which figures: all, raw, throughput, latency, isolation, fanout, backlog, console
+    /// (comma-separated).
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Seconds per measured phase.
@@ -29,6 +30,9 @@ pub struct BenchArgs {
     /// Pending deliveries for the backlog figure.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: usize,
+    /// Deliveries stored for the console figure (page render times).
+    #[arg(long, default_value_t = 1_000_000)]
+    console_deliveries: usize,
     /// Webhooks for the fan-out figure.
     #[arg(long, default_value_t = 1000)]
     fanout: usize,
@@ -578,6 +582,154 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Console pages with `console_deliveries` deliveries stored: each page is requested over HTTP
+    /// (signed in, as a browser would) and its time from request to the last byte recorded.
+    async fn console(&mut self) -> anyhow::Result<()> {
+        let db = match &self.args.postgres {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self._dir.path().join("console.db").display()),
+        };
+        let flags: Vec<(&str, String)> = vec![
+            ("database_url", db),
+            ("allow_targets", "127.0.0.1/32".into()),
+            ("allow_http", "true".into()),
+            ("log", "warn".into()),
+        ];
+        let app = App::build(load(flags)?).await?;
+        let key = app
+            .hookline
+            .bootstrap()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the console bench needs an empty database"))?;
+        let who = app.hookline.principal_for_tenant("default").await?;
+        let types = [
+            "contact.created",
+            "deal.created",
+            "task.created",
+            "service.created",
+        ];
+        let mut webhook_ids = Vec::new();
+        for (i, t) in types.iter().enumerate() {
+            let input = WebhookInput {
+                url: Some(format!("{}/console{i}", self.base)),
+                events: Some(vec![t.to_string()]),
+                ..Default::default()
+            };
+            webhook_ids.push(app.hookline.create_webhook(&who, input).await?.id);
+        }
+        let fill = Instant::now();
+        let total = self.args.console_deliveries;
+        let mut seq = 0usize;
+        let mut some_delivery = None;
+        while seq < total {
+            let batch: Vec<EventInput> = (0..1000.min(total - seq))
+                .map(|_| {
+                    seq += 1;
+                    event(
+                        types[seq % types.len()],
+                        json!({"id": format!("c{seq}"), "first_name": "Console"}),
+                    )
+                })
+                .collect();
+            let (out, _) = app
+                .hookline
+                .publish(&who, None, PublishInput::Many(batch), None)
+                .await?;
+            if some_delivery.is_none() {
+                some_delivery = serde_json::to_value(&out)?["data"][0]["delivery_ids"][0]
+                    .as_str()
+                    .map(str::to_string);
+            }
+        }
+        let fill_s = fill.elapsed().as_secs_f64();
+        // The API role only: no worker sends anything while pages are measured.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(app.serve(
+            listener,
+            shutdown.clone(),
+            Roles {
+                api: true,
+                worker: false,
+            },
+        ));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let login = http
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("key={key}"))
+            .send()
+            .await?;
+        let cookie = login
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or_else(|| anyhow::anyhow!("sign-in failed: {}", login.status()))?
+            .to_string();
+        let w = webhook_ids[0];
+        let d = some_delivery.unwrap_or_default();
+        let pages = [
+            ("webhooks list", "/webhooks".to_string()),
+            (
+                "webhook page with 24 h and 7 d charts",
+                format!("/webhooks/{w}"),
+            ),
+            ("delivery log, first page", "/deliveries".to_string()),
+            (
+                "delivery log filtered by webhook and status",
+                format!("/deliveries?webhook_id={w}&status=pending"),
+            ),
+            (
+                "delivery log, event-name search",
+                "/deliveries?search=deal.created".to_string(),
+            ),
+            ("one delivery", format!("/deliveries/{d}")),
+        ];
+        self.record(
+            &format!("console: {total} deliveries written in"),
+            fill_s,
+            "s",
+        );
+        for (name, path) in pages {
+            let mut times = Vec::new();
+            for _ in 0..21 {
+                let t = Instant::now();
+                let resp = http
+                    .get(format!("{base}{path}"))
+                    .header("cookie", &cookie)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let _ = resp.bytes().await?;
+                if !status.is_success() {
+                    anyhow::bail!("{path} answered {status}");
+                }
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            times.remove(0); // the first request warms caches
+            times.sort_by(f64::total_cmp);
+            self.record(
+                &format!("console: {name}, p50"),
+                percentile(&times, 50.0),
+                "ms",
+            );
+            self.record(
+                &format!("console: {name}, max"),
+                percentile(&times, 100.0),
+                "ms",
+            );
+        }
+        shutdown.cancel();
+        let _ = server.await;
+        Ok(())
+    }
+}
+
 /// The bench's settings, as defaults that `HOOKLINE_*` variables can override (to try a tuning).
 fn load(settings: Vec<(&'static str, String)>) -> anyhow::Result<Config> {
     let defaults = settings
@@ -618,6 +770,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "isolation",
         "fanout",
         "backlog",
+        "console",
     ];
     if let Some(bad) = wanted.iter().find(|w| !known.contains(w)) {
         anyhow::bail!("unknown scenario `{bad}`; choose from {}", known.join(", "));
@@ -663,6 +816,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if on("backlog") {
         b.backlog().await?;
+    }
+    if on("console") {
+        b.console().await?;
     }
     if let Some(path) = &args.json {
         let raw = b.raw_rate.unwrap_or(0.0);

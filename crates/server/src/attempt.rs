@@ -14,6 +14,7 @@ use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
 use hookline_store::{Attempt, Event, NextState, Webhook};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Outcome of one attempt, before it is recorded.
 #[derive(Debug, Clone)]
@@ -42,6 +43,31 @@ pub fn sender_for(config: &Config) -> anyhow::Result<Sender> {
         max_idle_per_host: config.max_inflight.max(8),
     })
     .map_err(|e| anyhow::anyhow!("sender: {e}"))
+}
+
+/// The body of one delivery of `event` in `format`, byte for byte as it is sent (rendering is a pure
+/// function of the stored event, so the log can show it again later).
+pub fn render_body(
+    event: &Event,
+    tenant_name: &str,
+    format: Format,
+    delivery_id: DeliveryId,
+    item_index: Option<u32>,
+) -> Vec<u8> {
+    let fields = EventFields {
+        id: event.id,
+        event_type: &event.event_type,
+        occurred_at: event.occurred_at,
+        source: event.source.as_deref(),
+        source_id: event.source_id.as_deref(),
+        actor_id: event.actor_id.as_deref(),
+        tenant: tenant_name,
+        entity_id: event.entity_id.as_deref(),
+        data: &event.data,
+        changes: event.changes.as_ref(),
+        batch: event.batch.as_ref(),
+    };
+    formats::render_body(format, &fields, delivery_id, item_index.map(|i| i as usize))
 }
 
 /// One attempt to make: which delivery of which event to which webhook.
@@ -81,20 +107,14 @@ pub async fn attempt_signed_with(
         format,
         attempt_number,
     } = target;
-    let fields = EventFields {
-        id: event.id,
-        event_type: &event.event_type,
-        occurred_at: event.occurred_at,
-        source: event.source.as_deref(),
-        source_id: event.source_id.as_deref(),
-        actor_id: event.actor_id.as_deref(),
-        tenant: tenant_name,
-        entity_id: event.entity_id.as_deref(),
-        data: &event.data,
-        changes: event.changes.as_ref(),
-        batch: event.batch.as_ref(),
-    };
-    let body = formats::render_body(format, &fields, delivery_id, item_index.map(|i| i as usize));
+    let span = crate::telemetry::attempt_span(
+        delivery_id,
+        webhook.id,
+        event.id,
+        &event.event_type,
+        attempt_number,
+    );
+    let body = render_body(event, tenant_name, format, delivery_id, item_index);
     let started_at = time::now();
     let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
         (Some(p), Some(until)) if until > started_at => Some(p.as_str()),
@@ -116,6 +136,13 @@ pub async fn attempt_signed_with(
         "User-Agent".into(),
         format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
     ));
+    // With traces exported, the receiver's own spans can join this attempt's trace.
+    if config.otel_endpoint.is_some() {
+        if let Some(traceparent) = crate::telemetry::traceparent(&span) {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("traceparent"));
+            headers.push(("traceparent".into(), traceparent));
+        }
+    }
     let logged_headers = formats::loggable_headers(&headers);
     let result = sender
         .send(OutboundRequest {
@@ -123,15 +150,18 @@ pub async fn attempt_signed_with(
             headers,
             body: body.into(),
         })
+        .instrument(span.clone())
         .await;
-    outcome(
+    let o = outcome(
         delivery_id,
         attempt_number,
         started_at,
         &webhook.url,
         logged_headers,
         result,
-    )
+    );
+    crate::telemetry::attempt_finished(&span, o.verdict, &o.attempt);
+    o
 }
 
 fn outcome(

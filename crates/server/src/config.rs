@@ -43,10 +43,17 @@ const KEYS: &[(&str, Kind)] = &[
     ("pg_pool_size", Kind::Int),
     ("max_request_body", Kind::Int),
     ("log", Kind::Str),
+    ("log_format", Kind::Str),
+    ("otel_endpoint", Kind::Str),
     ("lease", Kind::Str),
     ("max_inflight", Kind::Int),
     ("disable_after_failures", Kind::Int),
     ("disable_after", Kind::Str),
+    ("console_session_idle", Kind::Str),
+    ("console_session_max", Kind::Str),
+    ("console_frame_ancestors", Kind::Str),
+    ("portal_frame_ancestors", Kind::Str),
+    ("public_url", Kind::Str),
 ];
 
 /// The file as written: every key optional, unknown keys refused so typos are caught.
@@ -72,10 +79,17 @@ struct RawConfig {
     pg_pool_size: Option<u64>,
     max_request_body: Option<u64>,
     log: Option<String>,
+    log_format: Option<String>,
+    otel_endpoint: Option<String>,
     lease: Option<String>,
     max_inflight: Option<u64>,
     disable_after_failures: Option<u64>,
     disable_after: Option<String>,
+    console_session_idle: Option<String>,
+    console_session_max: Option<String>,
+    console_frame_ancestors: Option<String>,
+    portal_frame_ancestors: Option<String>,
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,12 +125,27 @@ pub struct Config {
     pub max_request_body: usize,
     /// `tracing` filter, e.g. `info` or `hookline_server=debug`.
     pub log: String,
+    /// Log lines as human-readable text (`text`) or one JSON object per line (`json`).
+    pub log_format: LogFormat,
+    /// OTLP/HTTP collector to export traces to (e.g. `http://127.0.0.1:4318`); `None`: no tracing
+    /// export at all (no exporter, no batch processor, no `traceparent` header).
+    pub otel_endpoint: Option<String>,
     /// How long a claimed delivery stays leased to its node; after that another node may send it.
     pub lease: Duration,
     /// Most deliveries in flight (claimed, not yet recorded) on this node.
     pub max_inflight: usize,
     /// When a failing webhook is disabled.
     pub disable: DisablePolicy,
+    /// A console or portal session ends after this long without a request.
+    pub console_session_idle: Duration,
+    /// ... and this long after sign-in at the latest.
+    pub console_session_max: Duration,
+    /// CSP `frame-ancestors` of the console's pages (who may embed them).
+    pub console_frame_ancestors: String,
+    /// CSP `frame-ancestors` of portal sessions' pages: the CRM's own origin(s).
+    pub portal_frame_ancestors: String,
+    /// The address users reach this deployment at (portal links); default: the request's host.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -164,6 +193,31 @@ impl std::fmt::Debug for DatabaseUrl {
 impl PartialEq<&str> for DatabaseUrl {
     fn eq(&self, other: &&str) -> bool {
         self.expose() == *other
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line, with the fields of the spans it was written in.
+    Json,
+}
+
+/// `otel_endpoint`: an http(s) URL; empty means unset (so an environment variable can turn it off).
+fn otel_endpoint(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    match url::Url::parse(&v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Some(v)),
+        _ => Err(ConfigError(format!(
+            "otel_endpoint: `{v}` is not an http(s):// URL like http://127.0.0.1:4318"
+        ))),
     }
 }
 
@@ -378,8 +432,61 @@ impl RawConfig {
                 1 << 30,
             )? as usize,
             log: self.log.unwrap_or_else(|| "info".into()),
+            log_format: match self.log_format.as_deref().unwrap_or("text") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError(format!(
+                        "log_format: `{other}` must be text or json"
+                    )))
+                }
+            },
+            otel_endpoint: otel_endpoint(self.otel_endpoint)?,
+            console_session_idle: duration(
+                "console_session_idle",
+                self.console_session_idle,
+                "30m",
+            )?,
+            console_session_max: duration("console_session_max", self.console_session_max, "12h")?,
+            console_frame_ancestors: frame_ancestors(
+                "console_frame_ancestors",
+                self.console_frame_ancestors,
+            )?,
+            portal_frame_ancestors: frame_ancestors(
+                "portal_frame_ancestors",
+                self.portal_frame_ancestors,
+            )?,
+            public_url: match self.public_url {
+                None => None,
+                Some(u) => {
+                    let u = u.trim().trim_end_matches('/').to_string();
+                    if !(u.starts_with("https://") || u.starts_with("http://"))
+                        || url::Url::parse(&u).is_err()
+                    {
+                        return Err(ConfigError(format!(
+                            "public_url: `{u}` is not an http(s):// URL"
+                        )));
+                    }
+                    Some(u)
+                }
+            },
         })
     }
+}
+
+/// A CSP `frame-ancestors` source list: `'none'`, `'self'`, or origins, space-separated. Nothing
+/// that could end the directive or smuggle in another one.
+fn frame_ancestors(key: &str, value: Option<String>) -> Result<String, ConfigError> {
+    let v = value.unwrap_or_else(|| "'none'".into()).trim().to_string();
+    let ok = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_graphic() && c != ';' && c != ',' || c == ' ');
+    if !ok {
+        return Err(ConfigError(format!(
+            "{key}: `{v}` is not a frame-ancestors source list, e.g. 'none', 'self' or https://crm.example.com"
+        )));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -408,6 +515,8 @@ mod tests {
         assert_eq!(c.batch_max_size, 100);
         assert_eq!(c.retention_days, 30);
         assert_eq!(c.secret_rotation_grace, Duration::from_secs(86400));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.otel_endpoint, None);
     }
 
     #[test]
@@ -459,6 +568,8 @@ mod tests {
             ("HOOKLINE_RETRY_SCHEDULE", "6m,soon", "retry_schedule"),
             ("HOOKLINE_BATCH_MAX_SIZE", "0", "batch_max_size"),
             ("HOOKLINE_SQLITE_SYNCHRONOUS", "off", "sqlite_synchronous"),
+            ("HOOKLINE_LOG_FORMAT", "xml", "log_format"),
+            ("HOOKLINE_OTEL_ENDPOINT", "collector:4318", "otel_endpoint"),
         ] {
             let err = Config::load(None, env(&[(k, v)]), &[])
                 .unwrap_err()

@@ -260,6 +260,16 @@ impl Dispatcher {
             since_commit,
         );
         let next = attempt::next_state(config, &job.webhook, &o);
+        if matches!(next, hookline_store::NextState::Failed) {
+            tracing::info!(
+                delivery_id = %d.id,
+                webhook_id = %d.webhook_id,
+                attempts = d.attempt_number,
+                status = o.attempt.status_code,
+                error_kind = o.attempt.error_kind.as_deref(),
+                "delivery failed for good"
+            );
+        }
         self.finish(d);
         Processed::Sent(AttemptResult {
             delivery_id: d.id,
@@ -289,19 +299,27 @@ impl Dispatcher {
         if results.is_empty() {
             return Ok(());
         }
+        let ids: Vec<(DeliveryId, WebhookId)> = results
+            .iter()
+            .map(|r| (r.delivery_id, r.webhook_id))
+            .collect();
         let applied = self
             .inner
             .hookline
             .store
             .record_attempts(results, self.config().disable)
             .await?;
-        let stale = applied.iter().filter(|ok| !**ok).count() as u64;
+        let mut stale = 0;
+        for (&(delivery_id, webhook_id), _) in ids.iter().zip(&applied).filter(|(_, ok)| !**ok) {
+            stale += 1;
+            tracing::warn!(
+                %delivery_id,
+                %webhook_id,
+                "discarded an attempt's result: the delivery's lease had moved on"
+            );
+        }
         if stale > 0 {
             self.inner.hookline.metrics.stale_results(stale);
-            tracing::warn!(
-                stale,
-                "results for deliveries whose lease had moved on were discarded"
-            );
         }
         Ok(())
     }

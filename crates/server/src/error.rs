@@ -26,6 +26,8 @@ pub enum Error {
     },
     /// 401: missing or unknown API key.
     Unauthorized(String),
+    /// 403: authenticated, but this caller may not do this (a portal session's limits).
+    Forbidden(String),
     /// 404: no such resource for this tenant (or no such route).
     NotFound(String),
     /// 405: route exists, method doesn't.
@@ -73,6 +75,7 @@ impl Error {
         match self {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict { .. } => StatusCode::CONFLICT,
@@ -93,6 +96,7 @@ impl Error {
                 field,
             } => (*code, message.clone(), field.clone()),
             Error::Unauthorized(m) => ("unauthorized", m.clone(), None),
+            Error::Forbidden(m) => ("forbidden", m.clone(), None),
             Error::NotFound(m) => ("not_found", m.clone(), None),
             Error::MethodNotAllowed => (
                 "method_not_allowed",

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod attempt;
 pub mod config;
+pub mod console;
 pub mod dispatcher;
 pub mod error;
 pub mod json;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod receiver;
 pub mod sender;
 pub mod service;
+pub mod telemetry;
 
 use config::Config;
 use dispatcher::Dispatcher;
@@ -92,6 +94,7 @@ impl App {
         let router = if roles.api {
             api::router(self.hookline.clone())
                 .merge(mcp::router(self.hookline.clone(), shutdown.clone()))
+                .merge(console::router(self.hookline.clone()))
         } else {
             api::health_router(self.hookline.clone())
         };
@@ -106,12 +109,15 @@ impl App {
         } else {
             (None, None)
         };
-        let http = axum::serve(listener, router)
-            .with_graceful_shutdown({
-                let s = shutdown.clone();
-                async move { s.cancelled().await }
-            })
-            .await;
+        let http = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown({
+            let s = shutdown.clone();
+            async move { s.cancelled().await }
+        })
+        .await;
         shutdown.cancel();
         for task in [worker, pruner].into_iter().flatten() {
             let _ = task.await;

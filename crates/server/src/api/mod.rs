@@ -6,12 +6,16 @@
 //! query) come back in the same JSON error shape as everything else.
 
 mod deliveries;
+mod docs;
 mod event_types;
 mod events;
 mod extract;
 mod health;
 pub mod openapi;
+mod portal;
+mod record_schemas;
 mod records;
+mod responses;
 mod webhooks;
 
 pub use extract::{ListResponse, DEFAULT_LIMIT, MAX_LIMIT};
@@ -30,9 +34,11 @@ pub fn router(hookline: Hookline) -> Router {
         .merge(deliveries::router())
         .merge(records::router())
         .merge(event_types::router())
+        .merge(portal::router())
         .merge(openapi::router());
     Router::new()
         .merge(health::router())
+        .merge(docs::router())
         .nest("/v1", v1)
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

@@ -1,19 +1,11 @@
 //! Tenants and API keys: bootstrap on first start, minting keys, and authenticating requests.
 
+use super::access::Principal;
 use super::handle::Hookline;
 use crate::error::{Error, Result};
-use hookline_core::ids::{ApiKeyId, TenantId};
+use hookline_core::ids::ApiKeyId;
 use hookline_core::signing;
 use hookline_store::{ApiKey, Tenant};
-
-/// Who is calling: resolved from a bearer key, scopes every request to one tenant.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub tenant_id: TenantId,
-    /// The key that authenticated the call; the default (nil) id for the operator's CLI.
-    pub key_id: ApiKeyId,
-    pub default_user_id: Option<String>,
-}
 
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -82,6 +74,7 @@ impl Hookline {
             tenant_id: tenant.id,
             key_id: ApiKeyId::default(),
             default_user_id: None,
+            scope: None,
         })
     }
 
@@ -102,6 +95,7 @@ impl Hookline {
             tenant_id: key.tenant_id,
             key_id: key.id,
             default_user_id: key.default_user_id,
+            scope: None,
         })
     }
 }

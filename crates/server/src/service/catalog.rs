@@ -1,7 +1,11 @@
 //! The event catalog as every interface shows it: each event type with its description, aliases
 //! and the name each wire format gives it.
 
+use super::access::Principal;
+use super::handle::Hookline;
+use crate::error::{Error, Result};
 use hookline_core::catalog::{self, Origin};
+use hookline_core::ids::DeliveryId;
 use hookline_core::webhook::Format;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -47,4 +51,20 @@ pub fn event_types() -> EventTypeList {
         })
         .collect();
     EventTypeList { data }
+}
+
+impl Hookline {
+    /// A sample body of `event_type` in `format`, exactly as a delivery would carry it (the
+    /// console's live example and the catalog page). An event the format can't carry is a 422.
+    pub async fn example_body(
+        &self,
+        who: &Principal,
+        format: Format,
+        event_type: &str,
+    ) -> Result<String> {
+        let event = self.test_event(who, &[], format, Some(event_type))?;
+        let tenant = self.tenant_name(who).await;
+        let body = crate::attempt::render_body(&event, &tenant, format, DeliveryId::new(), None);
+        String::from_utf8(body).map_err(|e| Error::Internal(e.to_string()))
+    }
 }

@@ -1,6 +1,7 @@
 //! The delivery log, resend, replay and test sends.
 
-use super::auth::Principal;
+use super::access::Capability;
+use super::access::Principal;
 use super::handle::Hookline;
 use crate::attempt::{self, AttemptOutcome};
 use crate::error::{Error, Result};
@@ -178,6 +179,7 @@ impl DeliveryQuery {
                 .search
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| s.trim().to_string()),
+            ..DeliveryFilter::default()
         })
     }
 }
@@ -240,27 +242,86 @@ impl Hookline {
         q: DeliveryQuery,
         page: Page,
     ) -> Result<Vec<DeliveryView>> {
+        who.require(Capability::View)?;
+        let mut filter = q.filter()?;
+        if let Some(id) = filter.webhook_id {
+            if !who.sees_webhook(id) {
+                return Ok(Vec::new());
+            }
+        }
+        filter.webhook_ids = who.webhook_limit();
         let rows = self
             .store
-            .list_deliveries(who.tenant_id, q.filter()?, page)
+            .list_deliveries(who.tenant_id, filter, page)
             .await?;
         Ok(rows.into_iter().map(DeliveryView::from).collect())
     }
 
     pub async fn get_delivery(&self, who: &Principal, id: DeliveryId) -> Result<DeliveryDetail> {
-        let (d, attempts) = self
-            .store
-            .get_delivery(who.tenant_id, id)
-            .await?
-            .ok_or_else(|| Error::not_found("delivery"))?;
+        let (d, attempts) = self.load_delivery(who, id).await?;
         Ok(DeliveryDetail {
             delivery: d.into(),
             attempts: attempts.into_iter().map(AttemptView::from).collect(),
         })
     }
 
+    /// The caller's delivery with its attempts, or 404 (another tenant's, or outside a portal's
+    /// webhooks).
+    pub(crate) async fn load_delivery(
+        &self,
+        who: &Principal,
+        id: DeliveryId,
+    ) -> Result<(Delivery, Vec<Attempt>)> {
+        who.require(Capability::View)?;
+        self.store
+            .get_delivery(who.tenant_id, id)
+            .await?
+            .filter(|(d, _)| who.sees_webhook(d.webhook_id))
+            .ok_or_else(|| Error::not_found("delivery"))
+    }
+
+    /// The body of a delivery exactly as it is (or was) sent: rendering is a pure function of the
+    /// stored event, the delivery's format and id.
+    pub async fn delivery_body(&self, who: &Principal, id: DeliveryId) -> Result<String> {
+        let (d, _) = self.load_delivery(who, id).await?;
+        let event = self
+            .store
+            .get_event(who.tenant_id, d.event_id)
+            .await?
+            .ok_or_else(|| Error::not_found("event"))?;
+        let tenant = self.tenant_name(who).await;
+        let body = attempt::render_body(&event, &tenant, d.format, d.id, d.item_index);
+        String::from_utf8(body).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// The resends and replays of a delivery (newest first): the log links them both ways.
+    pub async fn resends_of(&self, who: &Principal, id: DeliveryId) -> Result<Vec<DeliveryView>> {
+        who.require(Capability::View)?;
+        let filter = DeliveryFilter {
+            resent_from: Some(id),
+            webhook_ids: who.webhook_limit(),
+            ..DeliveryFilter::default()
+        };
+        let rows = self
+            .store
+            .list_deliveries(
+                who.tenant_id,
+                filter,
+                Page {
+                    before: None,
+                    limit: 20,
+                },
+            )
+            .await?;
+        Ok(rows.into_iter().map(DeliveryView::from).collect())
+    }
+
     /// A new delivery of the same event to the same webhook; the original is left as it was.
     pub async fn resend(&self, who: &Principal, id: DeliveryId) -> Result<DeliveryView> {
+        who.require(Capability::Resend)?;
+        if who.is_portal() {
+            self.load_delivery(who, id).await?;
+        }
         let new_id = self
             .store
             .resend(who.tenant_id, id)
@@ -281,6 +342,7 @@ impl Hookline {
         webhook_id: WebhookId,
         input: ReplayInput,
     ) -> Result<ReplayView> {
+        who.require(Capability::Resend)?;
         self.load_webhook(who, webhook_id).await?;
         let since = time::parse(&input.since).ok_or_else(|| {
             Error::invalid("since", "invalid", "since must be an RFC 3339 timestamp")
@@ -389,7 +451,7 @@ impl Hookline {
         })
     }
 
-    pub(super) async fn tenant_name(&self, who: &Principal) -> String {
+    pub async fn tenant_name(&self, who: &Principal) -> String {
         // Only the bootstrap/CLI path creates tenants; the name is immutable, so this is cheap enough.
         self.store
             .tenant_name(who.tenant_id)
@@ -407,6 +469,7 @@ impl Hookline {
         id: WebhookId,
         input: TestInput,
     ) -> Result<TestView> {
+        who.require(Capability::Resend)?;
         if input.url.is_some() || input.secret.is_some() || input.format.is_some() {
             return Err(Error::invalid(
                 "url",
@@ -454,6 +517,7 @@ impl Hookline {
 
     /// Sends a sample event to a URL that isn't saved yet; nothing is stored.
     pub async fn test_url(&self, who: &Principal, input: TestInput) -> Result<TestView> {
+        who.require(Capability::Resend)?;
         let url = input
             .url
             .as_deref()
@@ -498,6 +562,7 @@ impl Hookline {
             failing_since: None,
             created_at: now,
             updated_at: now,
+            last_attempt_at: None,
         };
         let tenant = self.tenant_name(who).await;
         let target = attempt::Target {

@@ -1,6 +1,6 @@
 //! Publishing events: validation, idempotency, fan-out in one transaction.
 
-use super::auth::Principal;
+use super::access::Principal;
 use super::handle::Hookline;
 use super::request::{self, Idempotency};
 use crate::error::{Error, Result};
@@ -248,6 +248,34 @@ impl Hookline {
         input: PublishInput,
         idempotency_key: Option<&str>,
     ) -> Result<(PublishOutput, bool)> {
+        use tracing::Instrument;
+        let span = crate::telemetry::publish_span(who.tenant_id);
+        let result = self
+            .publish_events(who, actor, input, idempotency_key)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok((out, replayed)) => {
+                let views = match out {
+                    PublishOutput::One(v) => std::slice::from_ref(v),
+                    PublishOutput::Many { data } => data.as_slice(),
+                };
+                let events = views.iter().map(|v| (v.id, v.delivery_ids.as_slice()));
+                crate::telemetry::publish_finished(&span, events, *replayed);
+            }
+            Err(e) => crate::telemetry::publish_failed(&span, e),
+        }
+        result
+    }
+
+    async fn publish_events(
+        &self,
+        who: &Principal,
+        actor: Option<&str>,
+        input: PublishInput,
+        idempotency_key: Option<&str>,
+    ) -> Result<(PublishOutput, bool)> {
+        who.require_tenant_wide()?;
         let idempotency =
             Idempotency::optional(idempotency_key, &input)?.map(|i| (i.key, i.fingerprint));
         let actor = request::actor_id(actor)?;
@@ -299,6 +327,7 @@ impl Hookline {
     }
 
     pub async fn get_event(&self, who: &Principal, id: EventId) -> Result<EventView> {
+        who.require_tenant_wide()?;
         self.store
             .get_event(who.tenant_id, id)
             .await?
@@ -312,6 +341,7 @@ impl Hookline {
         event_type: Option<&str>,
         page: Page,
     ) -> Result<Vec<EventView>> {
+        who.require_tenant_wide()?;
         let event_type = match event_type {
             Some(t) => Some(catalog::event_name(t).ok_or_else(|| {
                 Error::bad_request(

@@ -16,7 +16,7 @@
 //! Nothing is stored: neither request is a delivery in the log, and neither is retried. Both carry
 //! `source = test`, so a receiver that does process them can tell.
 
-use super::auth::Principal;
+use super::access::Principal;
 use super::deliveries::AttemptView;
 use super::handle::Hookline;
 use crate::attempt;
@@ -148,6 +148,7 @@ impl Hookline {
         id: WebhookId,
         input: HandshakeInput,
     ) -> Result<HandshakeView> {
+        who.require(super::access::Capability::Resend)?;
         let webhook = self.load_webhook(who, id).await?;
         let event = self.test_event(
             who,

@@ -3,6 +3,7 @@
 //! domain types; none of them re-implements validation or storage logic. ARCHITECTURE.md lists
 //! which rule lives in which file.
 
+pub mod access;
 mod auth;
 pub mod catalog;
 mod deliveries;
@@ -12,9 +13,10 @@ mod handshake;
 mod ops;
 mod records;
 pub mod request;
+pub mod sessions;
 mod webhooks;
 
-pub use auth::Principal;
+pub use access::Principal;
 pub use deliveries::{
     AttemptView, DeliveryDetail, DeliveryQuery, DeliveryView, ReplayInput, ReplayView, TestInput,
     TestView,

@@ -1,7 +1,7 @@
 //! CRM records: create, read, list, replace, merge-patch, delete, bulk delete and
 //! import, each committing the record, its events and their deliveries in one transaction.
 
-use super::auth::Principal;
+use super::access::Principal;
 use super::handle::Hookline;
 use super::request::{self, ImportFormat, Interface};
 use crate::error::{Error, Result};
@@ -262,6 +262,7 @@ impl Hookline {
         body: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
+        who.require_tenant_wide()?;
         let id = match body.get("id") {
             None | Some(Value::Null) => ids::new_id().to_string(),
             Some(Value::String(s)) => {
@@ -282,6 +283,7 @@ impl Hookline {
         body: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
+        who.require_tenant_wide()?;
         self.write_record(who, kind, id.to_string(), Write::Replace(body), ctx)
             .await
     }
@@ -294,6 +296,7 @@ impl Hookline {
         patch: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
+        who.require_tenant_wide()?;
         self.write_record(who, kind, id.to_string(), Write::Patch(patch), ctx)
             .await
     }
@@ -305,6 +308,7 @@ impl Hookline {
         id: &str,
         ctx: WriteContext,
     ) -> Result<WriteView> {
+        who.require_tenant_wide()?;
         self.write_record(who, kind, id.to_string(), Write::Delete, ctx)
             .await
     }
@@ -315,6 +319,7 @@ impl Hookline {
         kind: RecordKind,
         id: &str,
     ) -> Result<RecordView> {
+        who.require_tenant_wide()?;
         let row = self
             .store
             .get_record(who.tenant_id, kind.as_str(), id)
@@ -334,6 +339,7 @@ impl Hookline {
         before: Option<String>,
         limit: usize,
     ) -> Result<Vec<RecordView>> {
+        who.require_tenant_wide()?;
         let rows = self
             .store
             .list_records(who.tenant_id, kind.as_str(), filter, before, limit)
@@ -355,6 +361,7 @@ impl Hookline {
         ids_in: Vec<String>,
         ctx: WriteContext,
     ) -> Result<BulkDeleteView> {
+        who.require_tenant_wide()?;
         if ids_in.is_empty() || ids_in.len() > 10_000 {
             return Err(Error::invalid("ids", "invalid", "send 1 to 10000 ids"));
         }
@@ -422,6 +429,7 @@ impl Hookline {
         bytes: &[u8],
         actor: Option<&str>,
     ) -> Result<ImportView> {
+        who.require_tenant_wide()?;
         let rows = parse_import(format == ImportFormat::Csv, bytes)?;
         let actor = request::actor_id(actor)?;
         let import_id = ids::new_id().to_string();
@@ -440,6 +448,7 @@ impl Hookline {
         first_batch: usize,
         actor: Option<String>,
     ) -> Result<ImportView> {
+        who.require_tenant_wide()?;
         if rows.len() > 100_000 {
             return Err(Error::invalid(
                 ".",

@@ -1,6 +1,7 @@
 //! Webhook management: create, read, update, delete, secret rotation.
 
-use super::auth::Principal;
+use super::access::Capability;
+use super::access::Principal;
 use super::handle::Hookline;
 use crate::error::{Error, Result};
 use hookline_core::ids::WebhookId;
@@ -8,7 +9,7 @@ use hookline_core::retry::RetrySchedule;
 use hookline_core::url_policy::WebhookUrl;
 use hookline_core::webhook::{self as rules, FieldError, Format, Ordering};
 use hookline_core::{signing, time};
-use hookline_store::{Page, Webhook};
+use hookline_store::{Page, Webhook, WebhookFilter};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -83,6 +84,8 @@ pub struct WebhookView {
     pub ordering: Ordering,
     /// While a rotated-out secret still signs: when it stops.
     pub previous_secret_expires_at: Option<String>,
+    /// When its last attempt was recorded, if ever.
+    pub last_attempt_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +108,7 @@ impl WebhookView {
             rate_limit: w.rate_limit,
             ordering: w.ordering,
             previous_secret_expires_at: live_previous(w).map(|(_, t)| time::format(&t)),
+            last_attempt_at: w.last_attempt_at.as_ref().map(time::format),
             created_at: time::format(&w.created_at),
             updated_at: time::format(&w.updated_at),
             secret: with_secret.then(|| w.secret.clone()),
@@ -216,6 +220,7 @@ impl Hookline {
         who: &Principal,
         input: WebhookInput,
     ) -> Result<WebhookView> {
+        who.require(Capability::Manage)?;
         let url = input
             .url
             .as_deref()
@@ -258,6 +263,7 @@ impl Hookline {
             failing_since: None,
             created_at: now,
             updated_at: now,
+            last_attempt_at: None,
         };
         self.apply(
             &mut w,
@@ -267,11 +273,21 @@ impl Hookline {
             },
         )?;
         self.store.insert_webhook(&w).await?;
+        // A webhook made through a portal that lists its webhooks joins that list.
+        if let Some(scope) = &who.scope {
+            self.store
+                .add_webhook_to_grant(who.tenant_id, scope.grant_id, w.id)
+                .await?;
+        }
         Ok(WebhookView::from(&w, true))
     }
 
-    /// The caller's webhook, or 404 (also for another tenant's id).
+    /// The caller's webhook, or 404 (also for another tenant's id, or one outside a portal's list).
     pub(crate) async fn load_webhook(&self, who: &Principal, id: WebhookId) -> Result<Webhook> {
+        who.require(Capability::View)?;
+        if !who.sees_webhook(id) {
+            return Err(Error::not_found("webhook"));
+        }
         self.store
             .get_webhook(who.tenant_id, id)
             .await?
@@ -282,6 +298,31 @@ impl Hookline {
         Ok(WebhookView::from(&self.load_webhook(who, id).await?, false))
     }
 
+    /// Hourly attempt statistics of the caller's webhooks `ids` from `since` on (charts, success
+    /// rates); webhooks the caller can't see are left out.
+    pub async fn webhook_stats(
+        &self,
+        who: &Principal,
+        ids: &[WebhookId],
+        since: time::Timestamp,
+    ) -> Result<std::collections::HashMap<WebhookId, Vec<hookline_core::stats::HourStats>>> {
+        who.require(Capability::View)?;
+        let ids: Vec<WebhookId> = ids
+            .iter()
+            .copied()
+            .filter(|i| who.sees_webhook(*i))
+            .collect();
+        let mut out: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let since = hookline_core::stats::hour_of(since);
+        for h in self.store.webhook_hours(who.tenant_id, ids, since).await? {
+            out.entry(h.webhook_id).or_default().push(h.stats);
+        }
+        Ok(out)
+    }
+
     /// Webhooks newest first; `search` matches name, URL and description.
     pub async fn list_webhooks(
         &self,
@@ -289,6 +330,7 @@ impl Hookline {
         search: Option<&str>,
         page: Page,
     ) -> Result<Vec<WebhookView>> {
+        who.require(Capability::View)?;
         let search = search.map(str::trim).filter(|s| !s.is_empty());
         if search.is_some_and(|s| s.chars().count() > 200 || s.chars().any(char::is_control)) {
             return Err(Error::bad_request(
@@ -299,7 +341,14 @@ impl Hookline {
         }
         let rows = self
             .store
-            .list_webhooks(who.tenant_id, search.map(str::to_string), page)
+            .list_webhooks(
+                who.tenant_id,
+                WebhookFilter {
+                    search: search.map(str::to_string),
+                    ids: who.webhook_limit(),
+                },
+                page,
+            )
             .await?;
         Ok(rows.iter().map(|w| WebhookView::from(w, false)).collect())
     }
@@ -337,6 +386,10 @@ impl Hookline {
         id: WebhookId,
         edit: impl FnOnce(&mut Webhook) -> Result<()> + Send + 'static,
     ) -> Result<Webhook> {
+        who.require(Capability::Manage)?;
+        if !who.sees_webhook(id) {
+            return Err(Error::not_found("webhook"));
+        }
         self.store
             .modify_webhook(
                 who.tenant_id,
@@ -348,6 +401,10 @@ impl Hookline {
     }
 
     pub async fn delete_webhook(&self, who: &Principal, id: WebhookId) -> Result<()> {
+        who.require(Capability::Manage)?;
+        if !who.sees_webhook(id) {
+            return Err(Error::not_found("webhook"));
+        }
         if self.store.delete_webhook(who.tenant_id, id).await? {
             Ok(())
         } else {
@@ -356,6 +413,7 @@ impl Hookline {
     }
 
     pub async fn webhook_secret(&self, who: &Principal, id: WebhookId) -> Result<SecretView> {
+        who.require(Capability::RevealSecret)?;
         let w = self.load_webhook(who, id).await?;
         Ok(SecretView {
             previous_secret_expires_at: live_previous(&w).map(|(_, t)| time::format(&t)),

@@ -282,6 +282,7 @@ async fn connection_refused_is_retried_and_blocked_destinations_fail_for_good() 
         failing_since: None,
         created_at: now,
         updated_at: now,
+        last_attempt_at: None,
     };
     strict.hookline.store.insert_webhook(&w).await.unwrap();
     let id = first_delivery(&strict.publish(contact("c")).await);

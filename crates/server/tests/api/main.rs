@@ -3,9 +3,12 @@
 //! allow-lists explicitly; nothing here opens a socket to any other address.
 
 mod compat;
+mod console;
 mod delivery;
 mod mcp;
+mod openapi;
 mod records;
+mod telemetry;
 mod webhooks;
 
 use axum::http::{HeaderMap, StatusCode as AxStatus};
