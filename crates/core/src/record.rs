@@ -73,6 +73,30 @@ const MAX_TEXT: usize = 1000;
 const MAX_NOTES: usize = 100_000;
 const MAX_ITEMS: usize = 100;
 
+/// The id of a CRM record (client-chosen or generated), validated: its own type, so a record id
+/// can't be passed where a webhook or delivery id is expected, and an unchecked string can't be
+/// passed as a record id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(String);
+
+impl RecordId {
+    /// Validates `id` (see [`validate_id`]).
+    pub fn parse(id: &str) -> Result<RecordId, FieldError> {
+        validate_id(id)?;
+        Ok(RecordId(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RecordId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Checks a client-chosen record id.
 pub fn validate_id(id: &str) -> Result<(), FieldError> {
     let ok = !id.is_empty()

@@ -22,6 +22,48 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
+/// A webhook's signing secret as it is held in memory: never shown by `Debug`, wiped when dropped
+/// (`secrecy`), compared in constant time. Only [`WebhookSecret::expose`] gives the text, at the
+/// places that must sign with it, store it or show it to its owner.
+#[derive(Clone)]
+pub struct WebhookSecret(secrecy::SecretString);
+
+impl WebhookSecret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        WebhookSecret(secrecy::SecretString::from(secret.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+}
+
+impl From<&str> for WebhookSecret {
+    fn from(s: &str) -> Self {
+        WebhookSecret::new(s)
+    }
+}
+
+impl From<String> for WebhookSecret {
+    fn from(s: String) -> Self {
+        WebhookSecret::new(s)
+    }
+}
+
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &Self) -> bool {
+        secrets_equal(self.expose(), other.expose())
+    }
+}
+
+impl Eq for WebhookSecret {}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
 /// A new webhook secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks' form).
 pub fn generate_webhook_secret() -> String {
     format!("whsec_{}", STANDARD.encode(random_bytes::<32>()))

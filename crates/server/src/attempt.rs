@@ -117,11 +117,11 @@ pub async fn attempt_signed_with(
     let body = render_body(event, tenant_name, format, delivery_id, item_index);
     let started_at = time::now();
     let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
-        (Some(p), Some(until)) if until > started_at => Some(p.as_str()),
+        (Some(p), Some(until)) if until > started_at => Some(p.expose()),
         _ => None,
     };
     let keys = keys.unwrap_or(SigningKeys {
-        current: &webhook.secret,
+        current: webhook.secret.expose(),
         previous,
     });
     let meta = formats::AttemptMeta {

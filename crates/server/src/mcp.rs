@@ -7,8 +7,9 @@
 //! to the tool argument it came from; it is never a protocol error.
 //!
 //! Authentication happens before MCP sees the request: [`router`] puts a layer in front of the
-//! transport that checks `Authorization: Bearer <API key>` and answers 401 (no session is ever
-//! created without a key); the resolved [`Principal`] rides in the request's extensions to each
+//! transport that checks `Authorization: Bearer <API key or portal session token>` and answers 401
+//! (no session is ever created without one); a portal session's token acts with that session's
+//! webhooks and capabilities; the resolved [`Principal`] rides in the request's extensions to each
 //! tool call. `hookline mcp` (the CLI) serves the same tools on stdio by forwarding to a running
 //! server's `/mcp`. See ARCHITECTURE.md, "Interfaces".
 
@@ -26,7 +27,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hookline_core::ids::{DeliveryId, WebhookId};
-use hookline_core::record::RecordKind;
+use hookline_core::record::{RecordId, RecordKind};
 use hookline_store::{Page, RecordFilter};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::IntoCallToolResult;
@@ -869,10 +870,13 @@ impl HooklineMcp {
                         format!("ask for at most {MAX_PAGE_SIZE} ids"),
                     ));
                 }
-                for id in ids {
+                for (i, raw) in ids.into_iter().enumerate() {
+                    let id = RecordId::parse(&raw).map_err(|e| {
+                        ToolError(Error::invalid(format!("ids[{i}]"), e.code, e.message))
+                    })?;
                     match self.hookline.get_record(&who, kind, &id).await {
                         Ok(r) => records.push(r),
-                        Err(Error::NotFound(_)) => missing.push(id),
+                        Err(Error::NotFound(_)) => missing.push(raw),
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -1039,7 +1043,7 @@ async fn authenticate(State(h): State<Hookline>, mut req: Request, next: Next) -
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string());
     let result = match token {
-        Some(t) => h.authenticate(&t).await,
+        Some(t) => h.authenticate_bearer(&t).await,
         None => Err(Error::Unauthorized(
             "missing Authorization: Bearer <API key> header".into(),
         )),

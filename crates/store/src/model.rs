@@ -4,6 +4,7 @@ use hookline_core::ids::{
     ApiKeyId, AttemptId, DeliveryId, EventId, LeaseToken, TenantId, WebhookId,
 };
 use hookline_core::retry::RetrySchedule;
+use hookline_core::signing::WebhookSecret;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
 use std::collections::BTreeMap;
@@ -29,7 +30,8 @@ pub struct ApiKey {
 }
 
 /// A subscription: which events go to which URL, in which format, signed with which secret.
-#[derive(Clone, PartialEq, Eq)]
+/// `Debug` shows no secret: they are [`WebhookSecret`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     pub id: WebhookId,
     pub tenant_id: TenantId,
@@ -38,9 +40,9 @@ pub struct Webhook {
     pub url: String,
     /// Native event names or patterns (`contact.*`, `*`).
     pub events: Vec<String>,
-    pub secret: String,
+    pub secret: WebhookSecret,
     /// The secret being rotated out; it keeps signing until `previous_secret_expires_at`.
-    pub previous_secret: Option<String>,
+    pub previous_secret: Option<WebhookSecret>,
     pub previous_secret_expires_at: Option<Timestamp>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
@@ -57,22 +59,6 @@ pub struct Webhook {
     /// When the latest recorded attempt (test sends included) started; kept by the store when it
     /// records results, so callers create webhooks with `None`.
     pub last_attempt_at: Option<Timestamp>,
-}
-
-// Secrets must never reach logs, so Debug is written by hand.
-impl std::fmt::Debug for Webhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook")
-            .field("id", &self.id)
-            .field("tenant_id", &self.tenant_id)
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("events", &self.events)
-            .field("secret", &"<redacted>")
-            .field("enabled", &self.enabled)
-            .field("format", &self.format)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Something that happened, stored once; every webhook it matches gets its own delivery of it.

@@ -33,6 +33,7 @@ use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, PoolError, Recy
 use deadpool_postgres::{Runtime, TimeoutType};
 use hookline_core::ids::{AttemptId, DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
+use hookline_core::signing::WebhookSecret;
 use hookline_core::stats::BUCKETS;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
@@ -345,8 +346,8 @@ fn webhook_row(r: &Row) -> Result<Webhook> {
         description: r.get(3),
         url: r.get(4),
         events: json_col(r.get(5))?,
-        secret: r.get(6),
-        previous_secret: r.get(7),
+        secret: WebhookSecret::new(r.get::<_, String>(6)),
+        previous_secret: r.get::<_, Option<String>>(7).map(WebhookSecret::new),
         previous_secret_expires_at: r.get(8),
         enabled: r.get(9),
         disabled_reason: r.get(10),
@@ -747,8 +748,8 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
         Box::new(w.description.clone()),
         Box::new(w.url.clone()),
         Box::new(serde_json::to_string(&w.events).map_err(bad_json)?),
-        Box::new(w.secret.clone()),
-        Box::new(w.previous_secret.clone()),
+        Box::new(w.secret.expose().to_string()),
+        Box::new(w.previous_secret.as_ref().map(|s| s.expose().to_string())),
         Box::new(w.previous_secret_expires_at),
         Box::new(w.enabled),
         Box::new(w.disabled_reason.clone()),

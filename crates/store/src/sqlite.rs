@@ -26,6 +26,7 @@ use crate::stats::{self, HOUR_COLS, MERGE_HOUR};
 use async_trait::async_trait;
 use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
+use hookline_core::signing::WebhookSecret;
 use hookline_core::stats::BUCKETS;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
@@ -402,8 +403,8 @@ fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
         description: r.get(3)?,
         url: r.get(4)?,
         events: json(r.get(5)?)?,
-        secret: r.get(6)?,
-        previous_secret: r.get(7)?,
+        secret: WebhookSecret::new(r.get::<_, String>(6)?),
+        previous_secret: r.get::<_, Option<String>>(7)?.map(WebhookSecret::new),
         previous_secret_expires_at: opt_ts(r.get(8)?)?,
         enabled: r.get(9)?,
         disabled_reason: r.get(10)?,
@@ -434,8 +435,8 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
         Box::new(w.description.clone()),
         Box::new(w.url.clone()),
         Box::new(serde_json::to_string(&w.events)?),
-        Box::new(w.secret.clone()),
-        Box::new(w.previous_secret.clone()),
+        Box::new(w.secret.expose().to_string()),
+        Box::new(w.previous_secret.as_ref().map(|s| s.expose().to_string())),
         Box::new(w.previous_secret_expires_at.as_ref().map(time::format)),
         Box::new(w.enabled),
         Box::new(w.disabled_reason.clone()),

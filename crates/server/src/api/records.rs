@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookline_core::record::{self, RecordKind};
+use hookline_core::record::{RecordId, RecordKind};
 use hookline_store::RecordFilter;
 use serde::Deserialize;
 use serde_json::Value;
@@ -242,10 +242,8 @@ record_kind!(tasks, RecordKind::Task, tag = "tasks",
 );
 
 /// The record id in the path.
-fn record_id(Path(id): Path<String>) -> Result<String> {
-    record::validate_id(&id)
-        .map_err(|e| Error::bad_request("invalid_id", e.message, Some("id")))?;
-    Ok(id)
+fn record_id(Path(id): Path<String>) -> Result<RecordId> {
+    RecordId::parse(&id).map_err(|e| Error::bad_request("invalid_id", e.message, Some("id")))
 }
 
 /// Actor and `If-Match` of a write request, as the service validates them.

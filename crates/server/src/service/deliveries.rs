@@ -7,6 +7,7 @@ use crate::attempt::{self, AttemptOutcome};
 use crate::error::{Error, Result};
 use hookline_core::ids::{DeliveryId, EventId, WebhookId};
 use hookline_core::retry::Verdict;
+use hookline_core::signing::WebhookSecret;
 use hookline_core::url_policy::WebhookUrl;
 use hookline_core::webhook::{Format, Ordering as DeliveryOrdering};
 use hookline_core::{catalog, signing, time};
@@ -548,7 +549,7 @@ impl Hookline {
             description: String::new(),
             url: url.as_str().to_string(),
             events: vec![event.event_type.clone()],
-            secret: secret.clone(),
+            secret: WebhookSecret::new(secret.clone()),
             previous_secret: None,
             previous_secret_expires_at: None,
             enabled: true,

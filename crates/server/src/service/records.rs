@@ -6,7 +6,7 @@ use super::handle::Hookline;
 use super::request::{self, ImportFormat, Interface};
 use crate::error::{Error, Result};
 use hookline_core::ids::{self, EventId};
-use hookline_core::record::{self, RecordKind, Refusal, Write};
+use hookline_core::record::{self, RecordId, RecordKind, Refusal, Write};
 use hookline_core::time;
 use hookline_store::{Event, Published, RecordFilter, RecordPlan, RecordRow};
 use serde::Serialize;
@@ -279,25 +279,31 @@ impl Hookline {
         &self,
         who: &Principal,
         kind: RecordKind,
-        id: &str,
+        id: &RecordId,
         body: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
         who.require_tenant_wide()?;
-        self.write_record(who, kind, id.to_string(), Write::Replace(body), ctx)
-            .await
+        self.write_record(
+            who,
+            kind,
+            id.as_str().to_string(),
+            Write::Replace(body),
+            ctx,
+        )
+        .await
     }
 
     pub async fn patch_record(
         &self,
         who: &Principal,
         kind: RecordKind,
-        id: &str,
+        id: &RecordId,
         patch: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
         who.require_tenant_wide()?;
-        self.write_record(who, kind, id.to_string(), Write::Patch(patch), ctx)
+        self.write_record(who, kind, id.as_str().to_string(), Write::Patch(patch), ctx)
             .await
     }
 
@@ -305,11 +311,11 @@ impl Hookline {
         &self,
         who: &Principal,
         kind: RecordKind,
-        id: &str,
+        id: &RecordId,
         ctx: WriteContext,
     ) -> Result<WriteView> {
         who.require_tenant_wide()?;
-        self.write_record(who, kind, id.to_string(), Write::Delete, ctx)
+        self.write_record(who, kind, id.as_str().to_string(), Write::Delete, ctx)
             .await
     }
 
@@ -317,12 +323,12 @@ impl Hookline {
         &self,
         who: &Principal,
         kind: RecordKind,
-        id: &str,
+        id: &RecordId,
     ) -> Result<RecordView> {
         who.require_tenant_wide()?;
         let row = self
             .store
-            .get_record(who.tenant_id, kind.as_str(), id)
+            .get_record(who.tenant_id, kind.as_str(), id.as_str())
             .await?
             .ok_or_else(|| Error::not_found(kind.as_str()))?;
         Ok(RecordView {

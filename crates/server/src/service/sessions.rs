@@ -177,6 +177,19 @@ impl Hookline {
         }))
     }
 
+    /// The caller behind a bearer credential of the MCP endpoint: an API key, or a portal
+    /// session's token (then limited to that session's webhooks and capabilities).
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<Principal> {
+        if token.starts_with(PORTAL_TOKEN_PREFIX) {
+            return self
+                .session(token)
+                .await?
+                .map(|s| s.principal)
+                .ok_or_else(|| Error::Unauthorized("this portal session has ended".into()));
+        }
+        self.authenticate(token).await
+    }
+
     /// Ends a browser session.
     pub async fn sign_out(&self, token: &str) -> Result<()> {
         self.store.delete_console_session(&hash(token)).await?;

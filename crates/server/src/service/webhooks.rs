@@ -6,9 +6,10 @@ use super::handle::Hookline;
 use crate::error::{Error, Result};
 use hookline_core::ids::WebhookId;
 use hookline_core::retry::RetrySchedule;
+use hookline_core::signing::{self, WebhookSecret};
+use hookline_core::time;
 use hookline_core::url_policy::WebhookUrl;
 use hookline_core::webhook::{self as rules, FieldError, Format, Ordering};
-use hookline_core::{signing, time};
 use hookline_store::{Page, Webhook, WebhookFilter};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -111,7 +112,7 @@ impl WebhookView {
             last_attempt_at: w.last_attempt_at.as_ref().map(time::format),
             created_at: time::format(&w.created_at),
             updated_at: time::format(&w.updated_at),
-            secret: with_secret.then(|| w.secret.clone()),
+            secret: with_secret.then(|| w.secret.expose().to_string()),
         }
     }
 }
@@ -137,7 +138,7 @@ pub struct SecretView {
 /// The rotated-out secret and its expiry, if it still signs.
 fn live_previous(w: &Webhook) -> Option<(&str, time::Timestamp)> {
     match (&w.previous_secret, w.previous_secret_expires_at) {
-        (Some(s), Some(until)) if until > time::now() => Some((s.as_str(), until)),
+        (Some(s), Some(until)) if until > time::now() => Some((s.expose(), until)),
         _ => None,
     }
 }
@@ -233,10 +234,10 @@ impl Hookline {
                 "events is required: name at least one event type or pattern",
             ));
         }
-        let secret = match &input.secret {
+        let secret = WebhookSecret::new(match &input.secret {
             Some(s) => rules::validate_secret(s)?,
             None => signing::generate_webhook_secret(),
-        };
+        });
         let now = time::now();
         let host = url::Url::parse(&url)
             .ok()
@@ -417,7 +418,7 @@ impl Hookline {
         let w = self.load_webhook(who, id).await?;
         Ok(SecretView {
             previous_secret_expires_at: live_previous(&w).map(|(_, t)| time::format(&t)),
-            secret: w.secret,
+            secret: w.secret.expose().to_string(),
         })
     }
 
@@ -440,10 +441,10 @@ impl Hookline {
                 "grace_period must be at most 30d",
             ));
         }
-        let new_secret = match &input.secret {
+        let new_secret = WebhookSecret::new(match &input.secret {
             Some(s) => rules::validate_secret(s)?,
             None => signing::generate_webhook_secret(),
-        };
+        });
         let w = self
             .edit_webhook(who, id, move |w| {
                 if new_secret == w.secret {
@@ -469,7 +470,7 @@ impl Hookline {
             .await?;
         Ok(SecretView {
             previous_secret_expires_at: w.previous_secret_expires_at.as_ref().map(time::format),
-            secret: w.secret,
+            secret: w.secret.expose().to_string(),
         })
     }
 }

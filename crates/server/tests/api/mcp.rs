@@ -525,3 +525,60 @@ async fn records_and_resources_are_readable() {
     assert_eq!(v["url"], "https://hooks.example.com/x");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_portal_sessions_token_sees_only_its_webhooks_and_capabilities() {
+    let app = spawn_app().await;
+    let a = app.create(hook("https://hooks.example.com/a")).await;
+    app.create(hook("https://hooks.example.com/b")).await;
+    let (s, minted) = app
+        .call(
+            Method::POST,
+            "/v1/portal-sessions",
+            Some(json!({"webhook_ids": [a["id"]], "capabilities": ["view"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{minted}");
+    // Opening the link turns the one-time code into a session; its token is the bearer.
+    let url = minted["url"].as_str().unwrap();
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}{}",
+            app.base,
+            &url[url.find("/portal/").unwrap()..]
+        ))
+        .send()
+        .await
+        .unwrap();
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    let token = set
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    let client = connect(&app, &token).await;
+    let listed = ok(&client, "list_webhooks", json!({})).await;
+    let ids: Vec<&Value> = listed["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["id"])
+        .collect();
+    assert_eq!(ids, [&a["id"]]);
+    let err = refused(&client, "delete_webhook", json!({"id": a["id"]})).await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    let err = refused(
+        &client,
+        "publish_event",
+        json!({"eventType": "contact.created", "data": {"id": "x"}}),
+    )
+    .await;
+    assert_eq!(err["code"], "forbidden", "{err}");
+    client.cancel().await.unwrap();
+}

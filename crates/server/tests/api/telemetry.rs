@@ -101,6 +101,10 @@ async fn an_otlp_receiver_sees_the_attempt_span_and_the_delivery_carries_its_tra
         telemetry::subscriber("warn", LogFormat::Text, Some(&endpoint), std::io::sink).unwrap();
     assert!(telemetry.exporting());
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary run without a subscriber on other threads; if one of them met
+    // the attempt span's callsite first, its cached interest is "never": recompute it now that
+    // this thread's subscriber exists.
+    tracing::callsite::rebuild_interest_cache();
 
     let mut config = local_receivers();
     config.push(("otel_endpoint", endpoint.clone()));
@@ -210,6 +214,7 @@ async fn json_log_lines_about_a_delivery_carry_its_ids() {
     )
     .unwrap();
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     let app = spawn_app_with(&local_receivers()).await;
     let rx = Receiver::start().await;

@@ -743,7 +743,10 @@ async fn rotate_secret_keeps_the_old_one_signing_for_the_grace_period() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.previous_secret.as_deref(), Some(old.as_str()));
+    assert_eq!(
+        stored.previous_secret.as_ref().map(|s| s.expose()),
+        Some(old.as_str())
+    );
 
     // An explicit secret with no grace replaces at once.
     let (s, r) = app
