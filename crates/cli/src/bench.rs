@@ -655,6 +655,8 @@ impl Bench {
                 worker: false,
             },
         ));
+        // The CLI's reqwest has TLS without a bundled provider: install ring, as the CLI does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
@@ -715,12 +717,12 @@ impl Bench {
             times.sort_by(f64::total_cmp);
             self.record(
                 &format!("console: {name}, p50"),
-                percentile(&times, 50.0),
+                percentile(&times, 0.5),
                 "ms",
             );
             self.record(
                 &format!("console: {name}, max"),
-                percentile(&times, 100.0),
+                percentile(&times, 1.0),
                 "ms",
             );
         }

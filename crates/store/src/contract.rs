@@ -125,6 +125,8 @@ pub trait Store: Send + Sync + 'static {
         filter: DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>>;
+    /// The resends and replays of a delivery, newest first (at most 100).
+    async fn resends_of(&self, tenant_id: TenantId, id: DeliveryId) -> Result<Vec<Delivery>>;
     async fn get_delivery(
         &self,
         tenant_id: TenantId,

@@ -259,8 +259,6 @@ pub struct DeliveryFilter {
     pub webhook_id: Option<WebhookId>,
     /// Only deliveries of these webhooks (a portal's list).
     pub webhook_ids: Option<Vec<WebhookId>>,
-    /// Only resends and replays of this delivery.
-    pub resent_from: Option<DeliveryId>,
     pub status: Option<DeliveryStatus>,
     pub event_type: Option<String>,
     pub since: Option<Timestamp>,

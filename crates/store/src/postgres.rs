@@ -52,6 +52,7 @@ use uuid::Uuid;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_console.sql"),
+    include_str!("../migrations/postgres/0003_resends.sql"),
 ];
 /// Any fixed number: serialises migrations when several nodes start together.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
@@ -1474,7 +1475,6 @@ impl Store for PostgresStore {
                        AND ($8::text IS NULL OR w.url ILIKE $8 ESCAPE '\\' OR d.event_type ILIKE $8 ESCAPE '\\'
                             OR d.event_type = $9)
                        AND ($11::uuid[] IS NULL OR d.webhook_id = ANY($11))
-                       AND ($12::uuid IS NULL OR d.resent_from = $12)
                      ORDER BY d.id DESC LIMIT $10"
                 ),
                 &[
@@ -1489,8 +1489,23 @@ impl Store for PostgresStore {
                     &search_type,
                     &(page.limit as i64),
                     &filter.webhook_ids,
-                    &filter.resent_from,
                 ],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    async fn resends_of(&self, tenant_id: TenantId, id: DeliveryId) -> Result<Vec<Delivery>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.resent_from = $1 AND d.tenant_id = $2 ORDER BY d.id DESC LIMIT 100"
+                ),
+                &[&id, &tenant_id],
             )
             .await
             .map_err(pg_err)?;

@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_console.sql"),
+    include_str!("../migrations/sqlite/0003_resends.sql"),
 ];
 
 /// Most write jobs folded into one transaction.
@@ -1290,7 +1291,6 @@ impl Store for SqliteStore {
                    AND (?7 IS NULL OR d.created_at < ?7)
                    AND (?8 IS NULL OR w.url LIKE ?8 ESCAPE '\\' OR d.event_type LIKE ?8 ESCAPE '\\' OR d.event_type = ?9)
                    AND (?11 IS NULL OR d.webhook_id IN (SELECT value FROM json_each(?11)))
-                   AND (?12 IS NULL OR d.resent_from = ?12)
                  ORDER BY d.id DESC LIMIT ?10"
             ))?;
             let rows = stmt
@@ -1307,10 +1307,26 @@ impl Store for SqliteStore {
                         search_type,
                         page.limit as i64,
                         ids_json(filter.webhook_ids.as_deref()),
-                        filter.resent_from,
                     ],
                     delivery_row,
                 )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn resends_of(&self, tenant_id: TenantId, id: DeliveryId) -> Result<Vec<Delivery>> {
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached(&format!(
+                    // Without statistics the planner would rather walk the tenant's index in id
+                    // order (no sort) past every delivery: name the partial index.
+                    "SELECT {DELIVERY_COLS} FROM deliveries d INDEXED BY deliveries_resent_from
+                     JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.resent_from = ?1 AND d.tenant_id = ?2 ORDER BY d.id DESC LIMIT 100"
+                ))?
+                .query_map(params![id, tenant_id], delivery_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })

@@ -780,6 +780,25 @@ async fn replay_and_resend_copy_deliveries(f: Fixture) {
     assert_eq!(d.resent_from, Some(original));
     assert_eq!(d.status, DeliveryStatus::Pending);
     assert_eq!(f.store.resend(other.id, original).await.unwrap(), None);
+    // The original lists its resends and replays (newest first: the two resends, then the replay
+    // above); another tenant sees none.
+    let second = f.store.resend(t.id, original).await.unwrap().unwrap();
+    let resends: Vec<_> = f
+        .store
+        .resends_of(t.id, original)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(resends.len(), 3);
+    assert_eq!(resends[..2], [second, copy]);
+    assert!(f
+        .store
+        .resends_of(other.id, original)
+        .await
+        .unwrap()
+        .is_empty());
     let pending = f
         .store
         .list_deliveries(
@@ -795,7 +814,7 @@ async fn replay_and_resend_copy_deliveries(f: Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!(pending.len(), 4);
+    assert_eq!(pending.len(), 5);
 }
 
 async fn prune_removes_only_old_delivered_attempts(f: Fixture) {

@@ -298,23 +298,12 @@ impl Hookline {
     /// The resends and replays of a delivery (newest first): the log links them both ways.
     pub async fn resends_of(&self, who: &Principal, id: DeliveryId) -> Result<Vec<DeliveryView>> {
         who.require(Capability::View)?;
-        let filter = DeliveryFilter {
-            resent_from: Some(id),
-            webhook_ids: who.webhook_limit(),
-            ..DeliveryFilter::default()
-        };
-        let rows = self
-            .store
-            .list_deliveries(
-                who.tenant_id,
-                filter,
-                Page {
-                    before: None,
-                    limit: 20,
-                },
-            )
-            .await?;
-        Ok(rows.into_iter().map(DeliveryView::from).collect())
+        let rows = self.store.resends_of(who.tenant_id, id).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|d| who.sees_webhook(d.webhook_id))
+            .map(DeliveryView::from)
+            .collect())
     }
 
     /// A new delivery of the same event to the same webhook; the original is left as it was.
