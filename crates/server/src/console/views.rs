@@ -198,7 +198,7 @@ pub fn webhooks(
                 }
             }
             @if let Some(c) = next_cursor {
-                p { a href={ "/webhooks?search=" (search) "&cursor=" (c) } rel="next" { "Next page →" } }
+                p { a href={ "/webhooks?" (url::form_urlencoded::Serializer::new(String::new()).append_pair("search", search).append_pair("cursor", &c).finish()) } rel="next" { "Next page →" } }
             }
         },
     )

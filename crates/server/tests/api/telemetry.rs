@@ -94,7 +94,11 @@ async fn webhook_and_event(app: &TestApp, rx: &Receiver, extra: Value) -> (Strin
     (webhook_id, delivery_id)
 }
 
+// Alone in its process: with other tests' apps running on other threads of the same process, the
+// attempt span was now and then created disabled (tracing's per-callsite interest is process-wide),
+// so this test is run on its own by scripts/test (`--ignored`), where it is deterministic.
 #[tokio::test]
+#[ignore = "run alone by scripts/test: it needs the process's tracing to itself"]
 async fn an_otlp_receiver_sees_the_attempt_span_and_the_delivery_carries_its_traceparent() {
     let (collector, endpoint) = Collector::start().await;
     let (subscriber, telemetry) =
