@@ -346,11 +346,7 @@ pub async fn create_webhook(State(c): State<Console>, b: Browser, body: Bytes) -
     let result = if errors.is_empty() {
         c.hookline.create_webhook(&b.signed.principal, input).await
     } else {
-        Err(Error::invalid(
-            ".",
-            "invalid",
-            "check the fields marked below",
-        ))
+        Err(unparsed_fields())
     };
     let tenant = frame_parts(&c, &b).await;
     match result {
@@ -369,25 +365,47 @@ pub async fn create_webhook(State(c): State<Console>, b: Browser, body: Bytes) -
             )
                 .into_response()
         }
-        Err(e @ (Error::Invalid(_) | Error::BadRequest { .. })) => {
-            if errors.is_empty() {
-                error_into_fields(&e, &mut errors);
-            }
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                html(views::webhook_form(
-                    &frame!(c, b, tenant),
-                    &catalog(),
-                    &values,
-                    &errors,
-                    "/webhooks/new",
-                    "New webhook",
-                )),
-            )
-                .into_response()
+        Err(e) => {
+            let form = RefusedForm {
+                errors,
+                values,
+                action: "/webhooks/new".into(),
+                title: "New webhook",
+            };
+            refused_form(&c, &b, &tenant, e, form)
         }
-        Err(e) => fail(&b, e),
     }
+}
+
+/// The error for a form whose fields couldn't even be read (their messages are already set).
+fn unparsed_fields() -> Error {
+    Error::invalid(".", "invalid", "check the fields marked below")
+}
+
+/// A webhook form sent back with what the user typed.
+struct RefusedForm {
+    errors: BTreeMap<String, String>,
+    values: WebhookFormValues,
+    action: String,
+    title: &'static str,
+}
+
+/// A refused webhook form: validation errors go beside their fields (422) with the values kept;
+/// any other error is an error page.
+fn refused_form(c: &Console, b: &Browser, tenant: &str, e: Error, mut f: RefusedForm) -> Response {
+    if !matches!(e, Error::Invalid(_) | Error::BadRequest { .. }) {
+        return fail(b, e);
+    }
+    if f.errors.is_empty() {
+        error_into_fields(&e, &mut f.errors);
+    }
+    let frame = Frame {
+        brand: &c.hookline.config.brand,
+        tenant: Some(tenant),
+        signed: Some(&b.signed),
+    };
+    let page = views::webhook_form(&frame, &catalog(), &f.values, &f.errors, &f.action, f.title);
+    (StatusCode::UNPROCESSABLE_ENTITY, html(page)).into_response()
 }
 
 pub async fn edit_webhook(
@@ -466,33 +484,20 @@ pub async fn update_webhook(
             .update_webhook(&b.signed.principal, id, input)
             .await
     } else {
-        Err(Error::invalid(
-            ".",
-            "invalid",
-            "check the fields marked below",
-        ))
+        Err(unparsed_fields())
     };
     match result {
         Ok(w) => redirect(&format!("/webhooks/{}", w.id)),
-        Err(e @ (Error::Invalid(_) | Error::BadRequest { .. })) => {
-            if errors.is_empty() {
-                error_into_fields(&e, &mut errors);
-            }
+        Err(e) => {
             let tenant = frame_parts(&c, &b).await;
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                html(views::webhook_form(
-                    &frame!(c, b, tenant),
-                    &catalog(),
-                    &values,
-                    &errors,
-                    &format!("/webhooks/{id}/edit"),
-                    "Edit webhook",
-                )),
-            )
-                .into_response()
+            let form = RefusedForm {
+                errors,
+                values,
+                action: format!("/webhooks/{id}/edit"),
+                title: "Edit webhook",
+            };
+            refused_form(&c, &b, &tenant, e, form)
         }
-        Err(e) => fail(&b, e),
     }
 }
 
