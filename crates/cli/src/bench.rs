@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Which figures: all, raw, throughput, latency, isolation, fanout, backlog, console
+    /// Which figures: all, raw, throughput, latency, isolation, batch, fanout, backlog, console
     /// (comma-separated).
     #[arg(long, default_value = "all")]
     scenario: String,
@@ -40,7 +40,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "500,2000,5000", value_delimiter = ',')]
     rates: Vec<u64>,
     /// Run on this PostgreSQL database instead of a temporary SQLite file (its tables are used as is:
-    /// give it an empty database).
+    /// give it an empty database). Needs HOOKLINE_ENCRYPTION_KEY, as every PostgreSQL node does.
     #[arg(long)]
     postgres: Option<String>,
     /// With --postgres: nodes sharing the throughput work (each a full dispatcher in this process).
@@ -344,58 +344,87 @@ impl Bench {
         Ok(())
     }
 
+    /// Publishes `contact.created` events one by one at `rate` per second for `seconds` and
+    /// returns each one's publish → arrival time in ms (sorted), how many were published, and the
+    /// rate achieved.
+    async fn latencies(&self, n: &Node, rate: u64, seconds: u64) -> (Vec<f64>, u64, f64) {
+        self.sink
+            .arrivals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.sink.track.store(true, Ordering::Relaxed);
+        let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let total = rate * seconds;
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for seq in 0..total {
+            let due = start + interval * seq as u32;
+            let now = Instant::now();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
+            let (h, who, sent) = (n.hookline.clone(), n.who.clone(), sent.clone());
+            tasks.spawn(async move {
+                sent.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(seq, Instant::now());
+                let _ = h
+                    .publish(
+                        &who,
+                        None,
+                        PublishInput::One(Box::new(event("contact.created", payload(seq)))),
+                        None,
+                    )
+                    .await;
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+        let arrived = || {
+            self.sink
+                .arrivals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len() as u64
+        };
+        let wait_until = Instant::now() + Duration::from_secs(30);
+        while arrived() < total && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let achieved = total as f64 / start.elapsed().as_secs_f64();
+        self.sink.track.store(false, Ordering::Relaxed);
+        let arrivals = std::mem::take(
+            &mut *self
+                .sink
+                .arrivals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let sent = std::mem::take(
+            &mut *sent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut ms: Vec<f64> = arrivals
+            .iter()
+            .filter_map(|(seq, at)| {
+                sent.get(seq)
+                    .map(|s| at.duration_since(*s).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        (ms, total, achieved)
+    }
+
     async fn latency(&mut self) -> anyhow::Result<()> {
         for rate in self.args.rates.clone() {
             let n = self
                 .node(|f| f.push(("max_concurrency_per_webhook", "64".into())))
                 .await?;
             self.webhook(&n, "/lat", &["contact.*"]).await?;
-            self.sink.arrivals.lock().expect("arrivals").clear();
-            self.sink.track.store(true, Ordering::Relaxed);
-            let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-            let interval = Duration::from_secs_f64(1.0 / rate as f64);
-            let total = rate * self.args.duration;
-            let start = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for seq in 0..total {
-                let due = start + interval * seq as u32;
-                let now = Instant::now();
-                if due > now {
-                    tokio::time::sleep(due - now).await;
-                }
-                let (h, who, sent) = (n.hookline.clone(), n.who.clone(), sent.clone());
-                tasks.spawn(async move {
-                    sent.lock().expect("sent").insert(seq, Instant::now());
-                    let _ = h
-                        .publish(
-                            &who,
-                            None,
-                            PublishInput::One(Box::new(event("contact.created", payload(seq)))),
-                            None,
-                        )
-                        .await;
-                });
-                while tasks.try_join_next().is_some() {}
-            }
-            while tasks.join_next().await.is_some() {}
-            let wait_until = Instant::now() + Duration::from_secs(30);
-            while (self.sink.arrivals.lock().expect("arrivals").len() as u64) < total
-                && Instant::now() < wait_until
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let achieved = total as f64 / start.elapsed().as_secs_f64();
-            self.sink.track.store(false, Ordering::Relaxed);
-            let arrivals = std::mem::take(&mut *self.sink.arrivals.lock().expect("arrivals"));
-            let sent = std::mem::take(&mut *sent.lock().expect("sent"));
-            let mut ms: Vec<f64> = arrivals
-                .iter()
-                .filter_map(|(seq, at)| {
-                    sent.get(seq)
-                        .map(|s| at.duration_since(*s).as_secs_f64() * 1000.0)
-                })
-                .collect();
-            ms.sort_by(|a, b| a.total_cmp(b));
+            let (ms, total, achieved) = self.latencies(&n, rate, self.args.duration).await;
             let lost = total as usize - ms.len();
             println!("  at {rate} events/s for {}s (achieved {achieved:.0}/s, {lost} not arrived in time):", self.args.duration);
             self.record(
@@ -444,6 +473,150 @@ impl Bench {
             "isolation: healthy throughput kept",
             beside / alone * 100.0,
             "%",
+        );
+        self.tenant_isolation().await
+    }
+
+    /// One event carrying 50,000 objects to a one-object-per-request (flat) webhook: 50,000
+    /// deliveries, each rendered from its own object. Drains at about the rate of ordinary events
+    /// to one endpoint (`alone`), where it once crawled at ~70/s.
+    async fn big_batch(&mut self) -> anyhow::Result<()> {
+        const OBJECTS: u64 = 50_000;
+        // The baseline: ordinary one-contact events to one endpoint at the same concurrency.
+        let n = self.node(|_| {}).await?;
+        self.webhook(&n, "/one", &["contact.*"]).await?;
+        let alone = self
+            .sustained(&n, &["contact.created"], self.args.duration)
+            .await?;
+        stop(n).await;
+        self.record(
+            "one endpoint, one-contact events, deliveries/s",
+            alone,
+            "/s",
+        );
+        let n = self
+            .node(|f| f.push(("max_deliveries_per_publish", OBJECTS.to_string())))
+            .await?;
+        let input = WebhookInput {
+            url: Some(format!("{}/flat", self.base)),
+            events: Some(vec!["contact.*".into()]),
+            format: Some("flat".into()),
+            retry_schedule: Some(Some(json!([]))),
+            ..Default::default()
+        };
+        n.hookline.create_webhook(&n.who, input).await?;
+        let objects: Vec<Value> = (0..OBJECTS)
+            .map(|i| json!({"id": format!("c{i}"), "first_name": "Bench", "primary_email": "bench@example.com"}))
+            .collect();
+        let before = self.sink.received.load(Ordering::Relaxed);
+        let start = Instant::now();
+        n.hookline
+            .publish(
+                &n.who,
+                None,
+                PublishInput::One(Box::new(event("contact.created", Value::Array(objects)))),
+                None,
+            )
+            .await?;
+        let published = start.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while self.sink.received.load(Ordering::Relaxed) - before < OBJECTS
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let got = self.sink.received.load(Ordering::Relaxed) - before;
+        let rate = got as f64 / start.elapsed().as_secs_f64();
+        stop(n).await;
+        println!(
+            "  one event of {OBJECTS} objects to a flat webhook: committed in {:.2}s, {got} delivered",
+            published.as_secs_f64()
+        );
+        self.record(
+            "50,000-object event to a flat webhook, deliveries/s",
+            rate,
+            "/s",
+        );
+        self.record(
+            "50,000-object event: rate against ordinary events to one endpoint",
+            rate / alone * 100.0,
+            "%",
+        );
+        Ok(())
+    }
+
+    /// Two tenants on one node: a calm one with one healthy endpoint, and a noisy one with 200
+    /// endpoints that hang for the whole timeout and a 100,000-delivery backlog behind them. The
+    /// calm tenant's throughput and p99 latency, with the noisy tenant beside it, against alone.
+    async fn tenant_isolation(&mut self) -> anyhow::Result<()> {
+        const LATENCY_RATE: u64 = 200;
+        // Latency first, on a node with no backlog of the calm tenant's own; then throughput.
+        let n = self.node(|_| {}).await?;
+        self.webhook(&n, "/calm", &["contact.*"]).await?;
+        let (alone_ms, _, _) = self.latencies(&n, LATENCY_RATE, self.args.duration).await;
+        let alone = self
+            .sustained(&n, &["contact.created"], self.args.duration)
+            .await?;
+        stop(n).await;
+
+        let n = self.node(|_| {}).await?;
+        self.webhook(&n, "/calm", &["contact.*"]).await?;
+        n.hookline.create_key("noisy", "bench").await?;
+        let noisy = n.hookline.principal_for_tenant("noisy").await?;
+        for _ in 0..200 {
+            let input = WebhookInput {
+                url: Some(format!("{}/hang", self.base)),
+                events: Some(vec!["deal.*".into()]),
+                retry_schedule: Some(Some(json!([]))),
+                ..Default::default()
+            };
+            n.hookline.create_webhook(&noisy, input).await?;
+        }
+        // 500 events x 200 webhooks = 100,000 deliveries, 50 events (10,000 deliveries) a publish.
+        let started = Instant::now();
+        for chunk in 0..10u64 {
+            let batch: Vec<EventInput> = (0..50)
+                .map(|i| event("deal.created", payload(chunk * 50 + i)))
+                .collect();
+            n.hookline
+                .publish(&noisy, None, PublishInput::Many(batch), None)
+                .await?;
+        }
+        println!(
+            "  noisy tenant: 200 hanging endpoints, 100,000 deliveries queued in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let (beside_ms, _, _) = self.latencies(&n, LATENCY_RATE, self.args.duration).await;
+        let beside = self
+            .sustained(&n, &["contact.created"], self.args.duration)
+            .await?;
+        stop(n).await;
+        let (p99_alone, p99_beside) = (percentile(&alone_ms, 0.99), percentile(&beside_ms, 0.99));
+        self.record("calm tenant alone, deliveries/s", alone, "/s");
+        self.record(
+            "calm tenant beside a noisy tenant, deliveries/s",
+            beside,
+            "/s",
+        );
+        self.record(
+            "tenant isolation: calm throughput kept",
+            beside / alone * 100.0,
+            "%",
+        );
+        self.record(
+            &format!("calm tenant p99 at {LATENCY_RATE}/s alone"),
+            p99_alone,
+            "ms",
+        );
+        self.record(
+            &format!("calm tenant p99 at {LATENCY_RATE}/s beside the noisy one"),
+            p99_beside,
+            "ms",
+        );
+        self.record(
+            "tenant isolation: calm p99 beside / alone",
+            p99_beside / p99_alone,
+            "x",
         );
         Ok(())
     }
@@ -770,6 +943,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "throughput",
         "latency",
         "isolation",
+        "batch",
         "fanout",
         "backlog",
         "console",
@@ -812,6 +986,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if on("isolation") {
         b.isolation().await?;
+    }
+    if on("batch") {
+        b.big_batch().await?;
     }
     if on("fanout") {
         b.fanout().await?;

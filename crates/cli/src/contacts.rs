@@ -583,6 +583,32 @@ async fn import(api: &Api, as_json: bool, args: &ImportArgs) -> anyhow::Result<(
                     )));
                 }
             };
+            // A chunk larger than the server's `job_step` is imported by a background job: wait
+            // for it, then read its result as the report (counts, and the first refused rows).
+            let (report, created_by_job) = match report["job"]["id"].as_str() {
+                Some(job) => {
+                    let j = crate::jobs::wait(api, job, true).await?;
+                    if j["status"] != "succeeded" {
+                        return Err(failed(format!(
+                            "the server's import job {job} ended {} at row {from} of {total}",
+                            j["status"].as_str().unwrap_or("?")
+                        )));
+                    }
+                    let r = &j["result"];
+                    let rows: Vec<Value> = r["errors"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|e| json!({"row": e["row"], "status": "error", "error": e["error"]}))
+                        .collect();
+                    let batches = r["batches"].as_u64().unwrap_or(0) as usize;
+                    let report = json!({"import_id": report["import_id"], "rows": rows,
+                                        "events": vec![Value::Null; batches]});
+                    (report, r["created"].as_u64().unwrap_or(0) as usize)
+                }
+                None => (report, 0),
+            };
+            state.created += created_by_job;
             for r in report["rows"].as_array().into_iter().flatten() {
                 // The server numbers the rows of its request; map them back to the file's.
                 let Some(row) = r["row"]

@@ -86,6 +86,9 @@ pub enum DeliveriesCommand {
         /// Only count what would be replayed.
         #[arg(long)]
         dry_run: bool,
+        /// Wait until the replay's background job has made every copy (progress on stderr).
+        #[arg(long, conflicts_with = "dry_run")]
+        wait: bool,
     },
     /// Follow new deliveries and their outcomes as they happen, like `tail -f` (Ctrl-C stops).
     /// With --json, one delivery object per line at each change. --status shows a delivery when
@@ -222,6 +225,7 @@ pub async fn run(api: &Api, as_json: bool, cmd: &DeliveriesCommand) -> anyhow::R
             until,
             status,
             dry_run,
+            wait,
         } => {
             let mut body = Map::new();
             body.insert("since".into(), json!(since));
@@ -238,12 +242,40 @@ pub async fn run(api: &Api, as_json: bool, cmd: &DeliveriesCommand) -> anyhow::R
                     Some(Value::Object(body)),
                 )
                 .await?;
+            let job = r["job"]["id"].as_str().map(str::to_string);
+            let finished = match (&job, wait) {
+                (Some(id), true) => Some(crate::jobs::wait(api, id, as_json).await?),
+                _ => None,
+            };
             if as_json {
-                output::json(&r);
+                match &finished {
+                    Some(j) => {
+                        output::json(&json!({"count": r["count"], "dry_run": false, "job": j}))
+                    }
+                    None => output::json(&r),
+                }
             } else if *dry_run {
                 outln!("would replay {} deliveries", text(&r, "count"));
+            } else if let Some(j) = &finished {
+                outln!(
+                    "replay job {} {}: {} of {} deliveries",
+                    text(j, "id"),
+                    text(j, "status"),
+                    text(j, "done"),
+                    text(&r, "count")
+                );
+            } else if let Some(id) = &job {
+                outln!(
+                    "replaying {} deliveries in job {id} (follow: hookline jobs wait {id})",
+                    text(&r, "count")
+                );
             } else {
-                outln!("replayed {} deliveries", text(&r, "count"));
+                outln!("nothing to replay");
+            }
+            if let Some(j) = &finished {
+                if j["status"] != "succeeded" {
+                    anyhow::bail!("the replay job ended {}", text(j, "status"));
+                }
             }
         }
         DeliveriesCommand::Tail { filters, interval } => {

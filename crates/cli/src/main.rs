@@ -1,10 +1,11 @@
 //! `hookline`: the one binary. Two kinds of commands:
 //!
-//! - remote ones (`login`, `webhooks`, `events`, `deliveries`, `contacts`, `api`, `mcp`) talk to a
-//!   deployment's REST API (or `/mcp`) with an API key, from any machine; they hold no rules of
-//!   their own and never open a database;
-//! - local ones (`serve`, `migrate`, `keys create`, `bench`, `receive`, `verify`, `completions`)
-//!   act on this machine: the server, its database, a local receiver, a saved request.
+//! - remote ones (`login`, `webhooks`, `events`, `deliveries`, `contacts`, `keys`, `api`, `mcp`)
+//!   talk to a deployment's REST API (or `/mcp`) with an API key, from any machine; they hold no
+//!   rules of their own and never open a database;
+//! - local ones (`serve`, `migrate`, `keys create --local`, `bench`, `receive`, `verify`,
+//!   `completions`) act on this machine: the server, its database, a local receiver, a saved
+//!   request.
 //!
 //! Exit statuses are a contract; `error.rs` lists them.
 
@@ -23,6 +24,8 @@ mod deliveries;
 mod error;
 mod events;
 mod input;
+mod jobs;
+mod keys;
 mod mcp;
 mod output;
 mod profile;
@@ -39,14 +42,15 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 const AFTER_HELP: &str = "\
-Remote commands (login, webhooks, events, deliveries, contacts, api, mcp) talk to a deployment's \
-REST API from any machine. They find it with --url (also --api-url; in `webhooks`, where --url is \
+Remote commands (login, webhooks, events, deliveries, contacts, keys, api, mcp) talk to a \
+deployment's REST API from any machine. They find it with --url (also --api-url; in `webhooks`, where --url is \
 a webhook's endpoint, only --api-url) / HOOKLINE_URL and --key / HOOKLINE_API_KEY, or a profile \
 saved by `hookline login` in ~/.config/hookline/config.toml (--profile NAME or HOOKLINE_PROFILE; \
 else the profile `default`). Add --json for the API's JSON.
 
-Local commands (serve, migrate, keys create, bench, receive, verify) act on this machine and, for \
-serve, migrate and keys create, on the database named by --database / --config.
+Local commands (serve, migrate, keys create --local, keys rotate-encryption, bench, receive, \
+verify) act on this machine and, for serve, migrate and the two keys commands, on the database \
+named by --database / --config.
 
 Exit status: 0 done; 1 refused by the API (its message and field are shown) or the operation \
 failed; 2 bad command line or local input; 3 API key refused; 4 server unreachable; 5 server \
@@ -140,6 +144,13 @@ enum Command {
         #[command(subcommand)]
         command: deliveries::DeliveriesCommand,
     },
+    /// Background jobs (replays): list, show, cancel, wait.
+    Jobs {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
     /// CRM contacts: import a CSV or JSON file (resumable), list, get, create, update, delete.
     Contacts {
         #[command(flatten)]
@@ -178,10 +189,14 @@ enum Command {
         #[command(flatten)]
         db: LocalDb,
     },
-    /// Local: bootstrap API keys on the database (no server or key needed).
+    /// The deployment's API keys: list, create (shown once), revoke. `keys create --local` mints
+    /// one on this machine's database instead (no server or key needed: the first key);
+    /// `keys rotate-encryption` re-encrypts the database's webhook secrets under a new key.
     Keys {
+        #[command(flatten)]
+        remote: Remote,
         #[command(subcommand)]
-        command: KeysCommand,
+        command: keys::KeysCommand,
     },
     /// Local: measure throughput, latency, isolation, fan-out and backlog memory (BENCHMARKS.md).
     Bench(bench::BenchArgs),
@@ -196,6 +211,11 @@ enum Command {
         /// Print counts once a second instead of a line per delivery.
         #[arg(long)]
         quiet: bool,
+        /// Accept a request signed with X-Webhook-Signature alone (no webhook-* headers). That
+        /// signature has no timestamp, so a captured request could be replayed; Hookline always
+        /// sends both schemes.
+        #[arg(long)]
+        allow_hex_only: bool,
     },
     /// Local: check a saved delivery's signatures as a receiver would (exit 0 when they verify).
     Verify {
@@ -211,26 +231,15 @@ enum Command {
         /// Judge the Standard Webhooks timestamp as of this Unix time instead of now (for old deliveries).
         #[arg(long)]
         at: Option<i64>,
+        /// Accept a request signed with X-Webhook-Signature alone (no webhook-* headers). That
+        /// signature has no timestamp, so a captured request could be replayed.
+        #[arg(long)]
+        allow_hex_only: bool,
     },
     /// Print a shell completion script, e.g. `hookline completions bash > /etc/bash_completion.d/hookline`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Local: mint a new API key on the database and print only the key (the tenant is created if
-    /// needed). Works with no server running: this is how the first key of a deployment is made.
-    Create {
-        #[command(flatten)]
-        db: LocalDb,
-        #[arg(long, default_value = "default")]
-        tenant: String,
-        /// A label for the key, shown in listings.
-        #[arg(long, default_value = "cli")]
-        name: String,
     },
 }
 
@@ -241,7 +250,9 @@ impl Command {
             Command::Webhooks { remote, .. } => remote.json,
             Command::Events { remote, .. }
             | Command::Deliveries { remote, .. }
-            | Command::Contacts { remote, .. } => remote.json,
+            | Command::Jobs { remote, .. }
+            | Command::Contacts { remote, .. }
+            | Command::Keys { remote, .. } => remote.json,
             Command::Api { .. } => true,
             _ => false,
         }
@@ -327,6 +338,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let api = client::Api::from_target(&remote.target)?;
             deliveries::run(&api, remote.json, &command).await
         }
+        Command::Jobs { remote, command } => {
+            let api = client::Api::from_target(&remote.target)?;
+            jobs::run(&api, remote.json, &command).await
+        }
         Command::Contacts { remote, command } => {
             let api = client::Api::from_target(&remote.target)?;
             contacts::run(&api, remote.json, &command).await
@@ -386,6 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             secret,
             quiet,
+            allow_hex_only,
         } => {
             init_tracing("warn");
             let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
@@ -402,7 +418,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let shutdown = CancellationToken::new();
             tokio::spawn(signal_shutdown(shutdown.clone()));
-            let opts = hookline_server::receiver::ReceiverOptions { secret, quiet };
+            let opts = hookline_server::receiver::ReceiverOptions {
+                secret,
+                quiet,
+                allow_hex_only,
+            };
             let stats = std::sync::Arc::default();
             hookline_server::receiver::run(listener, opts, stats, shutdown).await?;
             Ok(())
@@ -412,16 +432,67 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             secret,
             headers,
             at,
-        } => verify(&body, &secret, &headers, at),
+            allow_hex_only,
+        } => verify(&body, &secret, &headers, at, allow_hex_only),
         Command::Keys {
-            command: KeysCommand::Create { db, tenant, name },
-        } => {
+            remote,
+            command: keys::KeysCommand::Create(a),
+        } if a.local()? => {
+            if remote.target.url.is_some() || remote.target.key.is_some() {
+                return Err(usage(
+                    "--local mints the key on this machine's database: drop --url and --key, or \
+                     drop --local (and --database, --config, --tenant) to create it through the API",
+                ));
+            }
+            let db = LocalDb {
+                config: a
+                    .config
+                    .clone()
+                    .or_else(|| std::env::var_os("HOOKLINE_CONFIG").map(PathBuf::from)),
+                database: a.database.clone(),
+            };
             let config = load_config(&db, &[])?;
             init_tracing("warn");
             let app = App::build(config).await?;
-            let key = app.hookline.create_key(&tenant, &name).await?;
+            let tenant = a.tenant.as_deref().unwrap_or("default");
+            let key = app.hookline.create_key(tenant, &a.name).await?;
             println!("{key}");
             Ok(())
+        }
+        Command::Keys {
+            remote,
+            command: keys::KeysCommand::RotateEncryption { config, database },
+        } => {
+            let db = LocalDb {
+                config: config.or_else(|| std::env::var_os("HOOKLINE_CONFIG").map(PathBuf::from)),
+                database,
+            };
+            if remote.target.url.is_some() || remote.target.key.is_some() {
+                return Err(usage(
+                    "rotate-encryption works on this machine's database (--database, --config): \
+                     drop --url and --key",
+                ));
+            }
+            let config = load_config(&db, &[])?;
+            init_tracing("warn");
+            // Opening migrates, which first refuses any secret sealed under a key not configured.
+            let app = App::build(config).await?;
+            let report = app.hookline.rotate_encryption().await?;
+            println!(
+                "re-encrypted the secrets of {} webhooks under key {}; every secret is under that key now",
+                report.webhooks, report.key_id
+            );
+            Ok(())
+        }
+        Command::Keys { remote, command } => {
+            let api = client::Api::from_target(&remote.target).map_err(|e| match &command {
+                // Before there is any key, the way in is the database.
+                keys::KeysCommand::Create(_) => usage(format!(
+                    "{e}; or add --local to mint the key on this machine's database"
+                )),
+                _ => e,
+            })?;
+            keys::run(&api, remote.json, &command).await
         }
     }
 }
@@ -509,6 +580,7 @@ fn verify(
     secret: &str,
     headers: &[String],
     at: Option<i64>,
+    allow_hex_only: bool,
 ) -> anyhow::Result<()> {
     use std::io::Read;
     let mut raw = Vec::new();
@@ -558,6 +630,12 @@ fn verify(
     match (&hex, &standard) {
         (None, None) => Err(usage("no signature header given (use -H 'X-Webhook-Signature: …' and/or the webhook-* headers)")),
         (Some(Err(_)), _) | (_, Some(Err(_))) => anyhow::bail!("the signatures do not verify"),
+        // The hex signature has no timestamp: accepting it alone would accept a replay.
+        (Some(Ok(())), None) if !allow_hex_only => anyhow::bail!(
+            "only X-Webhook-Signature was given: it carries no timestamp, so a replay would verify \
+             too; a careful receiver refuses it (add the webhook-* headers, or pass \
+             --allow-hex-only for a sender that signs with X-Webhook-Signature alone)"
+        ),
         _ => Ok(()),
     }
 }

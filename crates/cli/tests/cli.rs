@@ -22,6 +22,8 @@ fn hookline(dir: &std::path::Path) -> Command {
         .env_remove("HOOKLINE_PROFILE")
         .env_remove("HOOKLINE_DATABASE_URL")
         .env_remove("HOOKLINE_CONFIG")
+        .env_remove("HOOKLINE_ENCRYPTION_KEY")
+        .env_remove("HOOKLINE_ENCRYPTION_KEYS_OLD")
         .env("HOOKLINE_SQLITE_SYNCHRONOUS", "normal");
     cmd
 }
@@ -485,6 +487,149 @@ fn a_killed_server_loses_nothing_and_the_cli_reads_the_log() {
     assert!(terminate(second).success());
 }
 
+#[test]
+fn a_replay_job_killed_midway_resumes_and_copies_each_delivery_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(dir.path());
+    let rx = MiniReceiver::start(Duration::ZERO);
+    // Steps of 10 rows: the job takes long enough to be killed in the middle of it.
+    let serve = |port: u16| {
+        hookline(dir.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32")
+            .env("HOOKLINE_ALLOW_HTTP", "true")
+            .env("HOOKLINE_TIMEOUT", "1s")
+            .env("HOOKLINE_LEASE", "7s")
+            .env("HOOKLINE_JOB_STEP", "10")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let port = free_port();
+    let mut first = serve(port);
+    wait_ready(port);
+    let (s, w) = http_json(
+        port,
+        "POST",
+        "/v1/webhooks",
+        &key,
+        &format!(r#"{{"url":"{}","events":["*"]}}"#, rx.url()),
+    );
+    assert_eq!(s, 201, "{w}");
+    let wid = w["id"].as_str().unwrap().to_string();
+    for batch in 0..2 {
+        let events: Vec<String> = (0..1000)
+            .map(|i| {
+                format!(r#"{{"event_type":"contact.created","data":{{"id":"c{batch}-{i}"}}}}"#)
+            })
+            .collect();
+        let (s, v) = http_json(
+            port,
+            "POST",
+            "/v1/events",
+            &key,
+            &format!("[{}]", events.join(",")),
+        );
+        assert_eq!(s, 202, "{v}");
+    }
+    let start = Instant::now();
+    while rx.ids().len() < 2000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {} delivered",
+            rx.ids().len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Keep the copies queued (a disabled webhook's deliveries wait), so they can be counted.
+    let (s, v) = http_json(
+        port,
+        "PATCH",
+        &format!("/v1/webhooks/{wid}"),
+        &key,
+        r#"{"enabled":false}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    let since = "2000-01-01T00:00:00Z";
+    let (s, r) = http_json(
+        port,
+        "POST",
+        &format!("/v1/webhooks/{wid}/replay"),
+        &key,
+        &format!(r#"{{"since":"{since}","status":["delivered"]}}"#),
+    );
+    assert_eq!(s, 202, "{r}");
+    assert_eq!(r["count"], 2000, "{r}");
+    let job_path = format!("/v1/jobs/{}", r["job"]["id"].as_str().unwrap());
+    // Kill the node with the job under way.
+    let start = Instant::now();
+    loop {
+        let (_, j) = http_json(port, "GET", &job_path, &key, "");
+        if j["done"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job never started: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let port = free_port();
+    let second = serve(port);
+    wait_ready(port);
+    let (_, at_kill) = http_json(port, "GET", &job_path, &key, "");
+    assert!(
+        at_kill["done"].as_u64().unwrap() < 2000,
+        "the job finished before the kill; nothing was tested: {at_kill}"
+    );
+    // Once the dead node's lease runs out, this node goes on from the job's cursor.
+    let start = Instant::now();
+    let done = loop {
+        let (_, j) = http_json(port, "GET", &job_path, &key, "");
+        if j["status"] == "succeeded" {
+            break j;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the job never resumed: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(done["done"], 2000, "{done}");
+    // Exactly one copy of each original: nothing repeated across the kill, nothing lost.
+    let mut copies = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, page) = http_json(
+            port,
+            "GET",
+            &format!("/v1/deliveries?webhook_id={wid}&status=pending&limit=100{cursor}"),
+            &key,
+            "",
+        );
+        assert_eq!(s, 200, "{page}");
+        for d in page["data"].as_array().unwrap() {
+            copies.push(d["resent_from"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = copies.iter().collect();
+    assert_eq!((copies.len(), distinct.len()), (2000, 2000));
+    eprintln!(
+        "replay job killed at {} of 2000 copies, resumed and made each copy once",
+        at_kill["done"]
+    );
+    assert!(terminate(second).success());
+}
+
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
@@ -536,10 +681,18 @@ fn contacts_import_shows_progress_and_reports_bad_rows() {
     assert!(terminate(server).success());
 }
 
+/// The encryption key every node of a PostgreSQL test shares (PostgreSQL needs one configured).
+fn shared_encryption_key() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| hookline_core::sealing::EncryptionKey::generate().to_base64())
+        .clone()
+}
+
 fn spawn_node(url: &str, port: u16) -> Child {
     hookline(std::env::temp_dir().as_path())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOOKLINE_DATABASE_URL", url)
+        .env("HOOKLINE_ENCRYPTION_KEY", shared_encryption_key())
         .env("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32")
         .env("HOOKLINE_ALLOW_HTTP", "true")
         .env("HOOKLINE_TIMEOUT", "1s")
@@ -564,7 +717,8 @@ fn three_nodes_on_postgres_survive_a_killed_and_a_restarted_node() {
     let dir = tempfile::tempdir().unwrap();
     let key_out = run(hookline(dir.path())
         .env("HOOKLINE_DATABASE_URL", &db.url)
-        .args(["keys", "create"]));
+        .env("HOOKLINE_ENCRYPTION_KEY", shared_encryption_key())
+        .args(["keys", "create", "--local"]));
     assert!(
         key_out.status.success(),
         "{}",
@@ -789,9 +943,47 @@ fn verify_checks_a_saved_delivery_with_both_schemes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no signature header"));
 }
 
-/// `hookline keys create` on a fresh database in `dir`: the tenant's first key.
+#[test]
+fn verify_refuses_a_request_with_only_the_hex_signature_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = br#"{"event":"contact.created","data":{"id":"c1"}}"#;
+    std::fs::write(dir.path().join("body.json"), body).unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let hex = hookline_core::signing::hex_signature(secret, body);
+    let header = format!("X-Webhook-Signature: {hex}");
+    let args = ["verify", "body.json", "--secret", secret, "-H", &header];
+    let out = run(hookline(dir.path()).args(args));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("X-Webhook-Signature: ok"));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("no timestamp") && err.contains("--allow-hex-only"),
+        "{err}"
+    );
+    let out = run(hookline(dir.path()).args(args).arg("--allow-hex-only"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The opt-in accepts only a matching signature.
+    let wrong = format!("X-Webhook-Signature: {}", "0".repeat(64));
+    let out = run(hookline(dir.path()).args([
+        "verify",
+        "body.json",
+        "--secret",
+        secret,
+        "-H",
+        &wrong,
+        "--allow-hex-only",
+    ]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("X-Webhook-Signature: FAILED"));
+}
+
+/// `hookline keys create --local` on a fresh database in `dir`: the tenant's first key.
 fn new_key(dir: &std::path::Path) -> String {
-    let out = run(hookline(dir).args(["keys", "create"]));
+    let out = run(hookline(dir).args(["keys", "create", "--local"]));
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -831,7 +1023,7 @@ async fn mcp_on_stdio_forwards_the_tools_of_a_running_server() {
     let tools = client.list_all_tools().await.unwrap();
     assert_eq!(
         tools.len(),
-        15,
+        16,
         "{:?}",
         tools.iter().map(|t| &t.name).collect::<Vec<_>>()
     );
@@ -919,4 +1111,123 @@ fn mcp_on_stdio_fails_fast_with_a_clear_message() {
         );
     }
     assert!(terminate(server).success());
+}
+
+/// [`hookline`] with `keys[0]` as the encryption key and the others as old keys.
+fn with_keys(dir: &std::path::Path, keys: &[&hookline_core::sealing::EncryptionKey]) -> Command {
+    let old: Vec<String> = keys[1..].iter().map(|k| k.to_base64()).collect();
+    let mut cmd = hookline(dir);
+    cmd.env("HOOKLINE_ENCRYPTION_KEY", keys[0].to_base64())
+        .env("HOOKLINE_ENCRYPTION_KEYS_OLD", old.join(","));
+    cmd
+}
+
+#[test]
+fn a_new_sqlite_database_gets_a_private_key_file_and_postgres_needs_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(hookline(dir.path()).arg("migrate"));
+    assert!(out.status.success(), "{out:?}");
+    let file = dir.path().join("hookline.db.key");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(hookline_core::sealing::EncryptionKey::parse(&text).is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "key file mode {mode:o}");
+    }
+    // The next start uses the same key.
+    assert!(run(hookline(dir.path()).arg("migrate")).status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    // PostgreSQL without a key is refused before any connection is tried.
+    let out = run(hookline(dir.path())
+        .env(
+            "HOOKLINE_DATABASE_URL",
+            "postgres://hookline@127.0.0.1:1/none",
+        )
+        .arg("migrate"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HOOKLINE_ENCRYPTION_KEY") && err.contains("PostgreSQL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rotate_encryption_reseals_every_secret_and_a_wrong_key_stops_the_start() {
+    use hookline_core::sealing::EncryptionKey;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (EncryptionKey::generate(), EncryptionKey::generate());
+    let out = run(with_keys(dir.path(), &[&a]).args(["keys", "create", "--local"]));
+    assert!(out.status.success(), "{out:?}");
+    let api_key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let serve = |keys: &[&EncryptionKey], port: u16| {
+        with_keys(dir.path(), keys)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A webhook with a secret and a credential header, sealed under key A. No event is published:
+    // nothing is ever sent to its URL.
+    let port = free_port();
+    let server = serve(&[&a], port);
+    wait_ready(port);
+    let (s, w) = http_json(
+        port,
+        "POST",
+        "/v1/webhooks",
+        &api_key,
+        r#"{"url":"https://example.com/h","events":["contact.*"],"headers":{"Authorization":"Bearer CANARY-token"}}"#,
+    );
+    assert_eq!(s, 201, "{w}");
+    let (id, secret) = (w["id"].as_str().unwrap(), w["secret"].as_str().unwrap());
+    assert!(terminate(server).success());
+
+    // Another key alone: the start stops, naming the key the database needs.
+    let out = run(with_keys(dir.path(), &[&b]).arg("migrate"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrong encryption key"), "{err}");
+    assert!(err.contains(a.id().as_str()), "{err}");
+
+    // The rotation: B seals, A still opens.
+    let out = run(with_keys(dir.path(), &[&b, &a]).args(["keys", "rotate-encryption"]));
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("1 webhooks") && said.contains(b.id().as_str()),
+        "{said}"
+    );
+    // Now A can go; A alone opens nothing any more.
+    let out = run(with_keys(dir.path(), &[&a]).arg("migrate"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(b.id().as_str()));
+    let port = free_port();
+    let server = serve(&[&b], port);
+    wait_ready(port);
+    let (s, shown) = http_json(
+        port,
+        "GET",
+        &format!("/v1/webhooks/{id}/secret"),
+        &api_key,
+        "",
+    );
+    assert_eq!(s, 200, "{shown}");
+    assert_eq!(shown["secret"], secret);
+    let (_, got) = http_json(port, "GET", &format!("/v1/webhooks/{id}"), &api_key, "");
+    assert_eq!(got["headers"]["Authorization"], "Bear…en");
+    assert!(terminate(server).success());
+
+    // And the file on disk holds neither in clear.
+    let stored: String = ["hookline.db", "hookline.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::read(dir.path().join(f)).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    assert!(stored.contains("example.com"), "the file holds the webhook");
+    assert!(!stored.contains("CANARY") && !stored.contains(secret));
 }

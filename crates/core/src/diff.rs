@@ -60,7 +60,9 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             if !target.is_object() {
                 *target = Value::Object(Map::new());
             }
-            let t = target.as_object_mut().expect("just made an object");
+            let Value::Object(t) = target else {
+                return;
+            };
             for (k, v) in p {
                 if v.is_null() {
                     t.remove(k);

@@ -14,6 +14,7 @@ use crate::signing;
 use crate::time::{self, Timestamp};
 use crate::webhook::Format;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 /// Everything a format may put on the wire about one event.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +61,48 @@ impl EventFields<'_> {
         }
     }
 
+    /// How many objects [`Self::objects`] holds, without collecting them.
+    fn object_count(&self) -> usize {
+        match self.data {
+            _ if self.is_delete() => 0,
+            Value::Array(items) => items.len(),
+            _ => 1,
+        }
+    }
+
+    /// The `item`-th object: O(1), where one-object formats used to collect every object of the
+    /// batch for each delivery (a 50,000-object event then drained at ~70 deliveries/s).
+    fn object(&self, item: usize) -> Option<&Value> {
+        match self.data {
+            _ if self.is_delete() => None,
+            Value::Array(items) => items.get(item),
+            other if item == 0 => Some(other),
+            _ => None,
+        }
+    }
+
+    /// The `item`-th id a delete carries (see [`Self::ids`]), without copying the others.
+    fn id_at(&self, item: usize) -> Option<Value> {
+        if let Some(ids) = self.data.get("ids").and_then(Value::as_array) {
+            return ids.get(item).cloned();
+        }
+        if item != 0 {
+            return None;
+        }
+        if let Some(id) = self.data.get("id") {
+            return Some(id.clone());
+        }
+        self.entity_id.map(|i| json!(i))
+    }
+
+    /// How many ids a delete carries.
+    fn id_count(&self) -> usize {
+        if let Some(ids) = self.data.get("ids").and_then(Value::as_array) {
+            return ids.len();
+        }
+        usize::from(self.data.get("id").is_some() || self.entity_id.is_some())
+    }
+
     /// Ids a delete carries: `data.ids`, else `data.id`, else the event's subject id.
     fn ids(&self) -> Vec<Value> {
         if let Some(ids) = self.data.get("ids").and_then(Value::as_array) {
@@ -91,9 +134,9 @@ pub fn deliveries_needed(format: Format, ev: &EventFields) -> usize {
         return 1;
     }
     let n = if ev.is_delete() {
-        ev.ids().len()
+        ev.id_count()
     } else {
-        ev.objects().len()
+        ev.object_count()
     };
     n.max(1)
 }
@@ -151,17 +194,14 @@ fn envelope(ev: &EventFields, delivery_id: DeliveryId) -> Value {
 fn flat(ev: &EventFields, item: usize) -> Value {
     let mut data = if ev.is_delete() {
         let mut m = Map::new();
-        m.insert(
-            "id".into(),
-            ev.ids().get(item).cloned().unwrap_or(Value::Null),
-        );
+        m.insert("id".into(), ev.id_at(item).unwrap_or(Value::Null));
         m
     } else {
-        match ev.objects().get(item) {
+        match ev.object(item) {
             Some(Value::Object(m)) => m.clone(),
             Some(other) => {
                 let mut m = Map::new();
-                m.insert("value".into(), (*other).clone());
+                m.insert("value".into(), other.clone());
                 m
             }
             None => Map::new(),
@@ -187,16 +227,12 @@ fn flat(ev: &EventFields, item: usize) -> Value {
 fn record_centred(ev: &EventFields, item: usize) -> Value {
     let subject_type = ev.subject_type();
     let (subject_id, payload) = if ev.is_delete() {
-        let id = ev.ids().get(item).cloned().unwrap_or(Value::Null);
+        let id = ev.id_at(item).unwrap_or(Value::Null);
         let mut p = Map::new();
         p.insert(format!("{subject_type}Id"), id.clone());
         (id, p)
     } else {
-        let obj = ev
-            .objects()
-            .get(item)
-            .map(|o| (*o).clone())
-            .unwrap_or(Value::Null);
+        let obj = ev.object(item).cloned().unwrap_or(Value::Null);
         let mut p = Map::new();
         let id = ev.object_id(&obj).unwrap_or(Value::Null);
         // The record-centred format spells record fields in camelCase (`firstName`,
@@ -443,19 +479,45 @@ const SIGNATURE_HEADERS: &[&str] = &[
     "webhook-signature",
 ];
 
-/// Request headers as the delivery log keeps them: signatures shown, credentials redacted.
-pub fn loggable_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+/// Request headers as the delivery log keeps them: signatures shown, credentials redacted, and the
+/// webhook's own headers (`custom`) masked like everywhere else they are shown
+/// ([`mask_header_value`]), so the log reveals no more of them than the webhook does.
+pub fn loggable_headers(
+    headers: &[(String, String)],
+    custom: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
-            let keep = SIGNATURE_HEADERS.contains(&k.to_ascii_lowercase().as_str())
-                || !is_sensitive_header(k);
-            (
-                k.clone(),
-                if keep { v.clone() } else { "<redacted>".into() },
-            )
+            let shown = if SIGNATURE_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
+                v.clone()
+            } else if is_sensitive_header(k) {
+                "<redacted>".into()
+            } else if custom.keys().any(|c| c.eq_ignore_ascii_case(k)) {
+                mask_header_value(v)
+            } else {
+                v.clone()
+            };
+            (k.clone(), shown)
         })
         .collect()
+}
+
+/// Shorter values are masked whole: 6 characters of them would be too much of a credential.
+const MASK_SHOWS_FROM: usize = 16;
+
+/// How a custom header value is shown once stored (API, console, MCP, CLI, delivery log): its first
+/// 4 and last 2 characters around `…` (`Bearer receiver-token` → `Bear…en`), or only `••••••••`
+/// when it is shorter than 16 characters. A mask is never a valid header value (those are ASCII),
+/// so a mask sent back in an update can't be mistaken for a new value.
+pub fn mask_header_value(value: &str) -> String {
+    let n = value.chars().count();
+    if n < MASK_SHOWS_FROM {
+        return "••••••••".into();
+    }
+    let head: String = value.chars().take(4).collect();
+    let tail: String = value.chars().skip(n - 2).collect();
+    format!("{head}…{tail}")
 }
 
 #[cfg(test)]
@@ -527,6 +589,26 @@ mod tests {
     }
 
     #[test]
+    fn picking_one_object_or_id_agrees_with_the_whole_lists() {
+        for (event_type, data) in [
+            ("contact.created", json!([{"id": "a"}, {"id": "b"}, 7])),
+            ("contact.updated", json!({"id": "solo"})),
+            ("deal.deleted", json!({"ids": ["x", "y", "z"]})),
+            ("deal.deleted", json!({"id": "one"})),
+            ("deal.deleted", json!({})),
+        ] {
+            let ev = view(event_type, &data);
+            let (objects, ids) = (ev.objects(), ev.ids());
+            assert_eq!(ev.object_count(), objects.len(), "{data}");
+            assert_eq!(ev.id_count(), ids.len(), "{data}");
+            for i in 0..4 {
+                assert_eq!(ev.object(i), objects.get(i).copied(), "{data} {i}");
+                assert_eq!(ev.id_at(i), ids.get(i).cloned(), "{data} {i}");
+            }
+        }
+    }
+
+    #[test]
     fn the_log_shows_signatures_and_redacts_credentials() {
         let h: Vec<(String, String)> = [
             ("X-Webhook-Signature", "abc"),
@@ -539,13 +621,31 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let logged: std::collections::HashMap<_, _> = loggable_headers(&h).into_iter().collect();
+        let logged: std::collections::HashMap<_, _> =
+            loggable_headers(&h, &BTreeMap::new()).into_iter().collect();
         assert_eq!(logged["X-Webhook-Signature"], "abc");
         assert_eq!(logged["webhook-signature"], "v1,x");
         assert_eq!(logged["webhook-token"], "<redacted>");
         assert_eq!(logged["Authorization"], "<redacted>");
         assert_eq!(logged["X-Api-Key"], "<redacted>");
         assert_eq!(logged["X-Tenant"], "42");
+        // The webhook's own headers are masked even under harmless names.
+        let custom = BTreeMap::from([("x-tenant".to_string(), "42".to_string())]);
+        let logged: std::collections::HashMap<_, _> =
+            loggable_headers(&h, &custom).into_iter().collect();
+        assert_eq!(logged["X-Tenant"], "••••••••");
+        assert_eq!(logged["Authorization"], "<redacted>");
+    }
+
+    #[test]
+    fn header_values_are_masked_to_a_hint_or_wholly() {
+        assert_eq!(mask_header_value("Bearer receiver-token"), "Bear…en");
+        assert_eq!(mask_header_value("0123456789abcdef"), "0123…ef");
+        for short in ["", "42", "Bearer abc12345"] {
+            assert_eq!(mask_header_value(short), "••••••••", "{short}");
+        }
+        // Characters, not bytes: a mask never splits one.
+        assert_eq!(mask_header_value("ééééé-0123456789-ü"), "éééé…-ü");
     }
 
     #[test]

@@ -154,6 +154,10 @@ typed_id!(
     AttemptId
 );
 typed_id!(
+    /// A background job (a replay).
+    JobId
+);
+typed_id!(
     /// A lease on a claimed delivery: only its holder may record the result.
     LeaseToken
 );

@@ -4,11 +4,15 @@
 //! - [`catalog`]: the event catalog, each format's spelling of event names, subscription patterns;
 //! - [`url_policy`]: which webhook URLs and which resolved addresses may be dialled (SSRF);
 //! - [`signing`]: secrets, API keys and the two signature schemes;
+//! - [`api_key`]: API keys' scopes, expiry and which key may be revoked;
 //! - [`formats`], [`jsjson`]: wire formats, delivery headers, JavaScript-identical JSON bodies;
 //! - [`retry`]: retry schedules and the classification of HTTP outcomes;
-//! - [`webhook`]: validation of a webhook's settings (names, headers, formats, limits).
+//! - [`sealing`]: the encrypted envelope of secrets at rest, keys and keyrings;
+//! - [`webhook`]: validation of a webhook's settings (names, headers, formats, limits);
+//! - [`text`]: which characters a stored text may hold (control characters), and `FieldError`.
 #![forbid(unsafe_code)]
 
+pub mod api_key;
 pub mod catalog;
 pub mod csv;
 pub mod diff;
@@ -17,8 +21,10 @@ pub mod ids;
 pub mod jsjson;
 pub mod record;
 pub mod retry;
+pub mod sealing;
 pub mod signing;
 pub mod stats;
+pub mod text;
 pub mod time;
 pub mod url_policy;
 pub mod webhook;

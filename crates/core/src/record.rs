@@ -119,10 +119,12 @@ fn bad(field: &str, message: impl Into<String>) -> FieldError {
     FieldError::new(field, "invalid", message)
 }
 
+/// A single-line text field: a string (or null) of at most `max` characters, without control
+/// characters (the shared text rule).
 fn text(field: &str, v: &Value, max: usize) -> Result<(), FieldError> {
     match v {
         Value::Null => Ok(()),
-        Value::String(s) if s.chars().count() <= max => Ok(()),
+        Value::String(s) if s.chars().count() <= max => crate::text::check_line(field, s),
         Value::String(_) => Err(FieldError::new(
             field,
             "too_long",
@@ -133,6 +135,14 @@ fn text(field: &str, v: &Value, max: usize) -> Result<(), FieldError> {
             "invalid_type",
             format!("{field} must be a string or null"),
         )),
+    }
+}
+
+/// A multi-line text field (a contact's notes): line breaks and tabs allowed.
+fn multiline_text(field: &str, v: &Value, max: usize) -> Result<(), FieldError> {
+    match v {
+        Value::String(s) if s.chars().count() <= max => crate::text::check_multiline(field, s),
+        other => text(field, other, max),
     }
 }
 
@@ -149,19 +159,50 @@ fn required_text(field: &str, v: Option<&Value>, max: usize) -> Result<(), Field
     }
 }
 
+/// Longest local part of an email address, in octets (RFC 5321 §4.5.3.1.1).
+pub const MAX_EMAIL_LOCAL: usize = 64;
+/// Longest domain of an email address, in octets (RFC 5321 §4.5.3.1.2, RFC 1035).
+pub const MAX_EMAIL_DOMAIN: usize = 253;
+/// Longest label of an email domain, in octets (RFC 1035).
+pub const MAX_EMAIL_LABEL: usize = 63;
+
 fn email(field: &str, v: &Value) -> Result<(), FieldError> {
     text(field, v, 320)?;
-    if let Value::String(s) = v {
-        let ok = s.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        }) && !s.chars().any(char::is_whitespace)
-            && s.matches('@').count() == 1;
-        if !ok {
-            return Err(bad(field, format!("{field} `{s}` is not an email address")));
-        }
+    let Value::String(s) = v else {
+        return Ok(());
+    };
+    let not_email = || bad(field, format!("{field} `{s}` is not an email address"));
+    if s.chars().any(char::is_whitespace) || s.matches('@').count() != 1 {
+        return Err(not_email());
+    }
+    let (local, domain) = s.split_once('@').ok_or_else(not_email)?;
+    if local.is_empty() || !domain.contains('.') {
+        return Err(not_email());
+    }
+    // RFC 5321's limits, in octets: a longer address is refused by mail servers, so it can only be
+    // a mistake (or padding meant to break a receiver).
+    if local.len() > MAX_EMAIL_LOCAL {
+        return Err(bad(
+            field,
+            format!(
+                "{field}: the part before @ must be at most {MAX_EMAIL_LOCAL} octets (RFC 5321)"
+            ),
+        ));
+    }
+    if domain.len() > MAX_EMAIL_DOMAIN {
+        return Err(bad(
+            field,
+            format!("{field}: the domain must be at most {MAX_EMAIL_DOMAIN} octets (RFC 5321)"),
+        ));
+    }
+    if domain.split('.').any(str::is_empty) {
+        return Err(not_email());
+    }
+    if domain.split('.').any(|l| l.len() > MAX_EMAIL_LABEL) {
+        return Err(bad(
+            field,
+            format!("{field}: each part of the domain must be at most {MAX_EMAIL_LABEL} octets (RFC 1035)"),
+        ));
     }
     Ok(())
 }
@@ -184,6 +225,9 @@ fn phone(field: &str, v: &Value) -> Result<(), FieldError> {
 fn web_url(field: &str, v: &Value) -> Result<(), FieldError> {
     text(field, v, 2048)?;
     if let Value::String(s) = v {
+        // Stored as written, so written as meant: nothing a lenient parser would repair.
+        crate::url_policy::check_written(s)
+            .map_err(|e| bad(field, format!("{field} {}", e.detail())))?;
         let ok = url::Url::parse(s)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
         if !ok {
@@ -408,7 +452,7 @@ fn validate_contact(doc: &Map<String, Value>) -> Result<(), FieldError> {
     ] {
         text(k, get(k), MAX_TEXT)?;
     }
-    text("notes", get("notes"), MAX_NOTES)?;
+    multiline_text("notes", get("notes"), MAX_NOTES)?;
     email("primary_email", get("primary_email"))?;
     phone("primary_phone", get("primary_phone"))?;
     list("emails", get("emails"), labelled(email))?;
@@ -443,7 +487,29 @@ fn validate_contact(doc: &Map<String, Value>) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// What every record may hold, whatever its kind: field names without control characters, and no
+/// NUL in any string or key at any depth (the shared text rule for stored JSON documents). Typed
+/// fields are then checked by their kind's rules.
+fn validate_characters(doc: &Map<String, Value>) -> Result<(), FieldError> {
+    for (k, v) in doc {
+        if let Some((at, c)) = crate::text::find_control(k, false) {
+            return Err(FieldError::new(
+                ".",
+                crate::text::CONTROL_CHARACTER,
+                format!(
+                    "field names must not contain control characters; {k:?} has {} at character {}",
+                    crate::text::describe(c),
+                    at + 1
+                ),
+            ));
+        }
+        crate::text::check_json(k, v)?;
+    }
+    Ok(())
+}
+
 fn validate_document(kind: RecordKind, doc: &Map<String, Value>) -> Result<(), FieldError> {
+    validate_characters(doc)?;
     let get = |k: &str| doc.get(k);
     match kind {
         RecordKind::Contact => return validate_contact(doc),
@@ -474,7 +540,9 @@ fn validate_document(kind: RecordKind, doc: &Map<String, Value>) -> Result<(), F
                 "contact_ids",
                 get("contact_ids").unwrap_or(&Value::Null),
                 |f, v| match v {
-                    Value::String(s) if !s.is_empty() && s.len() <= 256 => Ok(()),
+                    Value::String(s) if !s.is_empty() && s.len() <= 256 => {
+                        crate::text::check_line(f, s)
+                    }
                     _ => Err(bad(f, "contact ids are non-empty strings")),
                 },
             )?;
@@ -636,7 +704,8 @@ pub fn plan(
                     diff::merge_patch(&mut merged, &patch);
                     body_object(merged, id)?
                 }
-                _ => unreachable!("matched above"),
+                // Only replaces and patches reach this arm; refuse rather than panic.
+                _ => return Err(bad(".", "this write can't be applied to a record").into()),
             };
             let doc = finish(id, fields, &created_at, now);
             validate_document(kind, &doc)?;
@@ -1009,5 +1078,147 @@ mod tests {
             ),
             Err(Refusal::AlreadyExists)
         );
+    }
+
+    fn refusal_of(kind: RecordKind, body: Value) -> Option<(String, &'static str)> {
+        match plan(kind, "x1", Write::Create(body), None, NOW) {
+            Err(Refusal::Invalid(e)) => Some((e.field, e.code)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field_naming_it() {
+        let controls = (0u32..=0x1f)
+            .chain([0x7f])
+            .chain(0x80..=0x9f)
+            .map(|u| char::from_u32(u).unwrap());
+        for c in controls {
+            let t = format!("a{c}b");
+            for (kind, body, field) in [
+                (RecordKind::Contact, json!({"first_name": t}), "first_name"),
+                (
+                    RecordKind::Contact,
+                    json!({"first_name": "J", "owner_id": t}),
+                    "owner_id",
+                ),
+                (
+                    RecordKind::Contact,
+                    json!({"first_name": "J", "tags": [{"name": t}]}),
+                    "tags[0].name",
+                ),
+                (
+                    RecordKind::Contact,
+                    json!({"first_name": "J", "custom": [{"label": "L", "value": t}]}),
+                    "custom[0].value",
+                ),
+                (
+                    RecordKind::Contact,
+                    json!({"first_name": "J", "address": {"formatted": t}}),
+                    "address.formatted",
+                ),
+                (RecordKind::Organization, json!({"name": t}), "name"),
+                (RecordKind::Task, json!({"title": t}), "title"),
+                (RecordKind::Deal, json!({"name": "D", "stage": t}), "stage"),
+                (
+                    RecordKind::Deal,
+                    json!({"name": "D", "stage": "s", "contact_ids": [t]}),
+                    "contact_ids[0]",
+                ),
+            ] {
+                assert_eq!(
+                    refusal_of(kind, body.clone()),
+                    Some((field.to_string(), crate::text::CONTROL_CHARACTER)),
+                    "{body}"
+                );
+            }
+            // Notes are multi-line: line breaks and tabs are text there.
+            let notes = refusal_of(RecordKind::Contact, json!({"first_name": "J", "notes": t}));
+            if matches!(c, '\n' | '\r' | '\t') {
+                assert_eq!(notes, None);
+            } else {
+                assert_eq!(
+                    notes,
+                    Some(("notes".into(), crate::text::CONTROL_CHARACTER))
+                );
+            }
+            // Free fields are JSON: escapes carry control characters, except NUL.
+            let free = refusal_of(
+                RecordKind::Deal,
+                json!({"name": "D", "stage": "s", "memo": {"x": t}}),
+            );
+            if c == '\0' {
+                assert_eq!(
+                    free,
+                    Some(("memo.x".into(), crate::text::CONTROL_CHARACTER))
+                );
+            } else {
+                assert_eq!(free, None);
+            }
+            // Field names are single-line.
+            let key = refusal_of(RecordKind::Task, json!({"title": "T", t.clone(): 1}));
+            assert_eq!(key, Some((".".into(), crate::text::CONTROL_CHARACTER)));
+        }
+    }
+
+    #[test]
+    fn emails_are_within_rfc_5321_limits() {
+        let local64 = "l".repeat(64);
+        let label63 = "d".repeat(63);
+        let domain253 = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "e".repeat(61)
+        );
+        assert_eq!(domain253.len(), 253);
+        for (address, ok) in [
+            (format!("{local64}@example.com"), true),
+            (format!("{local64}x@example.com"), false),
+            (format!("a@{label63}.com"), true),
+            (format!("a@{label63}x.com"), false),
+            (format!("a@{domain253}"), true),
+            (format!("a@{domain253}x"), false),
+            ("a@b..com".to_string(), false),
+            ("a@.b.com".to_string(), false),
+            ("a@b.com.".to_string(), false),
+            ("a@@b.com".to_string(), false),
+            ("a b@c.com".to_string(), false),
+            ("jos\u{e9}@exampl\u{e9}.fr".to_string(), true),
+        ] {
+            for body in [
+                json!({"primary_email": address}),
+                json!({"first_name": "J", "emails": [{"label": "W", "value": address}]}),
+            ] {
+                let got = refusal_of(RecordKind::Contact, body.clone());
+                assert_eq!(got.is_none(), ok, "{body}: {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn record_urls_are_refused_when_a_lenient_parser_would_repair_them() {
+        for (url, ok) in [
+            ("https://example.com/in/jd", true),
+            ("http://example.com", true),
+            ("https:/example.com", false),
+            ("https:example.com", false),
+            ("https:\\\\example.com", false),
+            (" https://example.com", false),
+            ("https://example.com/a b", false),
+            ("https://2130706433/", false),
+            ("https://example.com/../x", false),
+            ("ftp://example.com/", false),
+        ] {
+            let got = refusal_of(
+                RecordKind::Contact,
+                json!({"first_name": "J", "websites": [{"label": "W", "value": url}]}),
+            );
+            assert_eq!(got.is_none(), ok, "{url}: {got:?}");
+            if !ok {
+                assert_eq!(got.unwrap().0, "websites[0].value", "{url}");
+            }
+        }
     }
 }

@@ -151,8 +151,12 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 
 /// The lookup prefix of a presented key, or `None` when it can't be one of ours.
 pub fn api_key_prefix(presented: &str) -> Option<&str> {
-    (presented.starts_with("hk_") && presented.len() > API_KEY_PREFIX_LEN && presented.is_ascii())
-        .then(|| &presented[..API_KEY_PREFIX_LEN])
+    // Visible ASCII only, so a presented value (a console form field, a typed header) with a
+    // control character never reaches the key lookup: PostgreSQL refuses a NUL in a query parameter.
+    (presented.starts_with("hk_")
+        && presented.len() > API_KEY_PREFIX_LEN
+        && presented.bytes().all(|b| b.is_ascii_graphic()))
+    .then(|| &presented[..API_KEY_PREFIX_LEN])
 }
 
 /// Lowercase hex SHA-256 (request fingerprints for idempotency).

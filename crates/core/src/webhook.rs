@@ -5,30 +5,8 @@ use crate::catalog::{self, PatternError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A validation failure tied to one input field (`field` uses dotted paths: `headers.X-Foo`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    /// Machine-readable reason, stable for clients: `required`, `too_long`, `invalid_url`, …
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+// Defined beside the text rule every validator shares; re-exported here where callers know it.
+pub use crate::text::FieldError;
 
 /// How an event is rendered for one webhook: one of the four wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
@@ -142,21 +120,13 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
             format!("{field} must be at most {max} characters"),
         ));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(FieldError::new(
-            field,
-            "invalid",
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(())
+    crate::text::check_line(field, value)
 }
 
 /// A webhook's display name: trimmed, non-empty, single line.
 pub fn validate_name(name: &str) -> Result<String, FieldError> {
+    // Checked before trimming: a trailing line break is refused, not silently cut off.
+    crate::text::check_line("name", name)?;
     let name = name.trim();
     if name.is_empty() {
         return Err(FieldError::new(
@@ -165,18 +135,13 @@ pub fn validate_name(name: &str) -> Result<String, FieldError> {
             "name must not be empty",
         ));
     }
-    if name.contains('\n') {
-        return Err(FieldError::new(
-            "name",
-            "invalid",
-            "name must be a single line",
-        ));
-    }
     check_len("name", name, MAX_NAME)?;
     Ok(name.to_string())
 }
 
+/// A webhook's description: one line (the console shows it in a single-line field), trimmed.
 pub fn validate_description(d: &str) -> Result<String, FieldError> {
+    crate::text::check_line("description", d)?;
     check_len("description", d, MAX_DESCRIPTION)?;
     Ok(d.trim().to_string())
 }
@@ -198,13 +163,7 @@ pub fn validate_secret(s: &str) -> Result<String, FieldError> {
             format!("secret must be at most {MAX_SECRET} bytes"),
         ));
     }
-    if s.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "secret",
-            "invalid",
-            "secret must not contain control characters",
-        ));
-    }
+    crate::text::check_line("secret", s)?;
     // A `whsec_` secret is Standard Webhooks' form: receivers base64-decode the rest to get the key,
     // so it must decode, or their signatures would never match ours.
     if let Some(rest) = s.strip_prefix("whsec_") {
@@ -350,18 +309,33 @@ pub fn validate_headers(
                 format!("header values must be at most {MAX_HEADER_VALUE} bytes"),
             ));
         }
-        if value
-            .bytes()
-            .any(|b| b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f)
-        {
-            return Err(FieldError::new(
-                field,
-                "invalid_header",
-                "header values must not contain CR, LF or other control characters",
-            ));
-        }
+        check_header_value(&field, value)?;
     }
     Ok(headers.clone())
+}
+
+/// A custom header value: visible ASCII (`!`–`~`) with single spaces between words allowed, no
+/// leading or trailing space. Control characters (tab included) are refused by the shared text
+/// rule first; anything outside ASCII is refused because HTTP gives it no agreed meaning (a
+/// receiver might read it as Latin-1, UTF-8 or not at all), and surrounding spaces because HTTP
+/// strips them, so the receiver would never see the value as stored.
+fn check_header_value(field: &str, value: &str) -> Result<(), FieldError> {
+    crate::text::check_line(field, value)?;
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        return Err(FieldError::new(
+            field,
+            "invalid_header",
+            format!("header values must be visible ASCII characters (and spaces); `{c}` is not"),
+        ));
+    }
+    if value.starts_with(' ') || value.ends_with(' ') {
+        return Err(FieldError::new(
+            field,
+            "invalid_header",
+            "header values must not start or end with a space (HTTP would strip it)",
+        ));
+    }
+    Ok(())
 }
 
 pub fn validate_rate_limit(limit: Option<u32>) -> Result<Option<u32>, FieldError> {
@@ -422,12 +396,27 @@ mod tests {
 
     #[test]
     fn headers_refuse_injection_and_reserved_names() {
-        let ok: BTreeMap<_, _> = [("Authorization".to_string(), "Bearer abc".to_string())].into();
+        let ok: BTreeMap<_, _> = [
+            ("Authorization".to_string(), "Bearer abc".to_string()),
+            (
+                "X-Visible".to_string(),
+                "!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~".to_string(),
+            ),
+            ("X-Empty".to_string(), String::new()),
+        ]
+        .into();
         assert!(validate_headers(&ok, "Hookline").is_ok());
         for (name, value, code) in [
-            ("X-Evil", "a\r\nHost: x", "invalid_header"),
-            ("X-Evil", "a\nb", "invalid_header"),
-            ("X-Evil", "a\0b", "invalid_header"),
+            ("X-Evil", "a\r\nHost: x", "control_character"),
+            ("X-Evil", "a\nb", "control_character"),
+            ("X-Evil", "a\0b", "control_character"),
+            ("X-Evil", "a\tb", "control_character"),
+            ("X-Evil", "a\u{7f}b", "control_character"),
+            ("X-Evil", "a\u{85}b", "control_character"),
+            ("X-Evil", "caf\u{e9}", "invalid_header"),
+            ("X-Evil", "\u{a0}", "invalid_header"),
+            ("X-Evil", " padded", "invalid_header"),
+            ("X-Evil", "padded ", "invalid_header"),
             ("Bad Name", "v", "invalid_header"),
             ("Bad:Name", "v", "invalid_header"),
             ("", "v", "invalid_header"),
@@ -464,7 +453,16 @@ mod tests {
             validate_name(&"x".repeat(201)).unwrap_err().code,
             "too_long"
         );
-        assert_eq!(validate_name("a\nb").unwrap_err().code, "invalid");
+        assert_eq!(validate_name("a\nb").unwrap_err().code, "control_character");
+        assert_eq!(
+            validate_name("name\n").unwrap_err().code,
+            "control_character"
+        );
+        assert_eq!(
+            validate_description("two\nlines").unwrap_err().code,
+            "control_character"
+        );
+        assert_eq!(validate_description(" d "), Ok("d".to_string()));
         assert_eq!(
             validate_secret("your-hmac-secret"),
             Ok("your-hmac-secret".to_string())

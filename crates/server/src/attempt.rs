@@ -143,7 +143,7 @@ pub async fn attempt_signed_with(
             headers.push(("traceparent".into(), traceparent));
         }
     }
-    let logged_headers = formats::loggable_headers(&headers);
+    let logged_headers = formats::loggable_headers(&headers, &webhook.headers);
     let result = sender
         .send(OutboundRequest {
             url: webhook.url.clone(),

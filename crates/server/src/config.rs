@@ -6,6 +6,7 @@
 //! names the key, instead of surfacing later as a confusing runtime failure.
 
 use hookline_core::retry::{parse_delay, DisablePolicy, RetrySchedule};
+use hookline_core::sealing::EncryptionKey;
 use hookline_core::url_policy::{IpCidr, UrlPolicy};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -37,6 +38,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_concurrency_per_webhook", Kind::Int),
     ("retention_days", Kind::Int),
     ("secret_rotation_grace", Kind::Str),
+    ("encryption_key", Kind::Str),
+    ("encryption_keys_old", Kind::List),
     ("extra_ca_cert", Kind::Str),
     ("sqlite_synchronous", Kind::Str),
     ("sqlite_readers", Kind::Int),
@@ -45,8 +48,16 @@ const KEYS: &[(&str, Kind)] = &[
     ("log", Kind::Str),
     ("log_format", Kind::Str),
     ("otel_endpoint", Kind::Str),
+    ("metrics_token", Kind::Str),
     ("lease", Kind::Str),
     ("max_inflight", Kind::Int),
+    ("max_in_flight_per_tenant", Kind::Int),
+    ("max_deliveries_per_publish", Kind::Int),
+    ("shutdown_grace", Kind::Str),
+    ("job_step", Kind::Int),
+    ("http_header_timeout", Kind::Str),
+    ("http_body_timeout", Kind::Str),
+    ("http_max_connections", Kind::Int),
     ("disable_after_failures", Kind::Int),
     ("disable_after", Kind::Str),
     ("console_session_idle", Kind::Str),
@@ -73,6 +84,8 @@ struct RawConfig {
     max_concurrency_per_webhook: Option<u64>,
     retention_days: Option<u64>,
     secret_rotation_grace: Option<String>,
+    encryption_key: Option<String>,
+    encryption_keys_old: Option<Vec<String>>,
     extra_ca_cert: Option<String>,
     sqlite_synchronous: Option<String>,
     sqlite_readers: Option<u64>,
@@ -81,8 +94,16 @@ struct RawConfig {
     log: Option<String>,
     log_format: Option<String>,
     otel_endpoint: Option<String>,
+    metrics_token: Option<String>,
     lease: Option<String>,
     max_inflight: Option<u64>,
+    max_in_flight_per_tenant: Option<u64>,
+    max_deliveries_per_publish: Option<u64>,
+    shutdown_grace: Option<String>,
+    job_step: Option<u64>,
+    http_header_timeout: Option<String>,
+    http_body_timeout: Option<String>,
+    http_max_connections: Option<u64>,
     disable_after_failures: Option<u64>,
     disable_after: Option<String>,
     console_session_idle: Option<String>,
@@ -117,6 +138,12 @@ pub struct Config {
     pub max_concurrency_per_webhook: usize,
     pub retention_days: u32,
     pub secret_rotation_grace: Duration,
+    /// The key webhook secrets and custom header values are sealed under at rest. `None`: the key
+    /// file beside a SQLite database (refused with PostgreSQL); see `encryption.rs`. `Debug`
+    /// shows only its id.
+    pub encryption_key: Option<EncryptionKey>,
+    /// Older keys that still open values sealed before a key rotation, never seal.
+    pub encryption_keys_old: Vec<EncryptionKey>,
     pub extra_ca_cert: Option<PathBuf>,
     pub sqlite_synchronous_full: bool,
     pub sqlite_readers: usize,
@@ -130,10 +157,23 @@ pub struct Config {
     /// OTLP/HTTP collector to export traces to (e.g. `http://127.0.0.1:4318`); `None`: no tracing
     /// export at all (no exporter, no batch processor, no `traceparent` header).
     pub otel_endpoint: Option<String>,
+    /// When set, `GET /metrics` answers only requests carrying `Authorization: Bearer <token>`.
+    pub metrics_token: Option<MetricsToken>,
     /// How long a claimed delivery stays leased to its node; after that another node may send it.
     pub lease: Duration,
     /// Most deliveries in flight (claimed, not yet recorded) on this node.
     pub max_inflight: usize,
+    /// Most deliveries of one tenant in flight on this node, so a tenant whose endpoints hang
+    /// can't take every slot (default: a quarter of `max_inflight`).
+    pub max_in_flight_per_tenant: usize,
+    /// Most deliveries one publish may create (events × webhooks × objects for one-object formats).
+    pub max_deliveries_per_publish: usize,
+    /// After SIGTERM, the process is gone within this long whatever receivers or the database do.
+    pub shutdown_grace: Duration,
+    /// Rows a background job (a replay) handles per step, each step one short transaction.
+    pub job_step: usize,
+    /// The HTTP server's connection limits.
+    pub http: HttpLimits,
     /// When a failing webhook is disabled.
     pub disable: DisablePolicy,
     /// A console or portal session ends after this long without a request.
@@ -196,6 +236,64 @@ impl PartialEq<&str> for DatabaseUrl {
     }
 }
 
+/// What the HTTP server allows a client connection (see `http_server.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time to send a request's head, counted from when the server starts waiting for it: on a new
+    /// connection and between keep-alive requests alike, so it is also the idle keep-alive timeout.
+    pub header_timeout: Duration,
+    /// Longest wait for the next piece of a request body.
+    pub body_timeout: Duration,
+    /// Open connections at most; past it new ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+/// `metrics_token`: the bearer token `/metrics` requires. Held as a secret: `Debug` output and
+/// logs show `***`, never the token.
+#[derive(Clone)]
+pub struct MetricsToken(SecretString);
+
+impl MetricsToken {
+    /// Shortest token accepted: long enough that guessing it over the network is hopeless.
+    pub const MIN_LEN: usize = 16;
+    const MAX_LEN: usize = 512;
+
+    /// Empty or unset means no token (so an environment variable can turn it off). Otherwise
+    /// 16-512 visible ASCII characters, so it travels unchanged in an `Authorization` header.
+    fn parse(value: Option<String>) -> Result<Option<MetricsToken>, ConfigError> {
+        let Some(v) = value
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        else {
+            return Ok(None);
+        };
+        // The value itself is never repeated in the message: it is a secret.
+        if v.len() < Self::MIN_LEN
+            || v.len() > Self::MAX_LEN
+            || !v.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ConfigError(format!(
+                "metrics_token must be {} to {} visible ASCII characters without spaces \
+                 (e.g. the output of `openssl rand -hex 32`)",
+                Self::MIN_LEN,
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Some(MetricsToken(SecretString::from(v))))
+    }
+
+    /// The token, for the constant-time comparison in the service layer.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -218,6 +316,17 @@ fn otel_endpoint(value: Option<String>) -> Result<Option<String>, ConfigError> {
         _ => Err(ConfigError(format!(
             "otel_endpoint: `{v}` is not an http(s):// URL like http://127.0.0.1:4318"
         ))),
+    }
+}
+
+/// An encryption key (see `hookline_core::sealing::EncryptionKey::parse`); empty means unset, so
+/// an environment variable can clear it. The error never repeats the value: it may be a real key.
+fn encryption_key(key: &str, value: Option<&str>) -> Result<Option<EncryptionKey>, ConfigError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => EncryptionKey::parse(v)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("{key}: the key {e}"))),
     }
 }
 
@@ -372,9 +481,49 @@ impl RawConfig {
                 (timeout * 2 + Duration::from_secs(5)).as_secs()
             )));
         }
+        for (key, v) in [
+            ("http_header_timeout", &self.http_header_timeout),
+            ("http_body_timeout", &self.http_body_timeout),
+            ("shutdown_grace", &self.shutdown_grace),
+        ] {
+            if let Some(v) = v {
+                if duration(key, Some(v.clone()), "1s")? < Duration::from_secs(1) {
+                    return Err(ConfigError(format!("{key} must be at least 1s (got {v})")));
+                }
+            }
+        }
+        let max_inflight = bounded("max_inflight", self.max_inflight, 1024, 1, 100_000)? as usize;
+        let max_in_flight_per_tenant = bounded(
+            "max_in_flight_per_tenant",
+            self.max_in_flight_per_tenant,
+            (max_inflight as u64 / 4).max(1),
+            1,
+            100_000,
+        )? as usize;
         Ok(Config {
             lease,
-            max_inflight: bounded("max_inflight", self.max_inflight, 1024, 1, 100_000)? as usize,
+            max_inflight,
+            max_in_flight_per_tenant,
+            max_deliveries_per_publish: bounded(
+                "max_deliveries_per_publish",
+                self.max_deliveries_per_publish,
+                10_000,
+                1,
+                10_000_000,
+            )? as usize,
+            shutdown_grace: duration("shutdown_grace", self.shutdown_grace, "30s")?,
+            job_step: bounded("job_step", self.job_step, 1000, 1, 100_000)? as usize,
+            http: HttpLimits {
+                header_timeout: duration("http_header_timeout", self.http_header_timeout, "10s")?,
+                body_timeout: duration("http_body_timeout", self.http_body_timeout, "30s")?,
+                max_connections: bounded(
+                    "http_max_connections",
+                    self.http_max_connections,
+                    10_000,
+                    1,
+                    1_000_000,
+                )? as usize,
+            },
             disable: DisablePolicy {
                 max_consecutive_failures: bounded(
                     "disable_after_failures",
@@ -420,6 +569,17 @@ impl RawConfig {
                 self.secret_rotation_grace,
                 "24h",
             )?,
+            encryption_key: encryption_key("encryption_key", self.encryption_key.as_deref())?,
+            encryption_keys_old: self
+                .encryption_keys_old
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| {
+                    encryption_key(&format!("encryption_keys_old (key {})", i + 1), Some(k))
+                        .transpose()
+                })
+                .collect::<Result<_, _>>()?,
             extra_ca_cert: self.extra_ca_cert.map(PathBuf::from),
             sqlite_synchronous_full,
             sqlite_readers: bounded("sqlite_readers", self.sqlite_readers, 4, 1, 64)? as usize,
@@ -442,6 +602,7 @@ impl RawConfig {
                 }
             },
             otel_endpoint: otel_endpoint(self.otel_endpoint)?,
+            metrics_token: MetricsToken::parse(self.metrics_token)?,
             console_session_idle: duration(
                 "console_session_idle",
                 self.console_session_idle,
@@ -579,6 +740,53 @@ mod tests {
     }
 
     #[test]
+    fn encryption_keys_parse_from_base64_or_hex_and_never_show() {
+        let current = EncryptionKey::generate();
+        let old = EncryptionKey::generate();
+        let hex_old = hookline_core::signing::hex(&[5u8; 32]);
+        let c = Config::load(
+            None,
+            env(&[
+                ("HOOKLINE_ENCRYPTION_KEY", &current.to_base64()),
+                (
+                    "HOOKLINE_ENCRYPTION_KEYS_OLD",
+                    &format!("{}, {hex_old}", old.to_base64()),
+                ),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.encryption_key.as_ref().unwrap().id(), current.id());
+        assert_eq!(c.encryption_keys_old.len(), 2);
+        assert_eq!(c.encryption_keys_old[0].id(), old.id());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(&current.to_base64()), "{shown}");
+        assert!(!shown.contains(&hex_old), "{shown}");
+        assert!(shown.contains(current.id().as_str()), "{shown}");
+        // Empty = unset; a bad key is named, its text is not repeated.
+        let c = Config::load(None, env(&[("HOOKLINE_ENCRYPTION_KEY", " ")]), &[]).unwrap();
+        assert!(c.encryption_key.is_none());
+        for (var, value, needle) in [
+            (
+                "HOOKLINE_ENCRYPTION_KEY",
+                "c2VjcmV0LWtleQ==",
+                "encryption_key",
+            ),
+            (
+                "HOOKLINE_ENCRYPTION_KEYS_OLD",
+                "notbase64!",
+                "encryption_keys_old (key 1)",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(var, value)]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(!err.contains(value), "{err}");
+        }
+    }
+
+    #[test]
     fn debug_output_hides_the_database_password() {
         let c = Config::load(
             None,
@@ -591,6 +799,33 @@ mod tests {
         assert!(shown.contains("postgres://app:***@db:5432/h"), "{shown}");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
         assert_eq!(redact_url("postgres://app@db/h"), "postgres://app@db/h");
+    }
+
+    #[test]
+    fn the_metrics_token_is_checked_and_never_shown() {
+        let token = "m3tr1cs-t0ken-0123456789abcdef";
+        let c = Config::load(None, env(&[("HOOKLINE_METRICS_TOKEN", token)]), &[]).unwrap();
+        assert_eq!(
+            c.metrics_token.as_ref().map(MetricsToken::expose),
+            Some(token)
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(shown.contains("metrics_token: Some(***)"), "{shown}");
+        // Empty turns it off, so the environment can override a file that sets one.
+        let c = Config::load(None, env(&[("HOOKLINE_METRICS_TOKEN", " ")]), &[]).unwrap();
+        assert!(c.metrics_token.is_none());
+        for bad in [
+            "short",
+            "has a space in the middle of it",
+            "tab\there-0123456789",
+        ] {
+            let err = Config::load(None, env(&[("HOOKLINE_METRICS_TOKEN", bad)]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("metrics_token"), "{err}");
+            assert!(!err.contains(bad), "the message repeats the secret: {err}");
+        }
     }
 
     #[test]

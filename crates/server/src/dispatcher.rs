@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::metrics::AttemptClass;
 use crate::sender::Sender;
 use crate::service::Hookline;
-use hookline_core::ids::{DeliveryId, LeaseToken, WebhookId};
+use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::Verdict;
 use hookline_core::time::{self, Timestamp};
 use hookline_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Event, StoreError, Webhook};
@@ -28,8 +28,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Most deliveries claimed in one round.
 const CLAIM_BATCH: usize = 512;
-/// Most results committed in one transaction.
+/// Events kept from recent claims (see `Inner::recent_events`).
+const RECENT_EVENTS: usize = 8;
+/// Most results taken from the channel at once.
 const RESULT_BATCH: usize = 1024;
+/// Most results committed in one transaction.
+const RESULT_COMMIT: usize = 256;
 /// How long to let sends finish after the first one frees a slot, so claims come in batches.
 const CLAIM_GATHER: Duration = Duration::from_millis(1);
 /// Longest sleep when nothing is due (a safety net; new work wakes the loop at once).
@@ -43,14 +47,48 @@ pub struct Dispatcher {
 struct Inner {
     hookline: Hookline,
     sender: Sender,
-    /// Deliveries in flight per webhook (claimed and not yet finished sending).
-    busy: Mutex<HashMap<WebhookId, usize>>,
+    /// Deliveries in flight (claimed and not yet finished sending), per webhook and per tenant.
+    busy: Mutex<Busy>,
     total: AtomicUsize,
     /// A send finished: capacity freed.
     freed: Notify,
+    /// Leases this node holds: claimed deliveries not yet recorded or released. The renewal task
+    /// keeps them from running out while a delivery waits (rate limit, slow send, busy writer).
+    held: Mutex<HashMap<DeliveryId, LeaseToken>>,
+    /// The events of the latest claims, newest first: a claim doesn't read an event again that
+    /// this node holds (one 50,000-object event would otherwise be read and parsed again for every
+    /// claim of ten of its deliveries).
+    recent_events: Mutex<std::collections::VecDeque<Arc<Event>>>,
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<WebhookId, Arc<RateLimiter>>>,
     round: AtomicU64,
+}
+
+/// What this node has in flight, per webhook and per tenant (the claim's caps subtract it).
+#[derive(Clone, Default)]
+struct Busy {
+    webhooks: HashMap<WebhookId, usize>,
+    tenants: HashMap<TenantId, usize>,
+}
+
+impl Busy {
+    fn add(&mut self, webhook: WebhookId, tenant: TenantId) {
+        *self.webhooks.entry(webhook).or_default() += 1;
+        *self.tenants.entry(tenant).or_default() += 1;
+    }
+
+    fn remove(&mut self, webhook: WebhookId, tenant: TenantId) {
+        fn dec<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, k: K) {
+            if let Some(n) = map.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&k);
+                }
+            }
+        }
+        dec(&mut self.webhooks, webhook);
+        dec(&mut self.tenants, tenant);
+    }
 }
 
 /// A token bucket: `rate` deliveries per second, bursts up to `rate`.
@@ -69,7 +107,10 @@ impl RateLimiter {
 
     /// Takes a token, returning how long to wait before using it.
     fn reserve(&self) -> Duration {
-        let mut s = self.state.lock().expect("limiter lock");
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
         s.0 = (s.0 + refill).min(self.rate);
@@ -89,7 +130,9 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 hookline,
                 sender,
-                busy: Mutex::new(HashMap::new()),
+                busy: Mutex::new(Busy::default()),
+                held: Mutex::new(HashMap::new()),
+                recent_events: Mutex::new(std::collections::VecDeque::new()),
                 total: AtomicUsize::new(0),
                 freed: Notify::new(),
                 limiters: Mutex::new(HashMap::new()),
@@ -129,11 +172,14 @@ impl Dispatcher {
             }));
         }
         for h in handles {
-            if let Ok(Processed::Sent(r)) = h.await {
+            if let Ok(Processed::Sent(r, _)) = h.await {
                 results.push(r);
             }
         }
-        self.record(results).await?;
+        let ids: Vec<DeliveryId> = results.iter().map(|r| r.delivery_id).collect();
+        let recorded = self.record(results).await;
+        self.forget(ids);
+        recorded?;
         Ok(n)
     }
 
@@ -156,7 +202,20 @@ impl Dispatcher {
         if room == 0 {
             return Ok(Vec::new());
         }
-        let busy = self.inner.busy.lock().expect("busy lock").clone();
+        let busy = self
+            .inner
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let known_events = self
+            .inner
+            .recent_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|e| e.id)
+            .collect();
         let claim = self
             .inner
             .hookline
@@ -166,22 +225,53 @@ impl Dispatcher {
                 lease_until: now + chrono::Duration::from_std(config.lease).unwrap_or_default(),
                 limit: room.min(CLAIM_BATCH),
                 per_webhook: config.max_concurrency_per_webhook,
-                busy,
+                per_tenant: config.max_in_flight_per_tenant,
+                busy: busy.webhooks,
+                busy_tenants: busy.tenants,
                 round: self.inner.round.fetch_add(1, Ordering::Relaxed),
+                known_events,
             })
             .await?;
+        let recent = {
+            let mut recent = self
+                .inner
+                .recent_events
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for e in claim.events.values() {
+                recent.retain(|r| r.id != e.id);
+                recent.push_front(e.clone());
+            }
+            recent.truncate(RECENT_EVENTS);
+            recent.clone()
+        };
+        let event_of = |id: &EventId| {
+            claim
+                .events
+                .get(id)
+                .or_else(|| recent.iter().find(|e| e.id == *id))
+        };
         let mut jobs = Vec::with_capacity(claim.deliveries.len());
         {
-            let mut busy = self.inner.busy.lock().expect("busy lock");
+            let mut busy = self
+                .inner
+                .busy
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for d in claim.deliveries {
                 let (Some(webhook), Some(event), Some(tenant)) = (
                     claim.webhooks.get(&d.webhook_id),
-                    claim.events.get(&d.event_id),
+                    event_of(&d.event_id),
                     claim.tenants.get(&d.tenant_id),
                 ) else {
                     continue;
                 };
-                *busy.entry(d.webhook_id).or_default() += 1;
+                busy.add(d.webhook_id, d.tenant_id);
+                self.inner
+                    .held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(d.id, d.lease_token);
                 let n = self.inner.total.fetch_add(1, Ordering::Relaxed) + 1;
                 self.inner.hookline.metrics.set_in_flight(n);
                 jobs.push(Job {
@@ -196,7 +286,11 @@ impl Dispatcher {
     }
 
     fn limiter(&self, w: &Webhook) -> Option<Arc<RateLimiter>> {
-        let mut map = self.inner.limiters.lock().expect("limiter lock");
+        let mut map = self
+            .inner
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match w.rate_limit {
             None => {
                 map.remove(&w.id);
@@ -271,25 +365,24 @@ impl Dispatcher {
             );
         }
         self.finish(d);
-        Processed::Sent(AttemptResult {
-            delivery_id: d.id,
-            webhook_id: d.webhook_id,
-            lease_token: d.lease_token,
-            attempt: o.attempt,
-            next,
-        })
+        Processed::Sent(
+            AttemptResult {
+                delivery_id: d.id,
+                webhook_id: d.webhook_id,
+                lease_token: d.lease_token,
+                attempt: o.attempt,
+                next,
+            },
+            d.tenant_id,
+        )
     }
 
     fn finish(&self, d: &ClaimedDelivery) {
-        {
-            let mut busy = self.inner.busy.lock().expect("busy lock");
-            if let Some(n) = busy.get_mut(&d.webhook_id) {
-                *n -= 1;
-                if *n == 0 {
-                    busy.remove(&d.webhook_id);
-                }
-            }
-        }
+        self.inner
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(d.webhook_id, d.tenant_id);
         let n = self.inner.total.fetch_sub(1, Ordering::Relaxed) - 1;
         self.inner.hookline.metrics.set_in_flight(n);
         self.inner.freed.notify_one();
@@ -329,6 +422,8 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::unbounded_channel::<Processed>();
         let writer = tokio::spawn(self.clone().result_writer(rx));
+        let stop_renewing = CancellationToken::new();
+        let renewer = tokio::spawn(self.clone().renew_leases(stop_renewing.clone()));
         let wake = self.inner.hookline.wake.clone();
         // Other nodes' new work (PostgreSQL NOTIFY); never fires for a store without other writers.
         let remote = self.inner.hookline.store.wakeups().unwrap_or_default();
@@ -395,15 +490,34 @@ impl Dispatcher {
             in_flight = self.in_flight(),
             "dispatcher stopping: finishing in-flight sends"
         );
-        while tasks.join_next().await.is_some() {}
-        drop(tx);
-        let _ = writer.await;
+        // Bounded whatever receivers or the database do: a send is bounded by its timeout, but a
+        // database that is down would hold the result writer forever. Whatever is cut off here is
+        // still leased; it is sent again when the lease runs out (at least once, never lost).
+        let writer_abort = writer.abort_handle();
+        let finish = async move {
+            while tasks.join_next().await.is_some() {}
+            drop(tx);
+            let _ = writer.await;
+        };
+        let grace = self.config().shutdown_grace;
+        if tokio::time::timeout(grace, finish).await.is_err() {
+            writer_abort.abort();
+            tracing::warn!(
+                ?grace,
+                "dispatcher gave up on sends or results still pending after the shutdown grace \
+                 period; their deliveries are sent again when their leases run out"
+            );
+        }
+        stop_renewing.cancel();
+        let _ = renewer.await;
         tracing::info!("dispatcher stopped");
     }
 
-    /// Commits results in batches; a failed commit is retried, never dropped (the lease would expire
-    /// and the delivery be sent again, which is safe but wasteful). Deliveries given back unsent
-    /// (shutdown) are released at once, so another node takes them now instead of after the lease.
+    /// Commits results in batches. A batch the database can't take right now (`Unavailable`) is
+    /// retried with backoff, never dropped (the lease would expire and the delivery be sent again).
+    /// A batch it refuses for any other reason is split, so one bad row can't hold back the others:
+    /// see [`Self::commit_alone`]. Deliveries given back unsent (shutdown) are released at once, so
+    /// another node takes them now instead of after the lease.
     async fn result_writer(self, mut rx: mpsc::UnboundedReceiver<Processed>) {
         let mut received = Vec::with_capacity(RESULT_BATCH);
         let mut unsent = Vec::new();
@@ -411,29 +525,126 @@ impl Dispatcher {
             let mut batch = Vec::with_capacity(received.len());
             for p in received.drain(..) {
                 match p {
-                    Processed::Sent(r) => batch.push(r),
+                    Processed::Sent(r, tenant) => batch.push((tenant, r)),
                     Processed::Unsent(id, token) => unsent.push((id, token)),
                 }
             }
-            let mut backoff = Duration::from_millis(50);
-            while !batch.is_empty() {
-                match self.record(batch.clone()).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, n = batch.len(), "recording results failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+            // Fair to tenants here too: a tenant with few results commits first, and no commit
+            // is larger than RESULT_COMMIT, so a burst of one tenant's results (200 endpoints
+            // timing out together) doesn't hold back another tenant's few behind it.
+            let mut per_tenant: HashMap<TenantId, usize> = HashMap::new();
+            for (tenant, _) in &batch {
+                *per_tenant.entry(*tenant).or_default() += 1;
+            }
+            batch.sort_by_key(|(tenant, _)| per_tenant[tenant]);
+            let batch: Vec<AttemptResult> = batch.into_iter().map(|(_, r)| r).collect();
+            for chunk in batch.chunks(RESULT_COMMIT) {
+                let ids: Vec<DeliveryId> = chunk.iter().map(|r| r.delivery_id).collect();
+                if let Err(e) = self.commit_transient(chunk.to_vec()).await {
+                    tracing::warn!(error = %e, n = chunk.len(), "a batch of results was refused; recording them one by one");
+                    for r in chunk {
+                        self.commit_alone(r.clone()).await;
                     }
                 }
+                self.forget(ids);
             }
         }
         if !unsent.is_empty() {
             let n = unsent.len();
+            self.forget(unsent.iter().map(|(id, _)| *id).collect());
             match self.inner.hookline.store.release(unsent).await {
                 Ok(()) => tracing::info!(n, "released claimed deliveries that were not sent"),
                 // Their leases run out and another node (or this one, restarted) takes them.
                 Err(e) => tracing::warn!(error = %e, n, "releasing unsent deliveries failed"),
             }
+        }
+    }
+
+    /// Stops renewing these leases: their results are recorded (or given up on).
+    fn forget(&self, ids: Vec<DeliveryId>) {
+        let mut held = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for id in ids {
+            held.remove(&id);
+        }
+    }
+
+    /// Extends every lease this node holds, every third of the lease, until `stop`. A node that
+    /// dies stops renewing, so its leases run out and other nodes take its work as before.
+    async fn renew_leases(self, stop: CancellationToken) {
+        let lease = self.config().lease;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(lease / 3) => {}
+            }
+            let held: Vec<(DeliveryId, LeaseToken)> = self
+                .inner
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(id, token)| (*id, *token))
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
+            let until = time::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+            let n = held.len();
+            if let Err(e) = self.inner.hookline.store.renew_leases(held, until).await {
+                tracing::warn!(error = %e, n, "renewing leases failed; retrying at the next round");
+            }
+        }
+    }
+
+    /// Records `results`, retrying for as long as the database is unavailable; returns any other
+    /// error (the database refused the rows themselves, so retrying the same rows can't help).
+    async fn commit_transient(&self, results: Vec<AttemptResult>) -> Result<(), StoreError> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.record(results.clone()).await {
+                Err(StoreError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, n = results.len(), "recording results failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Records one result the database refused in a batch. If it refuses it alone too, the attempt
+    /// is recorded without what the receiver sent (headers and body) and with an `internal` note
+    /// saying why, so the delivery still moves on; if even that fails, the result is dropped with an
+    /// error in the log, and the delivery is sent again once its lease runs out.
+    async fn commit_alone(&self, r: AttemptResult) {
+        let e = match self.commit_transient(vec![r.clone()]).await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        self.inner.hookline.metrics.unstorable_result();
+        let mut bare = r;
+        let a = &mut bare.attempt;
+        a.response_headers.clear();
+        a.response_body = None;
+        a.response_truncated = false;
+        a.error_message = Some(format!(
+            "the database refused this attempt's response ({e}); recorded without its headers and body"
+        ));
+        a.error_kind.get_or_insert_with(|| "internal".to_string());
+        let (delivery_id, webhook_id) = (bare.delivery_id, bare.webhook_id);
+        match self.commit_transient(vec![bare]).await {
+            Ok(()) => tracing::warn!(
+                %delivery_id, %webhook_id, error = %e,
+                "recorded an attempt without its response: the database refused it"
+            ),
+            Err(e2) => tracing::error!(
+                %delivery_id, %webhook_id, error = %e2, first_error = %e,
+                "could not record an attempt at all; the delivery will be sent again after its lease"
+            ),
         }
     }
 }
@@ -442,8 +653,8 @@ impl Dispatcher {
 // Moved once through a channel; boxing the common variant would cost an allocation per attempt.
 #[allow(clippy::large_enum_variant)]
 enum Processed {
-    /// Sent: the attempt to record.
-    Sent(AttemptResult),
+    /// Sent: the attempt to record, and its tenant.
+    Sent(AttemptResult, TenantId),
     /// Given back unsent at shutdown: (delivery id, lease token) to release.
     Unsent(DeliveryId, LeaseToken),
 }

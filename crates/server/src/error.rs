@@ -40,6 +40,8 @@ pub enum Error {
     UnsupportedMediaType(String),
     /// 422: well-formed but invalid.
     Invalid(FieldError),
+    /// 431: too many request headers, or too many bytes of them (`api/header_limits.rs`).
+    HeadersTooLarge(String),
     /// 503: storage temporarily unavailable; retry.
     Unavailable(String),
     /// 500: a bug. The message is logged, not shown.
@@ -82,6 +84,7 @@ impl Error {
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -107,6 +110,7 @@ impl Error {
             Error::PayloadTooLarge(m) => ("payload_too_large", m.clone(), None),
             Error::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone(), None),
             Error::Invalid(f) => (f.code, f.message.clone(), Some(f.field.clone())),
+            Error::HeadersTooLarge(m) => ("headers_too_large", m.clone(), None),
             Error::Unavailable(_) => (
                 "unavailable",
                 "the database is temporarily unavailable; retry shortly".into(),
@@ -186,6 +190,15 @@ impl From<StoreError> for Error {
             },
             StoreError::Unavailable(m) => Error::Unavailable(m),
             StoreError::Internal(m) => Error::Internal(m),
+            StoreError::TooManyDeliveries { limit, needed } => Error::invalid(
+                ".",
+                "too_many_deliveries",
+                format!(
+                    "this request would create {needed} or more deliveries; at most {limit} are \
+                     allowed per request (max_deliveries_per_publish): send fewer events or objects \
+                     per request"
+                ),
+            ),
             StoreError::Rejected(r) => match r.downcast::<Error>() {
                 Ok(e) => *e,
                 Err(other) => Error::Internal(other.to_string()),

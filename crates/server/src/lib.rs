@@ -7,7 +7,10 @@ pub mod attempt;
 pub mod config;
 pub mod console;
 pub mod dispatcher;
+pub mod encryption;
 pub mod error;
+pub mod http_server;
+pub mod jobs;
 pub mod json;
 pub mod mcp;
 pub mod metrics;
@@ -28,8 +31,10 @@ use tokio_util::sync::CancellationToken;
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url.expose();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Refused before connecting: without the deployment's key nothing could be read.
+        let keyring = Arc::new(encryption::keyring(config, None)?);
         let store = hookline_store::PostgresStore::connect(url, config.pg_pool_size).await?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(store.with_keyring(keyring)));
     }
     let path = SqliteStore::path_from_url(url).ok_or_else(|| {
         anyhow::anyhow!("database_url `{url}` is neither sqlite://FILE nor postgres://…")
@@ -39,11 +44,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     } else {
         hookline_store::Synchronous::Normal
     };
-    Ok(Arc::new(SqliteStore::open(
-        path,
-        config.sqlite_readers,
-        sync,
-    )?))
+    let keyring = Arc::new(encryption::keyring(config, Some(&path))?);
+    Ok(Arc::new(
+        SqliteStore::open(path, config.sqlite_readers, sync)?.with_keyring(keyring),
+    ))
 }
 
 /// What a node does: serve the API, run the delivery worker, or both (the default).
@@ -83,7 +87,7 @@ impl App {
     }
 
     /// Serves HTTP on `listener` (the whole API, or only the health probes for a worker-only node)
-    /// and, with the worker role, runs the dispatcher and retention, until `shutdown` is cancelled;
+    /// and, with the worker role, runs the dispatcher, the job runner and retention, until `shutdown` is cancelled;
     /// then stops taking requests and new work, finishes in-flight sends and returns.
     pub async fn serve(
         self,
@@ -98,31 +102,58 @@ impl App {
         } else {
             api::health_router(self.hookline.clone())
         };
-        let (worker, pruner) = if roles.worker {
+        // Every route, API, MCP and console alike: 431 past the header limits.
+        let router = api::with_header_limits(router);
+        let (worker, pruner, runner) = if roles.worker {
             (
                 Some(tokio::spawn(self.dispatcher.clone().run(shutdown.clone()))),
                 Some(tokio::spawn(retention(
                     self.hookline.clone(),
                     shutdown.clone(),
                 ))),
+                Some(tokio::spawn(
+                    jobs::JobRunner::new(self.hookline.clone()).run(shutdown.clone()),
+                )),
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
-        let http = axum::serve(
+        // A store that can never work again (the SQLite writer thread is gone) stops the process
+        // with an error, so a supervisor restarts it instead of it answering 503 forever.
+        let broken = tokio::spawn({
+            let (store, shutdown) = (self.hookline.store.clone(), shutdown.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    if let Some(why) = store.broken() {
+                        tracing::error!(%why, "the store can't work any more; stopping");
+                        shutdown.cancel();
+                        return Some(why);
+                    }
+                }
+            }
+        });
+        let config = self.hookline.config.clone();
+        let http = http_server::serve(
             listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            router,
+            config.http,
+            config.max_request_body,
+            shutdown.clone(),
+            config.shutdown_grace,
         )
-        .with_graceful_shutdown({
-            let s = shutdown.clone();
-            async move { s.cancelled().await }
-        })
         .await;
         shutdown.cancel();
-        for task in [worker, pruner].into_iter().flatten() {
+        for task in [worker, pruner, runner].into_iter().flatten() {
             let _ = task.await;
         }
         http?;
+        if let Ok(Some(why)) = broken.await {
+            anyhow::bail!("stopped because {why}");
+        }
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::service::catalog::{event_types, EventTypeList};
 use crate::service::{
     DeliveryDetail, DeliveryQuery, DeliveryView, EventInput, HandshakeInput, HandshakeView,
-    Hookline, Principal, PublishInput, PublishOutput, RecordView, ReplayInput, ReplayView,
+    Hookline, JobView, Principal, PublishInput, PublishOutput, RecordView, ReplayInput, ReplayView,
     RotateInput, SecretView, TestInput, TestView, WebhookInput, WebhookView,
 };
 use axum::extract::{Request, State};
@@ -61,7 +61,7 @@ the URL and the event name), then get_webhook_delivery {id} for each attempt's e
 (timeout, dns, connect, tls, blocked_destination, ...), status code and response body. Fix the \
 receiver or the webhook (update_webhook), confirm with send_test_event, then \
 resend_webhook_delivery {id} for one delivery or replay_webhook_deliveries {webhookId, since} for \
-many (dryRun first). A resend is a new delivery record; the original stays as it was.";
+many (dryRun first; the replay runs as a background job, get_job {id} shows its progress). A resend is a new delivery record; the original stays as it was.";
 
 /// Longest page of a list tool.
 const MAX_PAGE_SIZE: usize = 100;
@@ -750,6 +750,25 @@ impl HooklineMcp {
     }
 
     #[tool(
+        description = "A background job (a replay): status (queued, running, succeeded, failed, cancelled) and progress (done of total).",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_job(
+        &self,
+        Parameters(a): Parameters<IdArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::Json<JobView>> {
+        let who = principal(&ctx)?;
+        let id: hookline_core::ids::JobId = parse_id("id", &a.id)?;
+        Ok(rmcp::Json(self.hookline.get_job(&who, id).await?))
+    }
+
+    #[tool(
         description = "Send a delivery's event to its webhook again. Creates a new delivery record linked to the original (resentFrom); the original is unchanged.",
         annotations(
             read_only_hint = false,
@@ -770,7 +789,7 @@ impl HooklineMcp {
     }
 
     #[tool(
-        description = "Send a webhook's past deliveries again (default: the failed ones) created since a time, as new deliveries. Use dryRun to count first.",
+        description = "Send a webhook's past deliveries again (default: the failed ones) created since a time, as new deliveries. Use dryRun to count first. The copies are made by a background job: follow it with get_job {id}.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,

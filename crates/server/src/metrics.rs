@@ -26,6 +26,7 @@ pub struct Metrics {
     delivered: Counter,
     failed_attempts: Counter,
     stale_results: Counter,
+    unstorable_results: Counter,
     attempt_seconds: Family<Labels, Histogram>,
     first_attempt_seconds: Histogram,
     deliveries: Family<Labels, Gauge>,
@@ -83,6 +84,7 @@ impl Metrics {
         let delivered = Counter::default();
         let failed_attempts = Counter::default();
         let stale_results = Counter::default();
+        let unstorable_results = Counter::default();
         let attempt_seconds = Family::<Labels, Histogram>::new_with_constructor(histogram as _);
         let first_attempt_seconds = histogram();
         let deliveries = Family::<Labels, Gauge>::default();
@@ -103,6 +105,11 @@ impl Metrics {
             "stale_results",
             "Results discarded because the lease had moved on.",
             stale_results.clone(),
+        );
+        registry.register(
+            "unstorable_results",
+            "Attempt results the database refused (recorded without their response, or dropped).",
+            unstorable_results.clone(),
         );
         registry.register(
             "attempt_duration_seconds",
@@ -135,6 +142,7 @@ impl Metrics {
             delivered,
             failed_attempts,
             stale_results,
+            unstorable_results,
             attempt_seconds,
             first_attempt_seconds,
             deliveries,
@@ -166,6 +174,10 @@ impl Metrics {
 
     pub fn stale_results(&self, n: u64) {
         self.stale_results.inc_by(n);
+    }
+
+    pub fn unstorable_result(&self) {
+        self.unstorable_results.inc();
     }
 
     pub fn set_in_flight(&self, n: usize) {

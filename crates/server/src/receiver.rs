@@ -17,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 pub struct ReceiverOptions {
     pub secret: Option<String>,
     pub quiet: bool,
+    /// Accept a request signed with `X-Webhook-Signature` alone. Off by default: that signature
+    /// has no timestamp, so a captured delivery stripped of its `webhook-*` headers would verify
+    /// forever (`hookline_verify::Verifier::allow_hex_only`).
+    pub allow_hex_only: bool,
 }
 
 /// Counts kept by a running receiver.
@@ -41,10 +45,17 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn accepted(&self) -> bool {
-        self.hex != "bad"
-            && self.standard != "bad"
-            && !(self.hex == "missing" && self.standard == "missing")
+    /// A careful receiver's answer: no bad signature, and a good Standard Webhooks one (or, with
+    /// `allow_hex_only`, a good hex one when the request has no Standard Webhooks signature).
+    /// Without a secret nothing is checked and everything is accepted.
+    pub fn accepted(&self, allow_hex_only: bool) -> bool {
+        match (self.hex, self.standard) {
+            ("bad", _) | (_, "bad") => false,
+            (_, "ok") => true,
+            ("ok", "missing") => allow_hex_only,
+            ("unchecked", "unchecked") => true,
+            _ => false,
+        }
     }
 }
 
@@ -105,7 +116,7 @@ async fn handle(
 ) -> (StatusCode, &'static str) {
     s.stats.received.fetch_add(1, Ordering::Relaxed);
     let verdict = verify(s.opts.secret.as_deref(), &headers, &body);
-    let ok = verdict.accepted();
+    let ok = verdict.accepted(s.opts.allow_hex_only);
     if ok {
         s.stats.verified.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -179,4 +190,55 @@ pub async fn run(
 /// Binds the receiver's address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_request_signed_only_with_the_hex_signature_is_refused_unless_allowed() {
+        let (secret, body) = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", br#"{"a":1}"#);
+        let now = hookline_verify::unix_now();
+        let hex = hookline_verify::sign_hex(secret, body);
+        let hex_only = verify(
+            Some(secret),
+            &headers(&[("x-webhook-signature", hex.clone())]),
+            body,
+        );
+        assert_eq!((hex_only.hex, hex_only.standard), ("ok", "missing"));
+        assert!(!hex_only.accepted(false));
+        assert!(hex_only.accepted(true));
+        let both = verify(
+            Some(secret),
+            &headers(&[
+                ("x-webhook-signature", hex),
+                ("webhook-id", "d1".into()),
+                ("webhook-timestamp", now.to_string()),
+                (
+                    "webhook-signature",
+                    hookline_verify::sign_standard(secret, "d1", now, body),
+                ),
+            ]),
+            body,
+        );
+        assert!(both.accepted(false));
+        let bad = verify(
+            Some("other"),
+            &headers(&[("x-webhook-signature", "00".into())]),
+            body,
+        );
+        assert!(!bad.accepted(true));
+        assert!(!verify(Some(secret), &HeaderMap::new(), body).accepted(true));
+        assert!(verify(None, &HeaderMap::new(), body).accepted(false));
+    }
 }

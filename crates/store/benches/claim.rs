@@ -12,7 +12,11 @@ use std::collections::BTreeMap;
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("bench.db"), 2, Synchronous::Normal).unwrap();
+    let store = SqliteStore::open(dir.path().join("bench.db"), 2, Synchronous::Normal)
+        .unwrap()
+        .with_keyring(std::sync::Arc::new(
+            hookline_core::sealing::Keyring::ephemeral(),
+        ));
     rt.block_on(async {
         store.migrate().await.unwrap();
         let t = store.create_tenant("bench").await.unwrap();
@@ -66,7 +70,7 @@ fn benches(c: &mut Criterion) {
                     }
                 })
                 .collect();
-            store.publish(t.id, events, None).await.unwrap();
+            store.publish(t.id, events, None, usize::MAX).await.unwrap();
         }
     });
     c.bench_function("claim_100_of_100k_and_release", |b| {
@@ -79,7 +83,10 @@ fn benches(c: &mut Criterion) {
                         lease_until: now + chrono::Duration::seconds(60),
                         limit: 100,
                         per_webhook: 25,
+                        per_tenant: usize::MAX,
                         busy: Default::default(),
+                        busy_tenants: Default::default(),
+                        known_events: Default::default(),
                         round: 0,
                     })
                     .await

@@ -3,17 +3,20 @@
 //! importing the module that re-exports the backends themselves.
 
 use crate::error::Result;
+use crate::jobs::{Job, ReplayJob};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ConsoleSession, Delivery,
-    DeliveryFilter, DeliveryStatus, Event, PlanFn, PortalGrant, PublishOutcome, Published,
-    RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter,
-    WebhookHour,
+    DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck, PlanFn,
+    PortalGrant, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook,
+    WebhookEdit, WebhookFilter, WebhookHour,
 };
+use crate::sealed::{Reseal, ResealReport};
 use async_trait::async_trait;
-use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
+use hookline_core::ids::{ApiKeyId, DeliveryId, EventId, JobId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::DisablePolicy;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::Format;
+use serde_json::Value;
 use uuid::Uuid;
 
 /// One page of a cursor-paginated listing, newest first.
@@ -26,13 +29,26 @@ pub struct Page {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies pending migrations; safe to call on every start.
+    /// Applies pending migrations, then seals webhook secrets still in clear ([`Reseal::Clear`]);
+    /// safe to call on every start. Fails, naming the key, when any secret is sealed under a key
+    /// the store wasn't given.
     async fn migrate(&self) -> Result<()>;
+    /// Re-encrypts webhook secrets, previous secrets and custom header values under the current key:
+    /// those still in clear ([`Reseal::Clear`]), or every one sealed under another key
+    /// ([`Reseal::All`], a key rotation). Works in chunks, each read and rewritten in its own
+    /// transaction. First refuses, naming the key, when any value is sealed under a key the store
+    /// doesn't hold (it could neither open nor re-seal it).
+    async fn reseal(&self, scope: Reseal) -> Result<ResealReport>;
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// Wake-ups for new work committed by other processes (PostgreSQL `LISTEN`); `None` when the
     /// store has no other writers to hear from.
     fn wakeups(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
+    /// Why this store can never work again in this process (the SQLite writer thread is gone), so
+    /// a supervisor should restart it; `None` while it is sound.
+    fn broken(&self) -> Option<String> {
         None
     }
 
@@ -42,8 +58,27 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_name(&self, id: TenantId) -> Result<Option<String>>;
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
-    /// Live (not revoked) keys whose stored prefix equals `prefix`.
+    /// Unrevoked keys whose stored prefix equals `prefix` (expired ones too: expiry is the
+    /// caller's to judge, at its own `now`).
     async fn api_keys_by_prefix(&self, prefix: &str) -> Result<Vec<ApiKey>>;
+    /// A tenant's keys, revoked and expired ones included, newest first.
+    async fn list_api_keys(&self, tenant_id: TenantId, page: Page) -> Result<Vec<ApiKey>>;
+    /// Revokes a key of the tenant at `now` and deletes the browser sessions signed in with it, in
+    /// one transaction that first reads the key and every unrevoked key of the tenant and lets
+    /// `check` refuse (as
+    /// `Rejected`); concurrent revocations of one tenant's keys are serialised, so two of them can't
+    /// both pass a check that each would fail after the other. An already revoked key comes back
+    /// unchanged without asking `check`; `None` when the tenant has no such key.
+    async fn revoke_api_key(
+        &self,
+        tenant_id: TenantId,
+        id: ApiKeyId,
+        now: Timestamp,
+        check: KeyRevokeCheck,
+    ) -> Result<Option<ApiKey>>;
+    /// Records that a key authenticated a request at `at`; `last_used_at` never moves back, and an
+    /// unknown key is a no-op.
+    async fn touch_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()>;
 
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
     async fn get_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<Option<Webhook>>;
@@ -68,12 +103,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes events and, in the same transaction, one delivery per matching enabled webhook (one
     /// per object for one-object formats). With `idempotency = (key, request_hash)`, a key seen
-    /// before answers the original result (same hash) or `KeyReused` (different hash).
+    /// before answers the original result (same hash) or `KeyReused` (different hash). Nothing is
+    /// written when the events would create more than `max_deliveries` deliveries
+    /// (`TooManyDeliveries`).
     async fn publish(
         &self,
         tenant_id: TenantId,
         events: Vec<Event>,
         idempotency: Option<(String, String)>,
+        max_deliveries: usize,
     ) -> Result<PublishOutcome>;
     async fn get_event(&self, tenant_id: TenantId, id: EventId) -> Result<Option<Event>>;
     async fn list_events(
@@ -116,6 +154,14 @@ pub trait Store: Send + Sync + 'static {
     /// attempted before. A pair whose token no longer holds the lease changes nothing. Meant for a
     /// node shutting down, so its in-flight work needn't wait for the leases to expire.
     async fn release(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<()>;
+    /// Extends leases still held (same token, still `delivering`) to `until`: a delivery waiting
+    /// legitimately (for its rate limit, a slow send, its result's commit) keeps its lease, so no
+    /// other node sends it again unless this node died. Returns how many were extended.
+    async fn renew_leases(
+        &self,
+        leases: Vec<(DeliveryId, LeaseToken)>,
+        until: Timestamp,
+    ) -> Result<u64>;
     /// When the earliest waiting delivery is due, if any.
     async fn next_due_at(&self) -> Result<Option<Timestamp>>;
 
@@ -183,12 +229,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new session. The token is never stored, only `id_hash`.
     async fn insert_console_session(&self, session: &ConsoleSession) -> Result<()>;
-    /// The session and, for a portal session, its grant. `None` when unknown. Does not check expiry
-    /// (the service does), but a session whose grant was revoked is never returned.
-    async fn console_session(
-        &self,
-        id_hash: &str,
-    ) -> Result<Option<(ConsoleSession, Option<PortalGrant>)>>;
+    /// The session with, for a portal session, its grant and, for a console session, its API key.
+    /// `None` when unknown. Does not check expiry (the service does, of the session and the key
+    /// alike), but a session whose grant was revoked is never returned.
+    async fn console_session(&self, id_hash: &str) -> Result<Option<FoundSession>>;
     /// Records activity (idle expiry); a no-op for an unknown session. `last_seen_at` never moves
     /// back.
     async fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> Result<()>;
@@ -237,4 +281,78 @@ pub trait Store: Send + Sync + 'static {
         webhook_ids: Vec<WebhookId>,
         since: Timestamp,
     ) -> Result<Vec<WebhookHour>>;
+
+    // ---- background jobs (see `jobs.rs`) ---------------------------------------------------------
+
+    /// Queues a replay job of `tenant_id` expecting `total` copies.
+    async fn insert_replay_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        params: ReplayJob,
+        total: u64,
+    ) -> Result<Job>;
+    /// Queues an import job of `tenant_id`: its parameters, what it found before its first step
+    /// (`result`), and its items (stored one row each, read back a step at a time with
+    /// [`Store::job_items`]).
+    async fn insert_import_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        params: Value,
+        result: Value,
+        items: Vec<Value>,
+    ) -> Result<Job>;
+    /// Items of a job from `position` on, at most `limit`, in order.
+    async fn job_items(&self, id: JobId, position: u64, limit: usize) -> Result<Vec<Value>>;
+    async fn get_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<Job>>;
+    /// Jobs newest first.
+    async fn list_jobs(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Job>>;
+    /// Cancels a job that is still queued or running (a terminal job is left as it is); `None` when
+    /// there is no such job. The job as it is now.
+    async fn cancel_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<Job>>;
+    /// Takes the oldest open job nobody holds (queued, or running under a lease that ran out at
+    /// `now`) and leases it to `token` until `lease_until`.
+    async fn claim_job(
+        &self,
+        token: LeaseToken,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Job>>;
+    /// One step of a replay job held by `token`: copies the next (at most) `limit` matching
+    /// deliveries after its cursor, advances cursor and count, renews the lease to `lease_until`,
+    /// and marks the job succeeded when nothing is left, all in one transaction. A job no longer
+    /// held by `token` (cancelled, or taken over after its lease ran out) is returned unchanged and
+    /// nothing is copied.
+    async fn replay_step(
+        &self,
+        id: JobId,
+        token: LeaseToken,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Job>;
+    /// Marks a job held by `token` failed with `error`.
+    async fn fail_job(&self, id: JobId, token: LeaseToken, error: &str) -> Result<()>;
+
+    // ---- idempotency keys of creating requests ---------------------------------------------------
+
+    /// Claims a tenant's `Idempotency-Key` for a request fingerprinted `request_hash` (atomically:
+    /// of two requests racing for a key, one claims it and the other sees it in progress), or says
+    /// what the key already holds. Keys share the table with publish's and are pruned with them.
+    async fn claim_idempotency_key(
+        &self,
+        tenant_id: TenantId,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<KeyClaim>;
+    /// Stores the answer of the request that claimed `key`; later requests with the key get it.
+    async fn complete_idempotency_key(
+        &self,
+        tenant_id: TenantId,
+        key: &str,
+        response: &str,
+    ) -> Result<()>;
+    /// Gives back a claimed key that has no answer (its request failed), so it may be used again.
+    /// A completed key is left as it is.
+    async fn release_idempotency_key(&self, tenant_id: TenantId, key: &str) -> Result<()>;
 }

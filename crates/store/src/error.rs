@@ -21,6 +21,10 @@ pub enum StoreError {
     /// The caller's plan (see [`crate::PlanFn`]) refused the write; nothing was written.
     #[error("{0}")]
     Rejected(crate::model::Rejection),
+    /// A publish (or record write) would create more deliveries than the deployment allows in one
+    /// request; nothing was written.
+    #[error("this request would create {needed} or more deliveries; at most {limit} are allowed per request")]
+    TooManyDeliveries { limit: usize, needed: usize },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -1,6 +1,7 @@
 //! Which deliveries an event gets: one per matching enabled webhook, or one per object for formats
 //! that carry one object per request. Computed here once; each backend only inserts the rows.
 
+use crate::error::StoreError;
 use crate::model::{Event, Published};
 use crate::shared;
 use hookline_core::catalog;
@@ -51,24 +52,31 @@ pub struct NewDelivery {
     pub ordering_key: Option<String>,
 }
 
-/// The deliveries of `events` for `subscribers`, and the answer per event.
-pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Vec<NewDelivery>) {
-    let mut published = Vec::with_capacity(events.len());
-    let mut rows = Vec::new();
+/// The deliveries of `events` for `subscribers`, and the answer per event; `TooManyDeliveries` as
+/// soon as there would be more than `max` (counted before any row is built, so an oversized
+/// publish costs no memory).
+pub fn plan(
+    events: &[Event],
+    subscribers: &[Subscriber],
+    max: usize,
+) -> Result<(Vec<Published>, Vec<NewDelivery>), StoreError> {
+    let mut needed = 0usize;
     for e in events {
-        let fields = EventFields {
-            id: e.id,
-            event_type: &e.event_type,
-            occurred_at: e.occurred_at,
-            source: e.source.as_deref(),
-            source_id: e.source_id.as_deref(),
-            actor_id: e.actor_id.as_deref(),
-            tenant: "",
-            entity_id: e.entity_id.as_deref(),
-            data: &e.data,
-            changes: e.changes.as_ref(),
-            batch: e.batch.as_ref(),
-        };
+        let fields = fields(e);
+        for s in subscribers
+            .iter()
+            .filter(|s| catalog::subscribed(&s.events, &e.event_type))
+        {
+            needed = needed.saturating_add(formats::deliveries_needed(s.format, &fields));
+            if needed > max {
+                return Err(StoreError::TooManyDeliveries { limit: max, needed });
+            }
+        }
+    }
+    let mut published = Vec::with_capacity(events.len());
+    let mut rows = Vec::with_capacity(needed);
+    for e in events {
+        let fields = fields(e);
         let mut delivery_ids = Vec::new();
         for s in subscribers
             .iter()
@@ -94,5 +102,22 @@ pub fn plan(events: &[Event], subscribers: &[Subscriber]) -> (Vec<Published>, Ve
             delivery_ids,
         });
     }
-    (published, rows)
+    Ok((published, rows))
+}
+
+/// What the catalog and formats read of an event.
+fn fields(e: &Event) -> EventFields<'_> {
+    EventFields {
+        id: e.id,
+        event_type: &e.event_type,
+        occurred_at: e.occurred_at,
+        source: e.source.as_deref(),
+        source_id: e.source_id.as_deref(),
+        actor_id: e.actor_id.as_deref(),
+        tenant: "",
+        entity_id: e.entity_id.as_deref(),
+        data: &e.data,
+        changes: e.changes.as_ref(),
+        batch: e.batch.as_ref(),
+    }
 }

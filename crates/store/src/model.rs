@@ -1,7 +1,8 @@
 //! Row types shared by every store implementation.
 
+use hookline_core::api_key::{KeyScope, KeyState};
 use hookline_core::ids::{
-    ApiKeyId, AttemptId, DeliveryId, EventId, LeaseToken, TenantId, WebhookId,
+    ApiKeyId, AttemptId, DeliveryId, EventId, JobId, LeaseToken, TenantId, WebhookId,
 };
 use hookline_core::retry::RetrySchedule;
 use hookline_core::signing::WebhookSecret;
@@ -27,6 +28,23 @@ pub struct ApiKey {
     /// Actor recorded on events when a request names none (`X-Actor-Id`).
     pub default_user_id: Option<String>,
     pub created_at: Timestamp,
+    pub scope: KeyScope,
+    /// When it stops authenticating (`None`: never, until revoked).
+    pub expires_at: Option<Timestamp>,
+    /// When it last authenticated a request, written at most once a minute per key and node.
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    /// What its lifecycle rules (`hookline_core::api_key`) look at.
+    pub fn state(&self) -> KeyState {
+        KeyState {
+            scope: self.scope,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        }
+    }
 }
 
 /// A subscription: which events go to which URL, in which format, signed with which secret.
@@ -96,6 +114,20 @@ pub enum PublishOutcome {
     Replayed(Vec<Published>),
     /// The key was seen with a different request.
     KeyReused,
+}
+
+/// What an `Idempotency-Key` holds when a creating request (other than a publish, which keeps its
+/// key in its own transaction) claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// The key was free: it is now this request's, until it is completed or released.
+    Claimed,
+    /// The key was used by the same request, which answered this (the stored answer).
+    Answered(String),
+    /// The same request holds the key and hasn't answered yet (it runs now, or its node died).
+    InProgress,
+    /// The key was used with a different request.
+    Reused,
 }
 
 /// Where a delivery stands: `pending` until first claimed, `delivering` while leased to a node,
@@ -312,8 +344,15 @@ pub struct ClaimRequest {
     pub lease_until: Timestamp,
     pub limit: usize,
     pub per_webhook: usize,
+    /// Most deliveries of one tenant in flight on the claiming node.
+    pub per_tenant: usize,
+    /// What the claiming node has in flight, per webhook and per tenant.
     pub busy: std::collections::HashMap<WebhookId, usize>,
+    pub busy_tenants: std::collections::HashMap<TenantId, usize>,
     pub round: u64,
+    /// Events the claiming node already holds: not read again (a 50,000-object batch event would
+    /// otherwise be read and parsed again for every claim of its deliveries).
+    pub known_events: std::collections::HashSet<EventId>,
 }
 
 /// A stored CRM record (a contact, a company, ...), kept so a write can be compared with the last
@@ -337,6 +376,11 @@ pub struct RecordPlan {
     pub deletes: Vec<String>,
     /// Events to publish in the same transaction.
     pub events: Vec<Event>,
+    /// Most deliveries the events may create (`StoreError::TooManyDeliveries` past it).
+    pub max_deliveries: usize,
+    /// A background job's step this write is (an import): applied in the same transaction, and
+    /// the write is refused (`Conflict`) if the job is no longer held.
+    pub job: Option<JobAdvance>,
 }
 
 /// Why the caller's plan refused a write; carried through the store untouched.
@@ -344,6 +388,11 @@ pub type Rejection = Box<dyn std::error::Error + Send + Sync>;
 
 /// An edit of one webhook, run inside the transaction that stores it.
 pub type WebhookEdit = Box<dyn FnOnce(&mut Webhook) -> std::result::Result<(), Rejection> + Send>;
+
+/// The caller's check before a key is revoked: gets the key and every unrevoked key of its tenant
+/// (itself included), read in the transaction that revokes it.
+pub type KeyRevokeCheck =
+    Box<dyn FnOnce(&ApiKey, &[ApiKey]) -> std::result::Result<(), Rejection> + Send>;
 
 /// The caller's decision function: gets the stored rows for the requested ids (in order).
 pub type PlanFn =
@@ -379,6 +428,17 @@ pub struct ConsoleSession {
     pub expires_at: Timestamp,
 }
 
+/// A session as [`crate::Store::console_session`] finds it, with what it was made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundSession {
+    pub session: ConsoleSession,
+    /// A portal session's grant.
+    pub grant: Option<PortalGrant>,
+    /// A console session's API key, as stored (revoked or expired too: the service decides, with
+    /// the same rule as for a bearer key).
+    pub key: Option<ApiKey>,
+}
+
 /// What a CRM grants one of its customers through an embedded portal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortalGrant {
@@ -400,4 +460,22 @@ pub struct PortalGrant {
 pub struct WebhookHour {
     pub webhook_id: WebhookId,
     pub stats: hookline_core::stats::HourStats,
+}
+
+/// One step of a job that writes records (an import), applied by `Store::mutate_records` in the
+/// transaction of the write itself: the job moves on exactly when the rows are written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobAdvance {
+    pub id: JobId,
+    /// The lease the step runs under; a job no longer held refuses the step (and the write).
+    pub token: LeaseToken,
+    pub lease_until: Timestamp,
+    /// The next item to process after this step.
+    pub position: u64,
+    /// Items this step processed.
+    pub done: u64,
+    /// What the job found so far, this step included.
+    pub result: serde_json::Value,
+    /// This was the last step: the job succeeds.
+    pub finished: bool,
 }

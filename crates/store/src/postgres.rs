@@ -11,18 +11,24 @@
 //! kind of connection trouble — none free in time, a connect or statement timeout, a lost
 //! connection — maps to [`StoreError::Unavailable`], which the API answers with 503 and the
 //! dispatcher retries.
+//!
+//! Every connection, the LISTEN one included, is encrypted and checked as the URL's `sslmode` and
+//! `sslrootcert` ask (`pg_tls.rs`).
 
 use crate::contract::{Page, Store};
 use crate::error::{Result, StoreError};
 use crate::fairness;
 use crate::fanout::{self, Subscriber};
 use crate::health::{self, HealthDelta, Streak};
+use crate::jobs::{self, ReplayJob, JOB_COLS};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
-    Delivery, DeliveryFilter, DeliveryStatus, Event, PlanFn, PortalGrant, PublishOutcome,
-    Published, RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter,
-    WebhookHour,
+    Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
+    PlanFn, PortalGrant, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant,
+    Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
+use crate::pg_tls::{MakeRustlsConnect, TlsSettings};
+use crate::sealed::{self, Reseal, ResealReport, SealedCols, Sealer};
 use crate::shared::{
     self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, GRANT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS,
     SESSION_COLS, WEBHOOK_COLS,
@@ -31,9 +37,12 @@ use crate::stats::{self, HOUR_COLS, MERGE_HOUR};
 use async_trait::async_trait;
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 use deadpool_postgres::{Runtime, TimeoutType};
-use hookline_core::ids::{AttemptId, DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
+use hookline_core::api_key::KeyScope;
+use hookline_core::ids::{
+    ApiKeyId, AttemptId, DeliveryId, EventId, JobId, LeaseToken, TenantId, WebhookId,
+};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
-use hookline_core::signing::WebhookSecret;
+use hookline_core::sealing::Keyring;
 use hookline_core::stats::BUCKETS;
 use hookline_core::time::{self, Timestamp};
 use hookline_core::webhook::Format;
@@ -46,13 +55,15 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
+use tokio_postgres::{Client, GenericClient, Row, Transaction};
 use uuid::Uuid;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_console.sql"),
     include_str!("../migrations/postgres/0003_resends.sql"),
+    include_str!("../migrations/postgres/0004_api_key_lifecycle.sql"),
+    include_str!("../migrations/postgres/0005_jobs.sql"),
 ];
 /// Any fixed number: serialises migrations when several nodes start together.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
@@ -93,6 +104,8 @@ impl PoolOptions {
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
+    /// Seals and opens webhook secrets (see `sealed.rs`); set by [`PostgresStore::with_keyring`].
+    sealer: Sealer,
 }
 
 struct Inner {
@@ -131,7 +144,31 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
         }
         return StoreError::Internal(msg);
     }
-    if e.is_closed() || msg.contains("connect") || msg.contains("connection") {
+    // No SQLSTATE: the connection failed (closed, reset, timed out, cut mid-message by a restart)
+    // or a value didn't convert (a bug). Only the latter is Internal: a database restart must
+    // answer 503, not 500. A failed TLS handshake (a certificate that no longer verifies, say) is
+    // connection trouble too.
+    let mut io = false;
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        io |= s.is::<std::io::Error>();
+        source = s.source();
+    }
+    let lower = msg.to_ascii_lowercase();
+    if e.is_closed()
+        || io
+        || [
+            "connect",
+            "communicating",
+            "unexpected message",
+            "timed out",
+            "timeout",
+            "closed",
+            "tls handshake",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
         return StoreError::Unavailable(msg);
     }
     StoreError::Internal(msg)
@@ -173,6 +210,8 @@ type Conn = deadpool_postgres::Object;
 struct SessionConnect {
     /// `SET statement_timeout = …`.
     setup: String,
+    /// TLS as the URL's `sslmode` asks (unused with `disable`).
+    tls: MakeRustlsConnect,
 }
 
 /// What [`deadpool_postgres::Connect`] yields: a client and the task driving its connection.
@@ -185,7 +224,7 @@ impl deadpool_postgres::Connect for SessionConnect {
     ) -> Pin<Box<dyn Future<Output = Connected> + Send + '_>> {
         let config = config.clone();
         Box::pin(async move {
-            let (client, connection) = config.connect(NoTls).await?;
+            let (client, connection) = config.connect(self.tls.clone()).await?;
             let task = tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "PostgreSQL connection ended");
@@ -201,6 +240,13 @@ impl deadpool_postgres::Connect for SessionConnect {
 }
 
 impl PostgresStore {
+    /// The keys webhook secrets and header values are sealed under (see `sealed.rs`). Without one
+    /// the store refuses to read or write webhooks. Every node of a deployment needs the same keys.
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.sealer = Sealer::new(keyring);
+        self
+    }
+
     /// Connects with `pool_size` connections at most and the default timeouts of [`PoolOptions`].
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self> {
         Self::connect_with(url, PoolOptions::new(pool_size)).await
@@ -209,9 +255,23 @@ impl PostgresStore {
     /// Connects (lazily, but one connection is opened now so a wrong URL, password or host fails
     /// at start) and starts the LISTEN connection.
     pub async fn connect_with(url: &str, options: PoolOptions) -> Result<Self> {
+        let bad_url = |e: String| StoreError::Internal(format!("database_url: {e}"));
+        let (url, tls_settings) = TlsSettings::from_url(url).map_err(bad_url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Internal(format!("database_url is not a PostgreSQL URL: {e}"))
         })?;
+        let mut ssl_mode = tls_settings.mode(config.get_ssl_mode());
+        // Over a Unix socket `prefer` means plaintext, as in libpq (there is no host name to
+        // present, and the socket never leaves the machine).
+        let all_sockets = config
+            .get_hosts()
+            .iter()
+            .all(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
+        if ssl_mode == crate::pg_tls::SslMode::Prefer && all_sockets {
+            ssl_mode = crate::pg_tls::SslMode::Disable;
+        }
+        config.ssl_mode(ssl_mode.driver());
+        let tls = tls_settings.connector(ssl_mode).map_err(bad_url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -220,6 +280,7 @@ impl PostgresStore {
                 "SET statement_timeout = {}",
                 options.statement_timeout.as_millis()
             ),
+            tls: tls.clone(),
         };
         // Fast recycling only checks that the connection isn't closed: no round trip on every
         // checkout, which the claim and result paths make many times a second. A connection that
@@ -246,9 +307,18 @@ impl PostgresStore {
                 options,
                 wake: Arc::new(Notify::new()),
             }),
+            sealer: Sealer::default(),
         };
-        drop(store.conn().await?);
-        tokio::spawn(listen(config, store.inner.wake.clone()));
+        // The first connection says whether the URL works; a TLS failure names the settings.
+        let context =
+            |m: String| format!("{m} (database_url: {})", tls_settings.describe(ssl_mode));
+        let first = store.conn().await.map_err(|e| match e {
+            StoreError::Unavailable(m) => StoreError::Unavailable(context(m)),
+            StoreError::Internal(m) => StoreError::Internal(context(m)),
+            other => other,
+        })?;
+        drop(first);
+        tokio::spawn(listen(config, tls, store.inner.wake.clone()));
         Ok(store)
     }
 
@@ -269,10 +339,10 @@ async fn begin(c: &mut Conn) -> Result<Transaction<'_>> {
 }
 
 /// Keeps a LISTEN connection open (reconnecting with backoff) and turns notifications into wake-ups.
-async fn listen(config: tokio_postgres::Config, wake: Arc<Notify>) {
+async fn listen(config: tokio_postgres::Config, tls: MakeRustlsConnect, wake: Arc<Notify>) {
     let mut backoff = std::time::Duration::from_millis(200);
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 backoff = std::time::Duration::from_millis(200);
                 let pump = async {
@@ -314,6 +384,26 @@ fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(bad_json)
 }
 
+fn job_row(r: &Row) -> Result<jobs::Job> {
+    let (kind, status) =
+        jobs::parse_kind_status(r.get(2), r.get(3)).map_err(StoreError::Internal)?;
+    Ok(jobs::Job {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        kind,
+        status,
+        params: r.get(4),
+        total: r.get::<_, Option<i64>>(5).map(|n| n as u64),
+        done: r.get::<_, i64>(6) as u64,
+        error: r.get(7),
+        result: r.get(8),
+        position: r.get::<_, i64>(9) as u64,
+        created_at: r.get(10),
+        updated_at: r.get(11),
+        finished_at: r.get(12),
+    })
+}
+
 fn tenant_row(r: &Row) -> Tenant {
     Tenant {
         id: r.get(0),
@@ -322,38 +412,59 @@ fn tenant_row(r: &Row) -> Tenant {
     }
 }
 
-fn key_row(r: &Row) -> ApiKey {
-    ApiKey {
-        id: r.get(0),
-        tenant_id: r.get(1),
-        name: r.get(2),
-        prefix: r.get(3),
-        key_hash: r.get(4),
-        default_user_id: r.get(5),
-        created_at: r.get(6),
-    }
+fn key_row(r: &Row) -> Result<ApiKey> {
+    key_row_at(r, 0)
 }
 
-fn webhook_row(r: &Row) -> Result<Webhook> {
+/// A key whose [`KEY_COLS`] start at column `at`.
+fn key_row_at(r: &Row, at: usize) -> Result<ApiKey> {
+    let scope: String = r.get(at + 7);
+    Ok(ApiKey {
+        id: r.get(at),
+        tenant_id: r.get(at + 1),
+        name: r.get(at + 2),
+        prefix: r.get(at + 3),
+        key_hash: r.get(at + 4),
+        default_user_id: r.get(at + 5),
+        created_at: r.get(at + 6),
+        scope: KeyScope::parse(&scope)
+            .ok_or_else(|| StoreError::Internal(format!("unknown key scope `{scope}`")))?,
+        expires_at: r.get(at + 8),
+        last_used_at: r.get(at + 9),
+        revoked_at: r.get(at + 10),
+    })
+}
+
+/// A webhook row, its secrets opened by `sealer`.
+fn webhook_row(r: &Row, sealer: &Sealer) -> Result<Webhook> {
     let format: String = r.get(11);
     let ordering: String = r.get(15);
     let schedule: Option<String> = r.get(13);
     let rate: Option<i32> = r.get(14);
     let failures: i64 = r.get(16);
+    let id: WebhookId = r.get(0);
+    let opened = sealer.open(
+        id,
+        &SealedCols {
+            secret: r.get(6),
+            previous_secret: r.get(7),
+            headers: r.get(12),
+        },
+    )?;
     Ok(Webhook {
-        id: r.get(0),
+        id,
         tenant_id: r.get(1),
         name: r.get(2),
         description: r.get(3),
         url: r.get(4),
         events: json_col(r.get(5))?,
-        secret: WebhookSecret::new(r.get::<_, String>(6)),
-        previous_secret: r.get::<_, Option<String>>(7).map(WebhookSecret::new),
+        secret: opened.secret,
+        previous_secret: opened.previous_secret,
         previous_secret_expires_at: r.get(8),
         enabled: r.get(9),
         disabled_reason: r.get(10),
         format: shared::parse_format(&format).map_err(StoreError::Internal)?,
-        headers: json_col(r.get(12))?,
+        headers: opened.headers,
         retry_schedule: schedule
             .map(|s| RetrySchedule::from_json(&json_col(&s)?).map_err(StoreError::Internal))
             .transpose()?,
@@ -461,6 +572,7 @@ async fn fan_out<C: GenericClient>(
     c: &C,
     tenant_id: TenantId,
     events: &[Event],
+    max_deliveries: usize,
 ) -> Result<Vec<Published>> {
     let rows = c
         .query(
@@ -476,7 +588,7 @@ async fn fan_out<C: GenericClient>(
                 .map_err(StoreError::Internal)
         })
         .collect::<Result<Vec<_>>>()?;
-    let (published, deliveries) = fanout::plan(events, &subscribers);
+    let (published, deliveries) = fanout::plan(events, &subscribers, max_deliveries)?;
     insert_events(c, events).await?;
     if !deliveries.is_empty() {
         let now = time::now();
@@ -675,14 +787,16 @@ async fn apply_health<C: GenericClient>(
             &url,
             &reason,
         )],
+        // An operational event to the tenant's own webhooks: never refused for its size.
+        usize::MAX,
     )
     .await?;
     Ok(())
 }
 
 /// Writes every settings column of an existing webhook; returns the rows changed (0 or 1).
-async fn write_webhook<C: GenericClient>(c: &C, w: &Webhook) -> Result<u64> {
-    let p = webhook_params(w)?;
+async fn write_webhook<C: GenericClient>(c: &C, w: &Webhook, sealer: &Sealer) -> Result<u64> {
+    let p = webhook_params(w, sealer)?;
     c.execute(&shared::update_webhook_sql('$'), &params_of(&p))
         .await
         .map_err(pg_err)
@@ -741,7 +855,9 @@ fn params_of(v: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
+/// Values bound for an insert or full update, in `WEBHOOK_COLS` order; the secrets sealed.
+fn webhook_params(w: &Webhook, sealer: &Sealer) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
+    let sealed = sealer.seal_webhook(w)?;
     Ok(vec![
         Box::new(w.id),
         Box::new(w.tenant_id),
@@ -749,13 +865,13 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn ToSql + Sync + Send>>> {
         Box::new(w.description.clone()),
         Box::new(w.url.clone()),
         Box::new(serde_json::to_string(&w.events).map_err(bad_json)?),
-        Box::new(w.secret.expose().to_string()),
-        Box::new(w.previous_secret.as_ref().map(|s| s.expose().to_string())),
+        Box::new(sealed.secret),
+        Box::new(sealed.previous_secret),
         Box::new(w.previous_secret_expires_at),
         Box::new(w.enabled),
         Box::new(w.disabled_reason.clone()),
         Box::new(w.format.as_str().to_string()),
-        Box::new(serde_json::to_string(&w.headers).map_err(bad_json)?),
+        Box::new(sealed.headers),
         Box::new(w.retry_schedule.as_ref().map(|s| s.to_json().to_string())),
         Box::new(w.rate_limit.map(|r| r as i32)),
         Box::new(w.ordering.as_str().to_string()),
@@ -802,7 +918,65 @@ impl Store for PostgresStore {
             .map_err(pg_err)?;
             tracing::info!(version = i + 1, "applied PostgreSQL migration");
         }
-        tx.commit().await.map_err(pg_err)
+        tx.commit().await.map_err(pg_err)?;
+        // The migration SQL can't encrypt (it has no key): rows from before encryption are sealed
+        // here, and a node given the wrong key stops here, naming the key it lacks. Nodes starting
+        // together each run it; the row locks of each chunk make the second one find nothing to do.
+        self.reseal(Reseal::Clear).await.map(|_| ())
+    }
+
+    async fn reseal(&self, scope: Reseal) -> Result<ResealReport> {
+        let found: Vec<String> = self
+            .conn()
+            .await?
+            .query(&sealed::key_ids_sql(), &[])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        self.sealer.check_key_ids(&found)?;
+        let cond = sealed::needs_reseal_sql(scope, &self.sealer.current_id().unwrap_or_default());
+        let select = format!(
+            "SELECT id, secret, previous_secret, headers FROM webhooks
+             WHERE ($1::uuid IS NULL OR id > $1) AND {cond} ORDER BY id LIMIT {} FOR UPDATE",
+            sealed::RESEAL_CHUNK
+        );
+        let mut report = ResealReport {
+            webhooks: 0,
+            key_id: self.sealer.current_id().unwrap_or_default(),
+        };
+        let mut after: Option<WebhookId> = None;
+        loop {
+            // One chunk per transaction: its rows stay locked only while they are rewritten, and a
+            // concurrent edit either waits for it or is seen by it.
+            let mut c = self.conn().await?;
+            let tx = begin(&mut c).await?;
+            let rows = tx.query(&select, &[&after]).await.map_err(pg_err)?;
+            for r in &rows {
+                let id: WebhookId = r.get(0);
+                let cols = SealedCols {
+                    secret: r.get(1),
+                    previous_secret: r.get(2),
+                    headers: r.get(3),
+                };
+                if let Some(s) = self.sealer.reseal(id, &cols, scope)? {
+                    tx.execute(
+                        "UPDATE webhooks SET secret = $2, previous_secret = $3, headers = $4
+                         WHERE id = $1",
+                        &[&id, &s.secret, &s.previous_secret, &s.headers],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                    report.webhooks += 1;
+                }
+            }
+            tx.commit().await.map_err(pg_err)?;
+            if (rows.len() as i64) < sealed::RESEAL_CHUNK {
+                return Ok(report);
+            }
+            after = rows.last().map(|r| r.get(0));
+        }
     }
 
     async fn ping(&self) -> Result<()> {
@@ -873,7 +1047,9 @@ impl Store for PostgresStore {
         self.conn()
             .await?
             .execute(
-                &format!("INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+                &format!(
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ),
                 &[
                     &k.id,
                     &k.tenant_id,
@@ -882,7 +1058,84 @@ impl Store for PostgresStore {
                     &k.key_hash,
                     &k.default_user_id,
                     &k.created_at,
+                    &k.scope.as_str(),
+                    &k.expires_at,
+                    &k.last_used_at,
+                    &k.revoked_at,
                 ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn list_api_keys(&self, tenant_id: TenantId, page: Page) -> Result<Vec<ApiKey>> {
+        let rows = self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &[&tenant_id, &page.before, &(page.limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant_id: TenantId,
+        id: ApiKeyId,
+        now: Timestamp,
+        check: KeyRevokeCheck,
+    ) -> Result<Option<ApiKey>> {
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        // Locking every key of the tenant serialises its revocations: a second one waits here and
+        // then reads the first one's result, so two can't each leave the other as the last key.
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {KEY_COLS} FROM api_keys
+                     WHERE tenant_id = $1 AND (revoked_at IS NULL OR id = $2) FOR UPDATE"
+                ),
+                &[&tenant_id, &id],
+            )
+            .await
+            .map_err(pg_err)?;
+        let all = rows.iter().map(key_row).collect::<Result<Vec<_>>>()?;
+        let Some(mut key) = all.iter().find(|k| k.id == id).cloned() else {
+            return Ok(None);
+        };
+        if key.revoked_at.is_some() {
+            return Ok(Some(key));
+        }
+        check(&key, &all).map_err(StoreError::Rejected)?;
+        tx.execute(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1",
+            &[&id, &now],
+        )
+        .await
+        .map_err(pg_err)?;
+        // Browser sessions signed in with it end now rather than at their next request.
+        tx.execute("DELETE FROM console_sessions WHERE key_id = $1", &[&id])
+            .await
+            .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        key.revoked_at = Some(now);
+        Ok(Some(key))
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE api_keys SET last_used_at = $2
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+                &[&id, &at],
             )
             .await
             .map_err(pg_err)?;
@@ -901,11 +1154,11 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
-        Ok(rows.iter().map(key_row).collect())
+        rows.iter().map(key_row).collect()
     }
 
     async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
-        let p = webhook_params(w)?;
+        let p = webhook_params(w, &self.sealer)?;
         self.conn()
             .await?
             .execute(&shared::insert_webhook_sql('$'), &params_of(&p))
@@ -924,7 +1177,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
-        row.as_ref().map(webhook_row).transpose()
+        row.map(|r| webhook_row(&r, &self.sealer)).transpose()
     }
 
     async fn list_webhooks(
@@ -949,7 +1202,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
-        rows.iter().map(webhook_row).collect()
+        rows.iter().map(|r| webhook_row(r, &self.sealer)).collect()
     }
 
     async fn modify_webhook(
@@ -970,9 +1223,9 @@ impl Store for PostgresStore {
         else {
             return Ok(None);
         };
-        let mut w = webhook_row(&row)?;
+        let mut w = webhook_row(&row, &self.sealer)?;
         edit(&mut w).map_err(StoreError::Rejected)?;
-        write_webhook(&tx, &w).await?;
+        write_webhook(&tx, &w, &self.sealer).await?;
         tx.commit().await.map_err(pg_err)?;
         Ok(Some(w))
     }
@@ -995,6 +1248,7 @@ impl Store for PostgresStore {
         tenant_id: TenantId,
         events: Vec<Event>,
         idempotency: Option<(String, String)>,
+        max_deliveries: usize,
     ) -> Result<PublishOutcome> {
         let mut c = self.conn().await?;
         let tx = begin(&mut c).await?;
@@ -1023,7 +1277,7 @@ impl Store for PostgresStore {
                 };
             }
         }
-        let published = fan_out(&tx, tenant_id, &events).await?;
+        let published = fan_out(&tx, tenant_id, &events, max_deliveries).await?;
         if let Some((key, _)) = &idempotency {
             let response = serde_json::to_string(&published).map_err(bad_json)?;
             tx.execute(
@@ -1076,9 +1330,10 @@ impl Store for PostgresStore {
         event: Event,
         webhook_id: WebhookId,
         format: Format,
-        attempt: Attempt,
+        mut attempt: Attempt,
         status: DeliveryStatus,
     ) -> Result<()> {
+        shared::storable_attempt(&mut attempt);
         let mut c = self.conn().await?;
         let tx = begin(&mut c).await?;
         insert_events(&tx, std::slice::from_ref(&event)).await?;
@@ -1144,21 +1399,23 @@ impl Store for PostgresStore {
         let tx = begin(&mut c).await?;
         let token = LeaseToken::new();
         // The webhooks with work, in this round's order with their quotas: the same rule as SQLite.
-        let candidates: Vec<WebhookId> = tx
+        let (full_tenants, full_webhooks) = req.saturated();
+        let candidates: Vec<(WebhookId, TenantId)> = tx
             .query(
-                "SELECT w.id FROM webhooks w WHERE w.enabled AND (
+                "SELECT w.id, w.tenant_id FROM webhooks w WHERE w.enabled
+                   AND NOT (w.tenant_id = ANY($2)) AND NOT (w.id = ANY($3)) AND (
                    EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
                            AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1)
                    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
                            AND d.status = 'delivering' AND d.lease_until < $1))",
-                &[&req.now],
+                &[&req.now, &full_tenants, &full_webhooks],
             )
             .await
             .map_err(pg_err)?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
-        let mut turns = fairness::turns(candidates, req.round, req.per_webhook, &req.busy);
+        let mut turns = fairness::turns(candidates, req.round, req.caps());
         if turns.is_empty() {
             tx.commit().await.map_err(pg_err)?;
             return Ok(Claim::default());
@@ -1268,7 +1525,12 @@ impl Store for PostgresStore {
         let ds = &claim.deliveries;
         let (wids, eids, tids) = (
             uniq(ds.iter().map(|d| d.webhook_id).collect()),
-            uniq(ds.iter().map(|d| d.event_id).collect()),
+            uniq(
+                ds.iter()
+                    .map(|d| d.event_id)
+                    .filter(|e| !req.known_events.contains(e))
+                    .collect(),
+            ),
             uniq(ds.iter().map(|d| d.tenant_id).collect()),
         );
         for r in tx
@@ -1279,8 +1541,13 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?
         {
-            let w = webhook_row(&r)?;
-            claim.webhooks.insert(w.id, Arc::new(w));
+            // Opened once per webhook of the claim, however many deliveries it has.
+            match webhook_row(&r, &self.sealer) {
+                Ok(w) => {
+                    claim.webhooks.insert(w.id, Arc::new(w));
+                }
+                Err(e) => sealed::unopenable_in_claim(r.get(0), &e),
+            }
         }
         for r in tx
             .query(
@@ -1306,9 +1573,12 @@ impl Store for PostgresStore {
 
     async fn record_attempts(
         &self,
-        results: Vec<AttemptResult>,
+        mut results: Vec<AttemptResult>,
         disable: DisablePolicy,
     ) -> Result<Vec<bool>> {
+        for r in &mut results {
+            shared::storable_attempt(&mut r.attempt);
+        }
         if results.is_empty() {
             return Ok(Vec::new());
         }
@@ -1441,6 +1711,27 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         Ok(())
+    }
+
+    async fn renew_leases(
+        &self,
+        leases: Vec<(DeliveryId, LeaseToken)>,
+        until: Timestamp,
+    ) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let (ids, tokens): (Vec<DeliveryId>, Vec<LeaseToken>) = leases.into_iter().unzip();
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE deliveries d SET lease_until = $3
+                 FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
+                 WHERE d.id = u.id AND d.lease_owner = u.token AND d.status = 'delivering'",
+                &[&ids, &tokens, &until],
+            )
+            .await
+            .map_err(pg_err)
     }
 
     async fn next_due_at(&self) -> Result<Option<Timestamp>> {
@@ -1706,7 +1997,28 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         }
-        let published = fan_out(&tx, tenant_id, &plan.events).await?;
+        let published = fan_out(&tx, tenant_id, &plan.events, plan.max_deliveries).await?;
+        if let Some(step) = &plan.job {
+            let moved = tx
+                .execute(
+                    &jobs::advance_sql(|i| format!("${i}")),
+                    &[
+                        &step.id,
+                        &step.token,
+                        &step.lease_until,
+                        &(step.position as i64),
+                        &(step.done as i64),
+                        &step.result,
+                        &step.finished,
+                        &time::now(),
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            if moved == 0 {
+                return Err(jobs::job_lost(step.id));
+            }
+        }
         tx.commit().await.map_err(pg_err)?;
         Ok((published, written))
     }
@@ -1786,10 +2098,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn console_session(
-        &self,
-        id_hash: &str,
-    ) -> Result<Option<(ConsoleSession, Option<PortalGrant>)>> {
+    async fn console_session(&self, id_hash: &str) -> Result<Option<FoundSession>> {
         let row = self
             .conn()
             .await?
@@ -1797,12 +2106,20 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         let Some(r) = row else { return Ok(None) };
-        let s = session_row(&r);
-        let g = match s.grant_id {
+        let session = session_row(&r);
+        let grant = match session.grant_id {
             Some(_) => Some(grant_row_at(&r, 8)?),
             None => None,
         };
-        Ok(Some((s, g)))
+        let key = match r.get::<_, Option<Uuid>>(shared::SESSION_KEY_AT) {
+            Some(_) => Some(key_row_at(&r, shared::SESSION_KEY_AT)?),
+            None => None,
+        };
+        Ok(Some(FoundSession {
+            session,
+            grant,
+            key,
+        }))
     }
 
     async fn touch_console_session(&self, id_hash: &str, at: Timestamp) -> Result<()> {
@@ -1980,6 +2297,322 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         Ok(rows.iter().map(hour_row).collect())
+    }
+
+    async fn insert_replay_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        params: ReplayJob,
+        total: u64,
+    ) -> Result<jobs::Job> {
+        let params = serde_json::to_value(&params).map_err(bad_json)?;
+        let row = self
+            .conn()
+            .await?
+            .query_one(
+                &format!(
+                    "INSERT INTO jobs (id, tenant_id, kind, status, params, total, done, created_at, updated_at)
+                     VALUES ($1, $2, 'replay', 'queued', $3, $4, 0, $5, $5) RETURNING {JOB_COLS}"
+                ),
+                &[&id, &tenant_id, &params, &(total as i64), &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        job_row(&row)
+    }
+
+    async fn insert_import_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        params: serde_json::Value,
+        result: serde_json::Value,
+        items: Vec<serde_json::Value>,
+    ) -> Result<jobs::Job> {
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO jobs (id, tenant_id, kind, status, params, result, total, done, created_at, updated_at)
+                     VALUES ($1, $2, 'import', 'queued', $3, $4, $5, 0, $6, $6) RETURNING {JOB_COLS}"
+                ),
+                &[&id, &tenant_id, &params, &result, &(items.len() as i64), &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        let positions: Vec<i64> = (0..items.len() as i64).collect();
+        tx.execute(
+            "INSERT INTO job_items (job_id, position, item)
+             SELECT $1, p, i FROM unnest($2::bigint[], $3::jsonb[]) AS u(p, i)",
+            &[&id, &positions, &items],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        job_row(&row)
+    }
+
+    async fn job_items(
+        &self,
+        id: JobId,
+        position: u64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        Ok(self
+            .conn()
+            .await?
+            .query(
+                "SELECT item FROM job_items WHERE job_id = $1 AND position >= $2
+                 ORDER BY position LIMIT $3",
+                &[&id, &(position as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn get_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<jobs::Job>> {
+        self.conn()
+            .await?
+            .query_opt(
+                &format!("SELECT {JOB_COLS} FROM jobs WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant_id, &id],
+            )
+            .await
+            .map_err(pg_err)?
+            .as_ref()
+            .map(job_row)
+            .transpose()
+    }
+
+    async fn list_jobs(&self, tenant_id: TenantId, page: Page) -> Result<Vec<jobs::Job>> {
+        self.conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &[&tenant_id, &page.before, &(page.limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(job_row)
+            .collect()
+    }
+
+    async fn cancel_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<jobs::Job>> {
+        let c = self.conn().await?;
+        c.execute(
+            "UPDATE jobs SET status = 'cancelled', lease_owner = NULL, lease_until = NULL,
+             updated_at = $3, finished_at = $3
+             WHERE tenant_id = $1 AND id = $2 AND status IN ('queued', 'running')",
+            &[&tenant_id, &id, &time::now()],
+        )
+        .await
+        .map_err(pg_err)?;
+        c.query_opt(
+            &format!("SELECT {JOB_COLS} FROM jobs WHERE tenant_id = $1 AND id = $2"),
+            &[&tenant_id, &id],
+        )
+        .await
+        .map_err(pg_err)?
+        .as_ref()
+        .map(job_row)
+        .transpose()
+    }
+
+    async fn claim_job(
+        &self,
+        token: LeaseToken,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<jobs::Job>> {
+        self.conn()
+            .await?
+            .query_opt(
+                &format!(
+                    "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
+                     WHERE id = (SELECT id FROM jobs WHERE status = 'queued'
+                                    OR (status = 'running' AND lease_until < $3)
+                                 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     RETURNING {JOB_COLS}"
+                ),
+                &[&token, &lease_until, &now],
+            )
+            .await
+            .map_err(pg_err)?
+            .as_ref()
+            .map(job_row)
+            .transpose()
+    }
+
+    async fn replay_step(
+        &self,
+        id: JobId,
+        token: LeaseToken,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<jobs::Job> {
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        let held = tx
+            .query_opt(
+                "SELECT tenant_id, params, cursor FROM jobs
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 FOR UPDATE",
+                &[&id, &token],
+            )
+            .await
+            .map_err(pg_err)?;
+        let Some(held) = held else {
+            let row = tx
+                .query_one(
+                    &format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1"),
+                    &[&id],
+                )
+                .await
+                .map_err(pg_err)?;
+            tx.commit().await.map_err(pg_err)?;
+            return job_row(&row);
+        };
+        let tenant_id: TenantId = held.get(0);
+        let job: ReplayJob = serde_json::from_value(held.get(1)).map_err(bad_json)?;
+        let cursor: Option<DeliveryId> = held.get(2);
+        let statuses: Vec<&str> = job.statuses.iter().map(|s| s.as_str()).collect();
+        let originals: Vec<DeliveryId> = tx
+            .query(
+                "SELECT id FROM deliveries WHERE webhook_id = $1 AND tenant_id = $2
+                   AND id < $3 AND ($4::uuid IS NULL OR id > $4)
+                   AND created_at >= $5 AND ($6::timestamptz IS NULL OR created_at < $6)
+                   AND status = ANY($7)
+                 ORDER BY id LIMIT $8",
+                &[
+                    &job.webhook_id,
+                    &tenant_id,
+                    &job.before,
+                    &cursor,
+                    &job.since,
+                    &job.until,
+                    &statuses,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let copied =
+            copy_deliveries(&tx, tenant_id, &shared::copies(originals.iter().copied())).await?;
+        let finished = originals.len() < limit;
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE jobs SET done = done + $2, cursor = COALESCE($3, cursor), lease_until = $4,
+                     updated_at = $5, status = CASE WHEN $6 THEN 'succeeded' ELSE status END,
+                     finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END,
+                     lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END
+                     WHERE id = $1 RETURNING {JOB_COLS}"
+                ),
+                &[
+                    &id,
+                    &(copied as i64),
+                    &originals.last(),
+                    &lease_until,
+                    &time::now(),
+                    &finished,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        job_row(&row)
+    }
+
+    async fn fail_job(&self, id: JobId, token: LeaseToken, error: &str) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE jobs SET status = 'failed', error = $3, lease_owner = NULL, lease_until = NULL,
+                 updated_at = $4, finished_at = $4
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                &[&id, &token, &error, &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        tenant_id: TenantId,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<KeyClaim> {
+        let c = self.conn().await?;
+        // An unanswered claim has a NULL response, as publish's key has until its commit.
+        let inserted = c
+            .execute(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&tenant_id, &key, &request_hash, &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        if inserted == 1 {
+            return Ok(KeyClaim::Claimed);
+        }
+        let r = c
+            .query_opt(
+                "SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+                &[&tenant_id, &key],
+            )
+            .await
+            .map_err(pg_err)?;
+        // Gone between the two statements (released, or pruned): the next try claims it.
+        let Some(r) = r else {
+            return Ok(KeyClaim::InProgress);
+        };
+        let (seen, response): (String, Option<String>) = (r.get(0), r.get(1));
+        Ok(match (seen == request_hash, response) {
+            (false, _) => KeyClaim::Reused,
+            (true, None) => KeyClaim::InProgress,
+            (true, Some(answer)) => KeyClaim::Answered(answer),
+        })
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        tenant_id: TenantId,
+        key: &str,
+        response: &str,
+    ) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE idempotency_keys SET response = $3 WHERE tenant_id = $1 AND key = $2",
+                &[&tenant_id, &key, &response],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&self, tenant_id: TenantId, key: &str) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND response IS NULL",
+                &[&tenant_id, &key],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
     }
 }
 

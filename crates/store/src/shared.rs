@@ -15,7 +15,8 @@ use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
 
 pub(crate) const KEY_COLS: &str =
-    "id, tenant_id, name, prefix, key_hash, default_user_id, created_at";
+    "id, tenant_id, name, prefix, key_hash, default_user_id, created_at, \
+    scope, expires_at, last_used_at, revoked_at";
 
 /// Every webhook column; `id` and `tenant_id` first, since a full update selects the row by them and
 /// sets the rest (see [`update_webhook_sql`]).
@@ -45,18 +46,25 @@ pub(crate) const GRANT_COLS: &str =
     "id, tenant_id, webhook_ids, capabilities, code_hash, created_at, expires_at, revoked_at";
 
 /// A session (columns of [`SESSION_COLS`]) followed by its grant's ([`GRANT_COLS`], all NULL for a
-/// console session), found by `id_hash` = `param`. A portal session is found only while its grant
-/// exists for the same tenant and is not revoked.
+/// console session) and its API key's ([`KEY_COLS`], all NULL for a portal session), found by
+/// `id_hash` = `param`. A portal session is found only while its grant exists for the same tenant
+/// and is not revoked; a console session's key comes as stored, revoked or not (the service judges
+/// it like any presented key).
 pub(crate) fn console_session_sql(param: &str) -> String {
     format!(
-        "SELECT {}, {} FROM console_sessions s
+        "SELECT {}, {}, {} FROM console_sessions s
          LEFT JOIN portal_grants g ON g.id = s.grant_id AND g.tenant_id = s.tenant_id
+         LEFT JOIN api_keys k ON k.id = s.key_id AND k.tenant_id = s.tenant_id
          WHERE s.id_hash = {param}
            AND (s.grant_id IS NULL OR (g.id IS NOT NULL AND g.revoked_at IS NULL))",
         prefixed("s", SESSION_COLS),
-        prefixed("g", GRANT_COLS)
+        prefixed("g", GRANT_COLS),
+        prefixed("k", KEY_COLS)
     )
 }
+
+/// Where the key's columns start in a [`console_session_sql`] row.
+pub(crate) const SESSION_KEY_AT: usize = 16;
 
 /// `cols` qualified by a table alias: `a.x, a.y`.
 pub(crate) fn prefixed(alias: &str, cols: &str) -> String {
@@ -127,6 +135,37 @@ pub(crate) fn escape_like(s: &str) -> String {
 /// The LIKE pattern of a search box: the term anywhere, taken literally.
 pub(crate) fn contains(search: Option<&str>) -> Option<String> {
     search.map(|s| format!("%{}%", escape_like(s)))
+}
+
+/// Makes an attempt's text storable on both backends, whatever the receiver sent. PostgreSQL's
+/// `text` refuses NUL (a gzip or binary response body holds them), and one refused row used to fail
+/// its whole batch; SQLite would take it, but both must store the same thing. NUL becomes U+FFFD,
+/// the character the sender already puts where a body isn't valid UTF-8.
+pub(crate) fn storable_attempt(a: &mut Attempt) {
+    fn clean(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
+    }
+    clean(&mut a.url);
+    for s in [
+        &mut a.error_kind,
+        &mut a.error_message,
+        &mut a.response_body,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clean(s);
+    }
+    for (name, value) in a
+        .request_headers
+        .iter_mut()
+        .chain(a.response_headers.iter_mut())
+    {
+        clean(name);
+        clean(value);
+    }
 }
 
 /// The text a delivery keeps as its last error: `kind: message`, or the kind alone.

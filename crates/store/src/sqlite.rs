@@ -12,20 +12,24 @@ use crate::error::{Result, StoreError};
 use crate::fairness;
 use crate::fanout;
 use crate::health::{self, HealthDelta, Streak};
+use crate::jobs::{self, ReplayJob, JOB_COLS};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
-    Delivery, DeliveryFilter, DeliveryStatus, Event, PlanFn, PortalGrant, PublishOutcome,
-    Published, RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter,
-    WebhookHour,
+    Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
+    PlanFn, PortalGrant, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant,
+    Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
+use crate::sealed::{self, RawWebhook, Reseal, ResealReport, SealedCols, Sealer};
 use crate::shared::{
     self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, GRANT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS,
     SESSION_COLS, WEBHOOK_COLS,
 };
 use crate::stats::{self, HOUR_COLS, MERGE_HOUR};
 use async_trait::async_trait;
-use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
+use hookline_core::api_key::KeyScope;
+use hookline_core::ids::{ApiKeyId, DeliveryId, EventId, JobId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
+use hookline_core::sealing::Keyring;
 use hookline_core::signing::WebhookSecret;
 use hookline_core::stats::BUCKETS;
 use hookline_core::time::{self, Timestamp};
@@ -40,6 +44,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_console.sql"),
     include_str!("../migrations/sqlite/0003_resends.sql"),
+    include_str!("../migrations/sqlite/0004_api_key_lifecycle.sql"),
+    include_str!("../migrations/sqlite/0005_jobs.sql"),
 ];
 
 /// Most write jobs folded into one transaction.
@@ -72,7 +78,18 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
         let FnJob { f, reply, .. } = *self;
-        let res = f(conn);
+        // A panic in one job (a bug) fails that job only: its savepoint is rolled back and the
+        // writer goes on, instead of every later write failing because the thread died.
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                tracing::error!(panic = %what, "a write panicked; it was rolled back");
+                Err(StoreError::Internal(format!("the write panicked: {what}")))
+            });
         let ok = res.is_ok();
         (
             ok,
@@ -92,6 +109,8 @@ where
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// Seals and opens webhook secrets (see `sealed.rs`); set by [`SqliteStore::with_keyring`].
+    sealer: Sealer,
 }
 
 struct Inner {
@@ -99,6 +118,8 @@ struct Inner {
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     path: PathBuf,
     writer: mpsc::UnboundedSender<WriteJob>,
+    /// Cleared when the writer thread ends for any reason: the store can't write any more.
+    writer_alive: Arc<std::sync::atomic::AtomicBool>,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
 }
@@ -145,19 +166,33 @@ impl SqliteStore {
             })
             .map_err(|e| StoreError::Internal(format!("can't start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let alive = WriterAlive(writer_alive.clone());
         std::thread::Builder::new()
             .name("hookline-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, sync, rx))
+            .spawn(move || {
+                let _alive = alive;
+                writer_loop(writer_conn, sync, rx)
+            })
             .map_err(|e| StoreError::Internal(format!("can't start the writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 stop_checkpoints: stop,
                 path,
                 writer: tx,
+                writer_alive,
                 reader_permits: Semaphore::new(reader_conns.len()),
                 readers: Mutex::new(reader_conns),
             }),
+            sealer: Sealer::default(),
         })
+    }
+
+    /// The keys webhook secrets and header values are sealed under (see `sealed.rs`). Without one
+    /// the store refuses to read or write webhooks.
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.sealer = Sealer::new(keyring);
+        self
     }
 
     /// Parses `sqlite://file.db`, `sqlite:file.db`, `sqlite:///abs/file.db` or a bare path.
@@ -263,6 +298,16 @@ fn open_conn(path: &Path, sync: Synchronous) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Clears the writer's liveness flag when the writer thread ends, however it ends (even by a panic
+/// outside a job).
+struct WriterAlive(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for WriterAlive {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn writer_loop(conn: Connection, sync: Synchronous, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
     let durable_pragma = match sync {
@@ -333,6 +378,9 @@ fn clone_err(e: &StoreError) -> StoreError {
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Internal(m) => StoreError::Internal(m.clone()),
+        &StoreError::TooManyDeliveries { limit, needed } => {
+            StoreError::TooManyDeliveries { limit, needed }
+        }
         // Only commit errors are cloned, and those are never rejections.
         StoreError::Rejected(r) => StoreError::Internal(r.to_string()),
     }
@@ -364,6 +412,33 @@ fn conversion(msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
 }
 
+fn job_row(r: &Row) -> rusqlite::Result<jobs::Job> {
+    let (kind, status) = jobs::parse_kind_status(&r.get::<_, String>(2)?, &r.get::<_, String>(3)?)
+        .map_err(conversion)?;
+    Ok(jobs::Job {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        kind,
+        status,
+        params: json(r.get(4)?)?,
+        total: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+        done: r.get::<_, i64>(6)? as u64,
+        error: r.get(7)?,
+        result: r.get::<_, Option<String>>(8)?.map(json).transpose()?,
+        position: r.get::<_, i64>(9)? as u64,
+        created_at: ts(r.get(10)?)?,
+        updated_at: ts(r.get(11)?)?,
+        finished_at: opt_ts(r.get(12)?)?,
+    })
+}
+
+fn job_by_id(c: &Connection, id: JobId) -> Result<jobs::Job> {
+    Ok(
+        c.prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"))?
+            .query_row([id], job_row)?,
+    )
+}
+
 fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
         id: r.get(0)?,
@@ -373,44 +448,127 @@ fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
 }
 
 fn key_row(r: &Row) -> rusqlite::Result<ApiKey> {
+    key_row_at(r, 0)
+}
+
+/// A key whose [`KEY_COLS`] start at column `at`.
+fn key_row_at(r: &Row, at: usize) -> rusqlite::Result<ApiKey> {
+    let scope: String = r.get(at + 7)?;
     Ok(ApiKey {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        name: r.get(2)?,
-        prefix: r.get(3)?,
-        key_hash: r.get(4)?,
-        default_user_id: r.get(5)?,
-        created_at: ts(r.get(6)?)?,
+        id: r.get(at)?,
+        tenant_id: r.get(at + 1)?,
+        name: r.get(at + 2)?,
+        prefix: r.get(at + 3)?,
+        key_hash: r.get(at + 4)?,
+        default_user_id: r.get(at + 5)?,
+        created_at: ts(r.get(at + 6)?)?,
+        scope: KeyScope::parse(&scope).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                at + 7,
+                rusqlite::types::Type::Text,
+                format!("unknown key scope `{scope}`").into(),
+            )
+        })?,
+        expires_at: opt_ts(r.get(at + 8)?)?,
+        last_used_at: opt_ts(r.get(at + 9)?)?,
+        revoked_at: opt_ts(r.get(at + 10)?)?,
     })
 }
 
+/// The parameters of an `INSERT INTO api_keys ({KEY_COLS})`.
+fn key_params(k: &ApiKey) -> [Value; 11] {
+    let text = |t: &Option<Timestamp>| match t {
+        Some(t) => Value::Text(time::format(t)),
+        None => Value::Null,
+    };
+    [
+        Value::Text(k.id.to_string()),
+        Value::Text(k.tenant_id.to_string()),
+        Value::Text(k.name.clone()),
+        Value::Text(k.prefix.clone()),
+        Value::Text(k.key_hash.clone()),
+        k.default_user_id.clone().map_or(Value::Null, Value::Text),
+        Value::Text(time::format(&k.created_at)),
+        Value::Text(k.scope.as_str().to_string()),
+        text(&k.expires_at),
+        text(&k.last_used_at),
+        text(&k.revoked_at),
+    ]
+}
+
+/// One chunk of [`Store::reseal`]: the next webhooks after `after` that match `cond`, each
+/// rewritten when [`Sealer::reseal`] says so. Answers how many were read, the last id read and how
+/// many were rewritten.
+fn reseal_chunk(
+    c: &Connection,
+    sealer: &Sealer,
+    cond: &str,
+    after: Option<WebhookId>,
+    scope: Reseal,
+) -> Result<(usize, Option<WebhookId>, u64)> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT id, secret, previous_secret, headers FROM webhooks
+             WHERE (?1 IS NULL OR id > ?1) AND {cond} ORDER BY id LIMIT {}",
+            sealed::RESEAL_CHUNK
+        ))?
+        .query_map(params![after], |r| {
+            Ok((
+                r.get::<_, WebhookId>(0)?,
+                SealedCols {
+                    secret: r.get(1)?,
+                    previous_secret: r.get(2)?,
+                    headers: r.get(3)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut changed = 0;
+    for (id, cols) in &rows {
+        if let Some(s) = sealer.reseal(*id, cols, scope)? {
+            c.prepare_cached(
+                "UPDATE webhooks SET secret = ?2, previous_secret = ?3, headers = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, s.secret, s.previous_secret, s.headers])?;
+            changed += 1;
+        }
+    }
+    Ok((rows.len(), rows.last().map(|r| r.0), changed))
+}
+
 /// Writes every settings column of an existing webhook; returns the rows changed (0 or 1).
-fn write_webhook(c: &Connection, w: &Webhook) -> Result<usize> {
-    let p = webhook_params(w)?;
+fn write_webhook(c: &Connection, w: &Webhook, sealer: &Sealer) -> Result<usize> {
+    let p = webhook_params(w, sealer)?;
     Ok(c.prepare_cached(&shared::update_webhook_sql('?'))?
         .execute(rusqlite::params_from_iter(
             p.iter().map(|b| b.as_ref() as &dyn rusqlite::ToSql),
         ))?)
 }
 
-fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
+/// A webhook row with its sealed columns still sealed: [`Sealer::unseal`] opens them.
+fn webhook_row(r: &Row) -> rusqlite::Result<RawWebhook> {
     let format: String = r.get(11)?;
     let ordering: String = r.get(15)?;
     let schedule: Option<String> = r.get(13)?;
-    Ok(Webhook {
+    let sealed = SealedCols {
+        secret: r.get(6)?,
+        previous_secret: r.get(7)?,
+        headers: r.get(12)?,
+    };
+    let webhook = Webhook {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
         name: r.get(2)?,
         description: r.get(3)?,
         url: r.get(4)?,
         events: json(r.get(5)?)?,
-        secret: WebhookSecret::new(r.get::<_, String>(6)?),
-        previous_secret: r.get::<_, Option<String>>(7)?.map(WebhookSecret::new),
+        secret: WebhookSecret::new(String::new()),
+        previous_secret: None,
         previous_secret_expires_at: opt_ts(r.get(8)?)?,
         enabled: r.get(9)?,
         disabled_reason: r.get(10)?,
         format: shared::parse_format(&format).map_err(conversion)?,
-        headers: json(r.get(12)?)?,
+        headers: Default::default(),
         retry_schedule: schedule
             .map(|s| {
                 let v: serde_json::Value = json(s)?;
@@ -424,11 +582,13 @@ fn webhook_row(r: &Row) -> rusqlite::Result<Webhook> {
         created_at: ts(r.get(18)?)?,
         updated_at: ts(r.get(19)?)?,
         last_attempt_at: opt_ts(r.get(20)?)?,
-    })
+    };
+    Ok(RawWebhook { webhook, sealed })
 }
 
-/// Values bound for an insert or full update, in `WEBHOOK_COLS` order.
-fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
+/// Values bound for an insert or full update, in `WEBHOOK_COLS` order; the secrets sealed.
+fn webhook_params(w: &Webhook, sealer: &Sealer) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
+    let sealed = sealer.seal_webhook(w)?;
     Ok(vec![
         Box::new(w.id),
         Box::new(w.tenant_id),
@@ -436,13 +596,13 @@ fn webhook_params(w: &Webhook) -> Result<Vec<Box<dyn rusqlite::ToSql + Send>>> {
         Box::new(w.description.clone()),
         Box::new(w.url.clone()),
         Box::new(serde_json::to_string(&w.events)?),
-        Box::new(w.secret.expose().to_string()),
-        Box::new(w.previous_secret.as_ref().map(|s| s.expose().to_string())),
+        Box::new(sealed.secret),
+        Box::new(sealed.previous_secret),
         Box::new(w.previous_secret_expires_at.as_ref().map(time::format)),
         Box::new(w.enabled),
         Box::new(w.disabled_reason.clone()),
         Box::new(w.format.as_str()),
-        Box::new(serde_json::to_string(&w.headers)?),
+        Box::new(sealed.headers),
         Box::new(w.retry_schedule.as_ref().map(|s| s.to_json().to_string())),
         Box::new(w.rate_limit),
         Box::new(w.ordering.as_str()),
@@ -497,7 +657,12 @@ fn insert_event(c: &Connection, e: &Event) -> Result<()> {
 
 /// Writes events and their deliveries ([`fanout::plan`]). Runs inside the caller's transaction,
 /// so events never exist without their deliveries.
-fn fan_out(c: &Connection, tenant_id: TenantId, events: &[Event]) -> Result<Vec<Published>> {
+fn fan_out(
+    c: &Connection,
+    tenant_id: TenantId,
+    events: &[Event],
+    max_deliveries: usize,
+) -> Result<Vec<Published>> {
     let subscribers = c
         .prepare_cached("SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
         .query_map([tenant_id], |r| {
@@ -506,7 +671,7 @@ fn fan_out(c: &Connection, tenant_id: TenantId, events: &[Event]) -> Result<Vec<
                 .map_err(conversion)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let (published, rows) = fanout::plan(events, &subscribers);
+    let (published, rows) = fanout::plan(events, &subscribers, max_deliveries)?;
     for e in events {
         insert_event(c, e)?;
     }
@@ -747,6 +912,8 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
             &url,
             &reason,
         )],
+        // An operational event to the tenant's own webhooks: never refused for its size.
+        usize::MAX,
     )?;
     Ok(())
 }
@@ -808,10 +975,78 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
-        .await
+        .await?;
+        // The migration SQL can't encrypt (it has no key): rows from before encryption are sealed
+        // here, and a store given the wrong key stops here, naming the key it lacks.
+        self.reseal(Reseal::Clear).await.map(|_| ())
+    }
+
+    async fn reseal(&self, scope: Reseal) -> Result<ResealReport> {
+        let found: Vec<String> = self
+            .read(|c| {
+                Ok(c.prepare(&sealed::key_ids_sql())?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .await?;
+        self.sealer.check_key_ids(&found)?;
+        let cond = sealed::needs_reseal_sql(scope, &self.sealer.current_id().unwrap_or_default());
+        let mut report = ResealReport {
+            webhooks: 0,
+            key_id: self.sealer.current_id().unwrap_or_default(),
+        };
+        let mut after: Option<WebhookId> = None;
+        loop {
+            let (sealer, cond) = (self.sealer.clone(), cond.clone());
+            // One chunk per write job: read and rewrite in one transaction, so a concurrent edit
+            // is never overwritten, and the writer is never held for long.
+            let (n, last, changed) = self
+                .write(move |c| {
+                    // Zero the space the old values leave behind, so they don't linger in the
+                    // file's free space; back to how it was after (a per-connection setting).
+                    let was: i64 = c.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
+                    c.execute_batch("PRAGMA secure_delete = ON")?;
+                    let done = reseal_chunk(c, &sealer, &cond, after, scope);
+                    let was = match was {
+                        0 => "OFF",
+                        2 => "FAST",
+                        _ => "ON",
+                    };
+                    c.execute_batch(&format!("PRAGMA secure_delete = {was}"))?;
+                    done
+                })
+                .await?;
+            report.webhooks += changed;
+            if (n as i64) < sealed::RESEAL_CHUNK {
+                break;
+            }
+            after = last;
+        }
+        if report.webhooks > 0 {
+            // The WAL still holds the pages as they were before: copy the new ones into the file
+            // and empty it. Best effort: a busy reader only delays it to a later checkpoint.
+            let checkpoint = self
+                .read(|c| Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?))
+                .await;
+            if let Err(e) = checkpoint {
+                tracing::warn!(error = %e, "checkpoint after re-encrypting secrets failed");
+            }
+        }
+        Ok(report)
+    }
+
+    fn broken(&self) -> Option<String> {
+        (!self
+            .inner
+            .writer_alive
+            .load(std::sync::atomic::Ordering::Relaxed))
+        .then(|| "the SQLite writer thread has stopped".to_string())
     }
 
     async fn ping(&self) -> Result<()> {
+        if let Some(why) = self.broken() {
+            return Err(StoreError::Unavailable(why));
+        }
         self.read(|c| {
             Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map(|_| ())?)
@@ -868,20 +1103,84 @@ impl Store for SqliteStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {
-        let k = key.clone();
+        let p = key_params(key);
         self.write(move |c| {
             c.execute(
-                &format!("INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-                params![
-                    k.id,
-                    k.tenant_id,
-                    k.name,
-                    k.prefix,
-                    k.key_hash,
-                    k.default_user_id,
-                    time::format(&k.created_at)
-                ],
+                &format!(
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ),
+                rusqlite::params_from_iter(p.iter()),
             )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, tenant_id: TenantId, page: Page) -> Result<Vec<ApiKey>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
+                 ORDER BY id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        tenant_id,
+                        page.before.map(|u| u.to_string()),
+                        page.limit as i64
+                    ],
+                    key_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant_id: TenantId,
+        id: ApiKeyId,
+        now: Timestamp,
+        check: KeyRevokeCheck,
+    ) -> Result<Option<ApiKey>> {
+        // The writer thread runs this alone, so no other revocation can slip between the check
+        // and the update.
+        self.write(move |c| {
+            let all = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLS} FROM api_keys
+                     WHERE tenant_id = ?1 AND (revoked_at IS NULL OR id = ?2)"
+                ))?
+                .query_map(params![tenant_id, id], key_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let Some(mut key) = all.iter().find(|k| k.id == id).cloned() else {
+                return Ok(None);
+            };
+            if key.revoked_at.is_some() {
+                return Ok(Some(key));
+            }
+            check(&key, &all).map_err(StoreError::Rejected)?;
+            c.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1",
+                params![id, time::format(&now)],
+            )?;
+            // Browser sessions signed in with it end now rather than at their next request.
+            c.execute("DELETE FROM console_sessions WHERE key_id = ?1", [id])?;
+            key.revoked_at = Some(now);
+            Ok(Some(key))
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
+        // Losing a touch to a power cut only makes a key look unused a little longer.
+        self.write_relaxed(move |c| {
+            c.prepare_cached(
+                "UPDATE api_keys SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )?
+            .execute(params![id, time::format(&at)])?;
             Ok(())
         })
         .await
@@ -902,7 +1201,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
-        let p = webhook_params(webhook)?;
+        let p = webhook_params(webhook, &self.sealer)?;
         self.write(move |c| {
             c.execute(
                 &shared::insert_webhook_sql('?'),
@@ -914,13 +1213,16 @@ impl Store for SqliteStore {
     }
 
     async fn get_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<Option<Webhook>> {
+        let sealer = self.sealer.clone();
         self.read(move |c| {
-            Ok(c.query_row(
+            c.query_row(
                 &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"),
                 params![tenant_id, id],
                 webhook_row,
             )
-            .optional()?)
+            .optional()?
+            .map(|raw| sealer.unseal(raw))
+            .transpose()
         })
         .await
     }
@@ -931,6 +1233,7 @@ impl Store for SqliteStore {
         filter: WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>> {
+        let sealer = self.sealer.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
@@ -951,7 +1254,7 @@ impl Store for SqliteStore {
                     webhook_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            rows.into_iter().map(|raw| sealer.unseal(raw)).collect()
         })
         .await
     }
@@ -963,8 +1266,9 @@ impl Store for SqliteStore {
         edit: WebhookEdit,
     ) -> Result<Option<Webhook>> {
         // The writer thread serialises this with every other write, health updates included.
+        let sealer = self.sealer.clone();
         self.write(move |c| {
-            let Some(mut w) = c
+            let Some(raw) = c
                 .prepare_cached(&format!(
                     "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
                 ))?
@@ -973,8 +1277,9 @@ impl Store for SqliteStore {
             else {
                 return Ok(None);
             };
+            let mut w = sealer.unseal(raw)?;
             edit(&mut w).map_err(StoreError::Rejected)?;
-            write_webhook(c, &w)?;
+            write_webhook(c, &w, &sealer)?;
             Ok(Some(w))
         })
         .await
@@ -996,6 +1301,7 @@ impl Store for SqliteStore {
         tenant_id: TenantId,
         events: Vec<Event>,
         idempotency: Option<(String, String)>,
+        max_deliveries: usize,
     ) -> Result<PublishOutcome> {
         self.write(move |c| {
             if let Some((key, hash)) = &idempotency {
@@ -1014,7 +1320,7 @@ impl Store for SqliteStore {
                     });
                 }
             }
-            let published = fan_out(c, tenant_id, &events)?;
+            let published = fan_out(c, tenant_id, &events, max_deliveries)?;
             if let Some((key, hash)) = &idempotency {
                 c.execute(
                     "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created_at)
@@ -1077,9 +1383,10 @@ impl Store for SqliteStore {
         event: Event,
         webhook_id: WebhookId,
         format: Format,
-        attempt: Attempt,
+        mut attempt: Attempt,
         status: DeliveryStatus,
     ) -> Result<()> {
+        shared::storable_attempt(&mut attempt);
         self.write(move |c| {
             insert_event(c, &event)?;
             let now = time::format(&time::now());
@@ -1109,22 +1416,33 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
+        let sealer = self.sealer.clone();
         self.write_relaxed(move |c| {
             let token = LeaseToken::new();
             let now_s = time::format(&req.now);
             let until_s = time::format(&req.lease_until);
             let mut remaining = req.limit;
-            let candidates: Vec<WebhookId> = c
+            let (full_tenants, full_webhooks) = req.saturated();
+            let candidates: Vec<(WebhookId, TenantId)> = c
                 .prepare_cached(
-                    "SELECT w.id FROM webhooks w WHERE w.enabled = 1 AND (
+                    "SELECT w.id, w.tenant_id FROM webhooks w WHERE w.enabled = 1
+                     AND w.tenant_id NOT IN (SELECT value FROM json_each(?2))
+                     AND w.id NOT IN (SELECT value FROM json_each(?3)) AND (
                        EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
                                AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= ?1)
                        OR EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
                                AND d.status = 'delivering' AND d.lease_until < ?1))",
                 )?
-                .query_map([&now_s], |r| r.get(0))?
+                .query_map(
+                    params![
+                        &now_s,
+                        serde_json::to_string(&full_tenants)?,
+                        serde_json::to_string(&full_webhooks)?
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
                 .collect::<rusqlite::Result<_>>()?;
-            let turns = fairness::turns(candidates, req.round, req.per_webhook, &req.busy);
+            let turns = fairness::turns(candidates, req.round, req.caps());
             // Expired leases (a crashed node's work) go first, then due deliveries, each webhook
             // through its own index range so a huge backlog behind one endpoint costs the others nothing.
             let mut expired = c.prepare_cached(
@@ -1182,14 +1500,30 @@ impl Store for SqliteStore {
                 return Ok(claim);
             }
             use std::collections::hash_map::Entry;
+            let mut unopenable = std::collections::HashSet::new();
             for d in &rows {
+                if unopenable.contains(&d.webhook_id) {
+                    continue;
+                }
                 if let Entry::Vacant(slot) = claim.webhooks.entry(d.webhook_id) {
-                    let w = c
+                    // Opened once per webhook of the claim, however many deliveries it has.
+                    let raw = c
                         .prepare_cached(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?1"))?
                         .query_row([d.webhook_id], webhook_row)?;
-                    slot.insert(Arc::new(w));
+                    match sealer.unseal(raw) {
+                        Ok(w) => {
+                            slot.insert(Arc::new(w));
+                        }
+                        Err(e) => {
+                            sealed::unopenable_in_claim(d.webhook_id, &e);
+                            unopenable.insert(d.webhook_id);
+                            continue;
+                        }
+                    }
                 }
-                if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
+                if req.known_events.contains(&d.event_id) {
+                    // The node has it already.
+                } else if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
                     let e = c
                         .prepare_cached(&format!("SELECT {EVENT_COLS} FROM events WHERE id = ?1"))?
                         .query_row([d.event_id], event_row)?;
@@ -1210,9 +1544,12 @@ impl Store for SqliteStore {
 
     async fn record_attempts(
         &self,
-        results: Vec<AttemptResult>,
+        mut results: Vec<AttemptResult>,
         disable: DisablePolicy,
     ) -> Result<Vec<bool>> {
+        for r in &mut results {
+            shared::storable_attempt(&mut r.attempt);
+        }
         self.write(move |c| {
             let mut applied = Vec::with_capacity(results.len());
             for r in &results {
@@ -1263,6 +1600,29 @@ impl Store for SqliteStore {
                 stmt.execute(params![now, id, token])?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn renew_leases(
+        &self,
+        leases: Vec<(DeliveryId, LeaseToken)>,
+        until: Timestamp,
+    ) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        self.write_relaxed(move |c| {
+            let until = time::format(&until);
+            let mut stmt = c.prepare_cached(
+                "UPDATE deliveries SET lease_until = ?1
+                 WHERE id = ?2 AND lease_owner = ?3 AND status = 'delivering'",
+            )?;
+            let mut n = 0;
+            for (id, token) in &leases {
+                n += stmt.execute(params![until, id, token])? as u64;
+            }
+            Ok(n)
         })
         .await
     }
@@ -1495,7 +1855,24 @@ impl Store for SqliteStore {
                     delete.execute(params![tenant_id, kind, id])?;
                 }
             }
-            let published = fan_out(c, tenant_id, &plan.events)?;
+            let published = fan_out(c, tenant_id, &plan.events, plan.max_deliveries)?;
+            if let Some(step) = &plan.job {
+                let moved = c
+                    .prepare_cached(&jobs::advance_sql(|i| format!("?{i}")))?
+                    .execute(params![
+                        step.id,
+                        step.token,
+                        time::format(&step.lease_until),
+                        step.position as i64,
+                        step.done as i64,
+                        serde_json::to_string(&step.result)?,
+                        step.finished,
+                        time::format(&time::now()),
+                    ])?;
+                if moved == 0 {
+                    return Err(jobs::job_lost(step.id));
+                }
+            }
             Ok((published, written))
         })
         .await
@@ -1584,20 +1961,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn console_session(
-        &self,
-        id_hash: &str,
-    ) -> Result<Option<(ConsoleSession, Option<PortalGrant>)>> {
+    async fn console_session(&self, id_hash: &str) -> Result<Option<FoundSession>> {
         let id_hash = id_hash.to_string();
         self.read(move |c| {
             Ok(c.prepare_cached(&shared::console_session_sql("?1"))?
                 .query_row([id_hash], |r| {
-                    let s = session_row(r)?;
-                    let g = match s.grant_id {
+                    let session = session_row(r)?;
+                    let grant = match session.grant_id {
                         Some(_) => Some(grant_row_at(r, 8)?),
                         None => None,
                     };
-                    Ok((s, g))
+                    let key = match r.get::<_, Option<String>>(shared::SESSION_KEY_AT)? {
+                        Some(_) => Some(key_row_at(r, shared::SESSION_KEY_AT)?),
+                        None => None,
+                    };
+                    Ok(FoundSession {
+                        session,
+                        grant,
+                        key,
+                    })
                 })
                 .optional()?)
         })
@@ -1771,5 +2153,336 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn insert_replay_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        params: ReplayJob,
+        total: u64,
+    ) -> Result<jobs::Job> {
+        self.write(move |c| {
+            let now = time::format(&time::now());
+            c.execute(
+                "INSERT INTO jobs (id, tenant_id, kind, status, params, total, done, created_at, updated_at)
+                 VALUES (?1, ?2, 'replay', 'queued', ?3, ?4, 0, ?5, ?5)",
+                params![id, tenant_id, serde_json::to_string(&params)?, total as i64, now],
+            )?;
+            job_by_id(c, id)
+        })
+        .await
+    }
+
+    async fn insert_import_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        params: serde_json::Value,
+        result: serde_json::Value,
+        items: Vec<serde_json::Value>,
+    ) -> Result<jobs::Job> {
+        self.write(move |c| {
+            let now = time::format(&time::now());
+            c.execute(
+                "INSERT INTO jobs (id, tenant_id, kind, status, params, result, total, done, created_at, updated_at)
+                 VALUES (?1, ?2, 'import', 'queued', ?3, ?4, ?5, 0, ?6, ?6)",
+                params![
+                    id,
+                    tenant_id,
+                    serde_json::to_string(&params)?,
+                    serde_json::to_string(&result)?,
+                    items.len() as i64,
+                    now
+                ],
+            )?;
+            let mut insert = c.prepare_cached(
+                "INSERT INTO job_items (job_id, position, item) VALUES (?1, ?2, ?3)",
+            )?;
+            for (i, item) in items.iter().enumerate() {
+                insert.execute(params![id, i as i64, serde_json::to_string(item)?])?;
+            }
+            job_by_id(c, id)
+        })
+        .await
+    }
+
+    async fn job_items(
+        &self,
+        id: JobId,
+        position: u64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT item FROM job_items WHERE job_id = ?1 AND position >= ?2
+                     ORDER BY position LIMIT ?3",
+                )?
+                .query_map(params![id, position as i64, limit as i64], |r| {
+                    json(r.get(0)?)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn get_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<jobs::Job>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = ?1 AND id = ?2"
+            ))?
+            .query_row(params![tenant_id, id], job_row)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_jobs(&self, tenant_id: TenantId, page: Page) -> Result<Vec<jobs::Job>> {
+        self.read(move |c| {
+            let rows = c
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
+                     ORDER BY id DESC LIMIT ?3"
+                ))?
+                .query_map(
+                    params![
+                        tenant_id,
+                        page.before.map(|u| u.to_string()),
+                        page.limit as i64
+                    ],
+                    job_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn cancel_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<jobs::Job>> {
+        self.write(move |c| {
+            let now = time::format(&time::now());
+            c.execute(
+                "UPDATE jobs SET status = 'cancelled', lease_owner = NULL, lease_until = NULL,
+                 updated_at = ?3, finished_at = ?3
+                 WHERE tenant_id = ?1 AND id = ?2 AND status IN ('queued', 'running')",
+                params![tenant_id, id, now],
+            )?;
+            Ok(c.prepare_cached(&format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = ?1 AND id = ?2"
+            ))?
+            .query_row(params![tenant_id, id], job_row)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        token: LeaseToken,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<jobs::Job>> {
+        self.write(move |c| {
+            let now_s = time::format(&now);
+            let id: Option<JobId> = c
+                .query_row(
+                    "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+                     WHERE id = (SELECT id FROM jobs WHERE status = 'queued'
+                                    OR (status = 'running' AND lease_until < ?3)
+                                 ORDER BY id LIMIT 1)
+                     RETURNING id",
+                    params![token, time::format(&lease_until), now_s],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            id.map(|id| job_by_id(c, id)).transpose()
+        })
+        .await
+    }
+
+    async fn replay_step(
+        &self,
+        id: JobId,
+        token: LeaseToken,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<jobs::Job> {
+        self.write(move |c| {
+            let (tenant_id, params, cursor): (TenantId, String, Option<String>) = match c
+                .query_row(
+                    "SELECT tenant_id, params, cursor FROM jobs
+                     WHERE id = ?1 AND status = 'running' AND lease_owner = ?2",
+                    params![id, token],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+            {
+                Some(held) => held,
+                None => return job_by_id(c, id),
+            };
+            let job: ReplayJob = serde_json::from_str(&params)?;
+            let originals: Vec<DeliveryId> = c
+                .prepare_cached(
+                    "SELECT id FROM deliveries WHERE webhook_id = ?1 AND tenant_id = ?2
+                       AND id < ?3 AND (?4 IS NULL OR id > ?4)
+                       AND created_at >= ?5 AND (?6 IS NULL OR created_at < ?6)
+                       AND status IN (SELECT value FROM json_each(?7))
+                     ORDER BY id LIMIT ?8",
+                )?
+                .query_map(
+                    params![
+                        job.webhook_id,
+                        tenant_id,
+                        job.before,
+                        cursor,
+                        time::format(&job.since),
+                        job.until.as_ref().map(time::format),
+                        job.statuses_json(),
+                        limit as i64
+                    ],
+                    |r| r.get(0),
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let copied = copy_deliveries(c, tenant_id, &shared::copies(originals.iter().copied()))?;
+            let finished = originals.len() < limit;
+            let now = time::format(&time::now());
+            c.execute(
+                "UPDATE jobs SET done = done + ?2, cursor = COALESCE(?3, cursor), lease_until = ?4,
+                 updated_at = ?5, status = CASE WHEN ?6 THEN 'succeeded' ELSE status END,
+                 finished_at = CASE WHEN ?6 THEN ?5 ELSE finished_at END,
+                 lease_owner = CASE WHEN ?6 THEN NULL ELSE lease_owner END
+                 WHERE id = ?1",
+                params![
+                    id,
+                    copied as i64,
+                    originals.last(),
+                    time::format(&lease_until),
+                    now,
+                    finished
+                ],
+            )?;
+            job_by_id(c, id)
+        })
+        .await
+    }
+
+    async fn fail_job(&self, id: JobId, token: LeaseToken, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.write(move |c| {
+            let now = time::format(&time::now());
+            c.execute(
+                "UPDATE jobs SET status = 'failed', error = ?3, lease_owner = NULL, lease_until = NULL,
+                 updated_at = ?4, finished_at = ?4
+                 WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
+                params![id, token, error, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    // An unanswered claim is stored with an empty response: the column is NOT NULL here (publish
+    // writes its answer in the same transaction as the key), and no answer is ever empty.
+    async fn claim_idempotency_key(
+        &self,
+        tenant_id: TenantId,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<KeyClaim> {
+        let (key, hash) = (key.to_string(), request_hash.to_string());
+        self.write(move |c| {
+            let inserted = c.execute(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created_at)
+                 VALUES (?1, ?2, ?3, '', ?4) ON CONFLICT DO NOTHING",
+                params![tenant_id, key, hash, time::format(&time::now())],
+            )?;
+            if inserted == 1 {
+                return Ok(KeyClaim::Claimed);
+            }
+            let (seen, response): (String, String) = c.query_row(
+                "SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2",
+                params![tenant_id, key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(match (seen == hash, response.is_empty()) {
+                (false, _) => KeyClaim::Reused,
+                (true, true) => KeyClaim::InProgress,
+                (true, false) => KeyClaim::Answered(response),
+            })
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        tenant_id: TenantId,
+        key: &str,
+        response: &str,
+    ) -> Result<()> {
+        let (key, response) = (key.to_string(), response.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE idempotency_keys SET response = ?3 WHERE tenant_id = ?1 AND key = ?2",
+                params![tenant_id, key, response],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, tenant_id: TenantId, key: &str) -> Result<()> {
+        let key = key.to_string();
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2 AND response = ''",
+                params![tenant_id, key],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db"), 1, Synchronous::Normal).unwrap();
+        store.migrate().await.unwrap();
+        let err = store
+            .write(|c| -> Result<()> {
+                c.execute_batch("CREATE TABLE half (x INTEGER)")?;
+                panic!("a bug in a write");
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Internal(m) if m.contains("a bug in a write")),
+            "{err:?}"
+        );
+        // Its changes were rolled back, and later writes go through.
+        let t = store.create_tenant("after").await.unwrap();
+        assert_eq!(
+            store.tenant_name(t.id).await.unwrap().as_deref(),
+            Some("after")
+        );
+        let half: i64 = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(half, 0);
+        assert!(store.broken().is_none());
+        store.ping().await.unwrap();
     }
 }

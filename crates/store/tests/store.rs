@@ -1,32 +1,44 @@
 //! Behavioural suite for [`Store`] implementations. Every test takes a fresh store from a factory so
 //! the same suite can run against each backend.
 
+use hookline_core::api_key::KeyScope;
 use hookline_core::ids::{ApiKeyId, AttemptId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::RetrySchedule;
+use hookline_core::sealing::{EncryptionKey, Keyring};
 use hookline_core::stats::{hour_of, BUCKETS};
 use hookline_core::time;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
 use hookline_store::{
     ApiKey, Attempt, AttemptResult, ClaimRequest, ConsoleSession, DeliveryFilter, DeliveryStatus,
-    Event, NextState, Page, PortalGrant, PublishOutcome, RecordFilter, RecordPlan, RecordRow,
-    ReplayFilter, SqliteStore, Store, StoreError, Synchronous, Webhook, WebhookFilter, WebhookHour,
+    Event, FoundSession, NextState, Page, PortalGrant, PublishOutcome, RecordFilter, RecordPlan,
+    RecordRow, ReplayFilter, Reseal, SqliteStore, Store, StoreError, Synchronous, Webhook,
+    WebhookFilter, WebhookHour,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+// PostgreSQL over TLS, on a cluster of its own (tests/pg_tls/mod.rs).
+mod pg_tls;
+
 struct Fixture {
     store: Arc<dyn Store>,
+    /// The key the store seals webhook secrets under (a fresh random one per fixture).
+    key: EncryptionKey,
     _dir: Option<tempfile::TempDir>,
     _db: Option<hookline_store::testing::TestDatabase>,
 }
 
 async fn sqlite_store() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("t.db"), 2, Synchronous::Normal).unwrap();
+    let key = EncryptionKey::generate();
+    let store = SqliteStore::open(dir.path().join("t.db"), 2, Synchronous::Normal)
+        .unwrap()
+        .with_keyring(Arc::new(Keyring::new(key.clone(), vec![])));
     store.migrate().await.unwrap();
     Fixture {
         store: Arc::new(store),
+        key,
         _dir: Some(dir),
         _db: None,
     }
@@ -35,12 +47,15 @@ async fn sqlite_store() -> Fixture {
 /// A fresh PostgreSQL database, or `None` when PostgreSQL tests are skipped here.
 async fn postgres_store() -> Option<Fixture> {
     let db = hookline_store::testing::TestDatabase::create().await?;
+    let key = EncryptionKey::generate();
     let store = hookline_store::PostgresStore::connect(&db.url, 8)
         .await
-        .unwrap();
+        .unwrap()
+        .with_keyring(Arc::new(Keyring::new(key.clone(), vec![])));
     store.migrate().await.unwrap();
     Some(Fixture {
         store: Arc::new(store),
+        key,
         _dir: None,
         _db: Some(db),
     })
@@ -100,6 +115,8 @@ suite!(
     migrate_is_idempotent,
     tenants_are_unique_by_name,
     api_keys_are_found_by_prefix,
+    api_keys_are_listed_touched_and_revoked_with_their_sessions,
+    concurrent_revocations_cant_both_pass_the_check,
     webhooks_round_trip_every_field,
     webhooks_are_scoped_by_tenant,
     list_pages_newest_first,
@@ -107,6 +124,7 @@ suite!(
     publish_fans_out_to_matching_enabled_webhooks_in_one_transaction,
     one_object_formats_get_a_delivery_per_object,
     idempotency_keys_replay_or_refuse,
+    idempotency_key_claims_answer_release_and_stay_per_tenant,
     claims_respect_per_webhook_quotas_and_leases,
     results_need_the_current_lease,
     ordering_holds_later_events_of_a_record,
@@ -123,6 +141,15 @@ suite!(
     webhooks_join_the_lists_of_their_grants,
     attempts_are_counted_per_webhook_and_hour,
     hourly_stats_follow_test_sends_retention_and_deletes,
+    attempts_holding_nul_bytes_are_stored,
+    claims_alternate_between_tenants_and_cap_each,
+    a_publish_over_the_delivery_limit_writes_nothing,
+    replay_jobs_copy_in_steps_resume_after_a_takeover_and_cancel,
+    import_job_steps_write_records_and_move_the_job_together,
+    secrets_and_header_values_are_stored_sealed,
+    rows_in_clear_are_sealed_by_migrate,
+    rotation_reseals_under_the_new_key_and_old_rows_stay_readable,
+    a_wrong_key_stops_migrate_naming_the_key_and_never_reads_garbage,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -153,12 +180,15 @@ async fn api_keys_are_found_by_prefix(f: Fixture) {
         key_hash: "h1".into(),
         default_user_id: Some("u_1".into()),
         created_at: time::now(),
+        scope: KeyScope::Read,
+        expires_at: Some(time::now() + chrono::Duration::days(1)),
+        last_used_at: None,
+        revoked_at: None,
     };
     f.store.insert_api_key(&key).await.unwrap();
     let found = f.store.api_keys_by_prefix("hk_abcdefgh").await.unwrap();
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].tenant_id, t.id);
-    assert_eq!(found[0].default_user_id.as_deref(), Some("u_1"));
+    // Every field comes back as written (timestamps at millisecond precision).
+    assert_eq!(found, vec![key.clone()]);
     assert!(f
         .store
         .api_keys_by_prefix("hk_zzzzzzzz")
@@ -174,6 +204,209 @@ async fn api_keys_are_found_by_prefix(f: Fixture) {
         f.store.insert_api_key(&dup).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+fn api_key(tenant: TenantId, prefix: &str, scope: KeyScope) -> ApiKey {
+    ApiKey {
+        id: ApiKeyId::new(),
+        tenant_id: tenant,
+        name: format!("key {prefix}"),
+        prefix: prefix.into(),
+        key_hash: format!("hash-{prefix}"),
+        default_user_id: None,
+        created_at: time::now(),
+        scope,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// A revocation check that wants another unrevoked full key beside the one revoked.
+fn another_full_key() -> hookline_store::KeyRevokeCheck {
+    Box::new(|target: &ApiKey, all: &[ApiKey]| {
+        if all
+            .iter()
+            .any(|k| k.id != target.id && k.scope == KeyScope::Full && k.revoked_at.is_none())
+        {
+            Ok(())
+        } else {
+            Err("last full key".into())
+        }
+    })
+}
+
+async fn api_keys_are_listed_touched_and_revoked_with_their_sessions(f: Fixture) {
+    let a = f.store.create_tenant("a").await.unwrap();
+    let b = f.store.create_tenant("b").await.unwrap();
+    let k1 = api_key(a.id, "hk_11111111", KeyScope::Full);
+    let k2 = api_key(a.id, "hk_22222222", KeyScope::Read);
+    let k3 = api_key(a.id, "hk_33333333", KeyScope::Full);
+    let kb = api_key(b.id, "hk_bbbbbbbb", KeyScope::Full);
+    for k in [&k1, &k2, &k3, &kb] {
+        f.store.insert_api_key(k).await.unwrap();
+    }
+    // Newest first, paged by id, one tenant only.
+    let page = |before, limit| Page { before, limit };
+    let ids = |v: Vec<ApiKey>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(f.store.list_api_keys(a.id, page(None, 10)).await.unwrap()),
+        [k3.id, k2.id, k1.id]
+    );
+    assert_eq!(
+        ids(f
+            .store
+            .list_api_keys(a.id, page(Some(k3.id.0), 1))
+            .await
+            .unwrap()),
+        [k2.id]
+    );
+    assert_eq!(
+        ids(f.store.list_api_keys(b.id, page(None, 10)).await.unwrap()),
+        [kb.id]
+    );
+
+    // Use is recorded, and never moves back.
+    let t1 = time::now();
+    let t0 = t1 - chrono::Duration::minutes(5);
+    f.store.touch_api_key(k1.id, t1).await.unwrap();
+    f.store.touch_api_key(k1.id, t0).await.unwrap();
+    f.store.touch_api_key(ApiKeyId::new(), t1).await.unwrap();
+    let listed = f.store.list_api_keys(a.id, page(None, 10)).await.unwrap();
+    assert_eq!(listed[2].last_used_at, Some(t1));
+    assert_eq!(listed[1].last_used_at, None);
+
+    // A console session comes back with the key it was signed in with.
+    let s = ConsoleSession {
+        key_id: Some(k3.id),
+        ..session(a.id, "with-k3", None)
+    };
+    f.store.insert_console_session(&s).await.unwrap();
+    let found = f.store.console_session("with-k3").await.unwrap().unwrap();
+    assert_eq!(found.key.as_ref().map(|k| k.id), Some(k3.id));
+    assert_eq!(found.key.unwrap().scope, KeyScope::Full);
+
+    // The check sees the key and all its tenant's keys; a refusal changes nothing.
+    let now = time::now();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let saw = seen.clone();
+    let refuse: hookline_store::KeyRevokeCheck = Box::new(move |target, all| {
+        saw.lock()
+            .unwrap()
+            .extend(std::iter::once(target.id).chain(all.iter().map(|k| k.id)));
+        Err("no".into())
+    });
+    assert!(matches!(
+        f.store.revoke_api_key(a.id, k3.id, now, refuse).await,
+        Err(StoreError::Rejected(_))
+    ));
+    let mut saw = seen.lock().unwrap().clone();
+    assert_eq!(saw.remove(0), k3.id);
+    saw.sort();
+    assert_eq!(saw, [k1.id, k2.id, k3.id]);
+    assert!(f.store.console_session("with-k3").await.unwrap().is_some());
+
+    // Another tenant's key, or none at all, is not found.
+    assert_eq!(
+        f.store
+            .revoke_api_key(b.id, k3.id, now, another_full_key())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        f.store
+            .revoke_api_key(a.id, ApiKeyId::new(), now, another_full_key())
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Revoked: its sessions end, and it no longer authenticates by prefix.
+    let revoked = f
+        .store
+        .revoke_api_key(a.id, k3.id, now, another_full_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(now));
+    assert_eq!(f.store.console_session("with-k3").await.unwrap(), None);
+    assert!(f
+        .store
+        .api_keys_by_prefix("hk_33333333")
+        .await
+        .unwrap()
+        .is_empty());
+    // Listed still, with the time it was revoked.
+    let listed = f.store.list_api_keys(a.id, page(None, 10)).await.unwrap();
+    assert_eq!(listed[0].revoked_at, Some(now));
+
+    // Revoking it again answers it unchanged without asking the check.
+    let never: hookline_store::KeyRevokeCheck = Box::new(|_, _| panic!("not asked"));
+    let again = f
+        .store
+        .revoke_api_key(a.id, k3.id, now + chrono::Duration::hours(1), never)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(now));
+
+    // k1 is now the only full key: the check refuses it.
+    assert!(matches!(
+        f.store
+            .revoke_api_key(a.id, k1.id, now, another_full_key())
+            .await,
+        Err(StoreError::Rejected(_))
+    ));
+    assert_eq!(
+        f.store
+            .api_keys_by_prefix("hk_11111111")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn concurrent_revocations_cant_both_pass_the_check(f: Fixture) {
+    // Two full keys revoked at the same time, each allowed only while the other stands: whatever
+    // the interleaving, exactly one revocation goes through.
+    for round in 0..5 {
+        let t = f.store.create_tenant(&format!("t{round}")).await.unwrap();
+        let k1 = api_key(t.id, &format!("hk_a{round:07}"), KeyScope::Full);
+        let k2 = api_key(t.id, &format!("hk_b{round:07}"), KeyScope::Full);
+        f.store.insert_api_key(&k1).await.unwrap();
+        f.store.insert_api_key(&k2).await.unwrap();
+        let now = time::now();
+        let (r1, r2) = tokio::join!(
+            f.store.revoke_api_key(t.id, k1.id, now, another_full_key()),
+            f.store.revoke_api_key(t.id, k2.id, now, another_full_key()),
+        );
+        let ok = [&r1, &r2]
+            .iter()
+            .filter(|r| matches!(r, Ok(Some(_))))
+            .count();
+        let refused = [&r1, &r2]
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Rejected(_))))
+            .count();
+        assert_eq!((ok, refused), (1, 1), "round {round}: {r1:?} {r2:?}");
+        let live = f
+            .store
+            .list_api_keys(
+                t.id,
+                Page {
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none())
+            .count();
+        assert_eq!(live, 1);
+    }
 }
 
 async fn webhooks_round_trip_every_field(f: Fixture) {
@@ -368,7 +601,10 @@ fn claim_req(limit: usize, per_webhook: usize) -> ClaimRequest {
         lease_until: now + chrono::Duration::seconds(60),
         limit,
         per_webhook,
+        per_tenant: usize::MAX,
         busy: Default::default(),
+        busy_tenants: Default::default(),
+        known_events: Default::default(),
         round: 0,
     }
 }
@@ -425,7 +661,12 @@ async fn published(
     tenant: TenantId,
     events: Vec<Event>,
 ) -> Vec<hookline_store::Published> {
-    match f.store.publish(tenant, events, None).await.unwrap() {
+    match f
+        .store
+        .publish(tenant, events, None, usize::MAX)
+        .await
+        .unwrap()
+    {
         PublishOutcome::Published(p) => p,
         other => panic!("{other:?}"),
     }
@@ -471,7 +712,11 @@ async fn publish_fans_out_to_matching_enabled_webhooks_in_one_transaction(f: Fix
     // An event that fails to insert takes its deliveries with it.
     let dup = event(t.id, "contact.created", serde_json::json!({"id": "c2"}));
     let again = Event { id: p[0].id, ..dup };
-    assert!(f.store.publish(t.id, vec![again], None).await.is_err());
+    assert!(f
+        .store
+        .publish(t.id, vec![again], None, usize::MAX)
+        .await
+        .is_err());
     let listed = f
         .store
         .list_deliveries(
@@ -515,6 +760,7 @@ async fn idempotency_keys_replay_or_refuse(f: Fixture) {
             t.id,
             vec![event(t.id, "task.created", serde_json::json!({"id": "t"}))],
             key.clone(),
+            usize::MAX,
         )
         .await
         .unwrap();
@@ -527,6 +773,7 @@ async fn idempotency_keys_replay_or_refuse(f: Fixture) {
             t.id,
             vec![event(t.id, "task.created", serde_json::json!({"id": "t"}))],
             key,
+            usize::MAX,
         )
         .await
         .unwrap();
@@ -537,6 +784,7 @@ async fn idempotency_keys_replay_or_refuse(f: Fixture) {
             t.id,
             vec![event(t.id, "task.created", serde_json::json!({"id": "u"}))],
             Some(("k".into(), "hash-2".into())),
+            usize::MAX,
         )
         .await
         .unwrap();
@@ -564,10 +812,87 @@ async fn idempotency_keys_replay_or_refuse(f: Fixture) {
             u.id,
             vec![event(u.id, "task.created", serde_json::json!({"id": "t"}))],
             Some(("k".into(), "hash-2".into())),
+            usize::MAX,
         )
         .await
         .unwrap();
     assert!(matches!(theirs, PublishOutcome::Published(_)));
+}
+
+async fn idempotency_key_claims_answer_release_and_stay_per_tenant(f: Fixture) {
+    use hookline_store::KeyClaim;
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let s = &f.store;
+    assert_eq!(
+        s.claim_idempotency_key(t.id, "k", "h1").await.unwrap(),
+        KeyClaim::Claimed
+    );
+    // Held and unanswered: the same request waits, another one is refused.
+    assert_eq!(
+        s.claim_idempotency_key(t.id, "k", "h1").await.unwrap(),
+        KeyClaim::InProgress
+    );
+    assert_eq!(
+        s.claim_idempotency_key(t.id, "k", "h2").await.unwrap(),
+        KeyClaim::Reused
+    );
+    // Released (the request failed): free again, for any request.
+    s.release_idempotency_key(t.id, "k").await.unwrap();
+    assert_eq!(
+        s.claim_idempotency_key(t.id, "k", "h2").await.unwrap(),
+        KeyClaim::Claimed
+    );
+    s.complete_idempotency_key(t.id, "k", r#"{"id":"w1"}"#)
+        .await
+        .unwrap();
+    // Answered: the answer, again and again; releasing doesn't drop an answered key.
+    s.release_idempotency_key(t.id, "k").await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            s.claim_idempotency_key(t.id, "k", "h2").await.unwrap(),
+            KeyClaim::Answered(r#"{"id":"w1"}"#.into())
+        );
+    }
+    assert_eq!(
+        s.claim_idempotency_key(t.id, "k", "h1").await.unwrap(),
+        KeyClaim::Reused
+    );
+    // Keys are per tenant, and publish's keys share the namespace.
+    let u = f.store.create_tenant("u").await.unwrap();
+    assert_eq!(
+        s.claim_idempotency_key(u.id, "k", "h1").await.unwrap(),
+        KeyClaim::Claimed
+    );
+    let published = s
+        .publish(
+            t.id,
+            vec![event(t.id, "task.created", serde_json::json!({"id": "t"}))],
+            Some(("k".into(), "h3".into())),
+            usize::MAX,
+        )
+        .await
+        .unwrap();
+    assert_eq!(published, PublishOutcome::KeyReused);
+    // Of many concurrent claims of one free key, exactly one wins.
+    let claims =
+        futures_util::future::join_all((0..8).map(|_| s.claim_idempotency_key(t.id, "race", "h")))
+            .await;
+    let won = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(KeyClaim::Claimed)))
+        .count();
+    assert_eq!(won, 1, "{claims:?}");
+    assert!(claims
+        .iter()
+        .all(|c| matches!(c, Ok(KeyClaim::Claimed | KeyClaim::InProgress))));
+    // Pruned with publish's keys.
+    s.prune(time::now(), time::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim_idempotency_key(t.id, "k", "h1").await.unwrap(),
+        KeyClaim::Claimed
+    );
 }
 
 async fn claims_respect_per_webhook_quotas_and_leases(f: Fixture) {
@@ -672,6 +997,375 @@ async fn results_need_the_current_lease(f: Fixture) {
     f.store.release(vec![(c.id, c.lease_token)]).await.unwrap();
     let again = f.store.claim_due(req).await.unwrap();
     assert_eq!(again.deliveries.len(), 1);
+}
+
+async fn attempts_holding_nul_bytes_are_stored(f: Fixture) {
+    // PostgreSQL's text refuses NUL: a gzip or binary response body used to fail the whole batch.
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    publish_contact(&f, t.id, "a").await;
+    publish_contact(&f, t.id, "b").await;
+    let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
+    assert_eq!(claim.deliveries.len(), 2);
+    let mut poisoned = result(&claim.deliveries[0], NextState::Delivered, Some(200));
+    poisoned.attempt.response_body = Some("\u{1f}\u{8b}\0\0binary".into());
+    poisoned.attempt.response_headers = vec![("x-odd\0".into(), "a\0b".into())];
+    poisoned.attempt.error_message = Some("nul \0 here".into());
+    let clean = result(&claim.deliveries[1], NextState::Delivered, Some(200));
+    let applied = f
+        .store
+        .record_attempts(vec![poisoned.clone(), clean], Default::default())
+        .await
+        .unwrap();
+    assert_eq!(applied, [true, true]);
+    let (d, attempts) = f
+        .store
+        .get_delivery(t.id, poisoned.delivery_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    let a = &attempts[0];
+    assert_eq!(
+        a.response_body.as_deref(),
+        Some("\u{1f}\u{8b}\u{FFFD}\u{FFFD}binary")
+    );
+    assert_eq!(
+        a.response_headers,
+        [("x-odd\u{FFFD}".to_string(), "a\u{FFFD}b".to_string())]
+    );
+    assert_eq!(a.error_message.as_deref(), Some("nul \u{FFFD} here"));
+}
+
+async fn claims_alternate_between_tenants_and_cap_each(f: Fixture) {
+    let noisy = f.store.create_tenant("noisy").await.unwrap();
+    let calm = f.store.create_tenant("calm").await.unwrap();
+    let mut noisy_hooks = Vec::new();
+    for _ in 0..5 {
+        let w = hook_for(noisy.id, &["*"], Format::Envelope, true);
+        f.store.insert_webhook(&w).await.unwrap();
+        noisy_hooks.push(w.id);
+    }
+    let calm_hook = hook_for(calm.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&calm_hook).await.unwrap();
+    for i in 0..4 {
+        publish_contact(&f, noisy.id, format!("n{i}")).await;
+        publish_contact(&f, calm.id, format!("c{i}")).await;
+    }
+    let count = |claim: &hookline_store::Claim, tenant: TenantId| {
+        claim
+            .deliveries
+            .iter()
+            .filter(|d| d.tenant_id == tenant)
+            .count()
+    };
+    // The noisy tenant may have 6 in flight and already has 2: it gets 4 of its 20, the calm one
+    // all of its 4, whatever the order.
+    let mut req = claim_req(100, 10);
+    req.per_tenant = 6;
+    req.busy_tenants.insert(noisy.id, 2);
+    let claim = f.store.claim_due(req.clone()).await.unwrap();
+    assert_eq!((count(&claim, noisy.id), count(&claim, calm.id)), (4, 4));
+    f.store
+        .release(
+            claim
+                .deliveries
+                .iter()
+                .map(|d| (d.id, d.lease_token))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let release = |claim: hookline_store::Claim| {
+        let store = f.store.clone();
+        async move {
+            store
+                .release(
+                    claim
+                        .deliveries
+                        .iter()
+                        .map(|d| (d.id, d.lease_token))
+                        .collect(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // A tenant at its cap, and a webhook at its cap, are left out altogether.
+    let mut req = claim_req(100, 10);
+    req.per_tenant = 6;
+    req.busy_tenants.insert(noisy.id, 6);
+    let claim = f.store.claim_due(req).await.unwrap();
+    assert_eq!((count(&claim, noisy.id), count(&claim, calm.id)), (0, 4));
+    release(claim).await;
+    let mut req = claim_req(100, 3);
+    req.busy.insert(calm_hook.id, 3);
+    let claim = f.store.claim_due(req).await.unwrap();
+    assert_eq!((count(&claim, noisy.id), count(&claim, calm.id)), (15, 0));
+    release(claim).await;
+    // A scarce claim (room for 4) alternates: whichever tenant goes first this round, the other
+    // goes first the next.
+    let mut firsts = Vec::new();
+    for round in 0..2 {
+        let mut req = claim_req(4, 10);
+        req.round = round;
+        let claim = f.store.claim_due(req).await.unwrap();
+        assert_eq!(claim.deliveries.len(), 4);
+        firsts.push(claim.deliveries[0].tenant_id);
+        f.store
+            .release(
+                claim
+                    .deliveries
+                    .iter()
+                    .map(|d| (d.id, d.lease_token))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_ne!(firsts[0], firsts[1], "{firsts:?}");
+}
+
+async fn a_publish_over_the_delivery_limit_writes_nothing(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    for _ in 0..3 {
+        let w = hook_for(t.id, &["*"], Format::Envelope, true);
+        f.store.insert_webhook(&w).await.unwrap();
+    }
+    let events = || {
+        vec![
+            event(t.id, "contact.created", serde_json::json!({"id": "a"})),
+            event(t.id, "contact.created", serde_json::json!({"id": "b"})),
+        ]
+    };
+    // 2 events x 3 webhooks = 6 deliveries.
+    let err = f.store.publish(t.id, events(), None, 5).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hookline_store::StoreError::TooManyDeliveries { limit: 5, .. }
+        ),
+        "{err:?}"
+    );
+    assert!(f
+        .store
+        .list_events(
+            t.id,
+            None,
+            Page {
+                before: None,
+                limit: 10
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    match f.store.publish(t.id, events(), None, 6).await.unwrap() {
+        PublishOutcome::Published(p) => assert_eq!(p.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn replay_jobs_copy_in_steps_resume_after_a_takeover_and_cancel(f: Fixture) {
+    use hookline_core::ids::JobId;
+    use hookline_store::{JobStatus, ReplayJob};
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    for i in 0..25 {
+        publish_contact(&f, t.id, format!("c{i}")).await;
+    }
+    let count = |f: &Fixture| {
+        let store = f.store.clone();
+        async move {
+            store
+                .list_deliveries(
+                    t.id,
+                    DeliveryFilter::default(),
+                    Page {
+                        before: None,
+                        limit: 500,
+                    },
+                )
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    // Pending deliveries are replayed; the job's own copies are pending too and must not be.
+    let filter = || ReplayFilter {
+        since: time::now() - chrono::Duration::hours(1),
+        until: None,
+        statuses: vec![DeliveryStatus::Pending],
+    };
+    let now = time::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let job = f
+        .store
+        .insert_replay_job(JobId::new(), t.id, ReplayJob::new(w.id, filter()), 25)
+        .await
+        .unwrap();
+    assert_eq!(
+        (job.status, job.total, job.done),
+        (JobStatus::Queued, Some(25), 0)
+    );
+    let a = LeaseToken::new();
+    let held = f.store.claim_job(a, now, lease).await.unwrap().unwrap();
+    assert_eq!((held.id, held.status), (job.id, JobStatus::Running));
+    // Nobody else gets it while the lease holds.
+    assert!(f
+        .store
+        .claim_job(LeaseToken::new(), now, lease)
+        .await
+        .unwrap()
+        .is_none());
+    let step = f.store.replay_step(job.id, a, lease, 10).await.unwrap();
+    assert_eq!((step.status, step.done), (JobStatus::Running, 10));
+    // The node dies; after the lease another takes over and goes on from the cursor.
+    let later = lease + chrono::Duration::seconds(1);
+    let b = LeaseToken::new();
+    let taken = f
+        .store
+        .claim_job(b, later, later + chrono::Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.id, taken.done), (job.id, 10));
+    // The old holder's late step is refused and copies nothing.
+    let stale = f.store.replay_step(job.id, a, lease, 10).await.unwrap();
+    assert_eq!(stale.done, 10);
+    assert_eq!(count(&f).await, 35);
+    let step = f.store.replay_step(job.id, b, later, 10).await.unwrap();
+    assert_eq!((step.status, step.done), (JobStatus::Running, 20));
+    let step = f.store.replay_step(job.id, b, later, 10).await.unwrap();
+    assert_eq!((step.status, step.done), (JobStatus::Succeeded, 25));
+    assert!(step.finished_at.is_some());
+    assert_eq!(count(&f).await, 50);
+    // A finished job does nothing more.
+    let again = f.store.replay_step(job.id, b, later, 10).await.unwrap();
+    assert_eq!((again.status, again.done), (JobStatus::Succeeded, 25));
+    assert_eq!(count(&f).await, 50);
+
+    // A cancelled job is never taken, and cancelling a finished one changes nothing.
+    let queued = f
+        .store
+        .insert_replay_job(JobId::new(), t.id, ReplayJob::new(w.id, filter()), 50)
+        .await
+        .unwrap();
+    let cancelled = f.store.cancel_job(t.id, queued.id).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert!(f
+        .store
+        .claim_job(LeaseToken::new(), later, later)
+        .await
+        .unwrap()
+        .is_none());
+    let finished = f.store.cancel_job(t.id, job.id).await.unwrap().unwrap();
+    assert_eq!(finished.status, JobStatus::Succeeded);
+    // Scoped by tenant.
+    let other = f.store.create_tenant("other").await.unwrap();
+    assert!(f.store.get_job(other.id, job.id).await.unwrap().is_none());
+    assert!(f
+        .store
+        .cancel_job(other.id, job.id)
+        .await
+        .unwrap()
+        .is_none());
+    let listed = f
+        .store
+        .list_jobs(
+            t.id,
+            Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [queued.id, job.id]
+    );
+}
+
+async fn import_job_steps_write_records_and_move_the_job_together(f: Fixture) {
+    use hookline_core::ids::JobId;
+    use hookline_store::{JobAdvance, JobStatus};
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let items: Vec<serde_json::Value> = (1..=3)
+        .map(|i| serde_json::json!({"row": i, "contact": {"id": format!("c{i}")}}))
+        .collect();
+    let job = f
+        .store
+        .insert_import_job(
+            JobId::new(),
+            t.id,
+            serde_json::json!({"import_id": "i1"}),
+            serde_json::json!({"failed": 1}),
+            items.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((job.total, job.position), (Some(3), 0));
+    assert_eq!(job.result, Some(serde_json::json!({"failed": 1})));
+    let now = time::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let a = LeaseToken::new();
+    f.store.claim_job(a, now, lease).await.unwrap().unwrap();
+    assert_eq!(f.store.job_items(job.id, 0, 2).await.unwrap(), items[..2]);
+    let write = |ids: Vec<&str>, token: LeaseToken, position: u64, finished: bool| {
+        let ids: Vec<String> = ids.into_iter().map(String::from).collect();
+        let upserts = ids
+            .iter()
+            .map(|id| (id.clone(), serde_json::json!({"id": id})))
+            .collect();
+        let step = JobAdvance {
+            id: job.id,
+            token,
+            lease_until: lease,
+            position,
+            done: ids.len() as u64,
+            result: serde_json::json!({"created": position}),
+            finished,
+        };
+        let plan: hookline_store::PlanFn = Box::new(move |_| {
+            Ok(RecordPlan {
+                upserts,
+                deletes: vec![],
+                events: vec![],
+                max_deliveries: usize::MAX,
+                job: Some(step),
+            })
+        });
+        let store = f.store.clone();
+        async move { store.mutate_records(t.id, "contact", ids, plan).await }
+    };
+    write(vec!["c1", "c2"], a, 2, false).await.unwrap();
+    let now_job = f.store.get_job(t.id, job.id).await.unwrap().unwrap();
+    assert_eq!((now_job.position, now_job.done), (2, 2));
+    assert_eq!(now_job.result, Some(serde_json::json!({"created": 2})));
+    assert_eq!(f.store.job_items(job.id, 2, 10).await.unwrap(), items[2..]);
+    // A step under a lease the job no longer has writes nothing.
+    let err = write(vec!["c3"], LeaseToken::new(), 3, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(f
+        .store
+        .get_record(t.id, "contact", "c3")
+        .await
+        .unwrap()
+        .is_none());
+    write(vec!["c3"], a, 3, true).await.unwrap();
+    let finished = f.store.get_job(t.id, job.id).await.unwrap().unwrap();
+    assert_eq!((finished.status, finished.done), (JobStatus::Succeeded, 3));
+    assert!(f
+        .store
+        .get_record(t.id, "contact", "c3")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn ordering_holds_later_events_of_a_record(f: Fixture) {
@@ -885,6 +1579,8 @@ async fn record_writes_are_atomic_versioned_and_scoped(f: Fixture) {
                 upserts: vec![(id, doc)],
                 deletes: vec![],
                 events: vec![ev],
+                max_deliveries: usize::MAX,
+                job: None,
             })
         })
     };
@@ -972,6 +1668,8 @@ async fn record_writes_are_atomic_versioned_and_scoped(f: Fixture) {
             upserts: vec![("c3".into(), serde_json::json!({"id": "c3"}))],
             deletes: vec![],
             events: vec![dup, dup2],
+            max_deliveries: usize::MAX,
+            job: None,
         })
     });
     assert!(f
@@ -1021,6 +1719,8 @@ async fn record_writes_are_atomic_versioned_and_scoped(f: Fixture) {
             upserts: vec![],
             deletes: vec!["c1".into(), "c2".into()],
             events: vec![],
+            max_deliveries: usize::MAX,
+            job: None,
         })
     });
     f.store
@@ -1312,7 +2012,11 @@ async fn console_sessions_are_found_touched_deleted_and_pruned(f: Fixture) {
     f.store.insert_console_session(&s).await.unwrap();
     assert_eq!(
         f.store.console_session("h1").await.unwrap(),
-        Some((s.clone(), None))
+        Some(FoundSession {
+            session: s.clone(),
+            grant: None,
+            key: None
+        })
     );
     assert_eq!(f.store.console_session("nope").await.unwrap(), None);
     // The same hash twice is refused.
@@ -1329,7 +2033,13 @@ async fn console_sessions_are_found_touched_deleted_and_pruned(f: Fixture) {
         .await
         .unwrap();
     f.store.touch_console_session("nope", later).await.unwrap();
-    let (got, _) = f.store.console_session("h1").await.unwrap().unwrap();
+    let got = f
+        .store
+        .console_session("h1")
+        .await
+        .unwrap()
+        .unwrap()
+        .session;
     assert_eq!(got.last_seen_at, later);
     assert_eq!(got.expires_at, s.expires_at);
 
@@ -1419,12 +2129,13 @@ async fn portal_codes_redeem_once_and_revocation_ends_sessions(f: Fixture) {
         .insert_console_session(&session(b.id, "sb", Some(gb.id)))
         .await
         .unwrap();
-    let (s1, g) = f.store.console_session("s1").await.unwrap().unwrap();
-    assert_eq!(s1.grant_id, Some(g1.id));
-    assert_eq!(s1.key_id, None);
-    assert_eq!(g, Some(redeemed.clone()));
-    let (_, g) = f.store.console_session("s2").await.unwrap().unwrap();
-    assert_eq!(g.unwrap().webhook_ids, Some(vec![]));
+    let found = f.store.console_session("s1").await.unwrap().unwrap();
+    assert_eq!(found.session.grant_id, Some(g1.id));
+    assert_eq!(found.session.key_id, None);
+    assert_eq!(found.grant, Some(redeemed.clone()));
+    assert_eq!(found.key, None);
+    let found = f.store.console_session("s2").await.unwrap().unwrap();
+    assert_eq!(found.grant.unwrap().webhook_ids, Some(vec![]));
 
     // Revoking one grant ends its sessions; another tenant can't revoke it.
     assert_eq!(
@@ -1477,7 +2188,7 @@ async fn portal_codes_redeem_once_and_revocation_ends_sessions(f: Fixture) {
         f.store.revoke_portal_grants(a.id, None, now).await.unwrap(),
         0
     );
-    let (_, g) = f.store.console_session("sb").await.unwrap().unwrap();
+    let g = f.store.console_session("sb").await.unwrap().unwrap().grant;
     assert_eq!(g.unwrap().revoked_at, None);
     assert_eq!(
         f.store
@@ -1509,7 +2220,7 @@ async fn webhooks_join_the_lists_of_their_grants(f: Fixture) {
     let list_of = |s: &'static str| {
         let store = f.store.clone();
         async move {
-            let (_, g) = store.console_session(s).await.unwrap().unwrap();
+            let g = store.console_session(s).await.unwrap().unwrap().grant;
             g.unwrap().webhook_ids
         }
     };
@@ -1813,4 +2524,282 @@ async fn hourly_stats_follow_test_sends_retention_and_deletes(f: Fixture) {
         .await
         .unwrap()
         .is_empty());
+}
+
+// ---- secrets at rest ---------------------------------------------------------------------------
+
+impl Fixture {
+    /// Another store on the same database, holding `keyring` (not migrated).
+    async fn reopen(&self, keyring: Keyring) -> Arc<dyn Store> {
+        let keyring = Arc::new(keyring);
+        match (&self._db, &self._dir) {
+            (Some(db), _) => Arc::new(
+                hookline_store::PostgresStore::connect(&db.url, 2)
+                    .await
+                    .unwrap()
+                    .with_keyring(keyring),
+            ),
+            (None, Some(dir)) => Arc::new(
+                SqliteStore::open(dir.path().join("t.db"), 1, Synchronous::Normal)
+                    .unwrap()
+                    .with_keyring(keyring),
+            ),
+            (None, None) => unreachable!("a fixture has a directory or a database"),
+        }
+    }
+
+    /// Runs `sql`, whose text is the same in both dialects, on the database itself, bypassing the
+    /// store and its keys; answers each row's columns as text.
+    async fn raw(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match (&self._db, &self._dir) {
+            (Some(db), _) => {
+                let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let task = tokio::spawn(conn);
+                let rows = client.simple_query(sql).await.unwrap();
+                drop(client);
+                let _ = task.await;
+                rows.into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            (None, Some(dir)) => {
+                let c = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+                let mut stmt = c.prepare(sql).unwrap();
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    (0..n)
+                        .map(|i| r.get::<_, Option<String>>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap()
+            }
+            (None, None) => unreachable!("a fixture has a directory or a database"),
+        }
+    }
+
+    /// The sealed columns of every webhook as stored: secret, previous_secret, headers.
+    async fn stored_secrets(&self) -> Vec<Vec<Option<String>>> {
+        self.raw("SELECT secret, previous_secret, headers FROM webhooks ORDER BY id")
+            .await
+    }
+
+    /// Everything the database holds, as text: the SQLite file and its WAL byte for byte, or every
+    /// row of every PostgreSQL table.
+    async fn everything_stored(&self) -> String {
+        match (&self._db, &self._dir) {
+            (Some(_), _) => {
+                let tables = self
+                    .raw("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                    .await;
+                let mut all = String::new();
+                for t in tables {
+                    let t = t[0].clone().unwrap();
+                    for row in self.raw(&format!("SELECT x::text FROM {t} x")).await {
+                        all.push_str(row[0].as_deref().unwrap_or_default());
+                        all.push('\n');
+                    }
+                }
+                all
+            }
+            (None, Some(dir)) => ["t.db", "t.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::read(dir.path().join(f)).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .collect(),
+            (None, None) => unreachable!("a fixture has a directory or a database"),
+        }
+    }
+}
+
+/// Asserts every stored secret column is sealed under `key`.
+fn all_sealed_under(rows: &[Vec<Option<String>>], key: &EncryptionKey) {
+    let prefix = format!("enc:v1:{}:", key.id());
+    assert!(!rows.is_empty());
+    for row in rows {
+        for v in row.iter().flatten() {
+            assert!(v.starts_with(&prefix), "not sealed under {prefix}: {v}");
+        }
+    }
+}
+
+async fn secrets_and_header_values_are_stored_sealed(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let mut w = webhook(t.id, "sealed");
+    w.secret = "whsec_CANARYsecret".into();
+    w.previous_secret = Some("CANARYprevious".into());
+    w.headers = BTreeMap::from([("Authorization".into(), "Bearer CANARYheader".into())]);
+    f.store.insert_webhook(&w).await.unwrap();
+    // An edit writes the row again, sealed again.
+    let edited = f
+        .store
+        .modify_webhook(
+            t.id,
+            w.id,
+            Box::new(|w| {
+                w.headers
+                    .insert("X-Api-Key".into(), "CANARYsecondheader".into());
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(edited.headers["X-Api-Key"], "CANARYsecondheader");
+    // Read back in clear, by every path: get, list, and the dispatcher's claim.
+    let back = f.store.get_webhook(t.id, w.id).await.unwrap().unwrap();
+    assert_eq!(back.secret.expose(), "whsec_CANARYsecret");
+    assert_eq!(
+        back.previous_secret.as_ref().unwrap().expose(),
+        "CANARYprevious"
+    );
+    assert_eq!(back.headers, edited.headers);
+    let listed = f
+        .store
+        .list_webhooks(
+            t.id,
+            WebhookFilter::default(),
+            Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![back.clone()]);
+    publish_contact(&f, t.id, "c1").await;
+    let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
+    assert_eq!(claim.deliveries.len(), 1);
+    assert_eq!(claim.webhooks[&w.id].secret.expose(), "whsec_CANARYsecret");
+    assert_eq!(claim.webhooks[&w.id].headers, edited.headers);
+    // The database itself holds none of it in clear.
+    all_sealed_under(&f.stored_secrets().await, &f.key);
+    let stored = f.everything_stored().await;
+    assert!(stored.contains("sealed"), "the dump reads the webhook row");
+    assert!(!stored.contains("CANARY"), "a secret is stored in clear");
+}
+
+async fn rows_in_clear_are_sealed_by_migrate(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let (w1, w2) = (webhook(t.id, "w1"), webhook(t.id, "w2"));
+    f.store.insert_webhook(&w1).await.unwrap();
+    f.store.insert_webhook(&w2).await.unwrap();
+    // Rows as a Hookline before encryption wrote them.
+    f.raw(
+        r#"UPDATE webhooks SET secret = 'whsec_CLEARone', previous_secret = 'CLEARprev',
+           headers = '{"X-Api-Key":"CLEARkey"}' WHERE name = 'w1'"#,
+    )
+    .await;
+    assert!(
+        f.everything_stored().await.contains("CLEARkey"),
+        "the dump sees them"
+    );
+    // Readable as they are until sealed.
+    let legacy = f.store.get_webhook(t.id, w1.id).await.unwrap().unwrap();
+    assert_eq!(legacy.secret.expose(), "whsec_CLEARone");
+    assert_eq!(legacy.headers["X-Api-Key"], "CLEARkey");
+    let report = f.store.reseal(Reseal::Clear).await.unwrap();
+    assert_eq!(report.webhooks, 1, "only the row in clear is rewritten");
+    all_sealed_under(&f.stored_secrets().await, &f.key);
+    // Half-sealed rows (one column in clear) are found too; `migrate` runs the same pass.
+    f.raw("UPDATE webhooks SET headers = '{}' WHERE name = 'w2'")
+        .await;
+    f.store.migrate().await.unwrap();
+    all_sealed_under(&f.stored_secrets().await, &f.key);
+    assert!(!f.everything_stored().await.contains("CLEAR"));
+    assert_eq!(f.store.reseal(Reseal::Clear).await.unwrap().webhooks, 0);
+    let sealed = f.store.get_webhook(t.id, w1.id).await.unwrap().unwrap();
+    assert_eq!(sealed.secret.expose(), "whsec_CLEARone");
+    assert_eq!(sealed.previous_secret.unwrap().expose(), "CLEARprev");
+    assert_eq!(sealed.headers, legacy.headers);
+    let w2_back = f.store.get_webhook(t.id, w2.id).await.unwrap().unwrap();
+    assert!(w2_back.headers.is_empty());
+    assert_eq!(w2_back.secret, w2.secret);
+}
+
+async fn rotation_reseals_under_the_new_key_and_old_rows_stay_readable(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let hooks: Vec<Webhook> = (0..3).map(|i| webhook(t.id, &format!("w{i}"))).collect();
+    for w in &hooks {
+        f.store.insert_webhook(w).await.unwrap();
+    }
+    let new_key = EncryptionKey::generate();
+    // During the rotation: the new key seals, the old one still opens.
+    let rotating = f
+        .reopen(Keyring::new(new_key.clone(), vec![f.key.clone()]))
+        .await;
+    rotating.migrate().await.unwrap();
+    assert_eq!(
+        rotating.get_webhook(t.id, hooks[0].id).await.unwrap(),
+        Some(hooks[0].clone())
+    );
+    let report = rotating.reseal(Reseal::All).await.unwrap();
+    assert_eq!(report.webhooks, 3);
+    all_sealed_under(&f.stored_secrets().await, &new_key);
+    assert_eq!(rotating.reseal(Reseal::All).await.unwrap().webhooks, 0);
+    // Afterwards the old key can go.
+    let after = f.reopen(Keyring::new(new_key.clone(), vec![])).await;
+    after.migrate().await.unwrap();
+    for w in &hooks {
+        assert_eq!(
+            after.get_webhook(t.id, w.id).await.unwrap().as_ref(),
+            Some(w)
+        );
+    }
+    // A node still on the old key alone can't read them and says which key it lacks.
+    let err = f.store.get_webhook(t.id, hooks[0].id).await.unwrap_err();
+    assert!(err.to_string().contains(new_key.id().as_str()), "{err}");
+}
+
+async fn a_wrong_key_stops_migrate_naming_the_key_and_never_reads_garbage(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = webhook(t.id, "w");
+    f.store.insert_webhook(&w).await.unwrap();
+    publish_contact(&f, t.id, "c1").await;
+    let wrong = f
+        .reopen(Keyring::new(EncryptionKey::generate(), vec![]))
+        .await;
+    let err = wrong.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("wrong encryption key"), "{err}");
+    assert!(err.contains(f.key.id().as_str()), "{err}");
+    // Every read of the secrets fails instead of handing out something to sign with.
+    assert!(wrong.get_webhook(t.id, w.id).await.is_err());
+    assert!(wrong
+        .list_webhooks(
+            t.id,
+            WebhookFilter::default(),
+            Page {
+                before: None,
+                limit: 10
+            }
+        )
+        .await
+        .is_err());
+    assert!(wrong.reseal(Reseal::All).await.is_err());
+    // A claim leaves out the webhook it can't open, so nothing of it is sent; its delivery waits
+    // for its lease to run out.
+    let claim = wrong.claim_due(claim_req(10, 10)).await.unwrap();
+    assert_eq!(claim.deliveries.len(), 1);
+    assert!(claim.webhooks.is_empty());
+    // Nothing was rewritten: the right key still reads the webhook, and claims the delivery once
+    // the lease has run out.
+    all_sealed_under(&f.stored_secrets().await, &f.key);
+    assert_eq!(
+        f.store.get_webhook(t.id, w.id).await.unwrap(),
+        Some(w.clone())
+    );
+    let mut later = claim_req(10, 10);
+    later.now += chrono::Duration::seconds(120);
+    later.lease_until = later.now + chrono::Duration::seconds(60);
+    let claim = f.store.claim_due(later).await.unwrap();
+    assert_eq!(claim.deliveries.len(), 1);
+    assert_eq!(claim.webhooks[&w.id].secret, w.secret);
 }

@@ -1,7 +1,8 @@
 //! A complete Hookline webhook receiver on the standard library alone: it listens with
 //! `std::net::TcpListener`, reads one HTTP/1.1 request per connection, verifies it with
-//! `hookline-verify` (Standard Webhooks when present, else `X-Webhook-Signature`), prints one line
-//! per delivery and answers 200, or 401 when the signature doesn't verify.
+//! `hookline-verify` (the Standard Webhooks signature and its timestamp; a request carrying only
+//! `X-Webhook-Signature` is refused, as it could be a replay), prints one line per delivery and
+//! answers 200, or 401 when the signature doesn't verify.
 //!
 //! ```sh
 //! cargo run -p hookline-verify --example receiver -- 127.0.0.1:9000 "$SECRET"

@@ -13,8 +13,15 @@
 //!   signatures; one match is enough. Check it with [`verify_standard`], which also refuses
 //!   timestamps outside a tolerance window, so a captured request can't be replayed later.
 //!
-//! [`verify_request`] picks the scheme a request carries (Standard Webhooks when present, for its
-//! replay protection) and is all most receivers need. Every comparison is constant-time.
+//! [`verify_request`] is all most receivers need: it checks the Standard Webhooks signature and
+//! timestamp, and **refuses a request that carries only `X-Webhook-Signature`**
+//! ([`VerifyError::HexOnlyNotAllowed`]). That signature covers the body alone, with no timestamp,
+//! so a captured request stays valid forever; were the combined check to fall back to it, an
+//! attacker could strip the `webhook-*` headers from a captured delivery and replay it. Hookline
+//! always sends both schemes, so a request from Hookline never needs the fallback. A receiver whose
+//! sender signs with `X-Webhook-Signature` alone opts in explicitly with
+//! [`Verifier::allow_hex_only`] (and should deduplicate on the delivery id, its only defence
+//! against replays then). Every comparison is constant-time.
 //!
 //! Always verify the **raw body bytes** as received, before parsing them.
 //!
@@ -56,11 +63,18 @@
 //! assert_eq!(handle(secret, &headers, br#"{"event":"contact.deleted"}"#), 401);
 //! assert_eq!(handle("whsec_AAAA", &headers, body), 401);
 //!
-//! // Receivers written for the flat or record-centred format check only the hex signature.
-//! let hex = &headers["x-webhook-signature"];
-//! assert!(hookline_verify::verify_hex(secret, body, hex).is_ok());
-//! # let only_hex = |n: &str| (n == "x-webhook-signature").then_some(hex.as_str());
-//! # assert_eq!(verify_request(secret, only_hex, body, ts), Ok(Scheme::Hex));
+//! // The same delivery with the `webhook-*` headers stripped is refused: without them nothing
+//! // dates the request, so it could be a replay.
+//! let hex = headers["x-webhook-signature"].clone();
+//! let stripped = |n: &str| (n == "x-webhook-signature").then_some(hex.as_str());
+//! assert_eq!(
+//!     verify_request(secret, stripped, body, ts),
+//!     Err(VerifyError::HexOnlyNotAllowed)
+//! );
+//!
+//! // Only a receiver whose sender signs with `X-Webhook-Signature` alone opts in to that path.
+//! let legacy = hookline_verify::Verifier::new(secret).allow_hex_only(true);
+//! assert_eq!(legacy.verify(stripped, body, ts), Ok(Scheme::Hex));
 //! ```
 //!
 //! `examples/receiver.rs` is a complete receiver on `std::net` alone:
@@ -79,9 +93,14 @@ type HmacSha256 = Hmac<Sha256>;
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// A required header is missing or empty.
     MissingHeader(&'static str),
+    /// The request carries `X-Webhook-Signature` but no Standard Webhooks signature, and the
+    /// hex-only path was not enabled ([`Verifier::allow_hex_only`]): nothing dates such a request,
+    /// so it may be a replay.
+    HexOnlyNotAllowed,
     /// The timestamp header is not a whole number of seconds.
     BadTimestamp,
     /// The timestamp is further than the tolerance from now: possibly a replay.
@@ -94,6 +113,12 @@ impl std::fmt::Display for VerifyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             VerifyError::MissingHeader(h) => write!(f, "missing header {h}"),
+            VerifyError::HexOnlyNotAllowed => write!(
+                f,
+                "only X-Webhook-Signature is present; without the webhook-id, webhook-timestamp \
+                 and webhook-signature headers a replay can't be told apart, so the hex-only path \
+                 must be enabled explicitly"
+            ),
             VerifyError::BadTimestamp => write!(f, "webhook-timestamp is not a number of seconds"),
             VerifyError::TimestampOutOfTolerance { skew_secs } => {
                 write!(f, "webhook-timestamp is {skew_secs}s away from now")
@@ -191,14 +216,100 @@ pub fn verify_standard(
 pub enum Scheme {
     /// `webhook-id` / `webhook-timestamp` / `webhook-signature`.
     StandardWebhooks,
-    /// `X-Webhook-Signature` (or `X-Webhook-Signature-Previous` during a rotation).
+    /// `X-Webhook-Signature` (or `X-Webhook-Signature-Previous` during a rotation); only with
+    /// [`Verifier::allow_hex_only`].
     Hex,
 }
 
-/// Verifies a request by whichever scheme it carries: Standard Webhooks when a
-/// `webhook-signature` header is present (with [`DEFAULT_TOLERANCE_SECS`] around `now`), else
-/// `X-Webhook-Signature`, also accepting `X-Webhook-Signature-Previous` (the signature with the
-/// previous secret during a rotation).
+/// How a receiver checks whole requests: the secret, the replay window, and whether a request
+/// signed with `X-Webhook-Signature` alone is accepted. [`verify_request`] is
+/// `Verifier::new(secret).verify(…)`.
+///
+/// ```
+/// use hookline_verify::{Verifier, unix_now};
+/// # let (secret, body) = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b"{}");
+/// # let header = |_: &str| -> Option<&str> { None };
+/// let verifier = Verifier::new(secret).tolerance_secs(120);
+/// let result = verifier.verify(header, body, unix_now());
+/// # assert!(result.is_err());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Verifier<'s> {
+    secret: &'s str,
+    tolerance_secs: i64,
+    allow_hex_only: bool,
+}
+
+impl<'s> Verifier<'s> {
+    /// Standard Webhooks required, [`DEFAULT_TOLERANCE_SECS`] either side of `now`.
+    pub fn new(secret: &'s str) -> Self {
+        Verifier {
+            secret,
+            tolerance_secs: DEFAULT_TOLERANCE_SECS,
+            allow_hex_only: false,
+        }
+    }
+
+    /// How far `webhook-timestamp` may be from the receiver's clock, in seconds.
+    pub fn tolerance_secs(mut self, secs: i64) -> Self {
+        self.tolerance_secs = secs;
+        self
+    }
+
+    /// With `true`, a request without a `webhook-signature` header is checked by its
+    /// `X-Webhook-Signature` (or `X-Webhook-Signature-Previous`) instead of being refused with
+    /// [`VerifyError::HexOnlyNotAllowed`]. That signature covers only the body: a captured request
+    /// verifies again whenever it is replayed, so enable this only for a sender that doesn't send
+    /// Standard Webhooks headers, and deduplicate on the delivery id. A request that does carry
+    /// `webhook-signature` is always judged by it, timestamp included.
+    pub fn allow_hex_only(mut self, allow: bool) -> Self {
+        self.allow_hex_only = allow;
+        self
+    }
+
+    /// Verifies one request. `header` looks a header up by its **lowercase** name
+    /// (`"webhook-id"`, `"x-webhook-signature"`); most frameworks' header maps are
+    /// case-insensitive already. `now` is the receiver's clock in Unix seconds.
+    pub fn verify<'a>(
+        &self,
+        header: impl Fn(&str) -> Option<&'a str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Scheme, VerifyError> {
+        if let Some(signature) = header("webhook-signature").filter(|s| !s.trim().is_empty()) {
+            let h = StandardHeaders {
+                id: header("webhook-id").unwrap_or_default(),
+                timestamp: header("webhook-timestamp").unwrap_or_default(),
+                signature,
+            };
+            return verify_standard(self.secret, &h, body, now, self.tolerance_secs)
+                .map(|()| Scheme::StandardWebhooks);
+        }
+        let current = header("x-webhook-signature").unwrap_or_default();
+        if !self.allow_hex_only {
+            // Decided before any comparison: a hex-only request is refused whether or not its
+            // signature matches, so the answer says nothing about the secret.
+            return Err(if current.trim().is_empty() {
+                VerifyError::MissingHeader("webhook-signature")
+            } else {
+                VerifyError::HexOnlyNotAllowed
+            });
+        }
+        match verify_hex(self.secret, body, current) {
+            Ok(()) => Ok(Scheme::Hex),
+            Err(e) => match header("x-webhook-signature-previous") {
+                Some(previous) if verify_hex(self.secret, body, previous).is_ok() => {
+                    Ok(Scheme::Hex)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+}
+
+/// Verifies a request by its Standard Webhooks headers, with [`DEFAULT_TOLERANCE_SECS`] around
+/// `now`. A request carrying only `X-Webhook-Signature` is refused
+/// ([`VerifyError::HexOnlyNotAllowed`]); [`Verifier::allow_hex_only`] accepts it instead.
 ///
 /// `header` looks a header up by its **lowercase** name (`"webhook-id"`,
 /// `"x-webhook-signature"`); most frameworks' header maps are case-insensitive already.
@@ -208,23 +319,7 @@ pub fn verify_request<'a>(
     body: &[u8],
     now: i64,
 ) -> Result<Scheme, VerifyError> {
-    if let Some(signature) = header("webhook-signature").filter(|s| !s.trim().is_empty()) {
-        let h = StandardHeaders {
-            id: header("webhook-id").unwrap_or_default(),
-            timestamp: header("webhook-timestamp").unwrap_or_default(),
-            signature,
-        };
-        return verify_standard(secret, &h, body, now, DEFAULT_TOLERANCE_SECS)
-            .map(|()| Scheme::StandardWebhooks);
-    }
-    let current = header("x-webhook-signature").unwrap_or_default();
-    match verify_hex(secret, body, current) {
-        Ok(()) => Ok(Scheme::Hex),
-        Err(e) => match header("x-webhook-signature-previous") {
-            Some(previous) if verify_hex(secret, body, previous).is_ok() => Ok(Scheme::Hex),
-            _ => Err(e),
-        },
-    }
+    Verifier::new(secret).verify(header, body, now)
 }
 
 /// The `X-Webhook-Signature` value Hookline sends for `body`: lowercase hex HMAC-SHA256 keyed
@@ -357,10 +452,108 @@ mod tests {
             verify_request(SECRET, get, body, ts + 301),
             Err(VerifyError::TimestampOutOfTolerance { .. })
         ));
+        // A shorter window of the receiver's own choosing.
+        assert!(matches!(
+            Verifier::new(SECRET)
+                .tolerance_secs(10)
+                .verify(get, body, ts + 11),
+            Err(VerifyError::TimestampOutOfTolerance { skew_secs: 11 })
+        ));
+        assert_eq!(
+            verify_request(SECRET, |_| None, body, ts),
+            Err(VerifyError::MissingHeader("webhook-signature"))
+        );
+        assert_eq!(sign_standard(SECRET, ID, 1614265330, BODY), SIG);
+    }
+
+    #[test]
+    fn a_request_with_only_the_hex_signature_is_refused_by_default() {
+        let body = br#"{"a":1}"#;
+        let ts = 1_700_000_000;
+        let hex = sign_hex(SECRET, body);
         let hex_only = |name: &str| (name == "x-webhook-signature").then_some(hex.as_str());
-        assert_eq!(verify_request(SECRET, hex_only, body, ts), Ok(Scheme::Hex));
+        assert_eq!(
+            verify_request(SECRET, hex_only, body, ts),
+            Err(VerifyError::HexOnlyNotAllowed)
+        );
+        // Refused the same whether or not the signature matches: the refusal reveals nothing.
         assert_eq!(
             verify_request("other", hex_only, body, ts),
+            Err(VerifyError::HexOnlyNotAllowed)
+        );
+        let old_hex = sign_hex("old", body);
+        let rotated = |name: &str| match name {
+            "x-webhook-signature" => Some(hex.as_str()),
+            "x-webhook-signature-previous" => Some(old_hex.as_str()),
+            _ => None,
+        };
+        assert_eq!(
+            verify_request("old", rotated, body, ts),
+            Err(VerifyError::HexOnlyNotAllowed)
+        );
+        // An empty webhook-signature counts as absent, not as a Standard Webhooks request.
+        let blank_standard = |name: &str| match name {
+            "x-webhook-signature" => Some(hex.as_str()),
+            "webhook-signature" => Some("  "),
+            _ => None,
+        };
+        assert_eq!(
+            verify_request(SECRET, blank_standard, body, ts),
+            Err(VerifyError::HexOnlyNotAllowed)
+        );
+        assert!(VerifyError::HexOnlyNotAllowed
+            .to_string()
+            .contains("X-Webhook-Signature"));
+    }
+
+    #[test]
+    fn a_captured_delivery_stripped_of_its_standard_headers_cannot_be_replayed() {
+        let body = br#"{"event":"deal.won"}"#;
+        let sent_at = 1_700_000_000;
+        let std_sig = sign_standard(SECRET, "d7", sent_at, body);
+        let hex = sign_hex(SECRET, body);
+        let captured = |name: &str| match name {
+            "webhook-id" => Some("d7"),
+            "webhook-timestamp" => Some("1700000000"),
+            "webhook-signature" => Some(std_sig.as_str()),
+            "x-webhook-signature" => Some(hex.as_str()),
+            _ => None,
+        };
+        let a_day_later = sent_at + 86_400;
+        assert!(matches!(
+            verify_request(SECRET, captured, body, a_day_later),
+            Err(VerifyError::TimestampOutOfTolerance { .. })
+        ));
+        let stripped = |name: &str| captured(name).filter(|_| !name.starts_with("webhook-"));
+        assert_eq!(
+            verify_request(SECRET, stripped, body, a_day_later),
+            Err(VerifyError::HexOnlyNotAllowed)
+        );
+        // With the opt-in the stripped copy verifies: the risk the opt-in documents.
+        assert_eq!(
+            Verifier::new(SECRET)
+                .allow_hex_only(true)
+                .verify(stripped, body, a_day_later),
+            Ok(Scheme::Hex)
+        );
+    }
+
+    #[test]
+    fn the_hex_only_path_is_an_explicit_opt_in() {
+        let body = br#"{"a":1}"#;
+        let ts = 1_700_000_000;
+        let legacy = Verifier::new(SECRET).allow_hex_only(true);
+        let hex = sign_hex(SECRET, body);
+        let hex_only = |name: &str| (name == "x-webhook-signature").then_some(hex.as_str());
+        assert_eq!(legacy.verify(hex_only, body, ts), Ok(Scheme::Hex));
+        assert_eq!(
+            Verifier::new("other")
+                .allow_hex_only(true)
+                .verify(hex_only, body, ts),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            legacy.verify(hex_only, b"{\"a\":2}", ts),
             Err(VerifyError::Mismatch)
         );
         // During a rotation a receiver still on the old secret matches the -Previous header.
@@ -370,12 +563,30 @@ mod tests {
             "x-webhook-signature-previous" => Some(old_hex.as_str()),
             _ => None,
         };
-        assert_eq!(verify_request("old", rotated, body, ts), Ok(Scheme::Hex));
         assert_eq!(
-            verify_request(SECRET, |_| None, body, ts),
+            Verifier::new("old")
+                .allow_hex_only(true)
+                .verify(rotated, body, ts),
+            Ok(Scheme::Hex)
+        );
+        assert_eq!(
+            legacy.verify(|_| None, body, ts),
             Err(VerifyError::MissingHeader("X-Webhook-Signature"))
         );
-        assert_eq!(sign_standard(SECRET, ID, 1614265330, BODY), SIG);
+        // The opt-in never weakens a Standard Webhooks request: its timestamp still counts.
+        let std_sig = sign_standard(SECRET, "d1", ts, body);
+        let both = |name: &str| match name {
+            "webhook-id" => Some("d1"),
+            "webhook-timestamp" => Some("1700000000"),
+            "webhook-signature" => Some(std_sig.as_str()),
+            "x-webhook-signature" => Some(hex.as_str()),
+            _ => None,
+        };
+        assert_eq!(legacy.verify(both, body, ts), Ok(Scheme::StandardWebhooks));
+        assert!(matches!(
+            legacy.verify(both, body, ts + 301),
+            Err(VerifyError::TimestampOutOfTolerance { .. })
+        ));
     }
 
     #[test]

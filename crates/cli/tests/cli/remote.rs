@@ -145,7 +145,8 @@ fn every_remote_command_works_with_a_url_and_a_key() {
         serde_json::json!(["contact.*", "deal.stage.changed"])
     );
     assert_eq!(w["format"], "flat");
-    assert_eq!(w["headers"]["X-Team"], "crm");
+    // Stored encrypted, shown masked (short values wholly).
+    assert_eq!(w["headers"]["X-Team"], "••••••••");
     let human = d.ok(&["webhooks", "list"]);
     assert!(
         human.starts_with("ID") && human.contains(&id) && human.contains("Sync"),
@@ -896,7 +897,7 @@ fn completions_and_help_describe_the_cli() {
     for local in [
         "Local: run the server",
         "Local: apply database migrations",
-        "Local: bootstrap API keys",
+        "`keys create --local` mints one on this machine's database",
     ] {
         assert!(help.contains(local), "{help}");
     }
@@ -920,4 +921,104 @@ fn completions_and_help_describe_the_cli() {
         help.contains("--url") && help.contains("HOOKLINE_URL"),
         "{help}"
     );
+}
+
+#[test]
+fn keys_are_listed_created_and_revoked_through_the_api() {
+    let d = Deployment::start();
+    let listed = d.json(&["keys", "list"]);
+    let keys = listed["data"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{listed}");
+    assert_eq!(keys[0]["current"], true);
+    let own = s(&keys[0]["id"]).to_string();
+
+    // Only the key on standard output, so a script can capture it; what it is on standard error.
+    let out = d.out(&[
+        "keys",
+        "create",
+        "--name",
+        "wallboard",
+        "--scope",
+        "read",
+        "--expires-in",
+        "30d",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout:?}");
+    let read_key = lines[0].to_string();
+    assert!(
+        read_key.starts_with("hk_") && read_key.len() == 46,
+        "{stdout:?}"
+    );
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains("read scope") && note.contains("only this once"),
+        "{note}"
+    );
+
+    // Listed as a table, never with the key itself.
+    let table = d.ok(&["keys", "list"]);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains("wallboard") && table.contains(&read_key[..11]),
+        "{table}"
+    );
+    assert!(table.contains("(this key)"));
+    assert!(!table.contains(&read_key));
+
+    // The read key reads, and may not write.
+    let as_read = |args: &[&str]| {
+        let mut c = hookline(d.laptop.path());
+        c.args(args).args(["--api-url", &d.url, "--key", &read_key]);
+        run(&mut c)
+    };
+    assert!(as_read(&["webhooks", "list"]).status.success());
+    let refused = as_read(&["keys", "create", "--name", "escalate"]);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("read-only"));
+
+    // Revoked: the key stops working (exit 3: key refused).
+    let created = d.json(&["keys", "list"]);
+    let read_id = s(&created["data"][0]["id"]).to_string();
+    let revoked = d.json(&["keys", "revoke", &read_id, "--yes"]);
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(as_read(&["webhooks", "list"]).status.code(), Some(3));
+    let text = d.ok(&["keys", "revoke", &read_id, "-y"]);
+    assert!(
+        text.contains(&read_id) && text.contains("wallboard"),
+        "{text}"
+    );
+
+    // The last full key stays: the API's refusal, exit 1.
+    let err = d.fails(&["keys", "revoke", &own, "-y"], 1);
+    assert!(err.contains("last active full key"), "{err}");
+    let err = d.fails(
+        &["keys", "create", "--name", "x", "--expires-in", "forever"],
+        1,
+    );
+    assert!(err.contains("expires_in"), "{err}");
+}
+
+#[test]
+fn keys_create_without_a_deployment_points_to_local() {
+    let laptop = tempfile::tempdir().unwrap();
+    let out = run(hookline(laptop.path()).args(["keys", "create", "--name", "ci"]));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--local"));
+    // Local options and remote-only ones don't mix.
+    let out = run(hookline(laptop.path()).args(["keys", "create", "--local", "--scope", "read"]));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--scope"));
+    let out = run(hookline(laptop.path()).args([
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--url",
+        "http://127.0.0.1:9",
+    ]));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!laptop.path().join("hookline.db").exists());
 }

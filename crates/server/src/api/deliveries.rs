@@ -1,11 +1,12 @@
 //! `/v1/deliveries`: the delivery log, with attempts, and resend.
 
-use super::extract::{Auth, IdPath, ListResponse, Pagination};
-use super::responses::{BadRequest, DeliveryList, NotFound};
+use super::extract::{idempotency_key, maybe_replayed, Auth, IdPath, ListResponse, Pagination};
+use super::responses::{BadRequest, Conflict, DeliveryList, Invalid, NotFound};
 use crate::error::{Error, Result};
 use crate::service::{DeliveryDetail, DeliveryQuery, DeliveryView, Hookline};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline_core::ids::DeliveryId;
@@ -58,14 +59,19 @@ async fn fetch(
 
 /// Resend a delivery.
 ///
-/// The same event goes to the same webhook again as a new delivery; the original is unchanged.
-#[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries", operation_id = "resendDelivery", params(("id" = uuid::Uuid, Path)),
-    responses((status = 202, description = "the new delivery", body = DeliveryView), (status = 400, response = BadRequest), (status = 404, response = NotFound)),
+/// The same event goes to the same webhook again as a new delivery; the original is unchanged. The
+/// same `Idempotency-Key` for the same delivery answers the delivery it made, as it is now (with
+/// `Idempotent-Replayed: true`), and makes no other.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries", operation_id = "resendDelivery",
+    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "1-255 ASCII characters; a retry with the same key answers the first result")),
+    responses((status = 202, description = "the new delivery", body = DeliveryView, headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn resend(
     State(h): State<Hookline>,
     Auth(who): Auth,
     IdPath(id): IdPath<DeliveryId>,
-) -> Result<(StatusCode, Json<DeliveryView>)> {
-    Ok((StatusCode::ACCEPTED, Json(h.resend(&who, id).await?)))
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (view, replayed) = h.resend_once(&who, id, idempotency_key(&headers)?).await?;
+    Ok(maybe_replayed(StatusCode::ACCEPTED, view, replayed))
 }

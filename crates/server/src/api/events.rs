@@ -1,14 +1,16 @@
 //! `/v1/events`: publish (with `Idempotency-Key`), list, get.
 
-use super::extract::{header, Auth, IdPath, ListResponse, Pagination, RawJson};
+use super::extract::{
+    header, idempotency_key, maybe_replayed, Auth, IdPath, ListResponse, Pagination, RawJson,
+};
 use super::responses::{
     BadRequest, EventList, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType,
 };
 use crate::error::{Error, Result};
 use crate::service::{EventView, Hookline, PublishInput, PublishOutput};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use hookline_core::ids::EventId;
@@ -26,7 +28,7 @@ pub fn router() -> Router<Hookline> {
 /// 202 once the events and their deliveries are committed. The same `Idempotency-Key` with the same
 /// body answers the original result (with `Idempotent-Replayed: true`); with another body, 422.
 #[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "publishEvents", request_body = PublishInput,
-    params(("Idempotency-Key" = Option<String>, Header), ("X-Actor-Id" = Option<String>, Header, description = "user who caused the event")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 ASCII characters; a retry with the same key and body answers the first result"), ("X-Actor-Id" = Option<String>, Header, description = "user who caused the event")),
     responses((status = 202, description = "published: the events and their deliveries are committed", body = PublishOutput, headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn publish(
@@ -44,15 +46,10 @@ async fn publish(
         ),
         other => other,
     })?;
-    let key = header(&headers, "idempotency-key")?;
+    let key = idempotency_key(&headers)?;
     let actor = header(&headers, "x-actor-id")?;
     let (out, replayed) = h.publish(&who, actor, input, key).await?;
-    let mut resp = (StatusCode::ACCEPTED, Json(out)).into_response();
-    if replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(resp)
+    Ok(maybe_replayed(StatusCode::ACCEPTED, out, replayed))
 }
 
 #[derive(Deserialize)]

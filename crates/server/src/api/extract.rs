@@ -7,7 +7,8 @@ use crate::service::{Hookline, Principal};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -61,6 +62,23 @@ impl<S: Send + Sync, T: FromStr> FromRequestParts<S> for IdPath<T> {
     }
 }
 
+/// A CRM record's id in the path, validated (`hookline_core::record::validate_id`); a path that
+/// doesn't decode, or isn't a record id, is a 400 naming `id` in the API's error shape.
+pub struct RecordIdPath(pub hookline_core::record::RecordId);
+
+impl<S: Send + Sync> FromRequestParts<S> for RecordIdPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Error::bad_request("invalid_path", e.body_text(), Some("id")))?;
+        hookline_core::record::RecordId::parse(&raw)
+            .map(RecordIdPath)
+            .map_err(|e| Error::bad_request("invalid_id", e.message, Some("id")))
+    }
+}
+
 /// A JSON body deserialized with field paths in its errors.
 pub struct ApiJson<T>(pub T);
 
@@ -103,6 +121,23 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
             })
         })
         .transpose()
+}
+
+/// The `Idempotency-Key` of a creating request, as given (the service validates it with the
+/// request's fingerprint).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    header(headers, "idempotency-key")
+}
+
+/// `status` and `body`, marked `Idempotent-Replayed: true` when they answer an earlier request with
+/// the same `Idempotency-Key`.
+pub fn maybe_replayed(status: StatusCode, body: impl Serialize, replayed: bool) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
 }
 
 /// A JSON body that may be absent altogether (then `T::default()`).

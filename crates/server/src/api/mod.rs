@@ -3,16 +3,22 @@
 //!
 //! Handlers are thin: extract, call the service layer, wrap the answer. Every extractor rejects with
 //! [`Error`] so axum's own failures (bad JSON, wrong media type, oversize body, malformed path or
-//! query) come back in the same JSON error shape as everything else.
+//! query) come back in the same JSON error shape as everything else. Two layers apply to every
+//! request before a handler runs: [`query`] refuses query parameters a route doesn't document (or
+//! repeats), and [`header_limits`] answers 431 past the header limits.
 
 mod deliveries;
 mod docs;
 mod event_types;
 mod events;
 mod extract;
+pub mod header_limits;
 mod health;
+mod jobs;
+mod keys;
 pub mod openapi;
 mod portal;
+mod query;
 mod record_schemas;
 mod records;
 mod responses;
@@ -35,7 +41,11 @@ pub fn router(hookline: Hookline) -> Router {
         .merge(records::router())
         .merge(event_types::router())
         .merge(portal::router())
-        .merge(openapi::router());
+        .merge(keys::router())
+        .merge(jobs::router())
+        .merge(openapi::router())
+        // Last, so it covers every route above: each takes exactly the query parameters it documents.
+        .route_layer(axum::middleware::from_fn(query::strict_query));
     Router::new()
         .merge(health::router())
         .merge(docs::router())
@@ -44,6 +54,11 @@ pub fn router(hookline: Hookline) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(hookline)
+}
+
+/// `router` answering 431 to a request over the header limits, before any route sees it.
+pub fn with_header_limits(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(header_limits::limit_headers))
 }
 
 /// Only the health probes (worker-only nodes).

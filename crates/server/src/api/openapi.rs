@@ -9,8 +9,8 @@
 //! an OpenAPI validator and creates a webhook through a client generated from it.
 
 use super::responses::{
-    BadRequest, Conflict, Internal, Invalid, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
-    UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, HeadersTooLarge, Internal, Invalid, NotFound, PayloadTooLarge,
+    Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use crate::error::ErrorBody;
 use crate::service::{Hookline, RecordView, WriteView};
@@ -52,10 +52,12 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         super::records::tasks::replace, super::records::tasks::update, super::records::tasks::remove,
         super::portal::create_portal_session, super::portal::revoke_portal_session,
         super::portal::revoke_all_portal_sessions,
+        super::keys::list, super::keys::create, super::keys::revoke,
+        super::jobs::list, super::jobs::fetch, super::jobs::cancel,
     ),
     components(
-        responses(BadRequest, Unauthorized, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
-                  Invalid, Unavailable, Internal),
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
+                  UnsupportedMediaType, Invalid, HeadersTooLarge, Unavailable, Internal),
         // Earlier names of the record shapes, kept so that clients generated before keep their types.
         schemas(ErrorBody, RecordView, WriteView),
     ),
@@ -68,6 +70,8 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         (name = "deals", description = "CRM deals kept by Hookline."),
         (name = "services", description = "CRM services kept by Hookline."),
         (name = "tasks", description = "CRM tasks kept by Hookline."),
+        (name = "jobs", description = "Background jobs (replays): progress, listing, cancel. A job survives restarts."),
+        (name = "api-keys", description = "The tenant's API keys: list, create (the key is shown once), revoke. A `read` key may only make GET requests."),
     ),
     modifiers(&BearerAuth, &CommonErrors),
 )]
@@ -92,9 +96,10 @@ impl Modify for BearerAuth {
 }
 
 /// Adds the errors that follow from an operation's shape, wherever its annotation doesn't list
-/// them: any operation that needs a key can answer 401, 500 and 503; one with a body 400
-/// (malformed), 413 (too large), 415 (not JSON) and 422 (invalid); one with an `{id}` in its path
-/// 400 (malformed id) and 404.
+/// them: any operation that needs a key can answer 400 (a query parameter it doesn't take, or one
+/// given twice), 401, 431 (too many or too large headers), 500 and 503, and any but a GET 403 (a
+/// `read` key may only read); one with a body 400 (malformed), 413 (too large), 415 (not JSON) and
+/// 422 (invalid); one with an `{id}` in its path 400 (malformed id) and 404.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -102,21 +107,27 @@ impl Modify for CommonErrors {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_id = path.contains("{id}");
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
             ];
-            for op in operations.into_iter().flatten() {
+            for (op, changes) in operations.into_iter() {
+                let Some(op) = op else { continue };
                 if op.security.as_ref().is_none_or(|s| s.is_empty()) {
                     continue;
                 }
                 let mut errors = vec![
+                    ("400", "BadRequest"),
                     ("401", "Unauthorized"),
+                    ("431", "HeadersTooLarge"),
                     ("500", "Internal"),
                     ("503", "Unavailable"),
                 ];
+                if changes {
+                    errors.push(("403", "Forbidden"));
+                }
                 if op.request_body.is_some() {
                     errors.extend([
                         ("400", "BadRequest"),

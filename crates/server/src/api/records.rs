@@ -2,7 +2,10 @@
 //! writes emit events. One generic set of handlers serves every kind; contacts add import and bulk
 //! delete.
 
-use super::extract::{header, Auth, ListResponse, Pagination, RawBody, RawJson};
+use super::extract::{
+    header, idempotency_key, maybe_replayed, Auth, ListResponse, Pagination, RawBody, RawJson,
+    RecordIdPath,
+};
 use super::record_schemas::Contact;
 use super::responses::{
     BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType,
@@ -10,13 +13,13 @@ use super::responses::{
 use crate::error::{Error, Result};
 use crate::service::request::{ImportFormat, Interface};
 use crate::service::{BulkDeleteView, Hookline, ImportView, RecordView, WriteContext, WriteView};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header::ETAG;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookline_core::record::{RecordId, RecordKind};
+use hookline_core::record::RecordKind;
 use hookline_store::RecordFilter;
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,8 +71,9 @@ macro_rules! record_kind {
             $(#[doc = ""] #[doc = $create_details])?
             #[utoipa::path(post, path = $collection, tag = $tag, operation_id = $create_id,
                 request_body(content = record_schemas::$Record, description = "the record"),
-                params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
-                responses((status = 201, description = "created", body = record_schemas::$Write, headers(("ETag" = String, description = "the record's version"))),
+                params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change"),
+                       ("Idempotency-Key" = Option<String>, Header, description = "1-255 ASCII characters; a retry with the same key and body answers the first result")),
+                responses((status = 201, description = "created", body = record_schemas::$Write, headers(("ETag" = String, description = "the record's version"), ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))),
                           (status = 400, response = BadRequest), (status = 409, response = Conflict),
                           (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
                           (status = 422, response = Invalid)),
@@ -105,7 +109,7 @@ macro_rules! record_kind {
                           (status = 400, response = BadRequest), (status = 404, response = NotFound)),
                 security(("bearer" = [])))]
             pub(crate) async fn fetch(
-                s: State<Hookline>, a: Auth, id: Path<String>,
+                s: State<Hookline>, a: Auth, id: RecordIdPath,
             ) -> Result<Response> {
                 crate::api::records::fetch(s, a, id, KIND).await
             }
@@ -123,7 +127,7 @@ macro_rules! record_kind {
                           (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
                 security(("bearer" = [])))]
             pub(crate) async fn replace(
-                s: State<Hookline>, a: Auth, id: Path<String>, h: HeaderMap, b: RawJson,
+                s: State<Hookline>, a: Auth, id: RecordIdPath, h: HeaderMap, b: RawJson,
             ) -> Result<Response> {
                 crate::api::records::replace(s, a, id, h, b, KIND).await
             }
@@ -141,7 +145,7 @@ macro_rules! record_kind {
                           (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
                 security(("bearer" = [])))]
             pub(crate) async fn update(
-                s: State<Hookline>, a: Auth, id: Path<String>, h: HeaderMap, b: RawJson,
+                s: State<Hookline>, a: Auth, id: RecordIdPath, h: HeaderMap, b: RawJson,
             ) -> Result<Response> {
                 crate::api::records::patch(s, a, id, h, b, KIND).await
             }
@@ -156,7 +160,7 @@ macro_rules! record_kind {
                           (status = 404, response = NotFound), (status = 409, response = Conflict)),
                 security(("bearer" = [])))]
             pub(crate) async fn remove(
-                s: State<Hookline>, a: Auth, id: Path<String>, h: HeaderMap,
+                s: State<Hookline>, a: Auth, id: RecordIdPath, h: HeaderMap,
             ) -> Result<Json<WriteView>> {
                 crate::api::records::remove(s, a, id, h, KIND).await
             }
@@ -241,11 +245,6 @@ record_kind!(tasks, RecordKind::Task, tag = "tasks",
     delete = ("deleteTask", "Delete a task.", "`task.deleted` carries its id only."),
 );
 
-/// The record id in the path.
-fn record_id(Path(id): Path<String>) -> Result<RecordId> {
-    RecordId::parse(&id).map_err(|e| Error::bad_request("invalid_id", e.message, Some("id")))
-}
-
 /// Actor and `If-Match` of a write request, as the service validates them.
 fn context(headers: &HeaderMap) -> Result<WriteContext> {
     WriteContext::from_request(
@@ -275,11 +274,15 @@ async fn create(
     raw: RawJson,
     kind: RecordKind,
 ) -> Result<Response> {
-    let w = h
-        .create_record(&who, kind, body(raw)?, context(&headers)?)
-        .await?;
+    let ctx = context(&headers)?.with_idempotency_key(idempotency_key(&headers)?);
+    let (w, replayed) = h.create_record_once(&who, kind, body(raw)?, ctx).await?;
     let v = w.version;
-    Ok(with_etag(StatusCode::CREATED, w, v))
+    let mut resp = with_etag(StatusCode::CREATED, w, v);
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 #[derive(Deserialize)]
@@ -332,10 +335,10 @@ async fn list(
 async fn fetch(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    id: Path<String>,
+    id: RecordIdPath,
     kind: RecordKind,
 ) -> Result<Response> {
-    let v = h.get_record(&who, kind, &record_id(id)?).await?;
+    let v = h.get_record(&who, kind, &id.0).await?;
     let version = v.version;
     Ok(with_etag(StatusCode::OK, v, Some(version)))
 }
@@ -345,13 +348,13 @@ async fn fetch(
 async fn replace(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    id: Path<String>,
+    id: RecordIdPath,
     headers: HeaderMap,
     raw: RawJson,
     kind: RecordKind,
 ) -> Result<Response> {
     let w = h
-        .replace_record(&who, kind, &record_id(id)?, body(raw)?, context(&headers)?)
+        .replace_record(&who, kind, &id.0, body(raw)?, context(&headers)?)
         .await?;
     let v = w.version;
     Ok(with_etag(StatusCode::OK, w, v))
@@ -361,13 +364,13 @@ async fn replace(
 async fn patch(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    id: Path<String>,
+    id: RecordIdPath,
     headers: HeaderMap,
     raw: RawJson,
     kind: RecordKind,
 ) -> Result<Response> {
     let w = h
-        .patch_record(&who, kind, &record_id(id)?, body(raw)?, context(&headers)?)
+        .patch_record(&who, kind, &id.0, body(raw)?, context(&headers)?)
         .await?;
     let v = w.version;
     Ok(with_etag(StatusCode::OK, w, v))
@@ -377,12 +380,12 @@ async fn patch(
 async fn remove(
     State(h): State<Hookline>,
     Auth(who): Auth,
-    id: Path<String>,
+    id: RecordIdPath,
     headers: HeaderMap,
     kind: RecordKind,
 ) -> Result<Json<WriteView>> {
     Ok(Json(
-        h.delete_record(&who, kind, &record_id(id)?, context(&headers)?)
+        h.delete_record(&who, kind, &id.0, context(&headers)?)
             .await?,
     ))
 }
@@ -395,11 +398,13 @@ pub struct BulkDeleteInput {
 
 /// Delete many contacts.
 ///
-/// One `contact.deleted` event carries every deleted id.
+/// One `contact.deleted` event carries every deleted id. The same `Idempotency-Key` with the same
+/// body answers the first result again (with `Idempotent-Replayed: true`).
 #[utoipa::path(post, path = "/v1/contacts/bulk-delete", tag = "contacts", operation_id = "bulkDeleteContacts",
     request_body = BulkDeleteInput,
-    params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
-    responses((status = 200, description = "what was deleted and what was not found", body = BulkDeleteView), (status = 400, response = BadRequest),
+    params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change"),
+           ("Idempotency-Key" = Option<String>, Header, description = "1-255 ASCII characters; a retry with the same key and body answers the first result")),
+    responses((status = 200, description = "what was deleted and what was not found", body = BulkDeleteView, headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))), (status = 400, response = BadRequest), (status = 409, response = Conflict),
               (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
               (status = 422, response = Invalid)),
     security(("bearer" = [])))]
@@ -408,24 +413,33 @@ async fn bulk_delete(
     Auth(who): Auth,
     headers: HeaderMap,
     raw: RawJson,
-) -> Result<Json<BulkDeleteView>> {
+) -> Result<Response> {
     let input: BulkDeleteInput = crate::json::parse_json(&raw.0)?;
-    Ok(Json(
-        h.bulk_delete(&who, RecordKind::Contact, input.ids, context(&headers)?)
-            .await?,
-    ))
+    let ctx = context(&headers)?.with_idempotency_key(idempotency_key(&headers)?);
+    let (view, replayed) = h
+        .bulk_delete_once(&who, RecordKind::Contact, input.ids, ctx)
+        .await?;
+    Ok(maybe_replayed(StatusCode::OK, view, replayed))
 }
 
 /// Import contacts from JSON or CSV.
 ///
 /// A JSON array or CSV (`Content-Type: text/csv`). Good rows are created, bad rows are reported and
 /// skipped; `contact.created` goes out in batches of at most
-/// `batch_max_size` with `batch {index, count, max_size}`, `source = contact_import`.
+/// `batch_max_size` with `batch {index, count, max_size}`, `source = contact_import`. The same
+/// `Idempotency-Key` with the same body answers the first report again (with
+/// `Idempotent-Replayed: true`) and imports nothing twice. An import of more than `job_step`
+/// (1,000) rows runs as a background job: 202 with its `job` (follow it at `GET /v1/jobs/{id}`,
+/// whose `result` holds the counts and the first refused rows); it commits a step of rows at a
+/// time, so it never holds up other writes, and goes on after a restart.
 #[utoipa::path(post, path = "/v1/contacts/import", tag = "contacts", operation_id = "importContacts",
     request_body(description = "the contacts: a JSON array, or CSV with a header row",
         content((Vec<Contact> = "application/json"), (String = "text/csv"))),
-    params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change")),
-    responses((status = 200, description = "the result of each row", body = ImportView), (status = 400, response = BadRequest),
+    params(("X-Actor-Id" = Option<String>, Header, description = "the user who made the change"),
+           ("Idempotency-Key" = Option<String>, Header, description = "1-255 ASCII characters; a retry with the same key and body answers the first result")),
+    responses((status = 200, description = "the result of each row", body = ImportView, headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))),
+              (status = 202, description = "a large import, queued as a background job (`job`)", body = ImportView),
+              (status = 400, response = BadRequest), (status = 409, response = Conflict),
               (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
               (status = 422, response = Invalid)),
     security(("bearer" = [])))]
@@ -434,10 +448,21 @@ async fn import(
     Auth(who): Auth,
     headers: HeaderMap,
     RawBody(bytes): RawBody,
-) -> Result<Json<ImportView>> {
+) -> Result<Response> {
     let format = ImportFormat::from_media_type(header(&headers, "content-type")?)?;
-    Ok(Json(
-        h.import_body(&who, format, &bytes, header(&headers, "x-actor-id")?)
-            .await?,
-    ))
+    let (view, replayed) = h
+        .import_body_once(
+            &who,
+            format,
+            bytes,
+            header(&headers, "x-actor-id")?,
+            idempotency_key(&headers)?,
+        )
+        .await?;
+    let status = if view.job.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(maybe_replayed(status, view, replayed))
 }

@@ -3,11 +3,12 @@
 #![allow(dead_code)] // documentation only: never constructed
 
 use crate::error::ErrorBody;
-use crate::service::{DeliveryView, EventView, WebhookView};
+use crate::service::{ApiKeyView, DeliveryView, EventView, JobView, WebhookView};
 use utoipa::{ToResponse, ToSchema};
 
 /// The request is malformed: unparseable JSON, or a malformed id, query parameter or header
-/// (`field` names it).
+/// (`field` names it). A query parameter the operation doesn't take, or one given twice, is
+/// `invalid_query`.
 #[derive(ToResponse)]
 pub struct BadRequest(ErrorBody);
 
@@ -15,12 +16,18 @@ pub struct BadRequest(ErrorBody);
 #[derive(ToResponse)]
 pub struct Unauthorized(ErrorBody);
 
+/// This caller may not do this: a `read` API key asked for a change, a send or a secret, or a
+/// portal session went beyond its grant.
+#[derive(ToResponse)]
+pub struct Forbidden(ErrorBody);
+
 /// No such resource for this key's tenant (another tenant's id answers the same).
 #[derive(ToResponse)]
 pub struct NotFound(ErrorBody);
 
-/// The request conflicts with the current state: `already_exists`, or `version_conflict` when
-/// `If-Match` names a version that is no longer current.
+/// The request conflicts with the current state: `already_exists`, `version_conflict` when
+/// `If-Match` names a version that is no longer current, or `idempotency_key_in_use` while a request
+/// with the same `Idempotency-Key` is still being processed.
 #[derive(ToResponse)]
 pub struct Conflict(ErrorBody);
 
@@ -36,6 +43,11 @@ pub struct UnsupportedMediaType(ErrorBody);
 #[derive(ToResponse)]
 pub struct Invalid(ErrorBody);
 
+/// More than 64 request header fields, or more than 16 KiB of header names and values together
+/// (`headers_too_large`).
+#[derive(ToResponse)]
+pub struct HeadersTooLarge(ErrorBody);
+
 /// The database is temporarily unavailable; retry shortly.
 #[derive(ToResponse)]
 pub struct Unavailable(ErrorBody);
@@ -48,6 +60,22 @@ pub struct Internal(ErrorBody);
 #[derive(ToSchema)]
 pub struct WebhookList {
     pub data: Vec<WebhookView>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of API keys, newest first.
+#[derive(ToSchema)]
+pub struct ApiKeyList {
+    pub data: Vec<ApiKeyView>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of background jobs, newest first.
+#[derive(ToSchema)]
+pub struct JobList {
+    pub data: Vec<JobView>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }

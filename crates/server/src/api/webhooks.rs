@@ -1,8 +1,10 @@
 //! `/v1/webhooks`: CRUD and secret management.
 
-use super::extract::{ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination};
+use super::extract::{
+    idempotency_key, maybe_replayed, ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination,
+};
 use super::responses::{
-    BadRequest, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, WebhookList,
+    BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, WebhookList,
 };
 use crate::error::Result;
 use crate::service::{
@@ -10,7 +12,8 @@ use crate::service::{
     TestInput, TestView, WebhookInput, WebhookView,
 };
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hookline_core::ids::WebhookId;
@@ -79,37 +82,47 @@ async fn verify_receiver(
 
 /// Send a webhook's past deliveries again.
 ///
-/// The deliveries of a time range (default: the failed ones) are sent again as new deliveries;
-/// `dry_run` only counts them.
+/// The deliveries of a time range (default: the failed ones) that exist now are sent again as new
+/// deliveries; `dry_run` only counts them. The copies are made by a background job, in steps that
+/// never hold up other writes: the answer carries the `count` and the `job` to follow at
+/// `GET /v1/jobs/{id}` (or cancel). The same `Idempotency-Key` with the same webhook and body
+/// answers the first result again (with `Idempotent-Replayed: true`) and replays nothing twice.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "webhooks", operation_id = "replayWebhookDeliveries", request_body = ReplayInput,
-    params(("id" = uuid::Uuid, Path)),
-    responses((status = 202, description = "how many deliveries were (or, with `dry_run`, would be) made", body = ReplayView), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
+    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "1-255 ASCII characters; a retry with the same key and body answers the first result")),
+    responses((status = 202, description = "how many deliveries the replay makes (or, with `dry_run`, would make), and its job", body = ReplayView, headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn replay(
     State(h): State<Hookline>,
     Auth(who): Auth,
     IdPath(id): IdPath<WebhookId>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<ReplayInput>,
-) -> Result<(StatusCode, Json<ReplayView>)> {
-    Ok((StatusCode::ACCEPTED, Json(h.replay(&who, id, input).await?)))
+) -> Result<Response> {
+    let (view, replayed) = h
+        .replay_once(&who, id, input, idempotency_key(&headers)?)
+        .await?;
+    Ok(maybe_replayed(StatusCode::ACCEPTED, view, replayed))
 }
 
 /// Create a webhook.
 ///
 /// `url` and `events` are required. The answer carries the signing secret; only `/secret` shows it
-/// again.
+/// again. The same `Idempotency-Key` with the same body answers the webhook it created, as it is
+/// now (with `Idempotent-Replayed: true`); with another body, 422.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", operation_id = "createWebhook", request_body = WebhookInput,
-    responses((status = 201, description = "the webhook, with its signing secret", body = WebhookView), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 ASCII characters; a retry with the same key and body answers the first result")),
+    responses((status = 201, description = "the webhook, with its signing secret", body = WebhookView, headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))), (status = 400, response = BadRequest), (status = 409, response = Conflict), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
 async fn create(
     State(h): State<Hookline>,
     Auth(who): Auth,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<WebhookInput>,
-) -> Result<(StatusCode, Json<WebhookView>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(h.create_webhook(&who, input).await?),
-    ))
+) -> Result<Response> {
+    let (view, replayed) = h
+        .create_webhook_once(&who, input, idempotency_key(&headers)?)
+        .await?;
+    Ok(maybe_replayed(StatusCode::CREATED, view, replayed))
 }
 
 #[derive(serde::Deserialize)]

@@ -51,6 +51,8 @@ pub fn router(hookline: Hookline) -> Router {
         .route("/deliveries/{id}", get(pages::delivery))
         .route("/deliveries/{id}/resend", post(pages::resend))
         .route("/event-types", get(pages::event_types))
+        .route("/keys", get(pages::keys).post(pages::create_key))
+        .route("/keys/{id}/revoke", post(pages::revoke_key))
         .route("/test-url", get(pages::test_url_form).post(pages::test_url))
         .route("/format-example", get(pages::format_example))
         .route("/assets/app.js", get(pages::script))

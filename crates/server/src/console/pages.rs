@@ -13,14 +13,14 @@ use super::views::{
 use crate::error::Error;
 use crate::service::catalog::event_types as catalog;
 use crate::service::{
-    DeliveryQuery, HandshakeInput, ReplayInput, RotateInput, TestInput, WebhookInput,
+    ApiKeyInput, DeliveryQuery, HandshakeInput, ReplayInput, RotateInput, TestInput, WebhookInput,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hookline_core::ids::{DeliveryId, WebhookId};
+use hookline_core::ids::{ApiKeyId, DeliveryId, WebhookId};
 use hookline_core::time;
 use hookline_core::webhook::Format;
 use hookline_store::Page;
@@ -636,7 +636,10 @@ pub async fn webhook_action(
                         count: r.count,
                     }
                 } else {
-                    Outcome::Replayed(r.count)
+                    Outcome::Replayed {
+                        count: r.count,
+                        job: r.job.map(|j| j.id.to_string()),
+                    }
                 }
             })
         }
@@ -759,6 +762,136 @@ pub async fn resend(
         Ok(d) => redirect(&format!("/deliveries/{}", d.id)),
         Err(e) => fail(&b, e),
     }
+}
+
+/// The API keys page: the list, the create form and, after a create or a revocation, its outcome.
+async fn render_keys(
+    c: &Console,
+    b: &Browser,
+    cursor: Option<&str>,
+    mut p: views::KeysPage<'_>,
+    status: StatusCode,
+) -> Response {
+    let limit = 50;
+    let before = match cursor.filter(|c| !c.is_empty()) {
+        Some(cur) => match hookline_core::ids::parse_id(cur) {
+            Some(u) => Some(u),
+            None => {
+                return fail(
+                    b,
+                    Error::bad_request("invalid_query", "bad cursor", Some("cursor")),
+                )
+            }
+        },
+        None => None,
+    };
+    let page = Page {
+        before,
+        limit: limit + 1,
+    };
+    let mut keys = match c.hookline.list_api_keys(&b.signed.principal, page).await {
+        Ok(k) => k,
+        Err(e) => return fail(b, e),
+    };
+    if keys.len() > limit {
+        keys.truncate(limit);
+        p.next_cursor = keys.last().map(|k| k.id.to_string());
+    }
+    let tenant = frame_parts(c, b).await;
+    (
+        status,
+        html(views::api_keys(&frame!(c, b, tenant), &keys, &p)),
+    )
+        .into_response()
+}
+
+pub async fn keys(State(c): State<Console>, b: Browser, Query(q): Q) -> Response {
+    let cursor = q.get("cursor").map(String::as_str);
+    render_keys(&c, &b, cursor, views::KeysPage::default(), StatusCode::OK).await
+}
+
+pub async fn create_key(State(c): State<Console>, b: Browser, body: Bytes) -> Response {
+    let form = FormData::parse(&body);
+    if let Some(r) = csrf_refusal(&b, &form) {
+        return r;
+    }
+    let values = views::KeyFormValues {
+        name: form.get("name").unwrap_or_default().to_string(),
+        scope: form.get("scope").unwrap_or("full").to_string(),
+        expires_in: form
+            .get("expires_in")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    let input = ApiKeyInput {
+        name: Some(values.name.clone()),
+        scope: Some(values.scope.clone()),
+        expires_at: None,
+        expires_in: Some(values.expires_in.clone()).filter(|s| !s.is_empty()),
+    };
+    match c.hookline.create_api_key(&b.signed.principal, input).await {
+        Ok(created) => {
+            let page = views::KeysPage {
+                created: Some(&created),
+                ..Default::default()
+            };
+            render_keys(&c, &b, None, page, StatusCode::CREATED).await
+        }
+        Err(e @ (Error::Invalid(_) | Error::BadRequest { .. })) => {
+            let mut errors = BTreeMap::new();
+            error_into_fields(&e, &mut errors);
+            let page = views::KeysPage {
+                values,
+                errors,
+                ..Default::default()
+            };
+            render_keys(&c, &b, None, page, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => fail(&b, e),
+    }
+}
+
+pub async fn revoke_key(
+    State(c): State<Console>,
+    b: Browser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = FormData::parse(&body);
+    if let Some(r) = csrf_refusal(&b, &form) {
+        return r;
+    }
+    let id = match parse_id::<ApiKeyId>(&id, "API key") {
+        Ok(id) => id,
+        Err(e) => return fail(&b, e),
+    };
+    let (message, status) = if form.get("confirm") != Some("yes") {
+        (
+            Err("Tick the box to confirm the revocation.".to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    } else {
+        match c.hookline.revoke_api_key(&b.signed.principal, id).await {
+            // This browser's own key: its session ended with it.
+            Ok(k) if k.current => {
+                let mut r = redirect("/login?expired=1");
+                r.headers_mut().insert(SET_COOKIE, clear_cookie());
+                return r;
+            }
+            Ok(k) => (
+                Ok(format!("Revoked the key “{}” ({}…).", k.name, k.prefix)),
+                StatusCode::OK,
+            ),
+            Err(e @ Error::Conflict { .. }) => (Err(e.body().error.message), e.status()),
+            Err(e) => return fail(&b, e),
+        }
+    };
+    let page = views::KeysPage {
+        message: Some(message),
+        ..Default::default()
+    };
+    render_keys(&c, &b, None, page, status).await
 }
 
 pub async fn event_types(State(c): State<Console>, b: Browser) -> Response {

@@ -7,7 +7,8 @@ use crate::service::access::Capability;
 use crate::service::catalog::EventTypeList;
 use crate::service::sessions::SignedIn;
 use crate::service::{
-    AttemptView, DeliveryDetail, DeliveryView, HandshakeView, TestView, WebhookView,
+    ApiKeyView, AttemptView, CreatedApiKey, DeliveryDetail, DeliveryView, HandshakeView, TestView,
+    WebhookView,
 };
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
@@ -53,6 +54,9 @@ pub fn page_at(f: &Frame, title: &str, location: Option<&str>, body: Markup) -> 
                 header.top {
                     a.brand href="/webhooks" { (f.brand) " webhooks" }
                     @if let Some(t) = f.tenant { span.tenant { (t) } }
+                    @if f.signed.is_some_and(|s| s.principal.is_read_only()) {
+                        " " span.badge title="Signed in with a read-only API key: nothing can be changed from here" { "read-only" }
+                    }
                     @if let Some(s) = f.signed {
                         nav aria-label="Main" {
                             a href="/webhooks" { "Webhooks" }
@@ -60,6 +64,9 @@ pub fn page_at(f: &Frame, title: &str, location: Option<&str>, body: Markup) -> 
                             a href="/event-types" { "Event types" }
                             @if s.principal.require(Capability::Resend).is_ok() {
                                 a href="/test-url" { "Test a URL" }
+                            }
+                            @if s.principal.require_tenant_wide().is_ok() {
+                                a href="/keys" { "API keys" }
                             }
                         }
                         form.signout method="post" action="/logout" {
@@ -112,7 +119,8 @@ pub fn login(brand: &str, message: Option<&str>, status: StatusCode) -> Response
             section.narrow {
                 h1 { "Sign in" }
                 p { "Sign in with an API key of this deployment. The first start of the server prints one; "
-                    code { "hookline keys create" } " makes more." }
+                    "more are made on the API keys page, with " code { "hookline keys create" }
+                    ", or on the server with " code { "hookline keys create --local" } "." }
                 @if let Some(m) = message { p.error role="alert" id="login-error" { (m) } }
                 form method="post" action="/login" {
                     label for="key" { "API key" }
@@ -305,7 +313,7 @@ pub fn webhook_form(
                 }
                 div.field.invalid[err("headers").is_some()] {
                     label for="f-headers" { "Custom headers" }
-                    small id="f-headers-hint" { "One per line, as " code { "Name: value" } "." }
+                    small id="f-headers-hint" { "One per line, as " code { "Name: value" } ". Saved values are stored encrypted and shown masked (" code { "Bear…en" } "); leave a masked value as it is to keep it." }
                     textarea id="f-headers" name="headers" rows="3" aria-describedby="f-headers-hint" { (values.headers) }
                     @if let Some(m) = err("headers") { p.field-error role="alert" { (m) } }
                 }
@@ -340,8 +348,15 @@ pub enum Outcome {
     Secret(String),
     Test(Box<TestView>),
     Verified(Box<HandshakeView>),
-    ReplayCount { since: String, count: u64 },
-    Replayed(u64),
+    ReplayCount {
+        since: String,
+        count: u64,
+    },
+    /// A replay was queued: how many deliveries its background job copies, and the job's id.
+    Replayed {
+        count: u64,
+        job: Option<String>,
+    },
     Message(String),
     Failed(String),
 }
@@ -479,7 +494,14 @@ fn outcome(o: &Outcome, action: &str, f: &Frame) -> Markup {
                         }
                     }
                 }
-                Outcome::Replayed(n) => { p.ok role="status" { (n) " deliveries queued again." } }
+                Outcome::Replayed { count, job } => {
+                    p.ok role="status" {
+                        @match job {
+                            Some(job) => { (count) " deliveries are being queued again by replay job " code { (job) } "." }
+                            None => { "Nothing to replay." }
+                        }
+                    }
+                }
                 Outcome::Message(m) => { p.ok role="status" { (m) } }
                 Outcome::Failed(m) => { p.error role="alert" { (m) } }
             }
@@ -709,6 +731,138 @@ pub fn test_url(
                 }
                 Some(Err(m)) => { p.error role="alert" id="t-url-error" { (m) } }
                 None => {}
+            }
+        },
+    )
+}
+
+/// What the API keys page shows besides the list.
+#[derive(Default)]
+pub struct KeysPage<'a> {
+    /// A key just created: shown this once.
+    pub created: Option<&'a CreatedApiKey>,
+    /// The create form's values and field errors (`"."`: not about one field).
+    pub values: KeyFormValues,
+    pub errors: BTreeMap<String, String>,
+    /// The outcome of a revocation.
+    pub message: Option<Result<String, String>>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Default)]
+pub struct KeyFormValues {
+    pub name: String,
+    pub scope: String,
+    pub expires_in: String,
+}
+
+fn key_status(k: &ApiKeyView) -> Markup {
+    html! {
+        @match k.status.as_str() {
+            "active" => span.badge.ok { "active" },
+            other => span.badge.off { (other) },
+        }
+    }
+}
+
+pub fn api_keys(f: &Frame, keys: &[ApiKeyView], p: &KeysPage) -> Markup {
+    let err = |field: &str| p.errors.get(field).cloned();
+    let manage = f
+        .signed
+        .is_some_and(|s| s.principal.require_tenant_write().is_ok());
+    page_at(
+        f,
+        "API keys",
+        Some("/keys"),
+        html! {
+            h1 { "API keys" }
+            p { "Keys sign requests to the API and the CLI in to this deployment. A " strong { "full" }
+                " key may do everything; a " strong { "read" } " key only reads (GET requests, a read-only console)." }
+            @if let Some(c) = p.created {
+                section.outcome aria-live="polite" {
+                    h2 { "New key “" (c.view.name) "”" }
+                    p { "Copy it now: it is shown only this once." }
+                    p { code #new-key .wrap { (c.key) } " " button type="button" data-copy="new-key" { "Copy" } }
+                }
+            }
+            @match &p.message {
+                Some(Ok(m)) => { p.ok role="status" { (m) } }
+                Some(Err(m)) => { p.error role="alert" { (m) } }
+                None => {}
+            }
+            @if keys.is_empty() {
+                p.empty { "No API keys." }
+            } @else {
+                table.list {
+                    thead { tr {
+                        th { "Name" } th { "Prefix" } th { "Scope" } th { "Status" } th { "Created" }
+                        th { "Last used" } th { "Expires" } th { "Revoked" }
+                        @if manage { th { "Actions" } }
+                    } }
+                    tbody {
+                        @for k in keys {
+                            tr {
+                                td data-label="Name" { (k.name) @if k.current { " " span.muted { "(this session)" } } }
+                                td data-label="Prefix" { code { (k.prefix) "…" } }
+                                td data-label="Scope" { (k.scope) }
+                                td data-label="Status" { (key_status(k)) }
+                                td data-label="Created" { (k.created_at) }
+                                td data-label="Last used" { (k.last_used_at.as_deref().unwrap_or("never")) }
+                                td data-label="Expires" { (k.expires_at.as_deref().unwrap_or("never")) }
+                                td data-label="Revoked" { (k.revoked_at.as_deref().unwrap_or("–")) }
+                                @if manage {
+                                    td data-label="Actions" {
+                                        @if k.revoked_at.is_none() {
+                                            form.inline.danger method="post" action={ "/keys/" (k.id) "/revoke" }
+                                                data-confirm={ "Revoke the key “" (k.name) "”? Whatever uses it stops working at once." } {
+                                                (csrf(f))
+                                                label.check { input type="checkbox" name="confirm" value="yes" required; " I'm sure" }
+                                                button type="submit" { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(c) = &p.next_cursor {
+                p { a href={ "/keys?cursor=" (c) } rel="next" { "Older →" } }
+            }
+            @if manage {
+                section {
+                    h2 { "New API key" }
+                    @if let Some(m) = err(".") { p.error role="alert" { (m) } }
+                    form method="post" action="/keys" novalidate {
+                        (csrf(f))
+                        div.field.invalid[err("name").is_some()] {
+                            label for="k-name" { "Name" }
+                            small id="k-name-hint" { "What it is for, e.g. “CI deploys”." }
+                            input id="k-name" name="name" type="text" value=(p.values.name) required
+                                aria-invalid=[err("name").map(|_| "true")]
+                                aria-describedby=(if err("name").is_some() { "k-name-error" } else { "k-name-hint" });
+                            @if let Some(m) = err("name") { p.field-error id="k-name-error" role="alert" { (m) } }
+                        }
+                        div.field.invalid[err("scope").is_some()] {
+                            label for="k-scope" { "Scope" }
+                            select id="k-scope" name="scope" {
+                                option value="full" selected[p.values.scope != "read"] { "full: everything, managing keys included" }
+                                option value="read" selected[p.values.scope == "read"] { "read: lists and details only" }
+                            }
+                            @if let Some(m) = err("scope") { p.field-error role="alert" { (m) } }
+                        }
+                        div.field.invalid[err("expires_in").is_some()] {
+                            label for="k-expires" { "Expires in" }
+                            small id="k-expires-hint" { "e.g. 90d or 12h; empty: never (until revoked)." }
+                            input id="k-expires" name="expires_in" type="text" value=(p.values.expires_in) size="8"
+                                aria-invalid=[err("expires_in").map(|_| "true")]
+                                aria-describedby=(if err("expires_in").is_some() { "k-expires-error" } else { "k-expires-hint" });
+                            @if let Some(m) = err("expires_in") { p.field-error id="k-expires-error" role="alert" { (m) } }
+                        }
+                        div.actions { button type="submit" { "Create key" } }
+                    }
+                }
             }
         },
     )

@@ -454,8 +454,8 @@ impl ConnectorInner {
                 let refused: Vec<String> = answer
                     .iter()
                     .take(5)
-                    .map(|a| match self.policy.check_ip(a.ip()) {
-                        Err(reason) => format!("{} ({reason})", a.ip()),
+                    .map(|a| match self.policy.explain_ip(a.ip()) {
+                        Err(refusal) => format!("{} ({refusal})", a.ip()),
                         Ok(()) => a.ip().to_string(),
                     })
                     .collect();

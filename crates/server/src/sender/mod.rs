@@ -246,7 +246,8 @@ impl Sender {
 
     async fn send_inner(&self, req: OutboundRequest, start: Instant, out: &mut SendResult) {
         let inner = &*self.inner;
-        let url = match WebhookUrl::parse(&req.url, &inner.policy) {
+        // The URL was checked as written when it was saved; the policy applies again here.
+        let url = match WebhookUrl::from_stored(&req.url, &inner.policy) {
             Ok(url) => url,
             Err(e) => {
                 let kind = match e {

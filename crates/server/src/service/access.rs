@@ -1,9 +1,11 @@
-//! Who may do what. An API key (and a console session made from one) acts for its whole tenant; a
-//! portal session acts for a CRM's customer, limited to a list of webhooks and to the
-//! capabilities its grant names. Every service method checks here, so the REST API, the console,
-//! the portal and MCP can't disagree about what a caller may see or change.
+//! Who may do what. An API key (and a console session made from one) acts for its whole tenant: a
+//! `full` key may do everything, a `read` key only look (lists, details, the catalog — never a
+//! change, a send or a secret). A portal session acts for a CRM's customer, limited to a list of
+//! webhooks and to the capabilities its grant names. Every service method checks here, so the REST
+//! API, the console, the portal and MCP can't disagree about what a caller may see or change.
 
 use crate::error::{Error, Result};
+use hookline_core::api_key::KeyScope;
 use hookline_core::ids::{ApiKeyId, TenantId, WebhookId};
 use std::collections::HashSet;
 
@@ -14,6 +16,9 @@ pub struct Principal {
     /// The key that authenticated the call; the default (nil) id for the operator's CLI.
     pub key_id: ApiKeyId,
     pub default_user_id: Option<String>,
+    /// The key's scope (`Full` for a portal session, whose limits are `scope`'s, and for the
+    /// operator's CLI).
+    pub key_scope: KeyScope,
     /// Set for a portal session: the webhooks and capabilities it is limited to.
     pub scope: Option<std::sync::Arc<PortalScope>>,
 }
@@ -66,13 +71,34 @@ pub struct PortalScope {
 }
 
 impl Principal {
+    /// Who a background job acts as: its tenant, with a full key's rights (the request that
+    /// queued the job was checked when it was made).
+    pub(crate) fn for_job(tenant_id: TenantId) -> Principal {
+        Principal {
+            tenant_id,
+            key_id: ApiKeyId::default(),
+            default_user_id: None,
+            key_scope: KeyScope::Full,
+            scope: None,
+        }
+    }
+
     /// A portal session rather than a key.
     pub fn is_portal(&self) -> bool {
         self.scope.is_some()
     }
 
-    /// Refuses a portal session that lacks `capability` (403). Keys may do everything.
+    /// Whether this caller may only read (a `read` key, or a console session made from one).
+    pub fn is_read_only(&self) -> bool {
+        self.key_scope == KeyScope::Read
+    }
+
+    /// Refuses a read-only key anything but [`Capability::View`], and a portal session that lacks
+    /// `capability` (403). Full keys may do everything.
     pub fn require(&self, capability: Capability) -> Result<()> {
+        if capability != Capability::View {
+            self.require_write()?;
+        }
         match &self.scope {
             Some(s) if !s.capabilities.contains(&capability) => Err(Error::Forbidden(format!(
                 "this portal session may not {}",
@@ -88,11 +114,29 @@ impl Principal {
     }
 
     /// Refuses a portal session outright: tenant-wide operations (events, records, keys, portal
-    /// grants) belong to the CRM, not to its customers.
+    /// grants) belong to the CRM, not to its customers. For reading them; changes take
+    /// [`Principal::require_tenant_write`].
     pub fn require_tenant_wide(&self) -> Result<()> {
         if self.is_portal() {
             return Err(Error::Forbidden(
                 "a portal session can only reach its webhooks".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Principal::require_tenant_wide`] for a change (publishing, writing records, minting or
+    /// revoking keys and portal links): a read-only key is refused too.
+    pub fn require_tenant_write(&self) -> Result<()> {
+        self.require_tenant_wide()?;
+        self.require_write()
+    }
+
+    fn require_write(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Err(Error::Forbidden(
+                "this API key is read-only (scope `read`): it can list and read, not change, send or reveal secrets"
+                    .into(),
             ));
         }
         Ok(())
@@ -132,6 +176,7 @@ mod tests {
             tenant_id: TenantId::new(),
             key_id: ApiKeyId::default(),
             default_user_id: None,
+            key_scope: KeyScope::Full,
             scope: Some(Arc::new(PortalScope {
                 grant_id: uuid::Uuid::nil(),
                 webhook_ids: ids.map(|v| v.into_iter().collect()),
@@ -146,6 +191,7 @@ mod tests {
             tenant_id: TenantId::new(),
             key_id: ApiKeyId::new(),
             default_user_id: None,
+            key_scope: KeyScope::Full,
             scope: None,
         };
         for c in Capability::ALL {
@@ -159,6 +205,34 @@ mod tests {
             Err(Error::Forbidden(_))
         ));
         assert!(view_only.require_tenant_wide().is_err());
+    }
+
+    #[test]
+    fn a_read_key_may_only_view() {
+        let read = Principal {
+            tenant_id: TenantId::new(),
+            key_id: ApiKeyId::new(),
+            default_user_id: None,
+            key_scope: KeyScope::Read,
+            scope: None,
+        };
+        assert!(read.is_read_only());
+        assert!(read.require(Capability::View).is_ok());
+        for c in [
+            Capability::Manage,
+            Capability::RevealSecret,
+            Capability::Resend,
+        ] {
+            assert!(matches!(read.require(c), Err(Error::Forbidden(_))), "{c:?}");
+        }
+        assert!(read.require_tenant_wide().is_ok());
+        assert!(matches!(
+            read.require_tenant_write(),
+            Err(Error::Forbidden(_))
+        ));
+        let portal = portal(None, &Capability::ALL);
+        assert!(portal.require_tenant_write().is_err());
+        assert!(portal.require(Capability::Manage).is_ok());
     }
 
     #[test]

@@ -1,11 +1,16 @@
-//! Tenants and API keys: bootstrap on first start, minting keys, and authenticating requests.
+//! Tenants and API keys: bootstrap on first start, the operator's minting of keys, and
+//! authenticating requests. Keys managed through the API (list, create, revoke) are `keys.rs`'s.
+//!
+//! Authentication reads the key's row on every request and caches nothing, so a key revoked or
+//! expired on one node is refused by every node from its next request on.
 
 use super::access::Principal;
 use super::handle::Hookline;
 use crate::error::{Error, Result};
+use hookline_core::api_key::KeyScope;
 use hookline_core::ids::ApiKeyId;
 use hookline_core::signing;
-use hookline_store::{ApiKey, Tenant};
+use hookline_core::time;
 
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -34,33 +39,25 @@ impl Hookline {
             return Ok(None);
         }
         let tenant = self.store.create_tenant(DEFAULT_TENANT).await?;
-        Ok(Some(self.mint_key(&tenant, "bootstrap").await?))
+        let (_, key) = self
+            .mint_key(tenant.id, "bootstrap", KeyScope::Full, None)
+            .await?;
+        Ok(Some(key))
     }
 
-    /// Mints a key for `tenant_name`, creating the tenant when it doesn't exist yet.
+    /// Mints a full key for `tenant_name`, creating the tenant when it doesn't exist yet: the
+    /// operator's way in (`hookline keys create --local`), which needs no key of its own.
     pub async fn create_key(&self, tenant_name: &str, key_name: &str) -> Result<String> {
         validate_tenant_name(tenant_name)?;
+        let key_name = hookline_core::webhook::validate_name(key_name)?;
         let tenant = match self.store.tenant_by_name(tenant_name).await? {
             Some(t) => t,
             None => self.store.create_tenant(tenant_name).await?,
         };
-        self.mint_key(&tenant, key_name).await
-    }
-
-    async fn mint_key(&self, tenant: &Tenant, name: &str) -> Result<String> {
-        let key = signing::generate_api_key();
-        self.store
-            .insert_api_key(&ApiKey {
-                id: ApiKeyId::new(),
-                tenant_id: tenant.id,
-                name: name.to_string(),
-                prefix: key.prefix.clone(),
-                key_hash: key.hash.clone(),
-                default_user_id: None,
-                created_at: hookline_core::time::now(),
-            })
+        let (_, key) = self
+            .mint_key(tenant.id, &key_name, KeyScope::Full, None)
             .await?;
-        Ok(key.plaintext)
+        Ok(key)
     }
 
     /// Acts as a tenant without a key: for the operator's CLI, which already holds the database.
@@ -74,11 +71,13 @@ impl Hookline {
             tenant_id: tenant.id,
             key_id: ApiKeyId::default(),
             default_user_id: None,
+            key_scope: KeyScope::Full,
             scope: None,
         })
     }
 
-    /// Resolves a presented bearer key. Unknown and malformed keys get the same answer.
+    /// Resolves a presented bearer key. Unknown, malformed and revoked keys get the same answer; an
+    /// expired one is told so (its holder has the key, so this reveals nothing).
     pub async fn authenticate(&self, presented: &str) -> Result<Principal> {
         let unauthorized = || Error::Unauthorized("invalid API key".into());
         let prefix = signing::api_key_prefix(presented).ok_or_else(unauthorized)?;
@@ -91,10 +90,16 @@ impl Hookline {
             }
         }
         let key = found.ok_or_else(unauthorized)?;
+        let now = time::now();
+        if !key.state().is_live(now) {
+            return Err(Error::Unauthorized("this API key has expired".into()));
+        }
+        self.note_key_use(key.id, now).await;
         Ok(Principal {
             tenant_id: key.tenant_id,
             key_id: key.id,
             default_user_id: key.default_user_id,
+            key_scope: key.scope,
             scope: None,
         })
     }

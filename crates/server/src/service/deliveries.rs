@@ -3,6 +3,7 @@
 use super::access::Capability;
 use super::access::Principal;
 use super::handle::Hookline;
+use super::request::Idempotency;
 use crate::attempt::{self, AttemptOutcome};
 use crate::error::{Error, Result};
 use hookline_core::ids::{DeliveryId, EventId, WebhookId};
@@ -139,6 +140,21 @@ fn parse_status(field: &str, s: &str) -> Result<DeliveryStatus> {
 
 impl DeliveryQuery {
     fn filter(self) -> Result<DeliveryFilter> {
+        // Single-line text, whichever interface the filters came through (the console's form,
+        // MCP's searchTerm): PostgreSQL refuses a NUL in a query parameter.
+        for (name, value) in [
+            ("webhook_id", &self.webhook_id),
+            ("status", &self.status),
+            ("event_type", &self.event_type),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("search", &self.search),
+        ] {
+            if let Some(v) = value {
+                hookline_core::text::check_line(name, v)
+                    .map_err(|e| query_error(name, e.message))?;
+            }
+        }
         let ts = |field: &str, v: Option<String>| {
             v.filter(|s| !s.is_empty())
                 .map(|s| {
@@ -186,7 +202,7 @@ impl DeliveryQuery {
 }
 
 /// Body of `POST /v1/webhooks/{id}/replay`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayInput {
     /// Replay deliveries created at or after this time (RFC 3339).
@@ -201,11 +217,14 @@ pub struct ReplayInput {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 pub struct ReplayView {
-    /// Deliveries created (or, with dry_run, that would be).
+    /// Deliveries the replay makes (or, with dry_run, would make).
     pub count: u64,
     pub dry_run: bool,
+    /// The background job making them (none for a dry run, or when nothing matches): follow it at
+    /// `GET /v1/jobs/{id}`.
+    pub job: Option<super::jobs::JobView>,
 }
 
 /// Body of `POST /v1/webhooks/test` (a URL not saved yet) and optional body of
@@ -306,6 +325,28 @@ impl Hookline {
             .collect())
     }
 
+    /// [`Hookline::resend`] with an `Idempotency-Key` (`idempotency.rs`): the same key for the
+    /// same delivery answers the delivery it made, as it is now (and `true`: a replay).
+    pub async fn resend_once(
+        &self,
+        who: &Principal,
+        id: DeliveryId,
+        idempotency_key: Option<&str>,
+    ) -> Result<(DeliveryView, bool)> {
+        let Some(key) = Idempotency::for_request(idempotency_key, "resend", &Uuid::from(id))?
+        else {
+            return Ok((self.resend(who, id).await?, false));
+        };
+        let (this, who2) = (self.clone(), who.clone());
+        let (made, replayed) = self
+            .once(who, Some(key), move || async move {
+                Ok(this.resend(&who2, id).await?.id)
+            })
+            .await?;
+        let (d, _) = self.load_delivery(who, DeliveryId::from(made)).await?;
+        Ok((d.into(), replayed))
+    }
+
     /// A new delivery of the same event to the same webhook; the original is left as it was.
     pub async fn resend(&self, who: &Principal, id: DeliveryId) -> Result<DeliveryView> {
         who.require(Capability::Resend)?;
@@ -324,6 +365,24 @@ impl Hookline {
             .await?
             .ok_or_else(|| Error::Internal("resent delivery vanished".into()))?;
         Ok(d.into())
+    }
+
+    /// [`Hookline::replay`] with an `Idempotency-Key` (`idempotency.rs`): the same key with the same
+    /// webhook and body answers the first count again (and `true`: a replay), making nothing new.
+    pub async fn replay_once(
+        &self,
+        who: &Principal,
+        webhook_id: WebhookId,
+        input: ReplayInput,
+        idempotency_key: Option<&str>,
+    ) -> Result<(ReplayView, bool)> {
+        let request = serde_json::json!({"webhook_id": Uuid::from(webhook_id), "body": &input});
+        let key = Idempotency::for_request(idempotency_key, "replay", &request)?;
+        let (this, who2) = (self.clone(), who.clone());
+        self.once(who, key, move || async move {
+            this.replay(&who2, webhook_id, input).await
+        })
+        .await
     }
 
     pub async fn replay(
@@ -376,25 +435,27 @@ impl Hookline {
                 ))
             }
         };
+        // Only what exists now is replayed (a job never replays its own copies), so the count is
+        // the job's total. The copies are made by the job runner in short steps.
+        let until = Some(until.map_or_else(time::now, |u| u.min(time::now())));
+        let filter = ReplayFilter {
+            since,
+            until,
+            statuses,
+        };
         let count = self
             .store
-            .replay(
-                who.tenant_id,
-                webhook_id,
-                ReplayFilter {
-                    since,
-                    until,
-                    statuses,
-                },
-                input.dry_run,
-            )
+            .replay(who.tenant_id, webhook_id, filter.clone(), true)
             .await?;
-        if !input.dry_run && count > 0 {
-            self.notify_new_work();
-        }
+        let job = if input.dry_run || count == 0 {
+            None
+        } else {
+            Some(self.queue_replay(who, webhook_id, filter, count).await?)
+        };
         Ok(ReplayView {
             count,
             dry_run: input.dry_run,
+            job,
         })
     }
 
@@ -512,8 +573,8 @@ impl Hookline {
             .url
             .as_deref()
             .ok_or_else(|| Error::invalid("url", "required", "url is required"))?;
-        let url = WebhookUrl::parse(url, &self.config.url_policy)
-            .map_err(|e| Error::invalid("url", "invalid_url", e.to_string()))?;
+        let url =
+            WebhookUrl::parse(url, &self.config.url_policy).map_err(super::webhooks::url_error)?;
         let format = match &input.format {
             Some(f) => Format::parse(f).ok_or_else(|| {
                 Error::invalid(

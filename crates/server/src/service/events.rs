@@ -6,7 +6,7 @@ use super::request::{self, Idempotency};
 use crate::error::{Error, Result};
 use hookline_core::catalog::{self, Origin};
 use hookline_core::ids::EventId;
-use hookline_core::time;
+use hookline_core::{text, time};
 use hookline_store::{Event, Page, PublishOutcome, Published};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,17 +99,20 @@ impl From<Event> for EventView {
     }
 }
 
+/// A short single-line field: no control characters (the shared text rule), 1 to `max` bytes.
 fn short(field: &str, v: &Option<String>, max: usize) -> Result<()> {
-    match v {
-        Some(s) if s.is_empty() || s.len() > max || s.chars().any(char::is_control) => {
-            Err(Error::invalid(
-                field,
-                "invalid",
-                format!("{field} must be 1-{max} characters without control characters"),
-            ))
-        }
-        _ => Ok(()),
+    let Some(s) = v else {
+        return Ok(());
+    };
+    text::check_line(field, s)?;
+    if s.is_empty() || s.len() > max {
+        return Err(Error::invalid(
+            field,
+            "invalid",
+            format!("{field} must be 1-{max} characters without control characters"),
+        ));
     }
+    Ok(())
 }
 
 /// Validates one input and builds the event row. `prefix` locates errors in an array (`[3].`).
@@ -125,7 +128,9 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
             ),
         )
     })?;
-    let entry = catalog::lookup(&event_type).expect("normalised names are in the catalog");
+    let entry = catalog::lookup(&event_type).ok_or_else(|| {
+        Error::Internal(format!("`{event_type}` is a catalog name but has no entry"))
+    })?;
     if entry.origin == Origin::Operational {
         return Err(Error::invalid(
             f("event_type"),
@@ -178,6 +183,12 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
             ))
         }
     }
+    // Stored whole: escaped control characters are kept, NUL is refused (PostgreSQL can't hold it
+    // in the text it becomes, e.g. an entity id taken from `data.id`).
+    text::check_json(&f("data"), &input.data)?;
+    if let Some(c) = &input.changes {
+        text::check_json(&f("changes"), c)?;
+    }
     if let Some(c) = &input.changes {
         let ok = c.as_object().is_some_and(|m| {
             m.values().all(|v| {
@@ -206,11 +217,16 @@ fn build(who: &Principal, actor: Option<&str>, input: EventInput, prefix: &str) 
         })?,
         None => time::now(),
     };
+    let derived = input.entity_id.is_none();
     let entity_id = input.entity_id.or_else(|| match input.data.get("id") {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     });
+    // An entity id taken from `data.id` is single-line text like a given one.
+    if let (true, Some(id)) = (derived, &entity_id) {
+        text::check_line(&f("data.id"), id)?;
+    }
     Ok(Event {
         id: EventId::new(),
         tenant_id: who.tenant_id,
@@ -275,7 +291,7 @@ impl Hookline {
         input: PublishInput,
         idempotency_key: Option<&str>,
     ) -> Result<(PublishOutput, bool)> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         let idempotency =
             Idempotency::optional(idempotency_key, &input)?.map(|i| (i.key, i.fingerprint));
         let actor = request::actor_id(actor)?;
@@ -300,18 +316,17 @@ impl Hookline {
         };
         let (published, replayed) = match self
             .store
-            .publish(who.tenant_id, events, idempotency)
+            .publish(
+                who.tenant_id,
+                events,
+                idempotency,
+                self.config.max_deliveries_per_publish,
+            )
             .await?
         {
             PublishOutcome::Published(p) => (p, false),
             PublishOutcome::Replayed(p) => (p, true),
-            PublishOutcome::KeyReused => {
-                return Err(Error::invalid(
-                    "Idempotency-Key",
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was already used with a different request body",
-                ))
-            }
+            PublishOutcome::KeyReused => return Err(super::idempotency::key_reused()),
         };
         if !replayed && published.iter().any(|p| !p.delivery_ids.is_empty()) {
             self.notify_new_work();

@@ -17,8 +17,12 @@ pub struct Hookline {
     pub sender: Sender,
     /// Wakes the dispatcher when new deliveries were committed.
     pub wake: Arc<Notify>,
+    /// Wakes the job runner when a job was queued.
+    pub job_wake: Arc<Notify>,
     /// This node's counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// When this node last recorded each API key's use (`last_used.rs`).
+    pub(super) key_uses: Arc<super::last_used::KeyUses>,
 }
 
 impl Hookline {
@@ -28,7 +32,9 @@ impl Hookline {
             config,
             sender,
             wake: Arc::new(Notify::new()),
+            job_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
+            key_uses: Arc::default(),
         }
     }
 

@@ -10,6 +10,10 @@ mod deliveries;
 mod events;
 mod handle;
 mod handshake;
+mod idempotency;
+mod jobs;
+mod keys;
+mod last_used;
 mod ops;
 mod records;
 pub mod request;
@@ -24,6 +28,8 @@ pub use deliveries::{
 pub use events::{EventInput, EventView, PublishInput, PublishOutput};
 pub use handle::Hookline;
 pub use handshake::{HandshakeInput, HandshakeView, ReceiverVerdict};
+pub use jobs::JobView;
+pub use keys::{ApiKeyInput, ApiKeyView, CreatedApiKey};
 pub use records::{
     parse_import, BulkDeleteView, EmittedEvent, ImportRow, ImportRowResult, ImportView, RecordView,
     WriteContext, WriteView,

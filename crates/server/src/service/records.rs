@@ -3,13 +3,13 @@
 
 use super::access::Principal;
 use super::handle::Hookline;
-use super::request::{self, ImportFormat, Interface};
+use super::request::{self, Idempotency, ImportFormat, Interface};
 use crate::error::{Error, Result};
 use hookline_core::ids::{self, EventId};
 use hookline_core::record::{self, RecordId, RecordKind, Refusal, Write};
 use hookline_core::time;
 use hookline_store::{Event, Published, RecordFilter, RecordPlan, RecordRow};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use utoipa::ToSchema;
@@ -25,6 +25,9 @@ pub struct WriteContext {
     pub source_id: Option<String>,
     /// `If-Match`: the version the caller last saw.
     pub if_match: Option<u64>,
+    /// `Idempotency-Key` of a creating request (create, import, bulk delete), as given; validated
+    /// with the request's fingerprint (`idempotency.rs`). Other writes ignore it.
+    pub idempotency_key: Option<String>,
 }
 
 impl WriteContext {
@@ -40,7 +43,16 @@ impl WriteContext {
             source: Some(interface.source().to_string()),
             source_id: None,
             if_match: request::if_match(if_match)?,
+            idempotency_key: None,
         })
+    }
+
+    /// The same context carrying the request's `Idempotency-Key`.
+    pub fn with_idempotency_key(self, key: Option<&str>) -> WriteContext {
+        WriteContext {
+            idempotency_key: key.map(str::to_string),
+            ..self
+        }
     }
 }
 
@@ -56,7 +68,7 @@ pub struct RecordView {
 }
 
 /// The answer of a write.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WriteView {
     /// The record after the write (`null` after a delete).
     #[schema(value_type = Option<Object>)]
@@ -67,7 +79,7 @@ pub struct WriteView {
     pub events: Vec<EmittedEvent>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EmittedEvent {
     pub id: Uuid,
     pub event_type: String,
@@ -75,7 +87,7 @@ pub struct EmittedEvent {
 }
 
 /// Result of a bulk delete.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BulkDeleteView {
     pub deleted: Vec<String>,
     pub not_found: Vec<String>,
@@ -88,17 +100,17 @@ pub struct ImportRow {
     pub contact: std::result::Result<Value, hookline_core::webhook::FieldError>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ImportRowResult {
     pub row: usize,
     /// `created` or `error`.
-    pub status: &'static str,
+    pub status: String,
     pub id: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub error: Option<Value>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ImportView {
     /// `source_id` of the import's events.
     pub import_id: String,
@@ -107,6 +119,30 @@ pub struct ImportView {
     /// `contact.created` events, one per batch of at most `batch_max_size` contacts.
     pub events: Vec<EmittedEvent>,
     pub rows: Vec<ImportRowResult>,
+    /// An import of more than `job_step` rows runs as a background job (answered 202 with
+    /// `created`, `failed`, `events` and `rows` empty): follow it at `GET /v1/jobs/{id}`, whose
+    /// `result` then holds the counts and the first 100 refused rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<super::jobs::JobView>,
+}
+
+/// Refused rows an import job keeps in its result, at most.
+const JOB_ERRORS_KEPT: usize = 100;
+
+/// One step of an import job: which job, under which lease, where the step ends, and what the
+/// job found before it.
+pub(super) struct ImportStep {
+    pub advance: hookline_store::JobAdvance,
+    pub before: Value,
+}
+
+/// An import row back from a job's stored item (`{"row", "contact"}`; only readable rows are
+/// stored, the others are in the job's result from the start).
+fn item_row(v: &Value) -> ImportRow {
+    ImportRow {
+        row: v["row"].as_u64().unwrap_or(0) as usize,
+        contact: Ok(v["contact"].clone()),
+    }
 }
 
 /// What a bulk delete's plan decided, read back after the commit.
@@ -189,7 +225,9 @@ impl Hookline {
         let events2 = events_out.clone();
         let plan = Box::new(move |rows: Vec<Option<RecordRow>>| {
             let current = rows.into_iter().next().flatten();
-            *seen2.lock().expect("plan slot") = current.clone();
+            *seen2
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = current.clone();
             if let (Some(expected), Some(cur)) = (ctx.if_match, &current) {
                 if cur.version != expected {
                     return Err(reject(Error::Conflict {
@@ -211,7 +249,9 @@ impl Hookline {
                 .into_iter()
                 .map(|spec| this.event_for(&who2, &ctx, kind, spec, Some(&id2)))
                 .collect();
-            *events2.lock().expect("plan slot") = events.clone();
+            *events2
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = events.clone();
             Ok(RecordPlan {
                 upserts: planned
                     .doc
@@ -227,13 +267,18 @@ impl Hookline {
                     vec![]
                 },
                 events,
+                max_deliveries: this.config.max_deliveries_per_publish,
+                job: None,
             })
         });
         let (published, written) = self
             .store
             .mutate_records(who.tenant_id, kind.as_str(), vec![id], plan)
             .await?;
-        let events = events_out.lock().expect("plan slot").clone();
+        let events = events_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         if published.iter().any(|p| !p.delivery_ids.is_empty()) {
             self.notify_new_work();
         }
@@ -243,7 +288,10 @@ impl Hookline {
             None if changed => (None, None),
             // Unchanged: answer with the record as it stands.
             None => {
-                let cur = seen.lock().expect("plan slot").clone();
+                let cur = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
                 (cur.as_ref().map(|r| r.data.clone()), cur.map(|r| r.version))
             }
         };
@@ -262,7 +310,36 @@ impl Hookline {
         body: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
-        who.require_tenant_wide()?;
+        Ok(self.create_record_once(who, kind, body, ctx).await?.0)
+    }
+
+    /// [`Hookline::create_record`] honouring the context's `Idempotency-Key` (`idempotency.rs`):
+    /// the same key with the same kind and body answers the first write again (and `true`).
+    pub async fn create_record_once(
+        &self,
+        who: &Principal,
+        kind: RecordKind,
+        body: Value,
+        ctx: WriteContext,
+    ) -> Result<(WriteView, bool)> {
+        let request = json!({"kind": kind.as_str(), "body": &body});
+        let key =
+            Idempotency::for_request(ctx.idempotency_key.as_deref(), "create_record", &request)?;
+        let (this, who2) = (self.clone(), who.clone());
+        self.once(who, key, move || async move {
+            this.insert_record(&who2, kind, body, ctx).await
+        })
+        .await
+    }
+
+    async fn insert_record(
+        &self,
+        who: &Principal,
+        kind: RecordKind,
+        body: Value,
+        ctx: WriteContext,
+    ) -> Result<WriteView> {
+        who.require_tenant_write()?;
         let id = match body.get("id") {
             None | Some(Value::Null) => ids::new_id().to_string(),
             Some(Value::String(s)) => {
@@ -283,7 +360,7 @@ impl Hookline {
         body: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         self.write_record(
             who,
             kind,
@@ -302,7 +379,7 @@ impl Hookline {
         patch: Value,
         ctx: WriteContext,
     ) -> Result<WriteView> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         self.write_record(who, kind, id.as_str().to_string(), Write::Patch(patch), ctx)
             .await
     }
@@ -314,7 +391,7 @@ impl Hookline {
         id: &RecordId,
         ctx: WriteContext,
     ) -> Result<WriteView> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         self.write_record(who, kind, id.as_str().to_string(), Write::Delete, ctx)
             .await
     }
@@ -346,6 +423,14 @@ impl Hookline {
         limit: usize,
     ) -> Result<Vec<RecordView>> {
         who.require_tenant_wide()?;
+        // Filters are single-line text like everything else that reaches a query (PostgreSQL
+        // refuses a NUL in a parameter), whichever interface they came through.
+        for (name, value) in [("tag", &filter.tag), ("search", &filter.search)] {
+            if let Some(v) = value {
+                hookline_core::text::check_line(name, v)
+                    .map_err(|e| Error::bad_request("invalid_query", e.message, Some(name)))?;
+            }
+        }
         let rows = self
             .store
             .list_records(who.tenant_id, kind.as_str(), filter, before, limit)
@@ -367,7 +452,35 @@ impl Hookline {
         ids_in: Vec<String>,
         ctx: WriteContext,
     ) -> Result<BulkDeleteView> {
-        who.require_tenant_wide()?;
+        Ok(self.bulk_delete_once(who, kind, ids_in, ctx).await?.0)
+    }
+
+    /// [`Hookline::bulk_delete`] honouring the context's `Idempotency-Key` (`idempotency.rs`).
+    pub async fn bulk_delete_once(
+        &self,
+        who: &Principal,
+        kind: RecordKind,
+        ids_in: Vec<String>,
+        ctx: WriteContext,
+    ) -> Result<(BulkDeleteView, bool)> {
+        let request = json!({"kind": kind.as_str(), "ids": &ids_in});
+        let key =
+            Idempotency::for_request(ctx.idempotency_key.as_deref(), "bulk_delete", &request)?;
+        let (this, who2) = (self.clone(), who.clone());
+        self.once(who, key, move || async move {
+            this.delete_records(&who2, kind, ids_in, ctx).await
+        })
+        .await
+    }
+
+    async fn delete_records(
+        &self,
+        who: &Principal,
+        kind: RecordKind,
+        ids_in: Vec<String>,
+        ctx: WriteContext,
+    ) -> Result<BulkDeleteView> {
+        who.require_tenant_write()?;
         if ids_in.is_empty() || ids_in.len() > 10_000 {
             return Err(Error::invalid("ids", "invalid", "send 1 to 10000 ids"));
         }
@@ -401,7 +514,9 @@ impl Hookline {
                 };
                 vec![this.event_for(&who2, &ctx, kind, spec, None)]
             };
-            *out2.lock().expect("plan slot") = BulkOutcome {
+            *out2
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = BulkOutcome {
                 deleted: deleted.clone(),
                 missing,
                 events: events.clone(),
@@ -410,6 +525,8 @@ impl Hookline {
                 upserts: vec![],
                 deletes: deleted,
                 events,
+                max_deliveries: this.config.max_deliveries_per_publish,
+                job: None,
             })
         });
         let (published, _) = self
@@ -419,12 +536,40 @@ impl Hookline {
         if published.iter().any(|p| !p.delivery_ids.is_empty()) {
             self.notify_new_work();
         }
-        let o = std::mem::take(&mut *outcome.lock().expect("plan slot"));
+        let o = std::mem::take(
+            &mut *outcome
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         Ok(BulkDeleteView {
             deleted: o.deleted,
             not_found: o.missing,
             events: emitted(&o.events, &published),
         })
+    }
+
+    /// [`Hookline::import_body`] with an `Idempotency-Key` (`idempotency.rs`): the same key with
+    /// the same media type and bytes answers the first import's report again (and `true`),
+    /// importing nothing twice.
+    pub async fn import_body_once(
+        &self,
+        who: &Principal,
+        format: ImportFormat,
+        bytes: bytes::Bytes,
+        actor: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(ImportView, bool)> {
+        let request = json!({
+            "csv": format == ImportFormat::Csv,
+            "body_sha256": hookline_core::signing::sha256_hex(&bytes),
+        });
+        let key = Idempotency::for_request(idempotency_key, "import", &request)?;
+        let (this, who2, actor) = (self.clone(), who.clone(), actor.map(str::to_string));
+        self.once(who, key, move || async move {
+            this.import_body(&who2, format, &bytes, actor.as_deref())
+                .await
+        })
+        .await
     }
 
     /// Imports an import body in one go: parses it as `format`, under a new import id.
@@ -435,26 +580,129 @@ impl Hookline {
         bytes: &[u8],
         actor: Option<&str>,
     ) -> Result<ImportView> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         let rows = parse_import(format == ImportFormat::Csv, bytes)?;
         let actor = request::actor_id(actor)?;
         let import_id = ids::new_id().to_string();
-        self.import_contacts(who, rows, &import_id, 1, actor).await
+        if rows.len() > self.config.job_step {
+            return self.queue_import(who, rows, &import_id, actor).await;
+        }
+        self.import_contacts(who, rows, &import_id, 1, actor, None)
+            .await
+    }
+
+    /// A large import: its rows are stored with a job, and the job runner imports them a step
+    /// (`job_step` rows, one transaction) at a time.
+    async fn queue_import(
+        &self,
+        who: &Principal,
+        rows: Vec<ImportRow>,
+        import_id: &str,
+        actor: Option<String>,
+    ) -> Result<ImportView> {
+        if rows.len() > 100_000 {
+            return Err(Error::invalid(
+                ".",
+                "too_long",
+                "import at most 100000 contacts per request",
+            ));
+        }
+        // Rows that can't be read are reported at once, in the job's result; the others are stored
+        // as the job's items.
+        let mut items = Vec::with_capacity(rows.len());
+        let mut refused = Vec::new();
+        for r in rows {
+            match r.contact {
+                Ok(c) => items.push(json!({"row": r.row, "contact": c})),
+                Err(f) => refused.push(ImportRowResult {
+                    row: r.row,
+                    status: "error".into(),
+                    id: None,
+                    error: Some(json!({"code": f.code, "message": f.message, "field": f.field})),
+                }),
+            }
+        }
+        let params = json!({"import_id": import_id, "actor": actor});
+        let result = job_result(&json!({}), import_id, &refused, 0);
+        let job = self
+            .store
+            .insert_import_job(ids::JobId::new(), who.tenant_id, params, result, items)
+            .await?;
+        self.job_wake.notify_one();
+        Ok(ImportView {
+            import_id: import_id.to_string(),
+            created: 0,
+            failed: 0,
+            events: vec![],
+            rows: vec![],
+            job: Some(super::jobs::JobView::from(&job)),
+        })
+    }
+
+    /// One step of an import job held under `token`: the next `job_step` rows, imported in one
+    /// transaction that also moves the job on. `Conflict` when the job is no longer held (nothing
+    /// was written).
+    pub(crate) async fn import_step(
+        &self,
+        job: &hookline_store::Job,
+        token: hookline_core::ids::LeaseToken,
+        lease_until: time::Timestamp,
+    ) -> std::result::Result<(), hookline_store::StoreError> {
+        use hookline_store::StoreError;
+        let step = self.config.job_step;
+        let items = self.store.job_items(job.id, job.position, step).await?;
+        let rows: Vec<ImportRow> = items.iter().map(item_row).collect();
+        let total = job.total.unwrap_or(0);
+        let position = job.position + rows.len() as u64;
+        let before = job.result.clone().unwrap_or_else(|| json!({}));
+        let first_batch = before["batches"].as_u64().unwrap_or(0) as usize + 1;
+        let import_id = job.params["import_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let actor = job.params["actor"].as_str().map(str::to_string);
+        let who = Principal::for_job(job.tenant_id);
+        let advance = hookline_store::JobAdvance {
+            id: job.id,
+            token,
+            lease_until,
+            position,
+            done: rows.len() as u64,
+            result: Value::Null,
+            finished: rows.is_empty() || position >= total,
+        };
+        let outcome = self
+            .import_contacts(
+                &who,
+                rows,
+                &import_id,
+                first_batch,
+                actor,
+                Some(ImportStep { advance, before }),
+            )
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(Error::Unavailable(m)) => Err(StoreError::Unavailable(m)),
+            Err(e @ Error::Conflict { .. }) => Err(StoreError::Conflict(e.to_string())),
+            Err(e) => Err(StoreError::Internal(e.to_string())),
+        }
     }
 
     /// Imports contacts: every good row is created, every bad row reported and skipped, and
     /// `contact.created` goes out in batches of at most `batch_max_size` contacts
     /// (`batch = {index, count, max_size}`, `source = contact_import`, `source_id` = the import id).
     /// `first_batch` lets a caller that imports in chunks (the CLI) continue the batch numbering.
-    pub async fn import_contacts(
+    pub(super) async fn import_contacts(
         &self,
         who: &Principal,
         rows: Vec<ImportRow>,
         import_id: &str,
         first_batch: usize,
         actor: Option<String>,
+        step: Option<ImportStep>,
     ) -> Result<ImportView> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         if rows.len() > 100_000 {
             return Err(Error::invalid(
                 ".",
@@ -480,12 +728,14 @@ impl Hookline {
             source: Some("contact_import".into()),
             source_id: Some(import_id.to_string()),
             if_match: None,
+            idempotency_key: None,
         };
         let this = self.clone();
         let who2 = who.clone();
         let report: Arc<Mutex<(Vec<ImportRowResult>, Vec<Event>)>> = Arc::default();
         let report2 = report.clone();
         let ids2 = planned_ids.clone();
+        let import_id_owned = import_id.to_string();
         let plan = Box::new(move |existing: Vec<Option<RecordRow>>| {
             let now = time::format(&time::now());
             let mut results = Vec::with_capacity(rows.len());
@@ -494,7 +744,7 @@ impl Hookline {
             for ((row, id), current) in rows.into_iter().zip(&ids2).zip(existing) {
                 let error = |e: Value| ImportRowResult {
                     row: row.row,
-                    status: "error",
+                    status: "error".into(),
                     id: None,
                     error: Some(e),
                 };
@@ -511,14 +761,15 @@ impl Hookline {
                     continue;
                 }
                 match record::plan(RecordKind::Contact, id, Write::Create(contact), current.as_ref().and_then(|r| r.data.as_object()), &now) {
-                    Ok(p) => {
-                        let doc = Value::Object(p.doc.expect("creates have a document"));
-                        results.push(ImportRowResult { row: row.row, status: "created", id: Some(id.clone()), error: None });
-                        docs.push((id.clone(), doc));
+                    Ok(record::Planned { doc: Some(doc), .. }) => {
+                        results.push(ImportRowResult { row: row.row, status: "created".into(), id: Some(id.clone()), error: None });
+                        docs.push((id.clone(), Value::Object(doc)));
                     }
+                    // A create always plans a document and never looks a record up; answer
+                    // rather than panic if that ever changes.
+                    Ok(_) | Err(Refusal::NotFound) => results.push(error(json!({"code": "internal", "message": "this row could not be planned", "field": "id"}))),
                     Err(Refusal::AlreadyExists) => results.push(error(json!({"code": "already_exists", "message": format!("a contact with id `{id}` already exists"), "field": "id"}))),
                     Err(Refusal::Invalid(f)) => results.push(error(field_error(f))),
-                    Err(Refusal::NotFound) => unreachable!("creates never look for a record"),
                 }
             }
             let events: Vec<Event> = docs
@@ -535,11 +786,22 @@ impl Hookline {
                     e
                 })
                 .collect();
-            *report2.lock().expect("plan slot") = (results, events.clone());
+            // A job's step moves the job on in this same transaction, with what it found.
+            let job = step.map(|s| {
+                let mut advance = s.advance;
+                advance.result =
+                    job_result(&s.before, import_id_owned.as_str(), &results, events.len());
+                advance
+            });
+            *report2
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = (results, events.clone());
             Ok(RecordPlan {
                 upserts: docs,
                 deletes: vec![],
                 events,
+                max_deliveries: this.config.max_deliveries_per_publish,
+                job,
             })
         });
         let (published, _) = self
@@ -554,7 +816,11 @@ impl Hookline {
         if published.iter().any(|p| !p.delivery_ids.is_empty()) {
             self.notify_new_work();
         }
-        let (rows, events) = std::mem::take(&mut *report.lock().expect("plan slot"));
+        let (rows, events) = std::mem::take(
+            &mut *report
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let created = rows.iter().filter(|r| r.status == "created").count();
         Ok(ImportView {
             import_id: import_id.to_string(),
@@ -562,8 +828,30 @@ impl Hookline {
             failed: rows.len() - created,
             events: emitted(&events, &published),
             rows,
+            job: None,
         })
     }
+}
+
+/// An import job's result after one more step: counts so far, batches emitted (for the next
+/// step's batch numbering) and the first refused rows.
+fn job_result(before: &Value, import_id: &str, rows: &[ImportRowResult], batches: usize) -> Value {
+    let n = |k: &str| before[k].as_u64().unwrap_or(0);
+    let created = rows.iter().filter(|r| r.status == "created").count() as u64;
+    let mut errors: Vec<Value> = before["errors"].as_array().cloned().unwrap_or_default();
+    for r in rows.iter().filter(|r| r.status != "created") {
+        if errors.len() >= JOB_ERRORS_KEPT {
+            break;
+        }
+        errors.push(json!({"row": r.row, "error": r.error}));
+    }
+    json!({
+        "import_id": import_id,
+        "created": n("created") + created,
+        "failed": n("failed") + rows.len() as u64 - created,
+        "batches": n("batches") + batches as u64,
+        "errors": errors,
+    })
 }
 
 /// Rows of an import body: a JSON array of contacts, or CSV with a header row.

@@ -4,7 +4,7 @@
 //! strings out of their transport (headers, form fields, tool arguments) and hand them over.
 
 use crate::error::{Error, Result};
-use hookline_core::signing;
+use hookline_core::{signing, text};
 use serde::Serialize;
 
 /// Longest actor id (`X-Actor-Id`) accepted.
@@ -37,16 +37,20 @@ fn bad_header(header: &str, message: impl Into<String>) -> Error {
     Error::bad_request("invalid_header", message, Some(header))
 }
 
-/// The acting user's id (`X-Actor-Id`): trimmed; empty means none; at most [`MAX_ACTOR`]
-/// characters, no control characters.
+/// The acting user's id (`X-Actor-Id`): no control characters (422, the shared text rule, checked
+/// before trimming so none is silently cut off); trimmed; empty means none; at most [`MAX_ACTOR`]
+/// characters (400).
 pub fn actor_id(raw: Option<&str>) -> Result<Option<String>> {
+    if let Some(a) = raw {
+        text::check_line("X-Actor-Id", a)?;
+    }
     let Some(a) = raw.map(str::trim).filter(|a| !a.is_empty()) else {
         return Ok(None);
     };
-    if a.chars().count() > MAX_ACTOR || a.chars().any(char::is_control) {
+    if a.chars().count() > MAX_ACTOR {
         return Err(bad_header(
             "X-Actor-Id",
-            format!("X-Actor-Id must be 1-{MAX_ACTOR} characters without control characters"),
+            format!("X-Actor-Id must be at most {MAX_ACTOR} characters"),
         ));
     }
     Ok(Some(a.to_string()))
@@ -80,18 +84,9 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    /// Validates `key` (1-255 ASCII characters) and fingerprints `request`.
+    /// Validates `key` and fingerprints `request` (publish's form: the body alone).
     pub fn new(key: &str, request: &impl Serialize) -> Result<Idempotency> {
-        if key.is_empty()
-            || key.len() > MAX_IDEMPOTENCY_KEY
-            || !key.is_ascii()
-            || key.chars().any(|c| c.is_ascii_control())
-        {
-            return Err(bad_header(
-                "Idempotency-Key",
-                format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} ASCII characters"),
-            ));
-        }
+        check_key(key)?;
         let canonical = serde_json::to_vec(request).map_err(|e| Error::Internal(e.to_string()))?;
         Ok(Idempotency {
             key: key.to_string(),
@@ -103,6 +98,36 @@ impl Idempotency {
     pub fn optional(key: Option<&str>, request: &impl Serialize) -> Result<Option<Idempotency>> {
         key.map(|k| Idempotency::new(k, request)).transpose()
     }
+
+    /// For the other creating requests: the fingerprint covers the operation and what it acts on
+    /// (`"resend"` and the delivery id, `"create_webhook"` and the body...), so one key can't answer
+    /// for two different operations.
+    pub fn for_request(
+        key: Option<&str>,
+        operation: &str,
+        request: &impl Serialize,
+    ) -> Result<Option<Idempotency>> {
+        key.map(|k| {
+            Idempotency::new(
+                k,
+                &serde_json::json!({"operation": operation, "request": request}),
+            )
+        })
+        .transpose()
+    }
+}
+
+/// An `Idempotency-Key`: no control characters (422, the shared text rule), 1 to
+/// [`MAX_IDEMPOTENCY_KEY`] ASCII characters (400).
+fn check_key(key: &str) -> Result<()> {
+    text::check_line("Idempotency-Key", key)?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.is_ascii() {
+        return Err(bad_header(
+            "Idempotency-Key",
+            format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} ASCII characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// What an import body is, from its media type: CSV or a JSON array. Anything else is a 415.
@@ -141,7 +166,16 @@ mod tests {
         assert_eq!(actor_id(None).unwrap(), None);
         assert_eq!(actor_id(Some("  ")).unwrap(), None);
         assert_eq!(actor_id(Some(" u_1 ")).unwrap().as_deref(), Some("u_1"));
-        assert!(actor_id(Some("a\u{7}b")).is_err());
+        for bad in ["a\u{7}b", "u_1\n", "\tu", "\u{85}", "\0"] {
+            let e = actor_id(Some(bad)).unwrap_err();
+            assert_eq!(
+                e.status(),
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "{bad:?}"
+            );
+            assert_eq!(e.body().error.field.as_deref(), Some("X-Actor-Id"));
+            assert_eq!(e.body().error.code, "control_character");
+        }
         assert!(actor_id(Some(&"x".repeat(MAX_ACTOR))).is_ok());
         assert!(actor_id(Some(&"x".repeat(MAX_ACTOR + 1))).is_err());
     }
@@ -163,9 +197,23 @@ mod tests {
         let fa = Idempotency::new("k", &a).unwrap().fingerprint;
         assert_eq!(fa, Idempotency::new("k", &b).unwrap().fingerprint);
         assert_ne!(fa, Idempotency::new("k", &c).unwrap().fingerprint);
-        assert!(Idempotency::new("", &a).is_err());
-        assert!(Idempotency::new(&"k".repeat(256), &a).is_err());
-        assert!(Idempotency::new("é", &a).is_err());
+        let status = |k: &str| Idempotency::new(k, &a).unwrap_err().status().as_u16();
+        assert_eq!(status(""), 400);
+        assert_eq!(status(&"k".repeat(256)), 400);
+        assert!(Idempotency::new(&"k".repeat(255), &a).is_ok());
+        assert_eq!(status("é"), 400);
+        assert_eq!(status("k\u{7f}"), 422);
+        assert_eq!(status("k\0"), 422);
+        // The operation is part of the fingerprint.
+        let r = |op| {
+            Idempotency::for_request(Some("k"), op, &a)
+                .unwrap()
+                .unwrap()
+                .fingerprint
+        };
+        assert_ne!(r("resend"), r("replay"));
+        assert_ne!(r("resend"), fa);
+        assert_eq!(Idempotency::for_request(None, "resend", &a).unwrap(), None);
     }
 
     #[test]

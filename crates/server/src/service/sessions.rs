@@ -11,6 +11,7 @@ use super::access::Principal;
 use super::access::{Capability, PortalScope};
 use super::handle::Hookline;
 use crate::error::{Error, Result};
+use hookline_core::api_key::KeyScope;
 use hookline_core::ids::{ApiKeyId, WebhookId};
 use hookline_core::signing;
 use hookline_core::time::{self, Timestamp};
@@ -126,39 +127,50 @@ impl Hookline {
         ))
     }
 
-    /// The session of a cookie's token, or `None` when it is unknown, expired, idle too long, or
-    /// its grant was revoked (an expired one is deleted on the way).
+    /// The session of a cookie's token, or `None` when it is unknown, expired, idle too long, its
+    /// grant was revoked, or the API key it was signed in with was revoked or has expired (such a
+    /// session is deleted on the way). A console session acts with its key's scope.
     pub async fn session(&self, token: &str) -> Result<Option<SignedIn>> {
         if token.len() > 128 || !token.is_ascii() {
             return Ok(None);
         }
         let id_hash = hash(token);
-        let Some((s, grant)) = self.store.console_session(&id_hash).await? else {
+        let Some(found) = self.store.console_session(&id_hash).await? else {
             return Ok(None);
         };
+        let (s, grant) = (found.session, found.grant);
         let now = time::now();
         let idle_until = after(s.last_seen_at, self.config.console_session_idle);
         let grant_over = grant
             .as_ref()
             .is_some_and(|g| g.revoked_at.is_some() || g.expires_at <= now);
-        if s.expires_at <= now || idle_until <= now || grant_over {
+        // A console session lives only as long as its key: the same rule as a bearer key's.
+        let key = found.key.filter(|k| k.state().is_live(now));
+        let key_over = grant.is_none() && key.is_none();
+        if s.expires_at <= now || idle_until <= now || grant_over || key_over {
             self.store.delete_console_session(&id_hash).await?;
             return Ok(None);
         }
         if (now - s.last_seen_at).to_std().unwrap_or_default() >= TOUCH_EVERY {
             self.store.touch_console_session(&id_hash, now).await?;
         }
-        let principal = match grant {
-            None => Principal {
-                tenant_id: s.tenant_id,
-                key_id: s.key_id.unwrap_or_default(),
-                default_user_id: None,
-                scope: None,
-            },
-            Some(g) => Principal {
+        let principal = match (grant, key) {
+            (None, Some(k)) => {
+                self.note_key_use(k.id, now).await;
+                Principal {
+                    tenant_id: s.tenant_id,
+                    key_id: k.id,
+                    default_user_id: None,
+                    key_scope: k.scope,
+                    scope: None,
+                }
+            }
+            (None, None) => return Ok(None),
+            (Some(g), _) => Principal {
                 tenant_id: s.tenant_id,
                 key_id: ApiKeyId::default(),
                 default_user_id: None,
+                key_scope: KeyScope::Full,
                 scope: Some(Arc::new(PortalScope {
                     grant_id: g.id,
                     webhook_ids: g.webhook_ids.map(|ids| ids.into_iter().collect()),
@@ -199,7 +211,7 @@ impl Hookline {
     /// Mints a portal grant for one of the tenant's customers. Every listed webhook must be the
     /// tenant's.
     pub async fn create_portal(&self, who: &Principal, input: PortalInput) -> Result<MintedPortal> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         let lifetime = match &input.expires_in {
             Some(s) => hookline_core::retry::parse_delay(s)
                 .map_err(|e| Error::invalid("expires_in", "invalid", e))?,
@@ -287,7 +299,7 @@ impl Hookline {
 
     /// Revokes one portal grant (`Some(id)`) or all of the tenant's, ending their sessions at once.
     pub async fn revoke_portals(&self, who: &Principal, id: Option<Uuid>) -> Result<u64> {
-        who.require_tenant_wide()?;
+        who.require_tenant_write()?;
         let n = self
             .store
             .revoke_portal_grants(who.tenant_id, id, time::now())

@@ -3,7 +3,9 @@
 use super::access::Capability;
 use super::access::Principal;
 use super::handle::Hookline;
+use super::request::Idempotency;
 use crate::error::{Error, Result};
+use hookline_core::formats;
 use hookline_core::ids::WebhookId;
 use hookline_core::retry::RetrySchedule;
 use hookline_core::signing::{self, WebhookSecret};
@@ -27,8 +29,9 @@ where
 }
 
 /// Body of `POST /v1/webhooks` and `PATCH /v1/webhooks/{id}`. On create, `url` and `events` are
-/// required; on update every field is optional and only the given ones change.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// required; on update every field is optional and only the given ones change. (Serialized only to
+/// fingerprint a create for its `Idempotency-Key`.)
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// Display name; defaults to the URL's host.
@@ -46,15 +49,25 @@ pub struct WebhookInput {
     pub enabled: Option<bool>,
     /// `envelope` (default), `flat`, `entity` or `contacts-list`.
     pub format: Option<String>,
-    /// Extra headers sent with every delivery.
+    /// Extra headers sent with every delivery. On update the given map replaces the stored one (an
+    /// absent `headers` keeps them); a value sent back exactly as the API shows it (masked, e.g.
+    /// `Bear…en`) keeps the stored value of that header.
     pub headers: Option<BTreeMap<String, String>>,
     /// Delays before each retry: seconds or strings like "30s", "6m", "2h"; `[]` = never retry;
     /// `null` = the deployment default.
-    #[serde(default, deserialize_with = "explicit")]
+    #[serde(
+        default,
+        deserialize_with = "explicit",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<Vec<Value>>)]
     pub retry_schedule: Option<Option<Value>>,
     /// Deliveries per second at most; `null` = unlimited.
-    #[serde(default, deserialize_with = "explicit")]
+    #[serde(
+        default,
+        deserialize_with = "explicit",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<u32>)]
     pub rate_limit: Option<Option<u32>>,
     /// `none` (default) or `entity`: events of one entity arrive in order.
@@ -75,6 +88,8 @@ pub struct WebhookView {
     #[schema(value_type = String, example = "envelope")]
     #[schemars(with = "String")]
     pub format: Format,
+    /// Custom headers, their values masked (`Bear…en`; `••••••••` when short): stored encrypted and
+    /// never shown again once set.
     pub headers: BTreeMap<String, String>,
     /// `null` when the deployment default applies.
     #[schema(value_type = Option<Vec<String>>)]
@@ -104,7 +119,11 @@ impl WebhookView {
             enabled: w.enabled,
             disabled_reason: w.disabled_reason.clone(),
             format: w.format,
-            headers: w.headers.clone(),
+            headers: w
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), formats::mask_header_value(v)))
+                .collect(),
             retry_schedule: w.retry_schedule.as_ref().map(RetrySchedule::to_json),
             rate_limit: w.rate_limit,
             ordering: w.ordering,
@@ -143,8 +162,37 @@ fn live_previous(w: &Webhook) -> Option<(&str, time::Timestamp)> {
     }
 }
 
-fn url_error(e: hookline_core::url_policy::UrlError) -> Error {
-    Error::Invalid(FieldError::new("url", "invalid_url", e.to_string()))
+/// `given` headers with every value that is the mask of the stored value of the same header (names
+/// compared as HTTP does, case-insensitively) replaced by that stored value: a client that sends
+/// back what it read (the console's edit form, a GET-modify-PUT) keeps the values it never saw. A
+/// mask matching nothing stays as it is, and validation refuses it (masks aren't ASCII).
+fn keep_masked(
+    stored: &BTreeMap<String, String>,
+    given: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    given
+        .into_iter()
+        .map(|(name, value)| {
+            let kept = stored
+                .iter()
+                .find(|(n, v)| {
+                    n.eq_ignore_ascii_case(&name) && formats::mask_header_value(v) == value
+                })
+                .map(|(_, v)| v.clone());
+            (name, kept.unwrap_or(value))
+        })
+        .collect()
+}
+
+/// A refused URL: `control_character` like every other field holding one (the shared text rule),
+/// `invalid_url` for everything else.
+pub(crate) fn url_error(e: hookline_core::url_policy::UrlError) -> Error {
+    use hookline_core::url_policy::UrlError;
+    let code = match e {
+        UrlError::ControlCharacter { .. } => hookline_core::text::CONTROL_CHARACTER,
+        _ => "invalid_url",
+    };
+    Error::Invalid(FieldError::new("url", code, e.to_string()))
 }
 
 impl Hookline {
@@ -191,7 +239,7 @@ impl Hookline {
             w.enabled = enabled;
         }
         if let Some(h) = input.headers {
-            w.headers = rules::validate_headers(&h, &self.config.brand)?;
+            w.headers = rules::validate_headers(&keep_masked(&w.headers, h), &self.config.brand)?;
         }
         if let Some(s) = input.retry_schedule {
             w.retry_schedule = s
@@ -221,6 +269,32 @@ impl Hookline {
         who: &Principal,
         input: WebhookInput,
     ) -> Result<WebhookView> {
+        Ok(self.create_webhook_once(who, input, None).await?.0)
+    }
+
+    /// [`Hookline::create_webhook`] with an `Idempotency-Key` (`idempotency.rs`): the same key with
+    /// the same body answers the webhook it created, as it is now, with its secret (and `true`:
+    /// a replay); with another body, 422.
+    pub async fn create_webhook_once(
+        &self,
+        who: &Principal,
+        input: WebhookInput,
+        idempotency_key: Option<&str>,
+    ) -> Result<(WebhookView, bool)> {
+        let Some(key) = Idempotency::for_request(idempotency_key, "create_webhook", &input)? else {
+            return Ok((self.insert_webhook(who, input).await?, false));
+        };
+        let (this, who2) = (self.clone(), who.clone());
+        let (id, replayed) = self
+            .once(who, Some(key), move || async move {
+                Ok(this.insert_webhook(&who2, input).await?.id)
+            })
+            .await?;
+        let w = self.load_webhook(who, WebhookId::from(id)).await?;
+        Ok((WebhookView::from(&w, true), replayed))
+    }
+
+    async fn insert_webhook(&self, who: &Principal, input: WebhookInput) -> Result<WebhookView> {
         who.require(Capability::Manage)?;
         let url = input
             .url

@@ -656,6 +656,7 @@ async fn handshake_recognises_a_receiver_that_verifies_signatures() {
         hookline_server::receiver::ReceiverOptions {
             secret: Some(secret),
             quiet: true,
+            allow_hex_only: false,
         },
         stats.clone(),
         stop.clone(),

@@ -535,3 +535,351 @@ async fn portal_grants_are_validated_and_revocable_in_bulk() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// A new key of the app's tenant through the API: (id, key).
+async fn api_key(app: &TestApp, body: Value) -> (String, String) {
+    let (s, v) = app.call(Method::POST, "/v1/api-keys", Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["key"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_keys_page_lists_creates_once_and_revokes_after_confirmation() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let (s, page) = get(&app, &cookie, "/keys").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("<h1>API keys</h1>"));
+    assert!(page.contains(&app.key[..11]), "the bootstrap key's prefix");
+    assert!(page.contains("(this session)"));
+    assert!(!page.contains(&app.key), "never the key itself");
+
+    // A refused form comes back with the message beside the field and what was typed.
+    let resp = post(
+        &app,
+        &cookie,
+        "/keys",
+        &[
+            ("_csrf", &csrf),
+            ("name", "ci"),
+            ("scope", "read"),
+            ("expires_in", "soon"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("id=\"k-expires-error\""), "{page}");
+    assert!(page.contains("value=\"soon\""));
+    assert!(page.contains("<option value=\"read\" selected"));
+
+    let resp = post(
+        &app,
+        &cookie,
+        "/keys",
+        &[
+            ("_csrf", &csrf),
+            ("name", "CI <deploys>"),
+            ("scope", "read"),
+            ("expires_in", "30d"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let page = resp.text().await.unwrap();
+    let at = page.find("id=\"new-key\"").expect("the new key is shown");
+    let rest = &page[at..];
+    let start = rest.find("hk_").unwrap();
+    let key = &rest[start..start + 46];
+    assert!(page.contains("CI &lt;deploys&gt;"), "names are text");
+    // The key works, as a read key, and is never shown again.
+    let (s, _) = app.call_as(key, Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call_as(
+            key,
+            Method::POST,
+            "/v1/webhooks",
+            Some(hook("https://a.example.com/")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, page) = get(&app, &cookie, "/keys").await;
+    assert!(!page.contains(key));
+    assert!(page.contains(&key[..11]));
+
+    // Revoking asks for confirmation first.
+    let (_, listed) = app.call(Method::GET, "/v1/api-keys", None).await;
+    let id = listed["data"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/keys/{id}/revoke");
+    let resp = post(&app, &cookie, &path, &[("_csrf", &csrf)]).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app.call_as(key, Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(s, StatusCode::OK, "not revoked without confirmation");
+    let resp = post(
+        &app,
+        &cookie,
+        &path,
+        &[("_csrf", &csrf), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("Revoked the key"));
+    let (s, _) = app.call_as(key, Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Without the CSRF token nothing happens.
+    let (other_id, other) = api_key(&app, json!({"name": "other"})).await;
+    let resp = post(
+        &app,
+        &cookie,
+        &format!("/keys/{other_id}/revoke"),
+        &[("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (s, _) = app.call_as(&other, Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_last_full_key_stays_and_revoking_your_own_key_signs_you_out() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let (_, listed) = app.call(Method::GET, "/v1/api-keys", None).await;
+    let own = listed["data"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/keys/{own}/revoke");
+    let resp = post(
+        &app,
+        &cookie,
+        &path,
+        &[("_csrf", &csrf), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(resp.text().await.unwrap().contains("last active full key"));
+    // With another full key it can go, and this browser's session goes with it.
+    api_key(&app, json!({"name": "successor"})).await;
+    let resp = post(
+        &app,
+        &cookie,
+        &path,
+        &[("_csrf", &csrf), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/login?expired=1");
+    assert_eq!(
+        get(&app, &cookie, "/webhooks").await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_key_revoked_elsewhere_ends_its_console_sessions() {
+    let app = spawn_app().await;
+    let (id, key) = api_key(&app, json!({"name": "laptop"})).await;
+    let (cookie, _) = sign_in(&app, &key).await;
+    assert_eq!(get(&app, &cookie, "/webhooks").await.0, StatusCode::OK);
+    let (s, _) = app
+        .call(Method::DELETE, &format!("/v1/api-keys/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let resp = browser()
+        .get(format!("{}/webhooks", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/login?expired=1");
+    // And it can't sign in again.
+    let resp = browser()
+        .post(format!("{}/login", app.base))
+        .form(&[("key", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_read_key_gets_a_read_only_console() {
+    let app = spawn_app().await;
+    let hook = app.create(hook("https://hooks.example.com/a")).await;
+    let id = hook["id"].as_str().unwrap();
+    let (_, key) = api_key(&app, json!({"name": "wallboard", "scope": "read"})).await;
+    let (cookie, csrf) = sign_in(&app, &key).await;
+    let (s, page) = get(&app, &cookie, "/webhooks").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("read-only"));
+    assert!(!page.contains("New webhook"));
+    let (_, page) = get(&app, &cookie, &format!("/webhooks/{id}")).await;
+    for action in ["Edit", "Reveal secret", "Send test", "Delete"] {
+        assert!(!page.contains(&format!(">{action}<")), "{action}");
+    }
+    let (s, page) = get(&app, &cookie, "/keys").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("wallboard"));
+    assert!(!page.contains("Create key") && !page.contains(">Revoke<"));
+    // Forms posted by hand are refused by the service all the same.
+    let resp = post(
+        &app,
+        &cookie,
+        "/keys",
+        &[("_csrf", &csrf), ("name", "more")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    for op in ["disable", "delete", "reveal", "rotate"] {
+        let resp = post(
+            &app,
+            &cookie,
+            &format!("/webhooks/{id}/action"),
+            &[("_csrf", &csrf), ("op", op), ("confirm", "yes")],
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{op}");
+    }
+    assert_eq!(
+        get(&app, &cookie, "/webhooks/new").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, still) = app
+        .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(still["enabled"], true);
+    let (_, keys) = app.call(Method::GET, "/v1/api-keys", None).await;
+    assert_eq!(keys["data"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_edit_form_shows_header_values_masked_and_saving_it_keeps_them() {
+    let app = spawn_app().await;
+    let w = app
+        .create(
+            json!({"url": "https://hooks.example.com/x", "events": ["contact.created"],
+                       "headers": {"Authorization": "Bearer receiver-token"}}),
+        )
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let (s, page) = get(&app, &cookie, &format!("/webhooks/{id}/edit")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("Authorization: Bear…en"), "{page}");
+    assert!(!page.contains("receiver-token"));
+    let (_, detail) = get(&app, &cookie, &format!("/webhooks/{id}")).await;
+    assert!(!detail.contains("receiver-token"));
+    // The form posted back as shown, with another name.
+    let resp = post(
+        &app,
+        &cookie,
+        &format!("/webhooks/{id}/edit"),
+        &[
+            ("_csrf", &csrf),
+            ("name", "edited"),
+            ("url", "https://hooks.example.com/x"),
+            ("events", "contact.created"),
+            ("format", "envelope"),
+            ("ordering", "none"),
+            ("enabled", "true"),
+            ("headers", "Authorization: Bear…en"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let tenant = app
+        .hookline
+        .store
+        .tenant_by_name("default")
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = app
+        .hookline
+        .store
+        .get_webhook(tenant.id, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "edited");
+    assert_eq!(stored.headers["Authorization"], "Bearer receiver-token");
+}
+
+#[tokio::test]
+async fn a_console_session_ends_when_its_key_expires() {
+    use hookline_core::time;
+    let app = spawn_app().await;
+    // A key that expired a second ago, and a session signed in with it while it still worked.
+    let minted = hookline_core::signing::generate_api_key();
+    let tenant = app.hookline.principal_for_tenant("default").await.unwrap();
+    let key = hookline_store::ApiKey {
+        id: hookline_core::ids::ApiKeyId::new(),
+        tenant_id: tenant.tenant_id,
+        name: "short-lived".into(),
+        prefix: minted.prefix.clone(),
+        key_hash: minted.hash.clone(),
+        default_user_id: None,
+        created_at: time::now() - chrono::Duration::hours(1),
+        scope: hookline_core::api_key::KeyScope::Full,
+        expires_at: Some(time::now() - chrono::Duration::seconds(1)),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    app.hookline.store.insert_api_key(&key).await.unwrap();
+    let token = hookline_core::signing::generate_token("hlc_");
+    app.hookline
+        .store
+        .insert_console_session(&hookline_store::ConsoleSession {
+            id_hash: hookline_core::signing::sha256_hex(token.as_bytes()),
+            tenant_id: tenant.tenant_id,
+            key_id: Some(key.id),
+            grant_id: None,
+            csrf: "csrf".into(),
+            created_at: time::now(),
+            last_seen_at: time::now(),
+            expires_at: time::now() + chrono::Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    let cookie = format!("hookline_session={token}");
+    let resp = browser()
+        .get(format!("{}/webhooks", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/login?expired=1");
+    // A live key's session, made the same way, works: the expiry is what ended the other.
+    let token = hookline_core::signing::generate_token("hlc_");
+    let (_, listed) = app.call(Method::GET, "/v1/api-keys", None).await;
+    let live = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    app.hookline
+        .store
+        .insert_console_session(&hookline_store::ConsoleSession {
+            id_hash: hookline_core::signing::sha256_hex(token.as_bytes()),
+            tenant_id: tenant.tenant_id,
+            key_id: Some(live),
+            grant_id: None,
+            csrf: "csrf".into(),
+            created_at: time::now(),
+            last_seen_at: time::now(),
+            expires_at: time::now() + chrono::Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    let (s, _) = get(&app, &format!("hookline_session={token}"), "/webhooks").await;
+    assert_eq!(s, StatusCode::OK);
+}

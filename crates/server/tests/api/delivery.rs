@@ -34,6 +34,14 @@ impl TestApp {
         self.dispatcher.drain().await.unwrap()
     }
 
+    /// Runs every queued background job (replays) to its end.
+    async fn run_jobs(&self) -> usize {
+        hookline_server::jobs::JobRunner::new(self.hookline.clone())
+            .run_once()
+            .await
+            .unwrap()
+    }
+
     /// Runs the dispatcher as if the clock were `secs` seconds ahead (reaches scheduled retries).
     async fn run_later(&self, secs: i64) -> usize {
         self.dispatcher
@@ -577,7 +585,7 @@ async fn replay_counts_then_resends_failed_deliveries_in_range() {
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    assert_eq!(v, json!({"count": 3, "dry_run": true}));
+    assert_eq!(v, json!({"count": 3, "dry_run": true, "job": null}));
     let (_, v) = app
         .call(
             Method::POST,
@@ -586,12 +594,48 @@ async fn replay_counts_then_resends_failed_deliveries_in_range() {
         )
         .await;
     assert_eq!(v["count"], 1);
-    let (_, v) = app
+    let (s, v) = app
         .call(Method::POST, &path, Some(json!({"since": since})))
         .await;
-    assert_eq!(v, json!({"count": 3, "dry_run": false}));
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(
+        (v["count"].clone(), v["dry_run"].clone()),
+        (json!(3), json!(false))
+    );
+    // The copies are made by a background job, followed at /v1/jobs/{id}.
+    let job = &v["job"];
+    assert_eq!(job["kind"], "replay");
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["webhook_id"], wid);
+    assert_eq!(
+        (job["total"].clone(), job["done"].clone()),
+        (json!(3), json!(0))
+    );
+    let job_path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+    assert_eq!(
+        app.drain().await,
+        0,
+        "nothing is copied before the job runs"
+    );
+    assert_eq!(app.run_jobs().await, 1);
+    let (s, done) = app.call(Method::GET, &job_path, None).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["done"], 3);
+    assert!(done["finished_at"].is_string(), "{done}");
+    let (_, listed) = app.call(Method::GET, "/v1/jobs", None).await;
+    assert_eq!(listed["data"][0]["id"], job["id"], "{listed}");
     assert_eq!(app.drain().await, 3);
     assert_eq!(rx.received().len(), 7);
+    // Cancelling a finished job changes nothing; another tenant can't see it.
+    let (s, same) = app
+        .call(Method::POST, &format!("{job_path}/cancel"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{same}");
+    assert_eq!(same["status"], "succeeded");
+    let other = app.other_tenant_key("other").await;
+    let (s, _) = app.call_as(&other, Method::GET, &job_path, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let future = time::format(&(time::now() + chrono::Duration::hours(1)));
     let (_, v) = app
         .call(
@@ -1002,7 +1046,10 @@ async fn a_node_that_dies_mid_backlog_loses_nothing() {
             lease_until: now + chrono::Duration::seconds(60),
             limit: 1000,
             per_webhook: 1000,
+            per_tenant: usize::MAX,
             busy: Default::default(),
+            busy_tenants: Default::default(),
+            known_events: Default::default(),
             round: 0,
         })
         .await
@@ -1147,6 +1194,7 @@ async fn the_bundled_receiver_accepts_good_signatures_and_rejects_bad_ones() {
         let opts = ReceiverOptions {
             secret: Some(secret.into()),
             quiet: true,
+            allow_hex_only: false,
         };
         tokio::spawn(run(listener, opts, s, app.shutdown.clone()));
     }
@@ -1349,4 +1397,87 @@ async fn on_shutdown_claimed_but_unsent_deliveries_are_released_at_once() {
     }
     assert_eq!(rx.received().len(), 1, "nothing more was sent");
     assert!(hook["id"].is_string());
+}
+
+#[tokio::test]
+async fn header_values_are_masked_after_creation_and_a_mask_sent_back_keeps_the_stored_value() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let w = app
+        .webhook_to(
+            &rx,
+            json!({"headers": {"Authorization": "Bearer receiver-token", "X-Tenant": "42"}}),
+        )
+        .await;
+    let id = w["id"].as_str().unwrap().to_string();
+    let secret = w["secret"].as_str().unwrap().to_string();
+    let masked = json!({"Authorization": "Bear…en", "X-Tenant": "••••••••"});
+    assert_eq!(w["headers"], masked);
+    let path = format!("/v1/webhooks/{id}");
+    let (_, got) = app.call(Method::GET, &path, None).await;
+    assert_eq!(got["headers"], masked);
+    let (_, list) = app.call(Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(list["data"][0]["headers"], masked);
+
+    // An edit that sends back what it read keeps that value (names compare case-insensitively);
+    // a new value replaces the stored one.
+    let (s, u) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "renamed", "headers": {"authorization": "Bear…en", "X-Tenant": "43"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{u}");
+    assert_eq!(
+        u["headers"],
+        json!({"authorization": "Bear…en", "X-Tenant": "••••••••"})
+    );
+    // An update without headers leaves them alone.
+    let (s, _) = app
+        .call(Method::PATCH, &path, Some(json!({"rate_limit": 10})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // A mask that stands for no stored value is refused, never stored as a value.
+    let (s, e) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"headers": {"X-Other": "Bear…en"}})),
+        )
+        .await;
+    assert_error(
+        s,
+        &e,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_header",
+        Some("headers.X-Other"),
+        "a mask of nothing",
+    );
+
+    // Deliveries carry the real values, and the log shows them no more than the API does.
+    let p = app.publish(contact("c1")).await;
+    assert_eq!(app.drain().await, 1);
+    let got = rx.received();
+    assert_eq!(got[0].header("authorization"), "Bearer receiver-token");
+    assert_eq!(got[0].header("x-tenant"), "43");
+    let d = app.delivery(&first_delivery(&p)).await;
+    let logged = &d["attempts"][0]["request_headers"];
+    assert_eq!(logged["authorization"], "<redacted>");
+    assert_eq!(logged["X-Tenant"], "••••••••");
+    hookline_verify::verify_hex(&secret, &got[0].body, got[0].header("x-webhook-signature"))
+        .unwrap();
+
+    // The database holds neither the header's credential nor the secret in clear (the SQLite file
+    // as it is on disk; the store suite checks PostgreSQL's tables).
+    if app._db.is_none() {
+        let stored: String = ["test.db", "test.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::read(app.dir.path().join(f)).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect();
+        assert!(stored.contains("renamed"), "the file holds the webhook row");
+        assert!(!stored.contains("receiver-token"), "header value in clear");
+        assert!(!stored.contains(&secret), "secret in clear");
+    }
 }

@@ -5,9 +5,13 @@
 mod compat;
 mod console;
 mod delivery;
+mod isolation;
+mod keys;
 mod mcp;
 mod openapi;
+mod ops;
 mod records;
+mod strict_input;
 mod telemetry;
 mod webhooks;
 
@@ -43,6 +47,14 @@ pub async fn test_database_url(
         return (db.url.clone(), Some(db));
     }
     (format!("sqlite://{}", dir.join("test.db").display()), None)
+}
+
+/// A key for test databases that several nodes share (PostgreSQL needs one configured): fresh per
+/// test process, so no database outlives its key by accident.
+pub fn test_encryption_key() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| hookline_core::sealing::EncryptionKey::generate().to_base64())
+        .clone()
 }
 
 impl Drop for TestApp {
@@ -87,6 +99,10 @@ async fn spawn(extra: &[(&str, String)], roles: hookline_server::Roles) -> TestA
         ("database_url", database_url),
         ("sqlite_synchronous", "normal".to_string()),
     ];
+    // PostgreSQL needs the key given; SQLite makes its key file beside the database.
+    if db.is_some() {
+        flags.push(("encryption_key", test_encryption_key()));
+    }
     flags.extend(extra.iter().cloned());
     let config = hookline_server::config::Config::load(None, std::iter::empty(), &flags).unwrap();
     let app = hookline_server::App::build(config).await.unwrap();

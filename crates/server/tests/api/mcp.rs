@@ -49,10 +49,11 @@ async fn refused(client: &McpClient, tool: &str, args: Value) -> Value {
     serde_json::from_str::<Value>(text).unwrap()["error"].clone()
 }
 
-const TOOLS: [&str; 15] = [
+const TOOLS: [&str; 16] = [
     "create_webhook",
     "delete_webhook",
     "get_entities",
+    "get_job",
     "get_webhook",
     "get_webhook_delivery",
     "list_event_types",
@@ -286,6 +287,16 @@ async fn an_assistant_sets_up_tests_finds_and_resends_deliveries() {
     .await;
     assert_eq!(replay["dry_run"], true);
     assert!(replay["count"].as_u64().unwrap() >= 2, "{replay}");
+    let replay = ok(
+        &client,
+        "replay_webhook_deliveries",
+        json!({"webhookId": id, "since": "2000-01-01T00:00:00Z", "status": ["delivered"]}),
+    )
+    .await;
+    let job_id = replay["job"]["id"].as_str().unwrap().to_string();
+    let job = ok(&client, "get_job", json!({"id": job_id})).await;
+    assert_eq!(job["kind"], "replay", "{job}");
+    assert_eq!(job["total"], replay["count"], "{job}");
 
     let rotated = ok(
         &client,
@@ -581,4 +592,90 @@ async fn a_portal_sessions_token_sees_only_its_webhooks_and_capabilities() {
     .await;
     assert_eq!(err["code"], "forbidden", "{err}");
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_read_keys_tools_only_read() {
+    let app = spawn_app().await;
+    let w = app.create(hook("https://hooks.example.com/a")).await;
+    let (s, created) = app
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "assistant", "scope": "read"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let client = connect(&app, created["key"].as_str().unwrap()).await;
+    let listed = ok(&client, "list_webhooks", json!({})).await;
+    assert_eq!(listed["webhooks"][0]["id"], w["id"]);
+    ok(&client, "get_webhook", json!({"id": w["id"]})).await;
+    ok(&client, "list_webhook_deliveries", json!({})).await;
+    for (tool, args) in [
+        ("delete_webhook", json!({"id": w["id"]})),
+        ("update_webhook", json!({"id": w["id"], "enabled": false})),
+        ("rotate_webhook_secret", json!({"id": w["id"]})),
+        ("send_test_event", json!({"webhookId": w["id"]})),
+        (
+            "create_webhook",
+            json!({"url": "https://hooks.example.com/b", "events": ["contact.created"]}),
+        ),
+        (
+            "publish_event",
+            json!({"eventType": "contact.created", "data": {"id": "x"}}),
+        ),
+    ] {
+        let err = refused(&client, tool, args).await;
+        assert_eq!(err["code"], "forbidden", "{tool}: {err}");
+    }
+    let (_, still) = app
+        .call(
+            Method::GET,
+            &format!("/v1/webhooks/{}", w["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(still["enabled"], true);
+    client.cancel().await.unwrap();
+}
+
+/// Strict input is the service's rule, so MCP gets it too: control characters refused naming the
+/// argument, a NUL in a search or in event data a tool error (never an internal one), on either
+/// store.
+#[tokio::test]
+async fn control_characters_are_refused_through_mcp_as_through_the_api() {
+    let app = spawn_app().await;
+    let client = connect(&app, &app.key).await;
+    for (tool, args, field) in [
+        (
+            "create_webhook",
+            json!({"url": "https://hooks.example.com/x", "events": ["*"], "name": "a\u{7}b"}),
+            "name",
+        ),
+        (
+            "create_webhook",
+            json!({"url": "https://hooks.example.com/\u{0}", "events": ["*"]}),
+            "url",
+        ),
+        (
+            "publish_event",
+            json!({"eventType": "contact.created", "data": {"id": "c", "note": "a\u{0}b"}}),
+            "data.note",
+        ),
+    ] {
+        let e = refused(&client, tool, args).await;
+        assert_eq!(e["code"], "control_character", "{tool}: {e}");
+        assert_eq!(e["field"], field, "{tool}: {e}");
+    }
+    for (tool, args) in [
+        ("list_webhook_deliveries", json!({"searchTerm": "a\u{0}b"})),
+        ("list_webhooks", json!({"searchTerm": "a\u{0}b"})),
+        (
+            "get_entities",
+            json!({"entityType": "contact", "searchTerm": "a\u{0}b"}),
+        ),
+    ] {
+        let e = refused(&client, tool, args).await;
+        assert_eq!(e["code"], "invalid_query", "{tool}: {e}");
+    }
 }
