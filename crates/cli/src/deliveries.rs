@@ -128,6 +128,8 @@ fn print_detail(d: &Value) {
     let resent = v["resent_from"].as_str().unwrap_or_default().to_string();
     details(&[
         ("delivery", text(v, "id")),
+        // What the receiver deduplicates on: the same on every resend and replay.
+        ("message id", text(v, "message_id")),
         (
             "event",
             format!("{} ({})", text(v, "event_id"), text(v, "event_type")),

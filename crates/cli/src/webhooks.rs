@@ -95,8 +95,8 @@ pub struct Settings {
     /// On update the given headers replace all the webhook's headers.
     #[arg(long = "header", short = 'H', value_name = "NAME=VALUE")]
     headers: Vec<String>,
-    /// Delays before each retry, e.g. `30s,6m,2h`; `never` for no retries; `default` for the
-    /// deployment's schedule.
+    /// Delays before each retry, e.g. `30s,6m,2h` or `exp:30s..1h x8` (8 retries doubling from
+    /// 30s, capped at 1h); `never` for no retries; `default` for the deployment's schedule.
     #[arg(long, value_name = "DELAYS")]
     retry_schedule: Option<String>,
     /// Deliveries per second at most, or `none`.

@@ -72,7 +72,7 @@ fn benches(c: &mut Criterion) {
                 brand: "Hookline",
                 format: Format::Envelope,
                 event_type: "contact.created",
-                delivery_id: DeliveryId::default(),
+                message_id: DeliveryId::default(),
                 attempt_time: time::now(),
             };
             formats::delivery_headers(

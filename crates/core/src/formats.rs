@@ -141,15 +141,16 @@ pub fn deliveries_needed(format: Format, ev: &EventFields) -> usize {
     n.max(1)
 }
 
-/// Renders the body of one delivery. `item` selects the object for one-object formats.
+/// Renders the body of one delivery. `item` selects the object for one-object formats;
+/// `message_id` is what the envelope calls `event_id` (see [`AttemptMeta::message_id`]).
 pub fn render_body(
     format: Format,
     ev: &EventFields,
-    delivery_id: DeliveryId,
+    message_id: DeliveryId,
     item: Option<usize>,
 ) -> Vec<u8> {
     let value = match format {
-        Format::Envelope => envelope(ev, delivery_id),
+        Format::Envelope => envelope(ev, message_id),
         Format::Flat => flat(ev, item.unwrap_or(0)),
         Format::RecordCentred => record_centred(ev, item.unwrap_or(0)),
         Format::ContactsList => contacts_list(ev),
@@ -157,9 +158,9 @@ pub fn render_body(
     jsjson::to_js_json(&value)
 }
 
-fn envelope(ev: &EventFields, delivery_id: DeliveryId) -> Value {
+fn envelope(ev: &EventFields, message_id: DeliveryId) -> Value {
     let mut top = Map::new();
-    top.insert("event_id".into(), json!(delivery_id));
+    top.insert("event_id".into(), json!(message_id));
     top.insert("occurred_at".into(), json!(time::format(&ev.occurred_at)));
     if let Some(s) = ev.source {
         top.insert("source".into(), json!(s));
@@ -404,7 +405,10 @@ pub struct AttemptMeta<'a> {
     pub brand: &'a str,
     pub format: Format,
     pub event_type: &'a str,
-    pub delivery_id: DeliveryId,
+    /// The id the receiver deduplicates on (`X-{Brand}-Delivery-ID`, `webhook-id`, signed): the
+    /// same for every redelivery of one event to one webhook, so it names the message, not the
+    /// log record of one resend.
+    pub message_id: DeliveryId,
     pub attempt_time: Timestamp,
 }
 
@@ -419,11 +423,11 @@ pub fn delivery_headers(
         brand,
         format,
         event_type,
-        delivery_id,
+        message_id,
         attempt_time,
     } = meta;
     let name = format.event_name(event_type);
-    let id = delivery_id.to_string();
+    let id = message_id.to_string();
     let unix = attempt_time.timestamp();
     let mut standard = signing::standard_signature(keys.current, &id, unix, body);
     if let Some(prev) = keys.previous {
@@ -703,7 +707,7 @@ mod tests {
             brand: "ConnectMachine",
             format: Format::Envelope,
             event_type: "contact.created",
-            delivery_id: DeliveryId::default(),
+            message_id: DeliveryId::default(),
             attempt_time: t,
         };
         let h = delivery_headers(meta, keys, body, &custom);

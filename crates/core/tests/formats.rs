@@ -243,7 +243,7 @@ fn golden_headers_of_every_format() {
             brand: "ConnectMachine",
             format,
             event_type: case.event_type,
-            delivery_id: DELIVERY_ID,
+            message_id: DELIVERY_ID,
             attempt_time: time::parse("2026-05-15T10:30:01.250Z").unwrap(),
         };
         let keys = SigningKeys {
@@ -458,7 +458,7 @@ fn every_catalog_event_renders_in_every_format_that_carries_it() {
                     brand: "Hookline",
                     format,
                     event_type: native,
-                    delivery_id: DeliveryId::default(),
+                    message_id: DeliveryId::default(),
                     attempt_time: ev.occurred_at,
                 },
                 SigningKeys {

@@ -46,12 +46,12 @@ pub fn sender_for(config: &Config) -> anyhow::Result<Sender> {
 }
 
 /// The body of one delivery of `event` in `format`, byte for byte as it is sent (rendering is a pure
-/// function of the stored event, so the log can show it again later).
+/// function of the stored event and the delivery's `message_id`, so the log can show it again later).
 pub fn render_body(
     event: &Event,
     tenant_name: &str,
     format: Format,
-    delivery_id: DeliveryId,
+    message_id: DeliveryId,
     item_index: Option<u32>,
 ) -> Vec<u8> {
     let fields = EventFields {
@@ -67,7 +67,7 @@ pub fn render_body(
         changes: event.changes.as_ref(),
         batch: event.batch.as_ref(),
     };
-    formats::render_body(format, &fields, delivery_id, item_index.map(|i| i as usize))
+    formats::render_body(format, &fields, message_id, item_index.map(|i| i as usize))
 }
 
 /// One attempt to make: which delivery of which event to which webhook.
@@ -76,7 +76,12 @@ pub struct Target<'a> {
     pub webhook: &'a Webhook,
     pub event: &'a Event,
     pub tenant_name: &'a str,
+    /// The log record this attempt belongs to (the attempt row, spans and logs name it).
     pub delivery_id: DeliveryId,
+    /// What the receiver sees as the delivery's id, rendered and signed: the first delivery of a
+    /// chain of resends and replays (`Delivery::message_id`), so retries, resends and replays of
+    /// one event to one webhook all carry the same id.
+    pub message_id: DeliveryId,
     pub item_index: Option<u32>,
     /// How to render: the delivery's own format (fixed when it was made), not the webhook's now.
     pub format: Format,
@@ -103,6 +108,7 @@ pub async fn attempt_signed_with(
         event,
         tenant_name,
         delivery_id,
+        message_id,
         item_index,
         format,
         attempt_number,
@@ -114,7 +120,7 @@ pub async fn attempt_signed_with(
         &event.event_type,
         attempt_number,
     );
-    let body = render_body(event, tenant_name, format, delivery_id, item_index);
+    let body = render_body(event, tenant_name, format, message_id, item_index);
     let started_at = time::now();
     let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
         (Some(p), Some(until)) if until > started_at => Some(p.expose()),
@@ -128,7 +134,7 @@ pub async fn attempt_signed_with(
         brand: &config.brand,
         format,
         event_type: &event.event_type,
-        delivery_id,
+        message_id,
         attempt_time: started_at,
     };
     let mut headers = formats::delivery_headers(meta, keys, &body, &webhook.headers);
@@ -208,7 +214,20 @@ fn outcome(
     }
 }
 
-/// What state a delivery moves to after an attempt, by the webhook's (or the default) schedule.
+/// A uniform random number in `[0, 1)` for the retry jitter. Jitter only spreads load, so if the
+/// operating system's generator ever fails, the middle of the band (the exact delay) is used
+/// rather than failing the attempt's bookkeeping.
+fn uniform_draw() -> f64 {
+    let mut b = [0u8; 8];
+    match getrandom::fill(&mut b) {
+        // The top 53 bits fill an f64's mantissa exactly.
+        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
+        Err(_) => 0.5,
+    }
+}
+
+/// What state a delivery moves to after an attempt, by the webhook's (or the default) schedule,
+/// with the deployment's jitter applied to the delay.
 pub fn next_state(config: &Config, webhook: &Webhook, o: &AttemptOutcome) -> NextState {
     let schedule = webhook
         .retry_schedule
@@ -220,11 +239,29 @@ pub fn next_state(config: &Config, webhook: &Webhook, o: &AttemptOutcome) -> Nex
         schedule,
         o.retry_after,
         config.retry_after_cap,
+        config.retry_jitter,
+        uniform_draw(),
     ) {
         Next::Delivered => NextState::Delivered,
         Next::Failed => NextState::Failed,
         Next::RetryIn(d) => {
             NextState::RetryAt(time::now() + chrono::Duration::from_std(d).unwrap_or_default())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_draws_are_uniform_numbers_below_one_and_vary() {
+        let draws: Vec<f64> = (0..200).map(|_| uniform_draw()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)), "{draws:?}");
+        // 200 draws of 53 random bits: equal ones would mean the generator isn't being used.
+        let mut bits: Vec<u64> = draws.iter().map(|d| d.to_bits()).collect();
+        bits.sort_unstable();
+        bits.dedup();
+        assert_eq!(bits.len(), 200);
     }
 }

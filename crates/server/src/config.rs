@@ -5,7 +5,7 @@
 //! Everything is validated here, once, at start: a bad value stops the process with a message that
 //! names the key, instead of surfacing later as a confusing runtime failure.
 
-use hookline_core::retry::{parse_delay, DisablePolicy, RetrySchedule};
+use hookline_core::retry::{parse_delay, DisablePolicy, Jitter, RetrySchedule};
 use hookline_core::sealing::EncryptionKey;
 use hookline_core::url_policy::{IpCidr, UrlPolicy};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,6 +33,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("timeout", Kind::Str),
     ("retry_schedule", Kind::Str),
     ("retry_after_cap", Kind::Str),
+    ("retry_jitter", Kind::Str),
     ("response_body_cap", Kind::Int),
     ("batch_max_size", Kind::Int),
     ("max_concurrency_per_webhook", Kind::Int),
@@ -79,6 +80,7 @@ struct RawConfig {
     timeout: Option<String>,
     retry_schedule: Option<StringOrList>,
     retry_after_cap: Option<String>,
+    retry_jitter: Option<StringOrNumber>,
     response_body_cap: Option<u64>,
     batch_max_size: Option<u64>,
     max_concurrency_per_webhook: Option<u64>,
@@ -113,6 +115,15 @@ struct RawConfig {
     public_url: Option<String>,
 }
 
+/// `retry_jitter` may be written `"10%"` or `0.1` (or `0`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    String(String),
+    Int(i64),
+    Float(f64),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum StringOrList {
@@ -133,6 +144,8 @@ pub struct Config {
     pub retry_schedule: RetrySchedule,
     /// Longest `Retry-After` honoured.
     pub retry_after_cap: Duration,
+    /// How far each retry delay is spread at random (±10 % by default).
+    pub retry_jitter: Jitter,
     pub response_body_cap: usize,
     pub batch_max_size: usize,
     pub max_concurrency_per_webhook: usize,
@@ -547,6 +560,13 @@ impl RawConfig {
             timeout,
             retry_schedule,
             retry_after_cap: duration("retry_after_cap", self.retry_after_cap, "1h")?,
+            retry_jitter: match self.retry_jitter {
+                None => Ok(Jitter::recommended()),
+                Some(StringOrNumber::String(s)) => Jitter::parse(&s),
+                Some(StringOrNumber::Int(i)) => Jitter::from_fraction(i as f64),
+                Some(StringOrNumber::Float(f)) => Jitter::from_fraction(f),
+            }
+            .map_err(|e| ConfigError(format!("retry_jitter: {e}")))?,
             response_body_cap: bounded(
                 "response_body_cap",
                 self.response_body_cap,
@@ -672,6 +692,7 @@ mod tests {
         assert!(c.url_policy.allow_targets.is_empty());
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.retry_schedule, RetrySchedule::recommended());
+        assert_eq!(c.retry_jitter, Jitter::recommended());
         assert_eq!(c.response_body_cap, 4096);
         assert_eq!(c.batch_max_size, 100);
         assert_eq!(c.retention_days, 30);
@@ -719,6 +740,28 @@ mod tests {
     }
 
     #[test]
+    fn retry_jitter_and_exponential_schedules_are_read_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookline.toml");
+        std::fs::write(
+            &path,
+            "retry_jitter = 0.25\nretry_schedule = \"exp:1m..4m x4\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[]), &[]).unwrap();
+        assert_eq!(c.retry_jitter, Jitter::parse("25%").unwrap());
+        assert_eq!(
+            c.retry_schedule.to_json(),
+            serde_json::json!(["1m", "2m", "4m", "4m"])
+        );
+        std::fs::write(&path, "retry_jitter = 0\n").unwrap();
+        let c = Config::load(Some(&path), env(&[]), &[]).unwrap();
+        assert_eq!(c.retry_jitter, Jitter::none());
+        let c = Config::load(Some(&path), env(&[("HOOKLINE_RETRY_JITTER", "5%")]), &[]).unwrap();
+        assert_eq!(c.retry_jitter, Jitter::parse("0.05").unwrap());
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         for (k, v, needle) in [
             ("HOOKLINE_ALLOW_HTTP", "maybe", "allow_http"),
@@ -727,6 +770,13 @@ mod tests {
             ("HOOKLINE_BRAND", "Bad Brand", "brand"),
             ("HOOKLINE_TIMEOUT", "10 parsecs", "timeout"),
             ("HOOKLINE_RETRY_SCHEDULE", "6m,soon", "retry_schedule"),
+            (
+                "HOOKLINE_RETRY_SCHEDULE",
+                "exp:1d..30s x3",
+                "retry_schedule",
+            ),
+            ("HOOKLINE_RETRY_JITTER", "60%", "retry_jitter"),
+            ("HOOKLINE_RETRY_JITTER", "lots", "retry_jitter"),
             ("HOOKLINE_BATCH_MAX_SIZE", "0", "batch_max_size"),
             ("HOOKLINE_SQLITE_SYNCHRONOUS", "off", "sqlite_synchronous"),
             ("HOOKLINE_LOG_FORMAT", "xml", "log_format"),

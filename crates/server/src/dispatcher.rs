@@ -334,6 +334,7 @@ impl Dispatcher {
             event: &job.event,
             tenant_name: &job.tenant,
             delivery_id: d.id,
+            message_id: d.message_id,
             item_index: d.item_index,
             format: d.format,
             attempt_number: d.attempt_number,

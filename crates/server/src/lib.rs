@@ -158,7 +158,9 @@ impl App {
     }
 }
 
-/// Prunes old attempts of delivered deliveries (and expired idempotency keys) once an hour.
+/// Once an hour, prunes what finished more than `retention_days` ago — attempts, then delivered
+/// or failed deliveries, then events with no delivery left (see `Store::prune`) — and expired
+/// idempotency keys; counts go to `/metrics` (`hookline_pruned_total{table}`) and the log.
 async fn retention(h: Hookline, shutdown: CancellationToken) {
     loop {
         let days = chrono::Duration::days(h.config.retention_days as i64);
@@ -168,8 +170,17 @@ async fn retention(h: Hookline, shutdown: CancellationToken) {
             .prune(now - days, now - chrono::Duration::hours(24))
             .await
         {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(attempts = n, "pruned delivered attempts past retention"),
+            Ok(p) => {
+                h.metrics.pruned(p);
+                if p.total() > 0 {
+                    tracing::info!(
+                        attempts = p.attempts,
+                        deliveries = p.deliveries,
+                        events = p.events,
+                        "pruned finished rows past retention"
+                    );
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "retention pass failed"),
         }
         tokio::select! {

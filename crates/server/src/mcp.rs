@@ -196,7 +196,8 @@ pub struct CreateWebhookArgs {
     pub format: Option<String>,
     /// Extra headers sent with every delivery.
     pub headers: Option<BTreeMap<String, String>>,
-    /// Delays before each retry: seconds or strings like "30s", "6m", "2h"; [] never retries.
+    /// Delays before each retry: seconds or strings like "30s", "6m", "2h", or "exp:30s..1h x8"
+    /// (8 retries doubling from 30s, capped at 1h); [] never retries.
     pub retry_schedule: Option<Vec<Value>>,
     /// At most this many deliveries per second.
     pub rate_limit: Option<u32>,

@@ -6,7 +6,7 @@
 //! backlog (index-only queries, no scan of the whole delivery table) and renders the text format.
 //! See ARCHITECTURE.md, "Observability".
 
-use hookline_store::{Backlog, DeliveryStatus};
+use hookline_store::{Backlog, DeliveryStatus, Pruned};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,6 +32,8 @@ pub struct Metrics {
     deliveries: Family<Labels, Gauge>,
     oldest_due_seconds: Gauge<f64, AtomicU64>,
     in_flight: Gauge,
+    /// Rows retention deleted on this node, by `table` (attempts, deliveries, events).
+    pruned: Family<Labels, Counter>,
     /// When the terminal statuses' counts were last taken (they cost a scan).
     terminal_counted_at: Mutex<Option<Instant>>,
 }
@@ -90,6 +92,12 @@ impl Metrics {
         let deliveries = Family::<Labels, Gauge>::default();
         let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
         let in_flight = Gauge::default();
+        let pruned = Family::<Labels, Counter>::default();
+        registry.register(
+            "pruned",
+            "Rows deleted by retention on this node, by table.",
+            pruned.clone(),
+        );
         registry.register(
             "attempts",
             "HTTP attempts made by this node.",
@@ -148,6 +156,7 @@ impl Metrics {
             deliveries,
             oldest_due_seconds,
             in_flight,
+            pruned,
             terminal_counted_at: Mutex::new(None),
         }
     }
@@ -178,6 +187,17 @@ impl Metrics {
 
     pub fn unstorable_result(&self) {
         self.unstorable_results.inc();
+    }
+
+    /// What one retention pass deleted.
+    pub fn pruned(&self, p: Pruned) {
+        for (table, n) in [
+            ("attempts", p.attempts),
+            ("deliveries", p.deliveries),
+            ("events", p.events),
+        ] {
+            self.pruned.get_or_create(&[("table", table)]).inc_by(n);
+        }
     }
 
     pub fn set_in_flight(&self, n: usize) {
@@ -261,5 +281,25 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn retention_passes_add_up_per_table() {
+        let m = Metrics::new();
+        for events in [1, 2] {
+            m.pruned(Pruned {
+                attempts: 10,
+                deliveries: 4,
+                events,
+            });
+        }
+        let text = m.render(&Backlog::default(), true);
+        for line in [
+            "hookline_pruned_total{table=\"attempts\"} 20",
+            "hookline_pruned_total{table=\"deliveries\"} 8",
+            "hookline_pruned_total{table=\"events\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -7,8 +7,8 @@ use crate::jobs::{Job, ReplayJob};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ConsoleSession, Delivery,
     DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck, PlanFn,
-    PortalGrant, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant, Webhook,
-    WebhookEdit, WebhookFilter, WebhookHour,
+    PortalGrant, Pruned, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant,
+    Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
 use crate::sealed::{Reseal, ResealReport};
 use async_trait::async_trait;
@@ -188,10 +188,14 @@ pub trait Store: Send + Sync + 'static {
         filter: ReplayFilter,
         dry_run: bool,
     ) -> Result<u64>;
-    /// Deletes attempts of delivered deliveries started before `attempts_before`, hourly stats of
-    /// hours that ended by then (the hour `attempts_before` falls in is kept), and idempotency
-    /// records older than `keys_before`. Returns the number of attempts removed.
-    async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64>;
+    /// Retention, oldest first and in chunks of at most `PRUNE_CHUNK` rows per statement so no
+    /// writer waits long: attempts of terminal (delivered or failed) deliveries started before
+    /// `before`, then terminal deliveries last changed before `before`, then events created before
+    /// `before` that have no delivery left (so an event with a delivery still pending, retrying or
+    /// delivering — or any delivery too recent to prune — stays), hourly stats of hours that ended
+    /// by `before` (the hour it falls in is kept), and idempotency records older than
+    /// `keys_before`. Returns the rows removed per table.
+    async fn prune(&self, before: Timestamp, keys_before: Timestamp) -> Result<Pruned>;
     /// Deliveries per status across tenants, and the age at `now` of the oldest due delivery
     /// (pending or retrying and due, or leased by a node whose lease expired). Queued statuses (pending,
     /// retrying, delivering) are counted through their partial indexes, so the cost follows the

@@ -4,7 +4,7 @@
 
 use crate::model::{AttemptResult, Event, NextState};
 use hookline_core::ids::{EventId, TenantId, WebhookId};
-use hookline_core::retry::DisablePolicy;
+use hookline_core::retry::{self, DisablePolicy};
 use hookline_core::time::Timestamp;
 
 /// The net effect of a batch on one webhook's streak.
@@ -19,6 +19,9 @@ pub struct HealthDelta {
     pub first_failure_at: Option<Timestamp>,
     /// When the last attempt of the batch started (the time the disable rule is judged at).
     pub last_at: Timestamp,
+    /// A receiver answered 410 Gone in the batch: the webhook goes off at once, whatever the
+    /// streak (a later success in the same batch does not undo what the receiver said).
+    pub gone: bool,
 }
 
 /// Deltas per webhook, in first-seen order, from the results that were applied.
@@ -35,12 +38,14 @@ pub fn deltas<'a>(results: impl IntoIterator<Item = &'a AttemptResult>) -> Vec<H
                     failures: 0,
                     first_failure_at: None,
                     last_at: at,
+                    gone: false,
                 });
                 out.len() - 1
             }
         };
         let d = &mut out[i];
         d.last_at = d.last_at.max(at);
+        d.gone |= retry::endpoint_gone(r.attempt.status_code);
         if r.next == NextState::Delivered {
             d.reset = true;
             d.failures = 0;
@@ -63,16 +68,23 @@ pub struct Streak {
 
 /// Why the webhook must be disabled now, or `None`.
 ///
-/// Only a batch that added failures can disable (a batch ending in a success never does), and only
-/// an enabled webhook (an already disabled one keeps its first reason). How long it has been
-/// failing is measured up to the batch's last attempt rather than the clock, so the verdict depends
-/// on the attempts alone, not on when the batch happened to be written.
+/// Only an enabled webhook is disabled (an already disabled one keeps its first reason). A 410 Gone
+/// in the batch disables it at once with reason `endpoint_gone`. Otherwise only a batch that added
+/// failures can disable (a batch ending in a success never does). How long it has been failing is
+/// measured up to the batch's last attempt rather than the clock, so the verdict depends on the
+/// attempts alone, not on when the batch happened to be written.
 pub fn disable_reason(
     delta: &HealthDelta,
     stored: &Streak,
     policy: &DisablePolicy,
 ) -> Option<String> {
-    if delta.failures == 0 || !stored.enabled {
+    if !stored.enabled {
+        return None;
+    }
+    if delta.gone {
+        return Some(retry::ENDPOINT_GONE.to_string());
+    }
+    if delta.failures == 0 {
         return None;
     }
     let failing_for = stored
@@ -165,6 +177,7 @@ mod tests {
             failures,
             first_failure_at: (failures > 0).then(|| at(0)),
             last_at: at(last_at),
+            gone: false,
         }
     }
 
@@ -205,6 +218,28 @@ mod tests {
         // A streak start after the last attempt (clock skew between nodes) counts as no time.
         assert_eq!(
             disable_reason(&delta(1, 10), &streak(true, 5, Some(7200)), &policy),
+            None
+        );
+    }
+
+    #[test]
+    fn a_410_disables_at_once_as_endpoint_gone() {
+        let w = WebhookId(Uuid::from_u128(7));
+        let mut gone = result(w, false, 1);
+        gone.attempt.status_code = Some(410);
+        let mut other = result(w, false, 2);
+        other.attempt.status_code = Some(404);
+        let d = deltas(&[gone, other.clone(), result(w, true, 3)]);
+        assert!(d[0].gone);
+        assert!(!deltas(&[other])[0].gone);
+        let policy = DisablePolicy::default();
+        assert_eq!(
+            disable_reason(&d[0], &streak(true, 0, None), &policy).as_deref(),
+            Some("endpoint_gone")
+        );
+        // An already disabled webhook keeps the reason it was disabled for.
+        assert_eq!(
+            disable_reason(&d[0], &streak(false, 0, None), &policy),
             None
         );
     }

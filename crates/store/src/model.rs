@@ -186,6 +186,10 @@ pub struct Delivery {
     /// How it is rendered (fixed when it was made).
     pub format: Format,
     pub resent_from: Option<DeliveryId>,
+    /// The id the receiver sees and deduplicates on (`X-{Brand}-Delivery-ID`, `webhook-id`, the
+    /// envelope's `event_id`): the first delivery of its chain of resends and replays, so its own
+    /// `id` on a fresh delivery. `id` names the log record; this names the message.
+    pub message_id: DeliveryId,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
     pub created_at: Timestamp,
@@ -255,6 +259,8 @@ pub struct Claim {
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub id: DeliveryId,
+    /// What the receiver sees as the delivery's id (see [`Delivery::message_id`]).
+    pub message_id: DeliveryId,
     pub tenant_id: TenantId,
     pub webhook_id: WebhookId,
     pub event_id: EventId,
@@ -478,4 +484,21 @@ pub struct JobAdvance {
     pub result: serde_json::Value,
     /// This was the last step: the job succeeds.
     pub finished: bool,
+}
+
+/// What one retention pass deleted, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Attempts of delivered or failed deliveries started before the cutoff.
+    pub attempts: u64,
+    /// Delivered or failed deliveries last changed before the cutoff.
+    pub deliveries: u64,
+    /// Events created before the cutoff with no delivery left.
+    pub events: u64,
+}
+
+impl Pruned {
+    pub fn total(&self) -> u64 {
+        self.attempts + self.deliveries + self.events
+    }
 }

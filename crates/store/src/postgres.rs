@@ -24,8 +24,8 @@ use crate::jobs::{self, ReplayJob, JOB_COLS};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
     Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
-    PlanFn, PortalGrant, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant,
-    Webhook, WebhookEdit, WebhookFilter, WebhookHour,
+    PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter,
+    Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
 use crate::pg_tls::{MakeRustlsConnect, TlsSettings};
 use crate::sealed::{self, Reseal, ResealReport, SealedCols, Sealer};
@@ -64,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_resends.sql"),
     include_str!("../migrations/postgres/0004_api_key_lifecycle.sql"),
     include_str!("../migrations/postgres/0005_jobs.sql"),
+    include_str!("../migrations/postgres/0006_message_id_retention.sql"),
 ];
 /// Any fixed number: serialises migrations when several nodes start together.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
@@ -523,6 +524,7 @@ fn delivery_row(r: &Row) -> Result<Delivery> {
         updated_at: r.get(13),
         url: r.get(14),
         format: shared::parse_format(&r.get::<_, String>(15)).map_err(StoreError::Internal)?,
+        message_id: r.get(16),
     })
 }
 
@@ -926,15 +928,20 @@ impl Store for PostgresStore {
     }
 
     async fn reseal(&self, scope: Reseal) -> Result<ResealReport> {
-        let found: Vec<String> = self
-            .conn()
-            .await?
-            .query(&sealed::key_ids_sql(), &[])
-            .await
-            .map_err(pg_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        // Maintenance, like a migration: its scans may outlast the pool's statement timeout
+        // (lifted per transaction only).
+        const NO_TIMEOUT: &str = "SET LOCAL statement_timeout = 0";
+        let found: Vec<String> = {
+            let mut c = self.conn().await?;
+            let tx = begin(&mut c).await?;
+            tx.batch_execute(NO_TIMEOUT).await.map_err(pg_err)?;
+            let rows = tx
+                .query(&sealed::key_ids_sql(), &[])
+                .await
+                .map_err(pg_err)?;
+            tx.commit().await.map_err(pg_err)?;
+            rows.iter().map(|r| r.get(0)).collect()
+        };
         self.sealer.check_key_ids(&found)?;
         let cond = sealed::needs_reseal_sql(scope, &self.sealer.current_id().unwrap_or_default());
         let select = format!(
@@ -952,6 +959,7 @@ impl Store for PostgresStore {
             // concurrent edit either waits for it or is seen by it.
             let mut c = self.conn().await?;
             let tx = begin(&mut c).await?;
+            tx.batch_execute(NO_TIMEOUT).await.map_err(pg_err)?;
             let rows = tx.query(&select, &[&after]).await.map_err(pg_err)?;
             for r in &rows {
                 let id: WebhookId = r.get(0);
@@ -1488,8 +1496,9 @@ impl Store for PostgresStore {
         }
         let rows = tx
             .query(
-                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count, format FROM deliveries
-                 WHERE lease_owner = $1 AND status = 'delivering'",
+                "SELECT id, tenant_id, webhook_id, event_id, item_index, attempt_count, format,
+                   COALESCE(message_id, id)
+                 FROM deliveries WHERE lease_owner = $1 AND status = 'delivering'",
                 &[&token],
             )
             .await
@@ -1507,6 +1516,7 @@ impl Store for PostgresStore {
                 let format: String = r.get(6);
                 Ok(ClaimedDelivery {
                     id: r.get(0),
+                    message_id: r.get(7),
                     tenant_id: r.get(1),
                     webhook_id: r.get(2),
                     event_id: r.get(3),
@@ -1874,27 +1884,31 @@ impl Store for PostgresStore {
         copy_deliveries(&**c, tenant_id, &shared::copies(originals)).await
     }
 
-    async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64> {
+    async fn prune(&self, before: Timestamp, keys_before: Timestamp) -> Result<Pruned> {
         let c = self.conn().await?;
-        let mut total = 0;
-        loop {
-            let n = c
-                .execute(
-                    "DELETE FROM attempts WHERE id IN (
-                       SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-                       WHERE a.started_at < $1 AND d.status = 'delivered' LIMIT $2)",
-                    &[&attempts_before, &(PRUNE_CHUNK as i64)],
-                )
-                .await
-                .map_err(pg_err)?;
-            total += n;
-            if n < PRUNE_CHUNK {
-                break;
+        let mut pruned = Pruned::default();
+        // Children before parents, each in bounded chunks (one short transaction per statement)
+        // so few rows are locked at once.
+        for (sql, count) in [
+            (shared::PRUNE_ATTEMPTS, &mut pruned.attempts),
+            (shared::PRUNE_DELIVERIES, &mut pruned.deliveries),
+            (shared::PRUNE_EVENTS, &mut pruned.events),
+        ] {
+            let sql = shared::prune_sql(sql, "$1", "$2");
+            loop {
+                let n = c
+                    .execute(&sql, &[&before, &(PRUNE_CHUNK as i64)])
+                    .await
+                    .map_err(pg_err)?;
+                *count += n;
+                if n < PRUNE_CHUNK {
+                    break;
+                }
             }
         }
         c.execute(
             "DELETE FROM webhook_hours WHERE hour < $1",
-            &[&stats::retention_cutoff(attempts_before)],
+            &[&stats::retention_cutoff(before)],
         )
         .await
         .map_err(pg_err)?;
@@ -1904,7 +1918,7 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(pg_err)?;
-        Ok(total)
+        Ok(pruned)
     }
 
     async fn backlog(&self, now: Timestamp, terminal: bool) -> Result<Backlog> {

@@ -31,7 +31,7 @@ pub(crate) const EVENT_COLS: &str =
 /// A delivery with its webhook's URL: selected `FROM deliveries d JOIN webhooks w`.
 pub(crate) const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
     d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
-    d.created_at, d.updated_at, w.url, d.format";
+    d.created_at, d.updated_at, w.url, d.format, COALESCE(d.message_id, d.id)";
 
 pub(crate) const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
     error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
@@ -88,7 +88,33 @@ pub(crate) fn grant_with_webhook(
     Some(list)
 }
 
-/// How many attempts one prune statement deletes at most: small enough to keep each write short (the
+/// The statuses retention may delete: a delivery still pending, retrying or delivering is never
+/// pruned, nor its attempts, nor its event. The same SQL text on both backends.
+pub(crate) const PRUNABLE_STATUS: &str = "('delivered', 'failed')";
+
+/// One chunk of retention per table, children before parents: `{before}` is the cutoff, `{limit}`
+/// the chunk size, `{terminal}` [`PRUNABLE_STATUS`]. Each deletes by primary key through a bounded
+/// subquery (neither dialect has `DELETE … LIMIT`). Attempts go by when they started, deliveries by
+/// when they last changed (when they became terminal), events by when they were stored and only
+/// once no delivery of theirs is left, whatever its status.
+pub(crate) const PRUNE_ATTEMPTS: &str = "DELETE FROM attempts WHERE id IN (
+       SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+       WHERE a.started_at < {before} AND d.status IN {terminal} LIMIT {limit})";
+pub(crate) const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN (
+       SELECT id FROM deliveries WHERE status IN {terminal} AND updated_at < {before} LIMIT {limit})";
+pub(crate) const PRUNE_EVENTS: &str = "DELETE FROM events WHERE id IN (
+       SELECT e.id FROM events e WHERE e.created_at < {before}
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT {limit})";
+
+/// A `PRUNE_*` statement in a dialect's placeholders.
+pub(crate) fn prune_sql(template: &str, before: &str, limit: &str) -> String {
+    template
+        .replace("{terminal}", PRUNABLE_STATUS)
+        .replace("{before}", before)
+        .replace("{limit}", limit)
+}
+
+/// How many rows one prune statement deletes at most: small enough to keep each write short (the
 /// SQLite writer stays responsive, PostgreSQL holds few locks at once).
 pub(crate) const PRUNE_CHUNK: u64 = 5000;
 
@@ -206,13 +232,16 @@ pub(crate) fn copies(originals: impl IntoIterator<Item = DeliveryId>) -> Vec<Del
 
 /// The `INSERT … SELECT` that copies a delivery `d` (found by `from`, which must name it `d`): same
 /// event, webhook, format, object and ordering key, due at `now` as a new pending delivery that
-/// remembers what it was resent from.
+/// remembers what it was resent from. The copy keeps the receiver-facing id of the chain's first
+/// delivery (`message_id`; NULL on a fresh delivery, meaning its own id), never the intermediate's,
+/// so a receiver that deduplicates sees every resend and replay as the message it already knows.
 pub(crate) fn copy_delivery_sql(new_id: &str, now: &str, from: &str) -> String {
     format!(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-           next_attempt_at, item_index, format, ordering_key, resent_from, created_at, updated_at)
+           next_attempt_at, item_index, format, ordering_key, resent_from, message_id, created_at,
+           updated_at)
          SELECT {new_id}, d.tenant_id, d.webhook_id, d.event_id, d.event_type, 'pending', 0, {now},
-           d.item_index, d.format, d.ordering_key, d.id, {now}, {now}
+           d.item_index, d.format, d.ordering_key, d.id, COALESCE(d.message_id, d.id), {now}, {now}
          {from}"
     )
 }

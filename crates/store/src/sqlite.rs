@@ -16,8 +16,8 @@ use crate::jobs::{self, ReplayJob, JOB_COLS};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
     Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
-    PlanFn, PortalGrant, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant,
-    Webhook, WebhookEdit, WebhookFilter, WebhookHour,
+    PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter,
+    Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
 use crate::sealed::{self, RawWebhook, Reseal, ResealReport, SealedCols, Sealer};
 use crate::shared::{
@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_resends.sql"),
     include_str!("../migrations/sqlite/0004_api_key_lifecycle.sql"),
     include_str!("../migrations/sqlite/0005_jobs.sql"),
+    include_str!("../migrations/sqlite/0006_message_id_retention.sql"),
 ];
 
 /// Most write jobs folded into one transaction.
@@ -716,6 +717,7 @@ fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
         updated_at: ts(r.get(13)?)?,
         url: r.get(14)?,
         format: shared::parse_format(&r.get::<_, String>(15)?).map_err(conversion)?,
+        message_id: r.get(16)?,
     })
 }
 
@@ -1449,7 +1451,8 @@ impl Store for SqliteStore {
                 "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3
                  WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?4 AND status = 'delivering'
                               AND lease_until < ?3 ORDER BY lease_until LIMIT ?5)
-                 RETURNING id, tenant_id, webhook_id, event_id, item_index, attempt_count, format",
+                 RETURNING id, tenant_id, webhook_id, event_id, item_index, attempt_count, format,
+                   COALESCE(message_id, id)",
             )?;
             let mut due = c.prepare_cached(
                 "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3
@@ -1460,11 +1463,13 @@ impl Store for SqliteStore {
                           AND e.ordering_key = d.ordering_key AND e.id < d.id
                           AND e.status IN ('pending', 'retrying', 'delivering')))
                    ORDER BY d.next_attempt_at LIMIT ?5)
-                 RETURNING id, tenant_id, webhook_id, event_id, item_index, attempt_count, format",
+                 RETURNING id, tenant_id, webhook_id, event_id, item_index, attempt_count, format,
+                   COALESCE(message_id, id)",
             )?;
             let claimed_row = |r: &Row| {
                 Ok(ClaimedDelivery {
                     id: r.get(0)?,
+                    message_id: r.get(7)?,
                     tenant_id: r.get(1)?,
                     webhook_id: r.get(2)?,
                     event_id: r.get(3)?,
@@ -1765,30 +1770,35 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn prune(&self, attempts_before: Timestamp, keys_before: Timestamp) -> Result<u64> {
-        // Bounded chunks keep each write short so the writer stays responsive.
-        let mut total = 0;
-        loop {
-            let n = self
-                .write(move |c| {
-                    let n = c.execute(
-                        "DELETE FROM attempts WHERE rowid IN (
-                           SELECT a.rowid FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-                           WHERE a.started_at < ?1 AND d.status = 'delivered' LIMIT ?2)",
-                        params![time::format(&attempts_before), PRUNE_CHUNK as i64],
-                    )?;
-                    Ok(n as u64)
-                })
-                .await?;
-            total += n;
-            if n < PRUNE_CHUNK {
-                break;
+    async fn prune(&self, before: Timestamp, keys_before: Timestamp) -> Result<Pruned> {
+        let cutoff = time::format(&before);
+        let mut pruned = Pruned::default();
+        // Children before parents, each in bounded chunks (one write job per chunk) so the writer
+        // stays responsive between them.
+        for (sql, count) in [
+            (shared::PRUNE_ATTEMPTS, &mut pruned.attempts),
+            (shared::PRUNE_DELIVERIES, &mut pruned.deliveries),
+            (shared::PRUNE_EVENTS, &mut pruned.events),
+        ] {
+            let sql = shared::prune_sql(sql, "?1", "?2");
+            loop {
+                let (sql, cutoff) = (sql.clone(), cutoff.clone());
+                let n = self
+                    .write(move |c| {
+                        let n = c.execute(&sql, params![cutoff, PRUNE_CHUNK as i64])?;
+                        Ok(n as u64)
+                    })
+                    .await?;
+                *count += n;
+                if n < PRUNE_CHUNK {
+                    break;
+                }
             }
         }
         self.write(move |c| {
             c.execute(
                 "DELETE FROM webhook_hours WHERE hour < ?1",
-                [time::format(&stats::retention_cutoff(attempts_before))],
+                [time::format(&stats::retention_cutoff(before))],
             )?;
             c.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?1",
@@ -1797,7 +1807,7 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await?;
-        Ok(total)
+        Ok(pruned)
     }
 
     async fn backlog(&self, now: Timestamp, terminal: bool) -> Result<Backlog> {

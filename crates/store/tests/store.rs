@@ -129,7 +129,7 @@ suite!(
     results_need_the_current_lease,
     ordering_holds_later_events_of_a_record,
     replay_and_resend_copy_deliveries,
-    prune_removes_only_old_delivered_attempts,
+    retention_prunes_finished_rows_and_keeps_live_ones,
     record_writes_are_atomic_versioned_and_scoped,
     webhook_edits_see_the_latest_row_and_keep_health,
     reclaimed_leases_count_against_the_per_webhook_quota,
@@ -1472,7 +1472,20 @@ async fn replay_and_resend_copy_deliveries(f: Fixture) {
     let copy = f.store.resend(t.id, original).await.unwrap().unwrap();
     let (d, _) = f.store.get_delivery(t.id, copy).await.unwrap().unwrap();
     assert_eq!(d.resent_from, Some(original));
+    assert_eq!(
+        d.message_id, original,
+        "a copy is the same message to the receiver"
+    );
     assert_eq!(d.status, DeliveryStatus::Pending);
+    // A copy of a copy names the copy as its record's origin, and the first delivery as the message.
+    let again = f.store.resend(t.id, copy).await.unwrap().unwrap();
+    let (d, _) = f.store.get_delivery(t.id, again).await.unwrap().unwrap();
+    assert_eq!((d.resent_from, d.message_id), (Some(copy), original));
+    let (d, _) = f.store.get_delivery(t.id, original).await.unwrap().unwrap();
+    assert_eq!(
+        d.message_id, original,
+        "a fresh delivery is its own message"
+    );
     assert_eq!(f.store.resend(other.id, original).await.unwrap(), None);
     // The original lists its resends and replays (newest first: the two resends, then the replay
     // above); another tenant sees none.
@@ -1508,60 +1521,133 @@ async fn replay_and_resend_copy_deliveries(f: Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!(pending.len(), 5);
+    assert_eq!(pending.len(), 6);
 }
 
-async fn prune_removes_only_old_delivered_attempts(f: Fixture) {
+async fn retention_prunes_finished_rows_and_keeps_live_ones(f: Fixture) {
     let t = f.store.create_tenant("acme").await.unwrap();
     f.store
         .insert_webhook(&hook_for(t.id, &["*"], Format::Envelope, true))
         .await
         .unwrap();
-    for i in 0..2 {
+    // Three deliveries that end delivered, failed and retrying.
+    for i in 0..3 {
         publish_contact(&f, t.id, format!("c{i}")).await;
     }
     let claim = f.store.claim_due(claim_req(10, 10)).await.unwrap();
+    let [delivered, failed, retrying] = [0, 1, 2].map(|i| claim.deliveries[i].clone());
     f.store
         .record_attempts(
             vec![
-                result(&claim.deliveries[0], NextState::Delivered, Some(200)),
-                result(&claim.deliveries[1], NextState::Failed, Some(400)),
+                result(&delivered, NextState::Delivered, Some(200)),
+                result(&failed, NextState::Failed, Some(400)),
+                result(
+                    &retrying,
+                    NextState::RetryAt(time::now() + chrono::Duration::days(1)),
+                    Some(503),
+                ),
             ],
             Default::default(),
         )
         .await
         .unwrap();
+    // One delivery in flight (claimed, no result), one pending, and a pending resend of the
+    // delivered one: its event keeps a live delivery while the delivered original goes.
+    publish_contact(&f, t.id, "c3").await;
+    let in_flight = f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries[0]
+        .clone();
+    publish_contact(&f, t.id, "c4").await;
+    let resent = f.store.resend(t.id, delivered.id).await.unwrap().unwrap();
+    let pending = f
+        .store
+        .list_deliveries(
+            t.id,
+            DeliveryFilter {
+                status: Some(DeliveryStatus::Pending),
+                ..Default::default()
+            },
+            Page {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id != resent)
+        .unwrap();
+
+    // Nothing is older than a cutoff in the past: everything stays.
     let now = time::now();
-    assert_eq!(
-        f.store
-            .prune(now - chrono::Duration::days(30), now)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        f.store
-            .prune(now + chrono::Duration::seconds(1), now)
-            .await
-            .unwrap(),
-        1
-    );
-    let (_, kept) = f
+    let none = f
         .store
-        .get_delivery(t.id, claim.deliveries[1].id)
+        .prune(now - chrono::Duration::days(30), now)
+        .await
+        .unwrap();
+    assert_eq!(none, hookline_store::Pruned::default());
+
+    // With every row older than the cutoff, only what finished goes: the delivered and failed
+    // deliveries with their attempts, and the failed one's event (it has nothing left). The
+    // delivered one's event stays for its pending resend.
+    let cutoff = time::now() + chrono::Duration::seconds(1);
+    let pruned = f.store.prune(cutoff, now).await.unwrap();
+    assert_eq!(
+        pruned,
+        hookline_store::Pruned {
+            attempts: 2,
+            deliveries: 2,
+            events: 1
+        }
+    );
+    for gone in [delivered.id, failed.id] {
+        assert!(f.store.get_delivery(t.id, gone).await.unwrap().is_none());
+    }
+    let (d, attempts) = f
+        .store
+        .get_delivery(t.id, retrying.id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(kept.len(), 1, "failed deliveries keep their attempts");
-    let (d, gone) = f
+    assert_eq!(
+        (d.status, attempts.len()),
+        (DeliveryStatus::Retrying, 1),
+        "a retrying delivery keeps its attempts"
+    );
+    for live in [in_flight.id, pending.id, resent] {
+        assert!(f.store.get_delivery(t.id, live).await.unwrap().is_some());
+    }
+    assert!(f
         .store
-        .get_delivery(t.id, claim.deliveries[0].id)
+        .get_event(t.id, failed.event_id)
         .await
         .unwrap()
-        .unwrap();
-    assert_eq!((d.status, gone.len()), (DeliveryStatus::Delivered, 0));
+        .is_none());
+    for kept in [
+        delivered.event_id,
+        retrying.event_id,
+        in_flight.event_id,
+        pending.event_id,
+    ] {
+        assert!(
+            f.store.get_event(t.id, kept).await.unwrap().is_some(),
+            "an event with a live delivery stays"
+        );
+    }
     let backlog = f.store.backlog(time::now(), true).await.unwrap();
-    assert_eq!(backlog.count(DeliveryStatus::Delivered), 1);
+    assert_eq!(backlog.count(DeliveryStatus::Delivered), 0);
+    assert_eq!(backlog.count(DeliveryStatus::Failed), 0);
+    assert_eq!(backlog.count(DeliveryStatus::Pending), 2);
+
+    // A second pass finds nothing more.
+    assert_eq!(
+        f.store.prune(cutoff, now).await.unwrap(),
+        hookline_store::Pruned::default()
+    );
 }
 
 async fn record_writes_are_atomic_versioned_and_scoped(f: Fixture) {

@@ -303,6 +303,15 @@ fn every_remote_command_works_with_a_url_and_a_key() {
         .contains("HTTP 200"));
     let resent = d.json(&["deliveries", "resend", &delivery]);
     assert_eq!(resent["resent_from"], delivery.as_str());
+    // The resend is a new log record that the receiver sees under the original's id.
+    assert_eq!(resent["message_id"], delivery.as_str());
+    let shown = d.ok(&["deliveries", "show", s(&resent["id"])]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("message id") && l.contains(&delivery)),
+        "{shown}"
+    );
     let replay = d.json(&[
         "deliveries",
         "replay",

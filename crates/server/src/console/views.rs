@@ -317,7 +317,7 @@ pub fn webhook_form(
                     textarea id="f-headers" name="headers" rows="3" aria-describedby="f-headers-hint" { (values.headers) }
                     @if let Some(m) = err("headers") { p.field-error role="alert" { (m) } }
                 }
-                (field("retry_schedule", "Retry schedule", &values.retry_schedule, "text", "Delays before each retry, e.g. 30s, 5m, 1h. Empty: the deployment's default."))
+                (field("retry_schedule", "Retry schedule", &values.retry_schedule, "text", "Delays before each retry, e.g. 30s, 5m, 1h, or exp:30s..1h x8 (doubling, capped). Empty: the deployment's default."))
                 (field("rate_limit", "Rate limit (deliveries per second)", &values.rate_limit, "number", "Empty: unlimited."))
                 div.field.invalid[err("ordering").is_some()] {
                     label for="f-ordering" { "Ordering" }
@@ -633,6 +633,8 @@ pub fn delivery(
         html! {
             h1 { "Delivery " code.wrap { (v.id) } }
             dl.facts {
+                // The log record's id (the heading) is not what the receiver sees on a resend.
+                dt { "Message id" } dd { code.wrap { (v.message_id) } " " small { "(what the receiver sees and deduplicates on)" } }
                 dt { "Status" } dd { span.badge.ok[v.status == "delivered"].off[v.status == "failed"] { (v.status) } }
                 dt { "Event" } dd { code { (v.event_type) } " (" code { (v.event_id) } ")" }
                 dt { "Webhook" } dd { a href={ "/webhooks/" (v.webhook_id) } { code.wrap { (v.url) } } }

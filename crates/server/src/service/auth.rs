@@ -40,7 +40,7 @@ impl Hookline {
         }
         let tenant = self.store.create_tenant(DEFAULT_TENANT).await?;
         let (_, key) = self
-            .mint_key(tenant.id, "bootstrap", KeyScope::Full, None)
+            .mint_key(tenant.id, "bootstrap", KeyScope::Full, None, time::now())
             .await?;
         Ok(Some(key))
     }
@@ -55,7 +55,7 @@ impl Hookline {
             None => self.store.create_tenant(tenant_name).await?,
         };
         let (_, key) = self
-            .mint_key(tenant.id, &key_name, KeyScope::Full, None)
+            .mint_key(tenant.id, &key_name, KeyScope::Full, None, time::now())
             .await?;
         Ok(key)
     }

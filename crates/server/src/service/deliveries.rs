@@ -23,8 +23,14 @@ use uuid::Uuid;
 /// A delivery as the log shows it.
 #[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct DeliveryView {
-    /// The delivery id receivers see (`X-{Brand}-Delivery-ID`, `event_id`, `webhook-id`).
+    /// This log record: one per delivery, resend and replay (what `/v1/deliveries/{id}`, resend
+    /// and the attempts are keyed on). Not what the receiver sees: see `message_id`.
     pub id: Uuid,
+    /// The id the receiver sees and deduplicates on (`X-{Brand}-Delivery-ID`, `webhook-id`, the
+    /// envelope's `event_id`): the same for the first delivery of an event to a webhook and for
+    /// every retry, resend and replay of it (the `id` of the first delivery of the chain; equal to
+    /// `id` on a delivery that is no resend or replay).
+    pub message_id: Uuid,
     pub webhook_id: Uuid,
     pub event_id: Uuid,
     pub event_type: String,
@@ -35,7 +41,7 @@ pub struct DeliveryView {
     pub next_attempt_at: Option<String>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
-    /// Set on resends and replays: the delivery this one repeats.
+    /// Set on resends and replays: the log record this one repeats (its `message_id` is the same).
     pub resent_from: Option<Uuid>,
     pub created_at: String,
     pub updated_at: String,
@@ -45,6 +51,7 @@ impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
         DeliveryView {
             id: d.id.into(),
+            message_id: d.message_id.into(),
             webhook_id: d.webhook_id.into(),
             event_id: d.event_id.into(),
             event_type: d.event_type,
@@ -301,7 +308,7 @@ impl Hookline {
     }
 
     /// The body of a delivery exactly as it is (or was) sent: rendering is a pure function of the
-    /// stored event, the delivery's format and id.
+    /// stored event, the delivery's format and receiver-facing id (`message_id`).
     pub async fn delivery_body(&self, who: &Principal, id: DeliveryId) -> Result<String> {
         let (d, _) = self.load_delivery(who, id).await?;
         let event = self
@@ -310,7 +317,7 @@ impl Hookline {
             .await?
             .ok_or_else(|| Error::not_found("event"))?;
         let tenant = self.tenant_name(who).await;
-        let body = attempt::render_body(&event, &tenant, d.format, d.id, d.item_index);
+        let body = attempt::render_body(&event, &tenant, d.format, d.message_id, d.item_index);
         String::from_utf8(body).map_err(|e| Error::Internal(e.to_string()))
     }
 
@@ -544,6 +551,8 @@ impl Hookline {
             event: &event,
             tenant_name: &tenant,
             delivery_id,
+            // A test send is a message of its own.
+            message_id: delivery_id,
             item_index: None,
             format: webhook.format,
             attempt_number: 1,
@@ -616,11 +625,14 @@ impl Hookline {
             last_attempt_at: None,
         };
         let tenant = self.tenant_name(who).await;
+        // Never stored: one id names the attempt and the message.
+        let test_id = DeliveryId::new();
         let target = attempt::Target {
             webhook: &webhook,
             event: &event,
             tenant_name: &tenant,
-            delivery_id: DeliveryId::new(),
+            delivery_id: test_id,
+            message_id: test_id,
             item_index: None,
             format: webhook.format,
             attempt_number: 1,

@@ -157,11 +157,14 @@ impl Hookline {
             input.event_type.as_deref(),
         )?;
         let tenant = self.tenant_name(who).await;
+        // The handshake's requests are messages of their own, never stored.
+        let handshake_id = DeliveryId::new();
         let target = attempt::Target {
             webhook: &webhook,
             event: &event,
             tenant_name: &tenant,
-            delivery_id: DeliveryId::new(),
+            delivery_id: handshake_id,
+            message_id: handshake_id,
             item_index: None,
             format: webhook.format,
             attempt_number: 1,

@@ -97,13 +97,15 @@ impl std::fmt::Debug for CreatedApiKey {
 }
 
 impl Hookline {
-    /// Stores a new key of `tenant_id` and returns the row and the key itself (to be shown once).
+    /// Stores a new key of `tenant_id`, made at `now` (the instant its expiry was computed from),
+    /// and returns the row and the key itself (to be shown once).
     pub(super) async fn mint_key(
         &self,
         tenant_id: hookline_core::ids::TenantId,
         name: &str,
         scope: KeyScope,
         expires_at: Option<Timestamp>,
+        now: Timestamp,
     ) -> Result<(ApiKey, String)> {
         let minted = hookline_core::signing::generate_api_key();
         let key = ApiKey {
@@ -113,7 +115,7 @@ impl Hookline {
             prefix: minted.prefix.clone(),
             key_hash: minted.hash.clone(),
             default_user_id: None,
-            created_at: time::now(),
+            created_at: now,
             scope,
             expires_at,
             last_used_at: None,
@@ -166,7 +168,7 @@ impl Hookline {
             now,
         )?;
         let (key, plaintext) = self
-            .mint_key(who.tenant_id, &name, scope, expires_at)
+            .mint_key(who.tenant_id, &name, scope, expires_at, now)
             .await?;
         Ok(CreatedApiKey {
             key: plaintext,

@@ -53,8 +53,9 @@ pub struct WebhookInput {
     /// absent `headers` keeps them); a value sent back exactly as the API shows it (masked, e.g.
     /// `Bear…en`) keeps the stored value of that header.
     pub headers: Option<BTreeMap<String, String>>,
-    /// Delays before each retry: seconds or strings like "30s", "6m", "2h"; `[]` = never retry;
-    /// `null` = the deployment default.
+    /// Delays before each retry: seconds or strings like "30s", "6m", "2h"; an item
+    /// "exp:30s..1h x8" expands to 8 delays doubling from 30s, capped at 1h (stored and shown
+    /// expanded); `[]` = never retry; `null` = the deployment default.
     #[serde(
         default,
         deserialize_with = "explicit",
@@ -281,7 +282,23 @@ impl Hookline {
         input: WebhookInput,
         idempotency_key: Option<&str>,
     ) -> Result<(WebhookView, bool)> {
-        let Some(key) = Idempotency::for_request(idempotency_key, "create_webhook", &input)? else {
+        // The secret and header values are credentials: they stay out of the stored fingerprint
+        // (a hash of a weak secret could be guessed offline from it). Whether they were given, and
+        // the header names, still count.
+        let mut fingerprint = serde_json::to_value(&input)
+            .map_err(|e| Error::Internal(format!("webhook input: {e}")))?;
+        if let Some(o) = fingerprint.as_object_mut() {
+            if o.get("secret").is_some_and(|s| !s.is_null()) {
+                o.insert("secret".into(), serde_json::json!("(given)"));
+            }
+            if let Some(serde_json::Value::Object(h)) = o.get_mut("headers") {
+                for v in h.values_mut() {
+                    *v = serde_json::json!("(given)");
+                }
+            }
+        }
+        let Some(key) = Idempotency::for_request(idempotency_key, "create_webhook", &fingerprint)?
+        else {
             return Ok((self.insert_webhook(who, input).await?, false));
         };
         let (this, who2) = (self.clone(), who.clone());

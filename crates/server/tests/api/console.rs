@@ -448,6 +448,13 @@ async fn a_view_only_portal_cant_resend_or_manage() {
     let cookie = cookie_of(&open_portal(&app, minted["url"].as_str().unwrap()).await);
     let (_, page) = get(&app, &cookie, &format!("/deliveries/{delivery}")).await;
     assert!(!page.contains(">Resend<"));
+    // What the receiver deduplicates on is shown beside the record id (the same on a first send).
+    assert!(
+        page.contains(&format!(
+            "Message id</dt><dd><code class=\"wrap\">{delivery}</code>"
+        )),
+        "{page}"
+    );
     let csrf = csrf_in(&page);
     let resp = post(
         &app,

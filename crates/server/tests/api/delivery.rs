@@ -518,7 +518,7 @@ async fn invalid_events_get_422_naming_the_field() {
 }
 
 #[tokio::test]
-async fn resend_makes_a_new_delivery_and_leaves_the_original() {
+async fn resend_makes_a_new_log_record_the_receiver_sees_under_the_original_id() {
     let app = spawn_app_with(&local_receivers()).await;
     let rx = Receiver::start().await;
     rx.then(Reply::status(400));
@@ -534,6 +534,16 @@ async fn resend_makes_a_new_delivery_and_leaves_the_original() {
     assert_ne!(new["id"], id.as_str());
     assert_eq!(new["resent_from"], id.as_str());
     assert_eq!(new["event_id"], before["event_id"]);
+    assert_eq!(
+        before["message_id"],
+        id.as_str(),
+        "a first delivery is its own message"
+    );
+    assert_eq!(
+        new["message_id"],
+        id.as_str(),
+        "a resend repeats the message"
+    );
     app.drain().await;
     assert_eq!(
         app.delivery(new["id"].as_str().unwrap()).await["status"],
@@ -541,10 +551,13 @@ async fn resend_makes_a_new_delivery_and_leaves_the_original() {
     );
     assert_eq!(app.delivery(&id).await, before, "the original is unchanged");
     let got = rx.received();
-    assert_eq!(
-        got[1].header("x-hookline-delivery-id"),
-        new["id"].as_str().unwrap()
-    );
+    assert_eq!(got.len(), 2);
+    // Retried, resent or replayed, one event to one webhook is one message to the receiver.
+    for req in &got {
+        assert_eq!(req.header("x-hookline-delivery-id"), id);
+        assert_eq!(req.header("webhook-id"), id);
+        assert_eq!(req.json()["event_id"], id.as_str());
+    }
     let (s, v) = app
         .call(
             Method::POST,
@@ -563,11 +576,90 @@ async fn resend_makes_a_new_delivery_and_leaves_the_original() {
 }
 
 #[tokio::test]
+async fn resends_of_resends_and_replays_keep_the_first_deliverys_id_for_the_receiver() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let w = app.webhook_to(&rx, json!({})).await;
+    let wid = w["id"].as_str().unwrap();
+    let since = time::format(&(time::now() - chrono::Duration::minutes(1)));
+    let id = first_delivery(&app.publish(contact("c")).await);
+    app.drain().await;
+    // A resend of the resend: the copy inherits the first delivery's message id, not the
+    // intermediate's.
+    let (s, first) = app
+        .call(Method::POST, &format!("/v1/deliveries/{id}/resend"), None)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{first}");
+    let first_id = first["id"].as_str().unwrap().to_string();
+    let (s, second) = app
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{first_id}/resend"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{second}");
+    assert_eq!(second["resent_from"], first_id.as_str());
+    assert_eq!(second["message_id"], id.as_str());
+    app.drain().await;
+    // A replay copies all three log records; each copy is still the same message.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{wid}/replay"),
+            Some(json!({"since": since, "status": ["delivered"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["count"], 3, "{v}");
+    assert_eq!(app.run_jobs().await, 1);
+    assert_eq!(app.drain().await, 3);
+    let (_, log) = app.call(Method::GET, "/v1/deliveries", None).await;
+    let log = log["data"].as_array().unwrap().clone();
+    assert_eq!(log.len(), 6, "{log:?}");
+    let mut records: Vec<&str> = log.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    records.sort();
+    records.dedup();
+    assert_eq!(
+        records.len(),
+        6,
+        "every resend and replay has its own record id"
+    );
+    for d in &log {
+        assert_eq!(d["message_id"], id.as_str(), "{d}");
+        assert_eq!(d["status"], "delivered", "{d}");
+        if d["id"] != id.as_str() {
+            let from = d["resent_from"]
+                .as_str()
+                .expect("copies name their original");
+            assert!(records.contains(&from), "{d}");
+        }
+    }
+    let got = rx.received();
+    assert_eq!(got.len(), 6);
+    for req in &got {
+        assert_eq!(req.header("x-hookline-delivery-id"), id);
+        assert_eq!(req.header("webhook-id"), id);
+        assert_eq!(req.json()["event_id"], id.as_str());
+    }
+    // One record read alone shows both ids too.
+    let (s, copy) = app
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{}", second["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{copy}");
+    assert_eq!(copy["message_id"], id.as_str());
+}
+
+#[tokio::test]
 async fn replay_counts_then_resends_failed_deliveries_in_range() {
     let app = spawn_app_with(&local_receivers()).await;
     let rx = Receiver::start().await;
     for _ in 0..3 {
-        rx.then(Reply::status(410));
+        rx.then(Reply::status(400));
     }
     let w = app.webhook_to(&rx, json!({})).await;
     let wid = w["id"].as_str().unwrap();
@@ -993,6 +1085,110 @@ async fn a_webhook_that_keeps_failing_is_disabled_and_announced() {
     app.publish(contact("after")).await;
     app.drain().await;
     assert_eq!(rx.received().len(), 4);
+}
+
+#[tokio::test]
+async fn retries_of_an_outage_spread_over_the_jitter_band() {
+    // The deployment's default jitter (±10 %); `local_receivers` turns it off for exact timings.
+    let mut cfg = local_receivers();
+    cfg.retain(|(k, _)| *k != "retry_jitter");
+    let app = spawn_app_with(&cfg).await;
+    let rx = Receiver::start().await;
+    for _ in 0..20 {
+        rx.then(Reply::status(503));
+    }
+    app.webhook_to(&rx, json!({"retry_schedule": ["1000s"]}))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(first_delivery(
+            &app.publish(contact(&format!("c{i}"))).await,
+        ));
+    }
+    let before = time::now();
+    app.drain().await;
+    let after = time::now();
+    let mut due = std::collections::BTreeSet::new();
+    for id in &ids {
+        let d = app.delivery(id).await;
+        assert_eq!(d["status"], "retrying", "{d}");
+        let next = time::parse(d["next_attempt_at"].as_str().unwrap()).unwrap();
+        // 1000 s ± 10 %, counted from a moment between `before` and `after`.
+        assert!(next >= before + chrono::Duration::seconds(900), "{d}");
+        assert!(next <= after + chrono::Duration::seconds(1100), "{d}");
+        due.insert(next);
+    }
+    // Twenty draws over a 200 s band at millisecond precision: spread out, not one instant (a
+    // couple may share a millisecond by chance, about once in a thousand runs).
+    assert!(due.len() >= 18, "{due:?}");
+    let spread = *due.last().unwrap() - *due.first().unwrap();
+    assert!(spread > chrono::Duration::seconds(20), "{due:?}");
+}
+
+#[tokio::test]
+async fn a_receiver_answering_410_disables_its_webhook_as_endpoint_gone() {
+    // One delivery of a webhook in flight at a time, so the second event is still queued when the
+    // first one's 410 is recorded.
+    let mut cfg = local_receivers();
+    cfg.push(("max_concurrency_per_webhook", "1".into()));
+    let app = spawn_app_with(&cfg).await;
+    let ops = Receiver::start().await;
+    app.webhook_to(&ops, json!({"events": ["webhook.disabled"]}))
+        .await;
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(410));
+    // The default schedule retries: a 410 must not be retried all the same.
+    let w = app.webhook_to(&rx, json!({"events": ["contact.*"]})).await;
+    let wid = w["id"].as_str().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let p = app.publish(contact(&format!("c{i}"))).await;
+        ids.extend(p["delivery_ids"].as_array().unwrap().clone());
+    }
+    assert_eq!(ids.len(), 2);
+    app.drain().await;
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "one request: no retry, nothing after"
+    );
+    let (_, got) = app
+        .call(Method::GET, &format!("/v1/webhooks/{wid}"), None)
+        .await;
+    assert_eq!(got["enabled"], false, "{got}");
+    assert_eq!(got["disabled_reason"], "endpoint_gone", "{got}");
+    let mut attempts = Vec::new();
+    for id in &ids {
+        let (s, d) = app
+            .call(
+                Method::GET,
+                &format!("/v1/deliveries/{}", id.as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{d}");
+        attempts.push((d["attempt_count"].as_u64().unwrap(), d["status"].clone()));
+    }
+    attempts.sort_by_key(|(n, _)| *n);
+    assert_eq!(
+        attempts[0].0, 0,
+        "the queued delivery is never sent: {attempts:?}"
+    );
+    assert_eq!(attempts[1], (1, json!("failed")), "{attempts:?}");
+    // The tenant's operational webhook hears about it, with the reason.
+    let notes = ops.received();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].header("x-hookline-event"), "webhooks.disabled");
+    let body = notes[0].json().to_string();
+    assert!(
+        body.contains(wid) && body.contains("endpoint_gone"),
+        "{body}"
+    );
+    // Further events are not sent to it.
+    let p = app.publish(contact("after")).await;
+    assert_eq!(p["delivery_ids"], json!([]));
+    app.drain().await;
+    assert_eq!(rx.received().len(), 1);
 }
 
 #[tokio::test]

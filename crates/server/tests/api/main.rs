@@ -67,11 +67,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Configuration every delivery test needs: loopback receivers allowed, plain HTTP allowed.
+/// Configuration every delivery test needs: loopback receivers allowed, plain HTTP allowed, no
+/// retry jitter.
 pub fn local_receivers() -> Vec<(&'static str, String)> {
     vec![
         ("allow_targets", "127.0.0.1/32".into()),
         ("allow_http", "true".into()),
+        // Exact retry delays, so tests can step the clock to a due time; jitter has its own tests.
+        ("retry_jitter", "0".into()),
     ]
 }
 

@@ -1037,3 +1037,32 @@ async fn malformed_path_ids_answer_in_the_error_shape() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_webhooks_credentials_stay_out_of_its_idempotency_fingerprint() {
+    let app = spawn_app().await;
+    let post = |secret: &str, auth: &str| {
+        let body = json!({"url": "https://hooks.example.com/x", "events": ["contact.created"],
+                          "secret": secret, "headers": {"Authorization": auth}});
+        app.client
+            .post(format!("{}/v1/webhooks", app.base))
+            .bearer_auth(&app.key)
+            .header("Idempotency-Key", "hook-1")
+            .json(&body)
+            .send()
+    };
+    let first = post("first-secret-value-000001", "Bearer one")
+        .await
+        .unwrap();
+    let status = first.status();
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // Only the credentials differ: the same request as far as the fingerprint knows.
+    let again = post("other-secret-value-000002", "Bearer two")
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+}

@@ -640,6 +640,51 @@ async fn list_paginates_newest_first_with_a_cursor() {
 }
 
 #[tokio::test]
+async fn exponential_retry_schedules_are_stored_expanded_and_bad_ones_get_422() {
+    let app = spawn_app().await;
+    let v = app
+        .create(json!({"url": "https://example.com/a", "events": ["*"], "retry_schedule": "exp:30s..1h x8"}))
+        .await;
+    let expanded = json!(["30s", "1m", "2m", "4m", "8m", "16m", "32m", "1h"]);
+    assert_eq!(v["retry_schedule"], expanded);
+    let path = format!("/v1/webhooks/{}", v["id"].as_str().unwrap());
+    let (_, got) = app.call(Method::GET, &path, None).await;
+    assert_eq!(got["retry_schedule"], expanded);
+    // Inside a list, beside explicit delays (the form MCP, the console and the CLI send).
+    let (s, p) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"retry_schedule": ["10s", "exp:1m..4m x3"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["retry_schedule"], json!(["10s", "1m", "2m", "4m"]));
+    for (schedule, needle) in [
+        (json!("exp:30s..1d x0"), "1 to 50"),
+        (json!(["exp:30s..1d x51"]), "1 to 50"),
+        (json!("exp:1d..30s x3"), "longer than the maximum"),
+        (json!("exp:30s..1d"), "exp:<first>..<max> x<retries>"),
+        (json!(["exp:1m..8d x2"]), "between 1s and 7d"),
+        (json!(["exp:1s..1m x30", "exp:1s..1m x30"]), "at most 50"),
+    ] {
+        let (s, e) = app
+            .call(
+                Method::PATCH,
+                &path,
+                Some(json!({"retry_schedule": schedule.clone()})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{schedule}: {e}");
+        assert_eq!(e["error"]["field"], "retry_schedule", "{schedule}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{schedule}: {message}");
+    }
+    let (_, after) = app.call(Method::GET, &path, None).await;
+    assert_eq!(after["retry_schedule"], json!(["10s", "1m", "2m", "4m"]));
+}
+
+#[tokio::test]
 async fn patch_changes_only_given_fields_and_null_resets() {
     let app = spawn_app().await;
     let v = app.create(json!({"url": "https://example.com/a", "events": ["*"], "name": "A", "rate_limit": 5, "retry_schedule": ["1m"]})).await;
@@ -878,6 +923,12 @@ async fn openapi_document_describes_the_routes() {
         assert!(v["paths"].get(path).is_some(), "missing {path}");
     }
     assert!(v["components"]["schemas"].get("WebhookInput").is_some());
+    // A delivery names both its log record and the message the receiver deduplicates on.
+    let delivery = &v["components"]["schemas"]["DeliveryView"]["properties"];
+    for field in ["id", "message_id"] {
+        let doc = delivery[field]["description"].as_str().unwrap_or_default();
+        assert!(doc.contains("receiver"), "{field}: {delivery}");
+    }
     assert_eq!(
         v["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
