@@ -1,4 +1,4 @@
-//! `hookline deliveries …`: the delivery log over `/v1/deliveries`: list, show, resend, replay, and
+//! `hookline deliveries …`: the delivery log over `/v1/deliveries`: list, show, resend, cancel, replay, and
 //! `tail`, which follows new deliveries and their outcomes live.
 //!
 //! `tail` polls the list endpoint (the API has no push channel for the log). It remembers what it
@@ -69,6 +69,9 @@ pub enum DeliveriesCommand {
     Show { id: String },
     /// Send a delivery's event to its webhook again, as a new delivery (prints its id).
     Resend { id: String },
+    /// Cancel a pending or retrying delivery: it is never sent again (status `cancelled`, reason
+    /// `manual`).
+    Cancel { id: String },
     /// Send a webhook's past deliveries in a time range again (default: the failed ones).
     Replay {
         /// The webhook whose deliveries to replay.
@@ -141,9 +144,14 @@ fn print_detail(d: &Value) {
         (
             "status",
             format!(
-                "{} after {} attempt(s)",
+                "{} after {} attempt(s){}",
                 text(v, "status"),
-                text(v, "attempt_count")
+                text(v, "attempt_count"),
+                // Why a cancelled delivery ended (webhook deleted or disabled, gone, by hand).
+                v["cancel_reason"]
+                    .as_str()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             ),
         ),
         ("next try", next),
@@ -219,6 +227,14 @@ pub async fn run(api: &Api, as_json: bool, cmd: &DeliveriesCommand) -> anyhow::R
                 output::json(&d);
             } else {
                 outln!("{}", text(&d, "id"));
+            }
+        }
+        DeliveriesCommand::Cancel { id } => {
+            let d = api.post(&["v1", "deliveries", id, "cancel"], None).await?;
+            if as_json {
+                output::json(&d);
+            } else {
+                outln!("{} {}", text(&d, "id"), text(&d, "status"));
             }
         }
         DeliveriesCommand::Replay {

@@ -193,6 +193,24 @@ pub const CATALOG: &[EventType] = &[
         "Hookline disabled a webhook whose deliveries kept failing."
     ),
     ev!(
+        "webhook.failing",
+        "webhook",
+        Operational,
+        "A webhook's consecutive failures reached half its auto-disable threshold (once per failing streak)."
+    ),
+    ev!(
+        "webhook.recovered",
+        "webhook",
+        Operational,
+        "A webhook that was failing answered successfully again (once per failing streak)."
+    ),
+    ev!(
+        "delivery.exhausted",
+        "delivery",
+        Operational,
+        "A delivery ended failed: its retries ran out, or the answer was not retryable."
+    ),
+    ev!(
         "webhook.test",
         "webhook",
         Operational,
@@ -207,9 +225,13 @@ pub fn lookup(name: &str) -> Option<&'static EventType> {
         .find(|e| e.name == name || e.aliases.contains(&name))
 }
 
-/// Plural of a subject type (`contact` → `contacts`) as the envelope format spells it.
+/// Plural of a subject type (`contact` → `contacts`, `delivery` → `deliveries`) as the envelope
+/// format spells it.
 pub fn plural(subject_type: &str) -> String {
-    format!("{subject_type}s")
+    match subject_type.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{stem}ies"),
+        _ => format!("{subject_type}s"),
+    }
 }
 
 /// `contact.created` → `contacts.created` (the envelope format's spelling).
@@ -306,11 +328,18 @@ pub fn event_name(input: &str) -> Option<String> {
     normalize_pattern(input).ok().filter(|n| !n.contains('*'))
 }
 
-/// `contacts` → [`contacts`, `contact`]; other prefixes unchanged. Lets `contacts.*` mean `contact.*`.
+/// `contacts` → [`contacts`, `contact`], `deliveries` → [.., `delivery`]; other prefixes
+/// unchanged. Lets `contacts.*` mean `contact.*` (the inverse of [`plural`]).
 fn singular_candidates(prefix: &str) -> Vec<String> {
     let mut out = vec![prefix.to_string()];
     let (head, tail) = prefix.split_once('.').unwrap_or((prefix, ""));
-    if let Some(single) = head.strip_suffix('s') {
+    if let Some(stem) = head.strip_suffix("ies") {
+        out.push(if tail.is_empty() {
+            format!("{stem}y")
+        } else {
+            format!("{stem}y.{tail}")
+        });
+    } else if let Some(single) = head.strip_suffix('s') {
         out.push(if tail.is_empty() {
             single.to_string()
         } else {
@@ -355,6 +384,66 @@ pub fn webhook_disabled_data(
         "disabled_at": crate::time::format(at),
     })
 }
+
+/// Operational events about one webhook that are never delivered to that webhook itself: a
+/// failing endpoint would only fail them too, lengthen its own streak and, for
+/// `delivery.exhausted`, feed a loop. Their payload names the webhook: `id` in `webhook.*` events
+/// (as in `webhook.disabled`), `webhook_id` in `delivery.exhausted`.
+pub const NOT_TO_SUBJECT: &[&str] = &["webhook.failing", "webhook.recovered", "delivery.exhausted"];
+
+/// The webhook an operational event must not be delivered to (see [`NOT_TO_SUBJECT`]), if any.
+pub fn excluded_webhook<'a>(event_type: &str, data: &'a serde_json::Value) -> Option<&'a str> {
+    if !NOT_TO_SUBJECT.contains(&event_type) {
+        return None;
+    }
+    let key = if event_type.starts_with("webhook.") {
+        "id"
+    } else {
+        "webhook_id"
+    };
+    data.get(key).and_then(|v| v.as_str())
+}
+
+/// Payload of the operational `webhook.failing` event.
+pub fn webhook_failing_data(
+    id: crate::ids::WebhookId,
+    name: &str,
+    url: &str,
+    consecutive_failures: u64,
+    disable_after_failures: u64,
+    failing_since: Option<&crate::time::Timestamp>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "name": name,
+        "url": url,
+        "consecutive_failures": consecutive_failures,
+        "disable_after_failures": disable_after_failures,
+        "failing_since": failing_since.map(crate::time::format),
+    })
+}
+
+/// Payload of the operational `webhook.recovered` event.
+pub fn webhook_recovered_data(
+    id: crate::ids::WebhookId,
+    name: &str,
+    url: &str,
+    failing_since: Option<&crate::time::Timestamp>,
+    at: &crate::time::Timestamp,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "name": name,
+        "url": url,
+        "failing_since": failing_since.map(crate::time::format),
+        "recovered_at": crate::time::format(at),
+    })
+}
+
+/// Why a delivery ended `failed`: the schedule ran out, or the answer said not to retry.
+pub const EXHAUSTED_RETRIES: &str = "retries_exhausted";
+/// See [`EXHAUSTED_RETRIES`].
+pub const EXHAUSTED_NOT_RETRYABLE: &str = "not_retryable";
 
 /// The first concrete event type a subscription list matches (for test sends): exact names first,
 /// then the first catalog entry a pattern matches; `contact.created` when nothing else fits.
@@ -439,13 +528,22 @@ mod tests {
             assert_eq!(e.name, e.name.to_ascii_lowercase());
             assert!(e.name.starts_with(&format!("{}.", e.subject)), "{}", e.name);
         }
-        assert_eq!(CATALOG.len(), 30);
+        assert_eq!(CATALOG.len(), 33);
     }
 
     #[test]
     fn spellings() {
         assert_eq!(envelope_name("contact.created"), "contacts.created");
         assert_eq!(envelope_name("deal.stage.changed"), "deals.stage.changed");
+        assert_eq!(envelope_name("delivery.exhausted"), "deliveries.exhausted");
+        assert_eq!(plural("delivery"), "deliveries");
+        assert_eq!(plural("survey"), "surveys");
+        assert_eq!(normalize_pattern("deliveries.*").unwrap(), "delivery.*");
+        assert_eq!(
+            normalize_pattern("deliveries.exhausted").unwrap(),
+            "delivery.exhausted"
+        );
+        assert_eq!(pascal_name("delivery.exhausted"), "DeliveryExhausted");
         assert_eq!(pascal_name("contact.deleted"), "ContactDeleted");
         assert_eq!(pascal_name("deal.stage.changed"), "DealStageChanged");
         assert_eq!(flat_name("contact.created"), "contact.created");
@@ -453,6 +551,29 @@ mod tests {
             flat_name("meeting.recording.completed"),
             "zoom.recording.completed"
         );
+    }
+
+    #[test]
+    fn operational_events_about_a_webhook_name_the_one_they_skip() {
+        let w = crate::ids::WebhookId::new();
+        let data = webhook_failing_data(w, "n", "https://x.test/", 5, 10, None);
+        assert_eq!(
+            excluded_webhook("webhook.failing", &data),
+            Some(w.to_string().as_str())
+        );
+        // `webhook.disabled` goes out only to enabled webhooks anyway; other events never skip.
+        assert_eq!(excluded_webhook("webhook.disabled", &data), None);
+        assert_eq!(excluded_webhook("contact.created", &data), None);
+        let exhausted = serde_json::json!({"delivery_id": "d", "webhook_id": "w"});
+        assert_eq!(
+            excluded_webhook("delivery.exhausted", &exhausted),
+            Some("w")
+        );
+        for name in NOT_TO_SUBJECT {
+            assert_eq!(lookup(name).unwrap().origin, Origin::Operational);
+            // `*` never matches them: a receiver gets them only by naming them.
+            assert!(!pattern_matches("*", name));
+        }
     }
 
     #[test]

@@ -474,8 +474,14 @@ fn every_catalog_event_renders_in_every_format_that_carries_it() {
             }
         }
     }
-    // 30 catalog events in three formats + 3 contact events in contacts-list.
-    assert_eq!(rendered, 30 * 3 + 3);
+    // 33 catalog events in three formats (operational ones too) + 3 contact events in
+    // contacts-list.
+    assert_eq!(rendered, 33 * 3 + 3);
+    assert_eq!(
+        Format::Envelope.event_name("delivery.exhausted"),
+        "deliveries.exhausted"
+    );
+    assert!(!Format::ContactsList.carries("webhook.failing"));
     assert_eq!(
         Format::Envelope.event_name("deal.stage.changed"),
         "deals.stage.changed"

@@ -38,6 +38,9 @@ const RESULT_COMMIT: usize = 256;
 const CLAIM_GATHER: Duration = Duration::from_millis(1);
 /// Longest sleep when nothing is due (a safety net; new work wakes the loop at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// How long a check that a webhook may send (a claim, or the re-check before a send) is trusted.
+/// See `Dispatcher::webhook_live`.
+const LIVE_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -61,6 +64,9 @@ struct Inner {
     recent_events: Mutex<std::collections::VecDeque<Arc<Event>>>,
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<WebhookId, Arc<RateLimiter>>>,
+    /// The latest check per webhook (a claim that found it enabled, or a re-check): when, and
+    /// whether it could send.
+    live: Mutex<HashMap<WebhookId, (Instant, bool)>>,
     round: AtomicU64,
 }
 
@@ -136,6 +142,7 @@ impl Dispatcher {
                 total: AtomicUsize::new(0),
                 freed: Notify::new(),
                 limiters: Mutex::new(HashMap::new()),
+                live: Mutex::new(HashMap::new()),
                 round: AtomicU64::new(0),
             }),
         }
@@ -161,7 +168,18 @@ impl Dispatcher {
 
     /// [`Self::run_once`] as if the clock read `now` (lets tests reach a retry without waiting).
     pub async fn run_once_at(&self, now: Timestamp) -> Result<usize, StoreError> {
+        self.run_once_between(now, std::future::ready(())).await
+    }
+
+    /// [`Self::run_once_at`] that awaits `between` after the claim and before any send: lets a test
+    /// change a claimed delivery's webhook (disable, delete) in the gap the re-check covers.
+    pub async fn run_once_between(
+        &self,
+        now: Timestamp,
+        between: impl std::future::Future<Output = ()>,
+    ) -> Result<usize, StoreError> {
         let jobs = self.claim(now).await?;
+        between.await;
         let n = jobs.len();
         let mut results = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
@@ -230,6 +248,7 @@ impl Dispatcher {
                 busy_tenants: busy.tenants,
                 round: self.inner.round.fetch_add(1, Ordering::Relaxed),
                 known_events,
+                default_max_attempts: config.retry_schedule.max_attempts(),
             })
             .await?;
         let recent = {
@@ -252,6 +271,18 @@ impl Dispatcher {
                 .or_else(|| recent.iter().find(|e| e.id == *id))
         };
         let mut jobs = Vec::with_capacity(claim.deliveries.len());
+        {
+            // The claim found these webhooks enabled: that is a check as fresh as a re-check.
+            let claimed = Instant::now();
+            let mut live = self
+                .inner
+                .live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for id in claim.webhooks.keys() {
+                live.insert(*id, (claimed, true));
+            }
+        }
         {
             let mut busy = self
                 .inner
@@ -327,8 +358,36 @@ impl Dispatcher {
                 }
             }
         }
-        let config = self.config();
         let d = &job.delivery;
+        if !self.webhook_live(&job).await {
+            // Deleted or disabled since the claim: no request. Cancelled with the webhook's reason
+            // unless it can send again by now (or the lease moved on): then it goes out as usual.
+            match self
+                .inner
+                .hookline
+                .store
+                .cancel_claimed(vec![(d.id, d.lease_token)])
+                .await
+            {
+                Ok(1) => {
+                    tracing::info!(
+                        delivery_id = %d.id,
+                        webhook_id = %d.webhook_id,
+                        "delivery cancelled before sending: its webhook was disabled or deleted"
+                    );
+                    self.finish(d);
+                    self.forget(vec![d.id]);
+                    return Processed::Cancelled;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    delivery_id = %d.id,
+                    "cancelling a delivery of a disabled webhook failed; sending it"
+                ),
+            }
+        }
+        let config = self.config();
         let target = Target {
             webhook: &job.webhook,
             event: &job.event,
@@ -376,6 +435,48 @@ impl Dispatcher {
             },
             d.tenant_id,
         )
+    }
+
+    /// Whether the job's webhook may still send (enabled, not deleted): the re-check just before a
+    /// send, so a webhook disabled or deleted after the claim gets no request. A check (the claim
+    /// that found the webhook enabled, or a read of the database here) is trusted for
+    /// [`LIVE_TTL`], so a send right after its claim costs nothing and keeps its order, and a
+    /// delivery that waited (for its rate limit, say) reads again: one read per webhook per
+    /// second at most, seen on every node. A read that fails counts as "may send" (at least once:
+    /// the claim found the webhook enabled).
+    async fn webhook_live(&self, job: &Job) -> bool {
+        let id = job.webhook.id;
+        let cached = self
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .copied();
+        if let Some((at, live)) = cached {
+            if at.elapsed() < LIVE_TTL {
+                return live;
+            }
+        }
+        let at = Instant::now();
+        match self.inner.hookline.store.webhook_live(id).await {
+            Ok(live) => {
+                let mut map = self
+                    .inner
+                    .live
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if map.len() > 4096 {
+                    map.retain(|_, (t, _)| t.elapsed() < LIVE_TTL);
+                }
+                map.insert(id, (at, live));
+                live
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, webhook_id = %id, "re-checking a webhook before sending failed");
+                true
+            }
+        }
     }
 
     fn finish(&self, d: &ClaimedDelivery) {
@@ -528,6 +629,7 @@ impl Dispatcher {
                 match p {
                     Processed::Sent(r, tenant) => batch.push((tenant, r)),
                     Processed::Unsent(id, token) => unsent.push((id, token)),
+                    Processed::Cancelled => {}
                 }
             }
             // Fair to tenants here too: a tenant with few results commits first, and no commit
@@ -658,6 +760,8 @@ enum Processed {
     Sent(AttemptResult, TenantId),
     /// Given back unsent at shutdown: (delivery id, lease token) to release.
     Unsent(DeliveryId, LeaseToken),
+    /// Not sent: its webhook was disabled or deleted after the claim, and it is cancelled already.
+    Cancelled,
 }
 
 struct Job {

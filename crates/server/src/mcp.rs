@@ -276,7 +276,7 @@ pub struct ListDeliveriesArgs {
     /// Matches the webhook URL and the event name (any spelling).
     pub search_term: Option<String>,
     pub webhook_id: Option<String>,
-    /// pending, delivering, retrying, delivered or failed.
+    /// pending, delivering, retrying, delivered, failed or cancelled.
     pub status: Option<String>,
     pub event_type: Option<String>,
     /// RFC 3339: deliveries created at or after.

@@ -88,6 +88,7 @@ fn benches(c: &mut Criterion) {
                         busy_tenants: Default::default(),
                         known_events: Default::default(),
                         round: 0,
+                        default_max_attempts: 4,
                     })
                     .await
                     .unwrap();

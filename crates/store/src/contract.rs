@@ -5,10 +5,10 @@
 use crate::error::Result;
 use crate::jobs::{Job, ReplayJob};
 use crate::model::{
-    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ConsoleSession, Delivery,
-    DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck, PlanFn,
-    PortalGrant, Pruned, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter, Tenant,
-    Webhook, WebhookEdit, WebhookFilter, WebhookHour,
+    ApiKey, Attempt, AttemptResult, Backlog, CancelOutcome, Claim, ClaimRequest, ConsoleSession,
+    Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
+    PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter,
+    Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
 use crate::sealed::{Reseal, ResealReport};
 use async_trait::async_trait;
@@ -98,8 +98,23 @@ pub trait Store: Send + Sync + 'static {
         id: WebhookId,
         edit: WebhookEdit,
     ) -> Result<Option<Webhook>>;
-    /// Deletes a webhook with its deliveries and attempts; false when it doesn't exist.
+    /// Soft-deletes a webhook: it is disabled and marked deleted, so every webhook read of the
+    /// tenant (get, list, modify) and every claim and fan-out leaves it out, while its deliveries
+    /// and attempts stay readable until retention. Its queued (pending, retrying) deliveries are
+    /// cancelled with reason `webhook_deleted` in the same transaction. A webhook that is disabled
+    /// by [`Store::modify_webhook`] or by its failure streak has its queued deliveries cancelled
+    /// the same way (`webhook_disabled`, or `endpoint_gone` after a 410). False when it doesn't
+    /// exist (or was deleted already).
     async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool>;
+    /// Whether a webhook may send now (enabled and not deleted); false for an unknown one. The
+    /// dispatcher's re-check just before a send; not tenant-scoped (workers serve every tenant).
+    async fn webhook_live(&self, id: WebhookId) -> Result<bool>;
+    /// Cancels deliveries still leased to their token whose webhook was disabled or deleted after
+    /// the claim (with the reason the webhook's state gives); a lease that moved on, or a webhook
+    /// that may send again, changes nothing. Returns how many were cancelled.
+    async fn cancel_claimed(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<u64>;
+    /// Cancels one queued (pending or retrying) delivery of the tenant, reason `manual`.
+    async fn cancel_delivery(&self, tenant_id: TenantId, id: DeliveryId) -> Result<CancelOutcome>;
 
     /// Writes events and, in the same transaction, one delivery per matching enabled webhook (one
     /// per object for one-object formats). With `idempotency = (key, request_hash)`, a key seen
@@ -138,10 +153,17 @@ pub trait Store: Send + Sync + 'static {
     /// entry in `busy` (deliveries this node already has in flight for it), so a slow endpoint can't
     /// fill the node; at most `limit` in all. Per-record ordering is honoured: only the oldest
     /// unfinished delivery of a record is claimable. `round` rotates which webhooks go first.
+    /// Taking over an expired lease logs an `abandoned` attempt for the lost try and advances the
+    /// attempt count; a delivery whose abandoned try was the last its schedule allows (its
+    /// webhook's, else `default_max_attempts`) ends `failed` (publishing `delivery.exhausted`)
+    /// instead of being claimed.
     async fn claim_due(&self, request: ClaimRequest) -> Result<Claim>;
-    /// Writes attempt results. A result whose lease is no longer held changes nothing (`false`).
-    /// Failure streaks are kept per webhook; one that crosses `disable` is disabled and a
-    /// `webhook.disabled` event goes to the tenant's subscribers of it. In the same transaction,
+    /// Writes attempt results. A result whose lease is no longer held changes nothing (`false`)
+    /// but is logged as a `stale` attempt. A delivery that ends `failed` publishes
+    /// `delivery.exhausted`. Failure streaks are kept per webhook; one that crosses `disable` is
+    /// disabled and a `webhook.disabled` event goes to the tenant's subscribers of it (one that
+    /// reaches half of it, `webhook.failing`; one that ends in a success, `webhook.recovered`). In
+    /// the same transaction,
     /// each applied attempt is counted in its webhook's hourly stats (see [`Store::webhook_hours`];
     /// delivered when its result is `NextState::Delivered` or it was answered 2xx, in the hour its
     /// `started_at` falls in) and moves the webhook's `last_attempt_at` forward.

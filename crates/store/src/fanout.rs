@@ -63,10 +63,7 @@ pub fn plan(
     let mut needed = 0usize;
     for e in events {
         let fields = fields(e);
-        for s in subscribers
-            .iter()
-            .filter(|s| catalog::subscribed(&s.events, &e.event_type))
-        {
+        for s in subscribers.iter().filter(|s| receives(s, e)) {
             needed = needed.saturating_add(formats::deliveries_needed(s.format, &fields));
             if needed > max {
                 return Err(StoreError::TooManyDeliveries { limit: max, needed });
@@ -78,10 +75,7 @@ pub fn plan(
     for e in events {
         let fields = fields(e);
         let mut delivery_ids = Vec::new();
-        for s in subscribers
-            .iter()
-            .filter(|s| catalog::subscribed(&s.events, &e.event_type))
-        {
+        for s in subscribers.iter().filter(|s| receives(s, e)) {
             let split = !formats::carries_batches(s.format);
             for item in 0..formats::deliveries_needed(s.format, &fields) {
                 let id = DeliveryId::new();
@@ -103,6 +97,14 @@ pub fn plan(
         });
     }
     Ok((published, rows))
+}
+
+/// Does this subscriber get this event? It subscribes to it, and the event is not an operational
+/// one about this very webhook ([`catalog::excluded_webhook`]).
+fn receives(s: &Subscriber, e: &Event) -> bool {
+    catalog::subscribed(&s.events, &e.event_type)
+        && catalog::excluded_webhook(&e.event_type, &e.data)
+            .is_none_or(|w| w != s.id.to_string().as_str())
 }
 
 /// What the catalog and formats read of an event.

@@ -3,7 +3,7 @@
 //! UPDATE, so SQLite and PostgreSQL can't disagree.
 
 use crate::model::{AttemptResult, Event, NextState};
-use hookline_core::ids::{EventId, TenantId, WebhookId};
+use hookline_core::ids::{DeliveryId, EventId, TenantId, WebhookId};
 use hookline_core::retry::{self, DisablePolicy};
 use hookline_core::time::Timestamp;
 
@@ -22,6 +22,9 @@ pub struct HealthDelta {
     /// A receiver answered 410 Gone in the batch: the webhook goes off at once, whatever the
     /// streak (a later success in the same batch does not undo what the receiver said).
     pub gone: bool,
+    /// A failure in the batch came before a success in it: a streak ended inside the batch even
+    /// when the stored one was empty (see [`recovered`]).
+    pub failed_before_success: bool,
 }
 
 /// Deltas per webhook, in first-seen order, from the results that were applied.
@@ -39,6 +42,7 @@ pub fn deltas<'a>(results: impl IntoIterator<Item = &'a AttemptResult>) -> Vec<H
                     first_failure_at: None,
                     last_at: at,
                     gone: false,
+                    failed_before_success: false,
                 });
                 out.len() - 1
             }
@@ -47,6 +51,7 @@ pub fn deltas<'a>(results: impl IntoIterator<Item = &'a AttemptResult>) -> Vec<H
         d.last_at = d.last_at.max(at);
         d.gone |= retry::endpoint_gone(r.attempt.status_code);
         if r.next == NextState::Delivered {
+            d.failed_before_success |= d.failures > 0;
             d.reset = true;
             d.failures = 0;
             d.first_failure_at = None;
@@ -55,6 +60,9 @@ pub fn deltas<'a>(results: impl IntoIterator<Item = &'a AttemptResult>) -> Vec<H
             d.first_failure_at.get_or_insert(at);
         }
     }
+    // Applied in webhook id order, so two nodes recording results of the same webhooks lock their
+    // rows in the same order (in arrival order they deadlocked on PostgreSQL).
+    out.sort_by_key(|d| d.webhook_id);
     out
 }
 
@@ -94,6 +102,172 @@ pub fn disable_reason(
     policy.verdict(stored.consecutive_failures, failing_for)
 }
 
+/// Did this batch carry the webhook's streak across half its auto-disable threshold? Then the
+/// backends publish `webhook.failing` — once per streak, because only the batch that crosses the
+/// line (from below half to at least half) does. `before` is the stored streak before the batch;
+/// a webhook being disabled by the same batch gets `webhook.disabled` instead.
+pub fn failing_crossed(
+    before: u64,
+    delta: &HealthDelta,
+    stored: &Streak,
+    policy: &DisablePolicy,
+) -> bool {
+    if !stored.enabled || delta.failures == 0 || policy.max_consecutive_failures == 0 {
+        return false;
+    }
+    let half = policy.max_consecutive_failures.div_ceil(2);
+    // After a success in the batch the streak restarted from zero.
+    let start = if delta.reset { 0 } else { before };
+    start < half && stored.consecutive_failures >= half
+}
+
+/// Did this batch end a failing streak with a success? Then the backends publish
+/// `webhook.recovered` (at most once per webhook and batch): the stored streak before the batch was
+/// not empty, or a failure in the batch came before its success.
+pub fn recovered(before: u64, delta: &HealthDelta) -> bool {
+    delta.reset && (before > 0 || delta.failed_before_success)
+}
+
+/// An operational event about a webhook (`webhook.*`), published by the store itself.
+fn operational(
+    tenant_id: TenantId,
+    event_type: &str,
+    entity_type: &str,
+    entity_id: String,
+    data: serde_json::Value,
+    now: Timestamp,
+) -> Event {
+    Event {
+        id: EventId::new(),
+        tenant_id,
+        event_type: event_type.into(),
+        occurred_at: now,
+        source: None,
+        source_id: None,
+        actor_id: None,
+        entity_type: Some(entity_type.into()),
+        entity_id: Some(entity_id),
+        data,
+        changes: None,
+        batch: None,
+        created_at: now,
+    }
+}
+
+/// The `webhook.failing` warning (see [`failing_crossed`]).
+pub fn failing_event(
+    tenant_id: TenantId,
+    webhook_id: WebhookId,
+    name: &str,
+    url: &str,
+    stored: &Streak,
+    policy: &DisablePolicy,
+) -> Event {
+    let data = hookline_core::catalog::webhook_failing_data(
+        webhook_id,
+        name,
+        url,
+        stored.consecutive_failures,
+        policy.max_consecutive_failures,
+        stored.failing_since.as_ref(),
+    );
+    let now = hookline_core::time::now();
+    operational(
+        tenant_id,
+        "webhook.failing",
+        "webhook",
+        webhook_id.to_string(),
+        data,
+        now,
+    )
+}
+
+/// The `webhook.recovered` notice (see [`recovered`]); `failing_since` is the streak's start as
+/// stored before the batch (absent when the whole streak was inside the batch).
+pub fn recovered_event(
+    tenant_id: TenantId,
+    webhook_id: WebhookId,
+    name: &str,
+    url: &str,
+    failing_since: Option<Timestamp>,
+) -> Event {
+    let now = hookline_core::time::now();
+    let data = hookline_core::catalog::webhook_recovered_data(
+        webhook_id,
+        name,
+        url,
+        failing_since.as_ref(),
+        &now,
+    );
+    operational(
+        tenant_id,
+        "webhook.recovered",
+        "webhook",
+        webhook_id.to_string(),
+        data,
+        now,
+    )
+}
+
+/// A delivery that just ended `failed`, as the store read it back inside the transaction.
+#[derive(Debug, Clone)]
+pub struct FailedDelivery {
+    pub tenant_id: TenantId,
+    pub delivery_id: DeliveryId,
+    pub message_id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub attempts: u64,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub last_error_kind: Option<String>,
+}
+
+/// Why a delivery ended `failed`: a last answer that is never retried (a 4xx other than 408, 425
+/// and 429) is `not_retryable`; anything else (a retryable status, a network error, an abandoned
+/// attempt) means the schedule ran out.
+pub fn exhausted_reason(last_status_code: Option<u16>) -> &'static str {
+    match last_status_code.map(retry::classify_status) {
+        Some(retry::Verdict::Failed) => hookline_core::catalog::EXHAUSTED_NOT_RETRYABLE,
+        _ => hookline_core::catalog::EXHAUSTED_RETRIES,
+    }
+}
+
+/// The `delivery.exhausted` event for a delivery that ended `failed`, or `None` when that delivery
+/// itself carried an operational event: an operational event's failure never produces another
+/// one, so two failing webhooks subscribed to each other's `delivery.exhausted` can't feed each
+/// other without end.
+pub fn exhausted_event(f: &FailedDelivery) -> Option<Event> {
+    if hookline_core::catalog::lookup(&f.event_type)
+        .is_some_and(|e| e.origin == hookline_core::catalog::Origin::Operational)
+    {
+        return None;
+    }
+    let now = hookline_core::time::now();
+    let data = serde_json::json!({
+        "delivery_id": f.delivery_id,
+        "message_id": f.message_id,
+        "webhook_id": f.webhook_id,
+        "event_id": f.event_id,
+        "event_type": f.event_type,
+        "attempts": f.attempts,
+        "reason": exhausted_reason(f.last_status_code),
+        "last_status_code": f.last_status_code,
+        "last_error_kind": f.last_error_kind,
+        "last_error": f.last_error,
+        "failed_at": hookline_core::time::format(&now),
+    });
+    Some(operational(
+        f.tenant_id,
+        "delivery.exhausted",
+        "delivery",
+        f.delivery_id.to_string(),
+        data,
+        now,
+    ))
+}
+
 /// The operational `webhook.disabled` event for a webhook Hookline just switched off; the backends
 /// publish it in the transaction that disables the webhook, so the two can't be seen apart.
 pub fn disabled_event(
@@ -125,7 +299,7 @@ pub fn disabled_event(
 mod tests {
     use super::*;
     use crate::model::Attempt;
-    use hookline_core::ids::{DeliveryId, LeaseToken};
+    use hookline_core::ids::LeaseToken;
     use std::time::Duration;
     use uuid::Uuid;
 
@@ -178,6 +352,7 @@ mod tests {
             first_failure_at: (failures > 0).then(|| at(0)),
             last_at: at(last_at),
             gone: false,
+            failed_before_success: false,
         }
     }
 
@@ -242,6 +417,106 @@ mod tests {
             disable_reason(&d[0], &streak(false, 0, None), &policy),
             None
         );
+    }
+
+    #[test]
+    fn failing_is_said_once_when_the_streak_reaches_half_the_threshold() {
+        let policy = DisablePolicy {
+            max_consecutive_failures: 5,
+            max_failing_for: Duration::from_secs(3600),
+        };
+        // Half of 5, rounded up, is 3: 2 → 3 crosses, 3 → 4 does not say it again.
+        assert!(failing_crossed(
+            2,
+            &delta(1, 1),
+            &streak(true, 3, Some(0)),
+            &policy
+        ));
+        assert!(!failing_crossed(
+            3,
+            &delta(1, 1),
+            &streak(true, 4, Some(0)),
+            &policy
+        ));
+        assert!(!failing_crossed(
+            1,
+            &delta(1, 1),
+            &streak(true, 2, Some(0)),
+            &policy
+        ));
+        // A batch that jumps over the line says it once too.
+        assert!(failing_crossed(
+            0,
+            &delta(4, 1),
+            &streak(true, 4, Some(0)),
+            &policy
+        ));
+        // After a success in the batch the streak restarted from zero.
+        let mut reset = delta(3, 1);
+        reset.reset = true;
+        assert!(failing_crossed(
+            9,
+            &reset,
+            &streak(true, 3, Some(0)),
+            &policy
+        ));
+        // Not for a disabled webhook, nor for a batch without failures.
+        assert!(!failing_crossed(
+            2,
+            &delta(1, 1),
+            &streak(false, 3, Some(0)),
+            &policy
+        ));
+        assert!(!failing_crossed(
+            2,
+            &delta(0, 1),
+            &streak(true, 3, Some(0)),
+            &policy
+        ));
+    }
+
+    #[test]
+    fn recovered_only_after_failures() {
+        let w = WebhookId(Uuid::from_u128(9));
+        let ok = deltas(&[result(w, true, 1)]);
+        assert!(recovered(3, &ok[0]));
+        assert!(!recovered(0, &ok[0]));
+        // The whole streak inside the batch: a failure, then the success.
+        let inside = deltas(&[result(w, false, 1), result(w, true, 2)]);
+        assert!(inside[0].failed_before_success);
+        assert!(recovered(0, &inside[0]));
+        // Failures after the batch's last success: not recovered.
+        let after = deltas(&[result(w, true, 1), result(w, false, 2)]);
+        assert!(!after[0].failed_before_success);
+        assert!(!recovered(0, &after[0]));
+    }
+
+    #[test]
+    fn exhausted_reasons_and_no_notice_about_a_notice() {
+        assert_eq!(exhausted_reason(Some(400)), "not_retryable");
+        assert_eq!(exhausted_reason(Some(410)), "not_retryable");
+        assert_eq!(exhausted_reason(Some(503)), "retries_exhausted");
+        assert_eq!(exhausted_reason(Some(429)), "retries_exhausted");
+        assert_eq!(exhausted_reason(None), "retries_exhausted");
+        let mut f = FailedDelivery {
+            tenant_id: TenantId::default(),
+            delivery_id: DeliveryId::default(),
+            message_id: DeliveryId::default(),
+            webhook_id: WebhookId::default(),
+            event_id: EventId::default(),
+            event_type: "contact.created".into(),
+            attempts: 4,
+            last_status_code: Some(500),
+            last_error: None,
+            last_error_kind: None,
+        };
+        let e = exhausted_event(&f).unwrap();
+        assert_eq!(e.event_type, "delivery.exhausted");
+        assert_eq!(e.data["reason"], "retries_exhausted");
+        for operational in ["delivery.exhausted", "webhook.failing", "webhook.disabled"] {
+            f.event_type = operational.into();
+            assert!(exhausted_event(&f).is_none(), "{operational}");
+        }
     }
 
     #[test]

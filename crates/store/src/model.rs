@@ -131,7 +131,8 @@ pub enum KeyClaim {
 }
 
 /// Where a delivery stands: `pending` until first claimed, `delivering` while leased to a node,
-/// `retrying` between failed attempts, and finally `delivered` or `failed`.
+/// `retrying` between failed attempts, and finally `delivered`, `failed` or `cancelled` (with a
+/// [`CancelReason`]: its webhook was deleted or disabled, or someone cancelled it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -140,20 +141,25 @@ pub enum DeliveryStatus {
     Retrying,
     Delivered,
     Failed,
+    Cancelled,
 }
 
 impl DeliveryStatus {
     /// A delivery in this status will never be attempted again by itself.
     pub fn is_terminal(self) -> bool {
-        matches!(self, DeliveryStatus::Delivered | DeliveryStatus::Failed)
+        matches!(
+            self,
+            DeliveryStatus::Delivered | DeliveryStatus::Failed | DeliveryStatus::Cancelled
+        )
     }
 
-    pub const ALL: [DeliveryStatus; 5] = [
+    pub const ALL: [DeliveryStatus; 6] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Delivering,
         DeliveryStatus::Retrying,
         DeliveryStatus::Delivered,
         DeliveryStatus::Failed,
+        DeliveryStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -163,12 +169,60 @@ impl DeliveryStatus {
             DeliveryStatus::Retrying => "retrying",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.as_str() == s)
     }
+}
+
+/// Why a delivery was cancelled (stored in `cancel_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// Its webhook was deleted.
+    WebhookDeleted,
+    /// Its webhook was disabled, by hand or by the failure streak.
+    WebhookDisabled,
+    /// Its webhook was disabled because the receiver answered 410 Gone.
+    EndpointGone,
+    /// Someone cancelled this delivery (`POST /v1/deliveries/{id}/cancel`).
+    Manual,
+}
+
+impl CancelReason {
+    pub const ALL: [CancelReason; 4] = [
+        CancelReason::WebhookDeleted,
+        CancelReason::WebhookDisabled,
+        CancelReason::EndpointGone,
+        CancelReason::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::WebhookDeleted => "webhook_deleted",
+            CancelReason::WebhookDisabled => "webhook_disabled",
+            CancelReason::EndpointGone => "endpoint_gone",
+            CancelReason::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// What [`crate::Store::cancel_delivery`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// It was pending or retrying and is now cancelled (reason `manual`).
+    Cancelled(Box<Delivery>),
+    /// It is being delivered or already finished (this status); nothing changed.
+    NotQueued(DeliveryStatus),
+    /// No such delivery of the tenant.
+    NotFound,
 }
 
 /// One event (or one object of a batch event) to one webhook.
@@ -192,6 +246,8 @@ pub struct Delivery {
     pub message_id: DeliveryId,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
+    /// Why it was cancelled; `None` unless its status is `cancelled`.
+    pub cancel_reason: Option<CancelReason>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// The webhook's URL now (for the log's display and search).
@@ -359,6 +415,10 @@ pub struct ClaimRequest {
     /// Events the claiming node already holds: not read again (a 50,000-object batch event would
     /// otherwise be read and parsed again for every claim of its deliveries).
     pub known_events: std::collections::HashSet<EventId>,
+    /// How many attempts a delivery gets when its webhook has no schedule of its own (the
+    /// configured default's `max_attempts`): a reclaimed lease counts as an attempt, and a
+    /// delivery whose last allowed attempt was abandoned ends `failed` instead of being claimed.
+    pub default_max_attempts: usize,
 }
 
 /// A stored CRM record (a contact, a company, ...), kept so a write can be compared with the last

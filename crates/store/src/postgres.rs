@@ -22,10 +22,10 @@ use crate::fanout::{self, Subscriber};
 use crate::health::{self, HealthDelta, Streak};
 use crate::jobs::{self, ReplayJob, JOB_COLS};
 use crate::model::{
-    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
-    Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
-    PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter,
-    Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
+    ApiKey, Attempt, AttemptResult, Backlog, CancelOutcome, Claim, ClaimRequest, ClaimedDelivery,
+    ConsoleSession, Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim,
+    KeyRevokeCheck, PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter,
+    RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
 use crate::pg_tls::{MakeRustlsConnect, TlsSettings};
 use crate::sealed::{self, Reseal, ResealReport, SealedCols, Sealer};
@@ -65,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_api_key_lifecycle.sql"),
     include_str!("../migrations/postgres/0005_jobs.sql"),
     include_str!("../migrations/postgres/0006_message_id_retention.sql"),
+    include_str!("../migrations/postgres/0007_cancelled.sql"),
 ];
 /// Any fixed number: serialises migrations when several nodes start together.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
@@ -525,6 +526,7 @@ fn delivery_row(r: &Row) -> Result<Delivery> {
         url: r.get(14),
         format: shared::parse_format(&r.get::<_, String>(15)).map_err(StoreError::Internal)?,
         message_id: r.get(16),
+        cancel_reason: shared::parse_cancel_reason(r.get(17)).map_err(StoreError::Internal)?,
     })
 }
 
@@ -744,11 +746,70 @@ fn grant_row_at(r: &Row, at: usize) -> Result<PortalGrant> {
 }
 
 /// Applies one webhook's streak delta; disables it (announcing it) when the policy says so.
+/// Publishes `delivery.exhausted` for a delivery that just ended `failed` (in the transaction that
+/// failed it), unless it carried an operational event itself ([`health::exhausted_event`]).
+async fn exhausted_of<C: GenericClient>(
+    c: &C,
+    id: DeliveryId,
+    last_error_kind: Option<String>,
+) -> Result<()> {
+    let row = c
+        .query_opt(
+            "SELECT tenant_id, webhook_id, event_id, event_type, attempt_count, last_status_code,
+               last_error, COALESCE(message_id, id) FROM deliveries WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(pg_err)?;
+    let Some(r) = row else { return Ok(()) };
+    let f = health::FailedDelivery {
+        tenant_id: r.get(0),
+        delivery_id: id,
+        webhook_id: r.get(1),
+        event_id: r.get(2),
+        event_type: r.get(3),
+        attempts: r.get::<_, i32>(4) as u64,
+        last_status_code: r.get::<_, Option<i32>>(5).map(|c| c as u16),
+        last_error: r.get(6),
+        message_id: r.get(7),
+        last_error_kind,
+    };
+    if let Some(e) = health::exhausted_event(&f) {
+        // An operational event to the tenant's own webhooks: never refused for its size.
+        fan_out(c, e.tenant_id, &[e], usize::MAX).await?;
+    }
+    Ok(())
+}
+
+/// Cancels the queued deliveries of a webhook that may no longer send (see
+/// [`shared::cancel_queued_sql`]); a no-op for an enabled webhook.
+async fn cancel_queued<C: GenericClient>(c: &C, webhook_id: WebhookId) -> Result<u64> {
+    c.execute(
+        &shared::cancel_queued_sql("$1", "$2"),
+        &[&webhook_id, &time::now()],
+    )
+    .await
+    .map_err(pg_err)
+}
+
 async fn apply_health<C: GenericClient>(
     c: &C,
     d: &HealthDelta,
     policy: DisablePolicy,
 ) -> Result<()> {
+    // The streak before the batch (locked: the UPDATE below takes the row anyway): whether it
+    // crosses half the threshold or ends in a recovery.
+    let before = c
+        .query_opt(
+            "SELECT consecutive_failures, failing_since FROM webhooks WHERE id = $1 FOR UPDATE",
+            &[&d.webhook_id],
+        )
+        .await
+        .map_err(pg_err)?;
+    let (before, before_since): (u64, Option<Timestamp>) = match before {
+        Some(r) => (r.get::<_, i64>(0) as u64, r.get(1)),
+        None => (0, None),
+    };
     let row = c
         .query_opt(
             "UPDATE webhooks SET
@@ -762,12 +823,42 @@ async fn apply_health<C: GenericClient>(
         .await
         .map_err(pg_err)?;
     let Some(r) = row else { return Ok(()) };
+    if !r.get::<_, bool>(5) {
+        // Disabled or deleted while this attempt was in flight: a retry it queued ends here.
+        cancel_queued(c, d.webhook_id).await?;
+    }
     let stored = Streak {
         enabled: r.get(5),
         consecutive_failures: r.get::<_, i64>(3) as u64,
         failing_since: r.get(4),
     };
     let Some(reason) = health::disable_reason(d, &stored, &policy) else {
+        let tenant_id: TenantId = r.get(0);
+        let (name, url): (String, String) = (r.get(1), r.get(2));
+        let event = if health::failing_crossed(before, d, &stored, &policy) {
+            tracing::warn!(webhook_id = %d.webhook_id, failures = stored.consecutive_failures, "webhook failing");
+            Some(health::failing_event(
+                tenant_id,
+                d.webhook_id,
+                &name,
+                &url,
+                &stored,
+                &policy,
+            ))
+        } else if health::recovered(before, d) {
+            Some(health::recovered_event(
+                tenant_id,
+                d.webhook_id,
+                &name,
+                &url,
+                before_since,
+            ))
+        } else {
+            None
+        };
+        if let Some(e) = event {
+            fan_out(c, tenant_id, &[e], usize::MAX).await?;
+        }
         return Ok(());
     };
     c.execute(
@@ -776,6 +867,7 @@ async fn apply_health<C: GenericClient>(
     )
     .await
     .map_err(pg_err)?;
+    cancel_queued(c, d.webhook_id).await?;
     tracing::warn!(webhook_id = %d.webhook_id, %reason, "webhook disabled");
     let tenant_id: TenantId = r.get(0);
     let (name, url): (String, String) = (r.get(1), r.get(2));
@@ -1180,7 +1272,10 @@ impl Store for PostgresStore {
             .conn()
             .await?
             .query_opt(
-                &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2"),
+                &format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2 AND {}",
+                    shared::NOT_DELETED
+                ),
                 &[&tenant_id, &id],
             )
             .await
@@ -1201,6 +1296,7 @@ impl Store for PostgresStore {
             .query(
                 &format!(
                     "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                       AND deleted_at IS NULL
                        AND ($4::text IS NULL OR name ILIKE $4 ESCAPE '\\' OR url ILIKE $4 ESCAPE '\\'
                             OR description ILIKE $4 ESCAPE '\\')
                        AND ($5::uuid[] IS NULL OR id = ANY($5))
@@ -1223,7 +1319,11 @@ impl Store for PostgresStore {
         let tx = begin(&mut c).await?;
         let Some(row) = tx
             .query_opt(
-                &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR UPDATE"),
+                &format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = $1 AND id = $2 AND {}
+                     FOR UPDATE",
+                    shared::NOT_DELETED
+                ),
                 &[&tenant_id, &id],
             )
             .await
@@ -1234,21 +1334,104 @@ impl Store for PostgresStore {
         let mut w = webhook_row(&row, &self.sealer)?;
         edit(&mut w).map_err(StoreError::Rejected)?;
         write_webhook(&tx, &w, &self.sealer).await?;
+        if !w.enabled {
+            // Disabling ends its queue (re-enabling doesn't bring it back: replay does).
+            cancel_queued(&tx, id).await?;
+        }
         tx.commit().await.map_err(pg_err)?;
         Ok(Some(w))
     }
 
     async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool> {
-        let n = self
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        let n = tx
+            .execute(
+                &format!(
+                    "UPDATE webhooks SET deleted_at = $3, enabled = FALSE, updated_at = $3
+                     WHERE tenant_id = $1 AND id = $2 AND {}",
+                    shared::NOT_DELETED
+                ),
+                &[&tenant_id, &id, &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n == 1 {
+            cancel_queued(&tx, id).await?;
+            // Its statistics go with it (they describe a webhook nobody can see any more); its
+            // log stays.
+            tx.execute("DELETE FROM webhook_hours WHERE webhook_id = $1", &[&id])
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn webhook_live(&self, id: WebhookId) -> Result<bool> {
+        let row = self
             .conn()
             .await?
+            .query_opt(&shared::webhook_live_sql("$1"), &[&id])
+            .await
+            .map_err(pg_err)?;
+        Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    }
+
+    async fn cancel_claimed(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        let now = time::now();
+        let stmt = tx
+            .prepare(&shared::cancel_claimed_sql("$1", "$2", "$3"))
+            .await
+            .map_err(pg_err)?;
+        let mut n = 0;
+        for (id, token) in &leases {
+            n += tx
+                .execute(&stmt, &[id, token, &now])
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n)
+    }
+
+    async fn cancel_delivery(&self, tenant_id: TenantId, id: DeliveryId) -> Result<CancelOutcome> {
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        let n = tx
             .execute(
-                "DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2",
+                &shared::cancel_one_sql("$1", "$2", "$3"),
+                &[&tenant_id, &id, &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        let found = tx
+            .query_opt(
+                &format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.tenant_id = $1 AND d.id = $2"
+                ),
                 &[&tenant_id, &id],
             )
             .await
             .map_err(pg_err)?;
-        Ok(n == 1)
+        tx.commit().await.map_err(pg_err)?;
+        Ok(match found {
+            None => CancelOutcome::NotFound,
+            Some(r) => {
+                let d = delivery_row(&r)?;
+                if n == 1 {
+                    CancelOutcome::Cancelled(Box::new(d))
+                } else {
+                    CancelOutcome::NotQueued(d.status)
+                }
+            }
+        })
     }
 
     async fn publish(
@@ -1434,11 +1617,17 @@ impl Store for PostgresStore {
         // Expired leases first (a dead node's work), each webhook at most its quota, in turn order.
         // The outer WHERE repeats the expiry test so that a node that waited on a row another node
         // just reclaimed sees the new lease and leaves it.
+        // A reclaimed lease's try counts as an attempt: the count advances and an `abandoned`
+        // attempt is logged for it (`o` is the row as it was before this UPDATE: when that try's
+        // lease was taken, `updated_at`, is when it started).
         let (ids_in_turn, quotas) = order(&turns);
+        let abandoned_error = format!("{}: {}", shared::ABANDONED, shared::ABANDONED_MESSAGE);
         let reclaimed = tx
             .query(
-                "UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3
-                 WHERE d.status = 'delivering' AND d.lease_until < $3 AND d.id IN (
+                "UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3,
+                   attempt_count = d.attempt_count + 1, last_status_code = NULL, last_error = $7
+                 FROM deliveries o JOIN webhooks ow ON ow.id = o.webhook_id
+                 WHERE o.id = d.id AND d.status = 'delivering' AND d.lease_until < $3 AND d.id IN (
                    SELECT c.id FROM (
                      SELECT x.id, x.lease_until, t.pos, t.quota,
                             ROW_NUMBER() OVER (PARTITION BY x.webhook_id ORDER BY x.lease_until) AS rn
@@ -1447,11 +1636,66 @@ impl Store for PostgresStore {
                      JOIN deliveries x ON x.webhook_id = t.id
                      WHERE x.status = 'delivering' AND x.lease_until < $3) c
                    WHERE c.rn <= c.quota ORDER BY c.pos, c.lease_until LIMIT $4)
-                 RETURNING d.webhook_id",
-                &[&token, &req.lease_until, &req.now, &(req.limit as i64), &ids_in_turn, &quotas],
+                 RETURNING d.webhook_id, d.id, d.tenant_id, d.attempt_count, o.updated_at, ow.url,
+                   ow.retry_schedule",
+                &[
+                    &token,
+                    &req.lease_until,
+                    &req.now,
+                    &(req.limit as i64),
+                    &ids_in_turn,
+                    &quotas,
+                    &abandoned_error,
+                ],
             )
             .await
             .map_err(pg_err)?;
+        for r in &reclaimed {
+            let (id, tenant_id, count): (DeliveryId, TenantId, i32) =
+                (r.get(1), r.get(2), r.get(3));
+            let a = shared::abandoned_attempt(id, count as u32, r.get(4), r.get(5));
+            tx.execute(
+                "INSERT INTO attempts (tenant_id, id, delivery_id, attempt_number, started_at, url,
+                   error_kind, error_message, total_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &tenant_id,
+                    &a.id,
+                    &a.delivery_id,
+                    &(a.attempt_number as i32),
+                    &a.started_at,
+                    &a.url,
+                    &a.error_kind,
+                    &a.error_message,
+                    &a.total_ms,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+            let schedule: Option<String> = r.get(6);
+            let max = match schedule {
+                Some(s) => {
+                    let v: serde_json::Value = serde_json::from_str(&s).map_err(bad_json)?;
+                    RetrySchedule::from_json(&v)
+                        .map_err(StoreError::Internal)?
+                        .max_attempts()
+                }
+                None => req.default_max_attempts,
+            };
+            // Its next try would be past the schedule: it ends `failed` instead of being sent
+            // (a delivery that crashes its node every time), announced like any other failure.
+            if count as usize >= max {
+                tx.execute(
+                    "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL,
+                       lease_until = NULL, updated_at = $2 WHERE id = $1",
+                    &[&id, &req.now],
+                )
+                .await
+                .map_err(pg_err)?;
+                tracing::warn!(delivery_id = %id, "delivery failed: its last attempt was abandoned");
+                exhausted_of(&tx, id, Some(shared::ABANDONED.into())).await?;
+            }
+        }
         // What was just reclaimed counts against each webhook's quota for the due claim.
         for r in &reclaimed {
             let webhook: WebhookId = r.get(0);
@@ -1637,35 +1881,41 @@ impl Store for PostgresStore {
             .filter(|(_, ok)| **ok)
             .map(|(r, _)| r)
             .collect();
-        if !kept.is_empty() {
-            let a = |f: fn(&Attempt) -> Option<f64>| {
-                kept.iter().map(|r| f(&r.attempt)).collect::<Vec<_>>()
-            };
-            let s = |f: fn(&Attempt) -> Option<String>| {
-                kept.iter().map(|r| f(&r.attempt)).collect::<Vec<_>>()
-            };
-            let aid: Vec<AttemptId> = kept.iter().map(|r| r.attempt.id).collect();
-            let did: Vec<DeliveryId> = kept.iter().map(|r| r.attempt.delivery_id).collect();
-            let num: Vec<i32> = kept
+        // Every result is logged; one whose lease was taken over meanwhile as stale, counted
+        // nowhere else.
+        let logged: Vec<Attempt> = results
+            .iter()
+            .zip(&applied)
+            .map(|(r, ok)| {
+                let mut a = r.attempt.clone();
+                if !ok {
+                    shared::mark_stale(&mut a);
+                }
+                a
+            })
+            .collect();
+        {
+            let a = |f: fn(&Attempt) -> Option<f64>| logged.iter().map(f).collect::<Vec<_>>();
+            let s = |f: fn(&Attempt) -> Option<String>| logged.iter().map(f).collect::<Vec<_>>();
+            let aid: Vec<AttemptId> = logged.iter().map(|a| a.id).collect();
+            let did: Vec<DeliveryId> = logged.iter().map(|a| a.delivery_id).collect();
+            let num: Vec<i32> = logged.iter().map(|a| a.attempt_number as i32).collect();
+            let started: Vec<Timestamp> = logged.iter().map(|a| a.started_at).collect();
+            let url: Vec<&str> = logged.iter().map(|a| a.url.as_str()).collect();
+            let code: Vec<Option<i32>> = logged
                 .iter()
-                .map(|r| r.attempt.attempt_number as i32)
+                .map(|a| a.status_code.map(i32::from))
                 .collect();
-            let started: Vec<Timestamp> = kept.iter().map(|r| r.attempt.started_at).collect();
-            let url: Vec<&str> = kept.iter().map(|r| r.attempt.url.as_str()).collect();
-            let code: Vec<Option<i32>> = kept
+            let total: Vec<f64> = logged.iter().map(|a| a.total_ms).collect();
+            let req_h = logged
                 .iter()
-                .map(|r| r.attempt.status_code.map(i32::from))
-                .collect();
-            let total: Vec<f64> = kept.iter().map(|r| r.attempt.total_ms).collect();
-            let req_h = kept
-                .iter()
-                .map(|r| serde_json::to_string(&r.attempt.request_headers).map_err(bad_json))
+                .map(|a| serde_json::to_string(&a.request_headers).map_err(bad_json))
                 .collect::<Result<Vec<_>>>()?;
-            let resp_h = kept
+            let resp_h = logged
                 .iter()
-                .map(|r| serde_json::to_string(&r.attempt.response_headers).map_err(bad_json))
+                .map(|a| serde_json::to_string(&a.response_headers).map_err(bad_json))
                 .collect::<Result<Vec<_>>>()?;
-            let truncated: Vec<bool> = kept.iter().map(|r| r.attempt.response_truncated).collect();
+            let truncated: Vec<bool> = logged.iter().map(|a| a.response_truncated).collect();
             tx.execute(
                 &format!(
                     "INSERT INTO attempts (tenant_id, {ATTEMPT_COLS})
@@ -1698,6 +1948,13 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
+        }
+        for r in &kept {
+            if r.next == crate::model::NextState::Failed {
+                exhausted_of(&tx, r.delivery_id, r.attempt.error_kind.clone()).await?;
+            }
+        }
+        if !kept.is_empty() {
             for d in health::deltas(kept.iter().copied()) {
                 apply_health(&tx, &d, disable).await?;
             }
@@ -2260,7 +2517,8 @@ impl Store for PostgresStore {
             .query_opt(
                 "SELECT g.webhook_ids FROM portal_grants g
                  WHERE g.tenant_id = $1 AND g.id = $2 AND g.revoked_at IS NULL
-                   AND EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = $1 AND w.id = $3)
+                   AND EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = $1 AND w.id = $3
+                               AND w.deleted_at IS NULL)
                  FOR UPDATE OF g",
                 &[&tenant_id, &grant_id, &webhook_id],
             )

@@ -9,7 +9,7 @@
 //! batching, so each backend keeps its own statements around these pieces.
 
 use crate::error::{Result, StoreError};
-use crate::model::{Attempt, Backlog, DeliveryStatus, NextState};
+use crate::model::{Attempt, Backlog, CancelReason, DeliveryStatus, NextState};
 use hookline_core::ids::{DeliveryId, WebhookId};
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
@@ -31,7 +31,7 @@ pub(crate) const EVENT_COLS: &str =
 /// A delivery with its webhook's URL: selected `FROM deliveries d JOIN webhooks w`.
 pub(crate) const DELIVERY_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.status, \
     d.attempt_count, d.next_attempt_at, d.item_index, d.resent_from, d.last_status_code, d.last_error, \
-    d.created_at, d.updated_at, w.url, d.format, COALESCE(d.message_id, d.id)";
+    d.created_at, d.updated_at, w.url, d.format, COALESCE(d.message_id, d.id), d.cancel_reason";
 
 pub(crate) const ATTEMPT_COLS: &str = "id, delivery_id, attempt_number, started_at, url, status_code, error_kind, \
     error_message, dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms, request_headers, response_headers, \
@@ -88,9 +88,63 @@ pub(crate) fn grant_with_webhook(
     Some(list)
 }
 
-/// The statuses retention may delete: a delivery still pending, retrying or delivering is never
-/// pruned, nor its attempts, nor its event. The same SQL text on both backends.
-pub(crate) const PRUNABLE_STATUS: &str = "('delivered', 'failed')";
+/// The statuses retention may delete (the terminal ones): a delivery still pending, retrying or
+/// delivering is never pruned, nor its attempts, nor its event. The same SQL text on both backends
+/// (and the predicate of the partial index `deliveries_finished`).
+pub(crate) const PRUNABLE_STATUS: &str = "('delivered', 'failed', 'cancelled')";
+
+/// A webhook that exists: not soft-deleted. Every read of webhooks by a tenant (get, list, modify,
+/// a grant's list) adds it, so a deleted webhook answers 404 while its deliveries stay readable.
+pub(crate) const NOT_DELETED: &str = "deleted_at IS NULL";
+
+/// The reason a delivery of the webhook `w` is cancelled with when `w` may no longer send: deleted,
+/// gone (410), or otherwise disabled. One expression, so every path that cancels for a webhook's
+/// sake (delete, disable, auto-disable, the dispatcher's re-check) names the same reason.
+const WEBHOOK_CANCEL_REASON: &str =
+    "(SELECT CASE WHEN w.deleted_at IS NOT NULL THEN 'webhook_deleted'
+        WHEN w.disabled_reason = 'endpoint_gone' THEN 'endpoint_gone' ELSE 'webhook_disabled' END
+      FROM webhooks w WHERE w.id = deliveries.webhook_id)";
+
+/// Cancels the queued (pending, retrying) deliveries of the webhook `{webhook}` when that webhook
+/// is disabled or deleted (a no-op for an enabled one), with the reason the webhook's state gives;
+/// `{now}` is the time. A delivery being delivered is left to its node: the dispatcher's re-check
+/// cancels it before sending ([`cancel_claimed_sql`]), and a result that would retry it is
+/// cancelled by this same statement after it is recorded.
+pub(crate) fn cancel_queued_sql(webhook: &str, now: &str) -> String {
+    format!(
+        "UPDATE deliveries SET status = 'cancelled', cancel_reason = {WEBHOOK_CANCEL_REASON},
+           next_attempt_at = NULL, updated_at = {now}
+         WHERE webhook_id = {webhook} AND status IN ('pending', 'retrying')
+           AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = {webhook}
+                       AND (NOT w.enabled OR w.deleted_at IS NOT NULL))"
+    )
+}
+
+/// Cancels the delivery `{id}` still leased to `{token}` because its webhook may no longer send
+/// (the dispatcher's re-check found it disabled or deleted after the claim).
+pub(crate) fn cancel_claimed_sql(id: &str, token: &str, now: &str) -> String {
+    format!(
+        "UPDATE deliveries SET status = 'cancelled', cancel_reason = {WEBHOOK_CANCEL_REASON},
+           next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = {now}
+         WHERE id = {id} AND lease_owner = {token} AND status = 'delivering'
+           AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id
+                       AND (NOT w.enabled OR w.deleted_at IS NOT NULL))"
+    )
+}
+
+/// Cancels one queued delivery of a tenant by hand (reason `manual`).
+pub(crate) fn cancel_one_sql(tenant: &str, id: &str, now: &str) -> String {
+    format!(
+        "UPDATE deliveries SET status = 'cancelled', cancel_reason = 'manual',
+           next_attempt_at = NULL, updated_at = {now}
+         WHERE tenant_id = {tenant} AND id = {id} AND status IN ('pending', 'retrying')"
+    )
+}
+
+/// Whether the webhook `{id}` may send now: enabled and not deleted.
+pub(crate) fn webhook_live_sql(id: &str) -> String {
+    format!("SELECT enabled AND deleted_at IS NULL FROM webhooks WHERE id = {id}")
+}
 
 /// One chunk of retention per table, children before parents: `{before}` is the cutoff, `{limit}`
 /// the chunk size, `{terminal}` [`PRUNABLE_STATUS`]. Each deletes by primary key through a bounded
@@ -202,6 +256,56 @@ pub(crate) fn last_error(a: &Attempt) -> Option<String> {
     })
 }
 
+/// `error_kind` of the attempt a claim records for a try whose lease ran out before its node
+/// recorded a result (the node died mid-attempt): it counts toward the schedule like any failure.
+pub const ABANDONED: &str = "abandoned";
+/// `error_kind` of a result that arrived after its lease was taken over by another claim: kept in
+/// the log (with the receiver's status code, if any) but it changes neither the delivery nor the
+/// webhook's streak, since the new lease holder's result is the one that counts.
+pub const STALE: &str = "stale";
+
+/// Turns a result whose lease was taken over into the stale attempt the log keeps.
+pub(crate) fn mark_stale(a: &mut Attempt) {
+    let was = last_error(a);
+    a.error_kind = Some(STALE.into());
+    a.error_message = Some(match was {
+        Some(e) => format!("result arrived after the lease was taken over (it was: {e})"),
+        None => "result arrived after the lease was taken over".into(),
+    });
+}
+
+/// The message of an [`ABANDONED`] attempt.
+pub const ABANDONED_MESSAGE: &str =
+    "the lease ran out before the sending node recorded a result (the node stopped mid-attempt)";
+
+/// The attempt a claim logs for a try whose node stopped before recording it ([`ABANDONED`]).
+pub(crate) fn abandoned_attempt(
+    delivery_id: DeliveryId,
+    attempt_number: u32,
+    started_at: Timestamp,
+    url: &str,
+) -> Attempt {
+    Attempt {
+        id: hookline_core::ids::AttemptId::new(),
+        delivery_id,
+        attempt_number,
+        started_at,
+        url: url.to_string(),
+        status_code: None,
+        error_kind: Some(ABANDONED.into()),
+        error_message: Some(ABANDONED_MESSAGE.into()),
+        dns_ms: None,
+        connect_ms: None,
+        tls_ms: None,
+        ttfb_ms: None,
+        total_ms: 0.0,
+        request_headers: vec![],
+        response_headers: vec![],
+        response_body: None,
+        response_truncated: false,
+    }
+}
+
 /// The status an attempt's result leaves its delivery in, and when it is due again.
 pub(crate) fn outcome(next: NextState) -> (DeliveryStatus, Option<Timestamp>) {
     match next {
@@ -256,6 +360,14 @@ pub(crate) fn parse_ordering(s: &str) -> std::result::Result<Ordering, String> {
     Ordering::parse(s).ok_or_else(|| format!("bad ordering {s}"))
 }
 
+/// Stored `cancel_reason` column.
+pub(crate) fn parse_cancel_reason(
+    s: Option<String>,
+) -> std::result::Result<Option<CancelReason>, String> {
+    s.map(|s| CancelReason::parse(&s).ok_or_else(|| format!("bad cancel reason {s}")))
+        .transpose()
+}
+
 /// Stored `status` column.
 pub(crate) fn parse_status(s: &str) -> std::result::Result<DeliveryStatus, String> {
     DeliveryStatus::parse(s).ok_or_else(|| format!("bad status {s}"))
@@ -271,7 +383,7 @@ pub(crate) const QUEUED_COUNTS: &str =
 pub(crate) const LEASED_COUNT: &str =
     "SELECT 'delivering', COUNT(*) FROM deliveries WHERE status = 'delivering'";
 pub(crate) const TERMINAL_COUNTS: &str =
-    "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('delivered', 'failed') GROUP BY status";
+    "SELECT status, COUNT(*) FROM deliveries WHERE status IN ('delivered', 'failed', 'cancelled') GROUP BY status";
 
 /// The queries [`crate::Store::backlog`] runs.
 pub(crate) fn backlog_queries(terminal: bool) -> &'static [&'static str] {

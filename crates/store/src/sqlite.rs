@@ -14,10 +14,10 @@ use crate::fanout;
 use crate::health::{self, HealthDelta, Streak};
 use crate::jobs::{self, ReplayJob, JOB_COLS};
 use crate::model::{
-    ApiKey, Attempt, AttemptResult, Backlog, Claim, ClaimRequest, ClaimedDelivery, ConsoleSession,
-    Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
-    PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter, RecordRow, ReplayFilter,
-    Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
+    ApiKey, Attempt, AttemptResult, Backlog, CancelOutcome, Claim, ClaimRequest, ClaimedDelivery,
+    ConsoleSession, Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim,
+    KeyRevokeCheck, PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter,
+    RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
 use crate::sealed::{self, RawWebhook, Reseal, ResealReport, SealedCols, Sealer};
 use crate::shared::{
@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_api_key_lifecycle.sql"),
     include_str!("../migrations/sqlite/0005_jobs.sql"),
     include_str!("../migrations/sqlite/0006_message_id_retention.sql"),
+    include_str!("../migrations/sqlite/0007_cancelled.sql"),
 ];
 
 /// Most write jobs folded into one transaction.
@@ -718,6 +719,7 @@ fn delivery_row(r: &Row) -> rusqlite::Result<Delivery> {
         url: r.get(14)?,
         format: shared::parse_format(&r.get::<_, String>(15)?).map_err(conversion)?,
         message_id: r.get(16)?,
+        cancel_reason: shared::parse_cancel_reason(r.get(17)?).map_err(conversion)?,
     })
 }
 
@@ -865,7 +867,98 @@ fn grant_row_at(r: &Row, at: usize) -> rusqlite::Result<PortalGrant> {
 
 /// Applies one webhook's streak delta and disables it when the policy says so, announcing it with
 /// a `webhook.disabled` event in the same transaction.
+/// Logs an `abandoned` attempt for each expired lease of `webhook_id` that the claim is about to
+/// take over (the same rows, in the same order, as the claim's `expired` statement): the try a
+/// node started and never recorded. It started when that lease was taken (`updated_at`). Returns
+/// how many were logged.
+fn abandon(c: &Connection, webhook_id: WebhookId, now: &str, limit: usize) -> Result<usize> {
+    let rows: Vec<(DeliveryId, u32, String, String)> = c
+        .prepare_cached(
+            "SELECT d.id, d.attempt_count, d.updated_at, w.url FROM deliveries d
+             JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.webhook_id = ?1 AND d.status = 'delivering' AND d.lease_until < ?2
+             ORDER BY d.lease_until, d.id LIMIT ?3",
+        )?
+        .query_map(params![webhook_id, now, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, count, started, url) in &rows {
+        insert_attempt(
+            c,
+            &shared::abandoned_attempt(*id, count + 1, ts(started.clone())?, url),
+        )?;
+    }
+    Ok(rows.len())
+}
+
+/// The most attempts a delivery of `webhook_id` gets: its own schedule's, or the default.
+fn max_attempts(c: &Connection, webhook_id: WebhookId, default: usize) -> Result<usize> {
+    let schedule: Option<String> = c
+        .prepare_cached("SELECT retry_schedule FROM webhooks WHERE id = ?1")?
+        .query_row([webhook_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(match schedule {
+        Some(s) => RetrySchedule::from_json(&json(s)?)
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+            .max_attempts(),
+        None => default,
+    })
+}
+
+/// Ends a reclaimed delivery whose abandoned try was its last allowed one: `failed`, announced
+/// with `delivery.exhausted`, never sent again (a delivery that crashes its node every time).
+fn fail_abandoned(c: &Connection, id: DeliveryId, now: &str) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL,
+           lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![id, now])?;
+    tracing::warn!(delivery_id = %id, "delivery failed: its last attempt was abandoned");
+    exhausted_of(c, id, Some(shared::ABANDONED.into()))
+}
+
+/// Publishes `delivery.exhausted` for a delivery that just ended `failed` (in the transaction that
+/// failed it), unless it carried an operational event itself ([`health::exhausted_event`]).
+fn exhausted_of(c: &Connection, id: DeliveryId, last_error_kind: Option<String>) -> Result<()> {
+    let f = c
+        .prepare_cached(
+            "SELECT tenant_id, webhook_id, event_id, event_type, attempt_count, last_status_code,
+               last_error, COALESCE(message_id, id) FROM deliveries WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(health::FailedDelivery {
+                tenant_id: r.get(0)?,
+                delivery_id: id,
+                webhook_id: r.get(1)?,
+                event_id: r.get(2)?,
+                event_type: r.get(3)?,
+                attempts: r.get(4)?,
+                last_status_code: r.get(5)?,
+                last_error: r.get(6)?,
+                message_id: r.get(7)?,
+                last_error_kind,
+            })
+        })
+        .optional()?;
+    if let Some(e) = f.as_ref().and_then(health::exhausted_event) {
+        // An operational event to the tenant's own webhooks: never refused for its size.
+        fan_out(c, e.tenant_id, &[e], usize::MAX)?;
+    }
+    Ok(())
+}
+
 fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Result<()> {
+    // The streak before the batch: whether it crosses half the threshold or ends in a recovery.
+    let before: Option<(u64, Option<String>)> = c
+        .prepare_cached("SELECT consecutive_failures, failing_since FROM webhooks WHERE id = ?1")?
+        .query_row([d.webhook_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (before, before_since) = match before {
+        Some((n, since)) => (n, opt_ts(since)?),
+        None => (0, None),
+    };
     let row: Option<(TenantId, String, String, u64, Option<String>, bool)> = c
         .prepare_cached(
             "UPDATE webhooks SET
@@ -890,12 +983,40 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
     let Some((tenant_id, name, url, streak, since, enabled)) = row else {
         return Ok(());
     };
+    if !enabled {
+        // Disabled or deleted while this attempt was in flight: a retry it queued ends here.
+        cancel_queued(c, d.webhook_id)?;
+    }
     let stored = Streak {
         enabled,
         consecutive_failures: streak,
         failing_since: opt_ts(since)?,
     };
     let Some(reason) = health::disable_reason(d, &stored, &policy) else {
+        let event = if health::failing_crossed(before, d, &stored, &policy) {
+            tracing::warn!(webhook_id = %d.webhook_id, failures = streak, "webhook failing");
+            Some(health::failing_event(
+                tenant_id,
+                d.webhook_id,
+                &name,
+                &url,
+                &stored,
+                &policy,
+            ))
+        } else if health::recovered(before, d) {
+            Some(health::recovered_event(
+                tenant_id,
+                d.webhook_id,
+                &name,
+                &url,
+                before_since,
+            ))
+        } else {
+            None
+        };
+        if let Some(e) = event {
+            fan_out(c, tenant_id, &[e], usize::MAX)?;
+        }
         return Ok(());
     };
     let now = time::now();
@@ -903,6 +1024,7 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         "UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![d.webhook_id, reason, time::format(&now)])?;
+    cancel_queued(c, d.webhook_id)?;
     tracing::warn!(webhook_id = %d.webhook_id, %reason, "webhook disabled");
     fan_out(
         c,
@@ -918,6 +1040,13 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         usize::MAX,
     )?;
     Ok(())
+}
+
+/// Cancels the queued deliveries of a webhook that may no longer send (see
+/// [`shared::cancel_queued_sql`]); a no-op for an enabled webhook.
+fn cancel_queued(c: &Connection, webhook_id: WebhookId) -> Result<usize> {
+    Ok(c.prepare_cached(&shared::cancel_queued_sql("?1", "?2"))?
+        .execute(params![webhook_id, time::format(&time::now())])?)
 }
 
 fn record_row(r: &Row) -> rusqlite::Result<RecordRow> {
@@ -1218,7 +1347,10 @@ impl Store for SqliteStore {
         let sealer = self.sealer.clone();
         self.read(move |c| {
             c.query_row(
-                &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"),
+                &format!(
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2 AND {}",
+                    shared::NOT_DELETED
+                ),
                 params![tenant_id, id],
                 webhook_row,
             )
@@ -1239,6 +1371,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
+                   AND deleted_at IS NULL
                    AND (?4 IS NULL OR name LIKE ?4 ESCAPE '\\' OR url LIKE ?4 ESCAPE '\\'
                         OR description LIKE ?4 ESCAPE '\\')
                    AND (?5 IS NULL OR id IN (SELECT value FROM json_each(?5)))
@@ -1272,7 +1405,8 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let Some(raw) = c
                 .prepare_cached(&format!(
-                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2"
+                    "SELECT {WEBHOOK_COLS} FROM webhooks WHERE tenant_id = ?1 AND id = ?2 AND {}",
+                    shared::NOT_DELETED
                 ))?
                 .query_row(params![tenant_id, id], webhook_row)
                 .optional()?
@@ -1282,6 +1416,10 @@ impl Store for SqliteStore {
             let mut w = sealer.unseal(raw)?;
             edit(&mut w).map_err(StoreError::Rejected)?;
             write_webhook(c, &w, &sealer)?;
+            if !w.enabled {
+                // Disabling ends its queue (re-enabling doesn't bring it back: replay does).
+                cancel_queued(c, id)?;
+            }
             Ok(Some(w))
         })
         .await
@@ -1289,11 +1427,73 @@ impl Store for SqliteStore {
 
     async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool> {
         self.write(move |c| {
+            let now = time::format(&time::now());
             let n = c.execute(
-                "DELETE FROM webhooks WHERE tenant_id = ?1 AND id = ?2",
-                params![tenant_id, id],
+                &format!(
+                    "UPDATE webhooks SET deleted_at = ?3, enabled = 0, updated_at = ?3
+                     WHERE tenant_id = ?1 AND id = ?2 AND {}",
+                    shared::NOT_DELETED
+                ),
+                params![tenant_id, id, now],
             )?;
+            if n == 1 {
+                cancel_queued(c, id)?;
+                // Its statistics go with it (they describe a webhook nobody can see any more);
+                // its log stays.
+                c.execute(
+                    "DELETE FROM webhook_hours WHERE webhook_id = ?1",
+                    params![id],
+                )?;
+            }
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn webhook_live(&self, id: WebhookId) -> Result<bool> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&shared::webhook_live_sql("?1"))?
+                .query_row(params![id], |r| r.get::<_, bool>(0))
+                .optional()?
+                .unwrap_or(false))
+        })
+        .await
+    }
+
+    async fn cancel_claimed(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |c| {
+            let now = time::format(&time::now());
+            let mut stmt = c.prepare_cached(&shared::cancel_claimed_sql("?1", "?2", "?3"))?;
+            let mut n = 0;
+            for (id, token) in &leases {
+                n += stmt.execute(params![id, token, now])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn cancel_delivery(&self, tenant_id: TenantId, id: DeliveryId) -> Result<CancelOutcome> {
+        self.write(move |c| {
+            let now = time::format(&time::now());
+            let n = c
+                .prepare_cached(&shared::cancel_one_sql("?1", "?2", "?3"))?
+                .execute(params![tenant_id, id, now])?;
+            let found = c
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.tenant_id = ?1 AND d.id = ?2"
+                ))?
+                .query_row(params![tenant_id, id], delivery_row)
+                .optional()?;
+            Ok(match found {
+                None => CancelOutcome::NotFound,
+                Some(d) if n == 1 => CancelOutcome::Cancelled(Box::new(d)),
+                Some(d) => CancelOutcome::NotQueued(d.status),
+            })
         })
         .await
     }
@@ -1447,10 +1647,13 @@ impl Store for SqliteStore {
             let turns = fairness::turns(candidates, req.round, req.caps());
             // Expired leases (a crashed node's work) go first, then due deliveries, each webhook
             // through its own index range so a huge backlog behind one endpoint costs the others nothing.
+            // A reclaimed lease's try counts as an attempt (`abandoned`, see `abandon`), so the
+            // attempt count advances here.
             let mut expired = c.prepare_cached(
-                "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3
+                "UPDATE deliveries SET status = 'delivering', lease_owner = ?1, lease_until = ?2, updated_at = ?3,
+                   attempt_count = attempt_count + 1, last_status_code = NULL, last_error = ?6
                  WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?4 AND status = 'delivering'
-                              AND lease_until < ?3 ORDER BY lease_until LIMIT ?5)
+                              AND lease_until < ?3 ORDER BY lease_until, id LIMIT ?5)
                  RETURNING id, tenant_id, webhook_id, event_id, item_index, attempt_count, format,
                    COALESCE(message_id, id)",
             )?;
@@ -1486,17 +1689,34 @@ impl Store for SqliteStore {
                 }
                 let w = turn.webhook_id;
                 let mut q = turn.quota.min(remaining);
-                for stmt in [&mut expired, &mut due] {
-                    if q == 0 {
-                        break;
+                if q > 0 {
+                    // The abandoned tries are logged before their leases are taken over.
+                    let abandoned = abandon(c, w, &now_s, q)?;
+                    if abandoned > 0 {
+                        let max = max_attempts(c, w, req.default_max_attempts)?;
+                        let last_error = format!("{}: {}", shared::ABANDONED, shared::ABANDONED_MESSAGE);
+                        let reclaimed = expired
+                            .query_map(params![token, until_s, now_s, w, q as i64, last_error], claimed_row)?
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        // Every claim takes at least one slot, sent or failed, so the quota
+                        // bounds this claim's work either way.
+                        q -= reclaimed.len();
+                        remaining -= reclaimed.len();
+                        for d in reclaimed {
+                            if (d.attempt_number as usize) > max {
+                                fail_abandoned(c, d.id, &now_s)?;
+                            } else {
+                                rows.push(d);
+                            }
+                        }
                     }
+                }
+                if q > 0 {
                     let before = rows.len();
-                    for row in stmt.query_map(params![token, until_s, now_s, w, q as i64], claimed_row)? {
+                    for row in due.query_map(params![token, until_s, now_s, w, q as i64], claimed_row)? {
                         rows.push(row?);
                     }
-                    let n = rows.len() - before;
-                    q -= n;
-                    remaining -= n;
+                    remaining -= rows.len() - before;
                 }
             }
             drop((expired, due));
@@ -1576,11 +1796,18 @@ impl Store for SqliteStore {
                         r.lease_token
                     ])?;
                 if n == 0 {
+                    // Taken over meanwhile: logged as stale, counted nowhere else.
+                    let mut stale = a.clone();
+                    shared::mark_stale(&mut stale);
+                    insert_attempt(c, &stale)?;
                     applied.push(false);
                     continue;
                 }
                 insert_attempt(c, a)?;
                 applied.push(true);
+                if r.next == crate::model::NextState::Failed {
+                    exhausted_of(c, r.delivery_id, a.error_kind.clone())?;
+                }
             }
             let kept: Vec<&AttemptResult> =
                 results.iter().zip(&applied).filter(|(_, ok)| **ok).map(|(r, _)| r).collect();
@@ -2118,7 +2345,8 @@ impl Store for SqliteStore {
                 return Ok(());
             };
             let owned: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2)",
+                "SELECT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1 AND id = ?2
+                                AND deleted_at IS NULL)",
                 params![tenant_id, webhook_id],
                 |r| r.get(0),
             )?;

@@ -3,17 +3,17 @@
 
 use hookline_core::api_key::KeyScope;
 use hookline_core::ids::{ApiKeyId, AttemptId, EventId, LeaseToken, TenantId, WebhookId};
-use hookline_core::retry::RetrySchedule;
+use hookline_core::retry::{DisablePolicy, RetrySchedule};
 use hookline_core::sealing::{EncryptionKey, Keyring};
 use hookline_core::stats::{hour_of, BUCKETS};
 use hookline_core::time;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::{Format, Ordering};
 use hookline_store::{
-    ApiKey, Attempt, AttemptResult, ClaimRequest, ConsoleSession, DeliveryFilter, DeliveryStatus,
-    Event, FoundSession, NextState, Page, PortalGrant, PublishOutcome, RecordFilter, RecordPlan,
-    RecordRow, ReplayFilter, Reseal, SqliteStore, Store, StoreError, Synchronous, Webhook,
-    WebhookFilter, WebhookHour,
+    ApiKey, Attempt, AttemptResult, CancelOutcome, CancelReason, ClaimRequest, ConsoleSession,
+    Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, NextState, Page, PortalGrant,
+    PublishOutcome, RecordFilter, RecordPlan, RecordRow, ReplayFilter, Reseal, SqliteStore, Store,
+    StoreError, Synchronous, Webhook, WebhookFilter, WebhookHour,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -150,6 +150,14 @@ suite!(
     rows_in_clear_are_sealed_by_migrate,
     rotation_reseals_under_the_new_key_and_old_rows_stay_readable,
     a_wrong_key_stops_migrate_naming_the_key_and_never_reads_garbage,
+    a_delivery_whose_node_dies_every_time_fails_with_abandoned_attempts,
+    operational_events_announce_failing_recovered_and_exhausted,
+    an_exhausted_operational_delivery_announces_nothing,
+    deleting_a_webhook_cancels_its_queue_and_keeps_its_log,
+    disabling_a_webhook_cancels_its_queue_for_good,
+    a_410_cancels_the_queue_as_endpoint_gone,
+    a_claimed_delivery_of_a_disabled_webhook_is_cancelled_not_retried,
+    a_queued_delivery_is_cancelled_by_hand,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -606,6 +614,7 @@ fn claim_req(limit: usize, per_webhook: usize) -> ClaimRequest {
         busy_tenants: Default::default(),
         known_events: Default::default(),
         round: 0,
+        default_max_attempts: hookline_core::retry::RetrySchedule::recommended().max_attempts(),
     }
 }
 
@@ -974,12 +983,36 @@ async fn results_need_the_current_lease(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(applied, [false, true]);
+    // The takeover counted the first try as abandoned: the fresh claim is attempt 2.
+    assert_eq!((stale.attempt_number, fresh.attempt_number), (1, 2));
     let (d, attempts) = f.store.get_delivery(t.id, fresh.id).await.unwrap().unwrap();
     assert_eq!(d.status, DeliveryStatus::Retrying);
-    assert_eq!(d.attempt_count, 1);
+    assert_eq!(d.attempt_count, 2);
     assert_eq!(d.last_status_code, Some(503));
-    assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].request_headers[0].0, "X-Webhook-Event");
+    // Three rows: the abandoned try, the stale result (kept with its answer), the fresh one.
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    let kind = |k: &str| {
+        attempts
+            .iter()
+            .find(|a| a.error_kind.as_deref() == Some(k))
+            .unwrap_or_else(|| panic!("no {k} attempt in {attempts:?}"))
+    };
+    assert_eq!(kind("abandoned").attempt_number, 1);
+    assert_eq!(kind("abandoned").status_code, None);
+    assert_eq!(kind("stale").attempt_number, 1);
+    assert_eq!(kind("stale").status_code, Some(200));
+    assert!(kind("stale")
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("taken over"));
+    let current = attempts.iter().find(|a| a.error_kind.is_none()).unwrap();
+    assert_eq!(
+        (current.attempt_number, current.status_code),
+        (2, Some(503))
+    );
+    assert_eq!(current.request_headers[0].0, "X-Webhook-Event");
+    // Neither the abandoned try nor the stale result moves the receiver's failure streak.
     let stored = f.store.get_webhook(t.id, w.id).await.unwrap().unwrap();
     assert_eq!(stored.consecutive_failures, 1);
     assert!(stored.failing_since.is_some());
@@ -993,7 +1026,7 @@ async fn results_need_the_current_lease(f: Fixture) {
         .unwrap()
         .deliveries
         .remove(0);
-    assert_eq!(c.attempt_number, 2);
+    assert_eq!(c.attempt_number, 3);
     f.store.release(vec![(c.id, c.lease_token)]).await.unwrap();
     let again = f.store.claim_due(req).await.unwrap();
     assert_eq!(again.deliveries.len(), 1);
@@ -1592,7 +1625,8 @@ async fn retention_prunes_finished_rows_and_keeps_live_ones(f: Fixture) {
     assert_eq!(none, hookline_store::Pruned::default());
 
     // With every row older than the cutoff, only what finished goes: the delivered and failed
-    // deliveries with their attempts, and the failed one's event (it has nothing left). The
+    // deliveries with their attempts, the failed one's event (it has nothing left) and the
+    // `delivery.exhausted` event its failure published (no webhook subscribes to it). The
     // delivered one's event stays for its pending resend.
     let cutoff = time::now() + chrono::Duration::seconds(1);
     let pruned = f.store.prune(cutoff, now).await.unwrap();
@@ -1601,7 +1635,7 @@ async fn retention_prunes_finished_rows_and_keeps_live_ones(f: Fixture) {
         hookline_store::Pruned {
             attempts: 2,
             deliveries: 2,
-            events: 1
+            events: 2
         }
     );
     for gone in [delivered.id, failed.id] {
@@ -2595,15 +2629,9 @@ async fn hourly_stats_follow_test_sends_retention_and_deletes(f: Fixture) {
         .unwrap();
     assert_eq!(kept.iter().map(|h| h.stats.hour).collect::<Vec<_>>(), [h2]);
 
-    // Deleting the webhook deletes its hours: a webhook stored again under the same id starts empty.
+    // Deleting the webhook deletes its hours (its delivery log stays, see
+    // `deleting_a_webhook_cancels_its_queue_and_keeps_its_log`).
     assert!(f.store.delete_webhook(a.id, w.id).await.unwrap());
-    assert!(f
-        .store
-        .webhook_hours(a.id, vec![w.id], since)
-        .await
-        .unwrap()
-        .is_empty());
-    f.store.insert_webhook(&w).await.unwrap();
     assert!(f
         .store
         .webhook_hours(a.id, vec![w.id], since)
@@ -2888,4 +2916,579 @@ async fn a_wrong_key_stops_migrate_naming_the_key_and_never_reads_garbage(f: Fix
     let claim = f.store.claim_due(later).await.unwrap();
     assert_eq!(claim.deliveries.len(), 1);
     assert_eq!(claim.webhooks[&w.id].secret, w.secret);
+}
+
+/// The deliveries of one webhook, oldest first, with their events.
+async fn deliveries_of(
+    f: &Fixture,
+    tenant: TenantId,
+    webhook: WebhookId,
+) -> Vec<(Delivery, Event)> {
+    let filter = DeliveryFilter {
+        webhook_id: Some(webhook),
+        ..Default::default()
+    };
+    let page = Page {
+        before: None,
+        limit: 100,
+    };
+    let mut out = Vec::new();
+    for d in f.store.list_deliveries(tenant, filter, page).await.unwrap() {
+        let e = f
+            .store
+            .get_event(tenant, d.event_id)
+            .await
+            .unwrap()
+            .unwrap();
+        out.push((d, e));
+    }
+    out.reverse();
+    out
+}
+
+async fn a_delivery_whose_node_dies_every_time_fails_with_abandoned_attempts(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    // Two attempts: the first try and one retry.
+    let mut w = hook_for(t.id, &["*"], Format::Envelope, true);
+    w.retry_schedule = Some(RetrySchedule(vec![std::time::Duration::from_secs(1)]));
+    f.store.insert_webhook(&w).await.unwrap();
+    let watcher = hook_for(t.id, &["delivery.exhausted"], Format::Flat, true);
+    f.store.insert_webhook(&watcher).await.unwrap();
+    publish_contact(&f, t.id, "c").await;
+    let first = f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(first.len(), 1);
+    // The node dies; another takes the lease over: the first try counts, the retry is attempt 2.
+    let mut later = claim_req(10, 10);
+    later.now += chrono::Duration::seconds(61);
+    later.lease_until = later.now + chrono::Duration::seconds(60);
+    let second = f.store.claim_due(later.clone()).await.unwrap().deliveries;
+    assert_eq!(second.len(), 1);
+    assert_eq!((second[0].id, second[0].attempt_number), (first[0].id, 2));
+    // That node dies too: the schedule is used up, so the delivery fails instead of going out a
+    // third time.
+    let mut last = later;
+    last.now += chrono::Duration::seconds(61);
+    last.lease_until = last.now + chrono::Duration::seconds(60);
+    let third = f.store.claim_due(last.clone()).await.unwrap().deliveries;
+    assert!(third.iter().all(|d| d.id != first[0].id), "{third:?}");
+    let (d, attempts) = f
+        .store
+        .get_delivery(t.id, first[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.attempt_count, 2);
+    assert!(d.last_error.as_deref().unwrap().starts_with("abandoned"));
+    let mut numbers: Vec<(u32, Option<String>)> = attempts
+        .iter()
+        .map(|a| (a.attempt_number, a.error_kind.clone()))
+        .collect();
+    numbers.sort();
+    assert_eq!(
+        numbers,
+        [(1, Some("abandoned".into())), (2, Some("abandoned".into()))]
+    );
+    // The failure is announced to the webhook that subscribes to it.
+    let got = deliveries_of(&f, t.id, watcher.id).await;
+    assert_eq!(got.len(), 1);
+    let data = &got[0].1.data;
+    assert_eq!(got[0].1.event_type, "delivery.exhausted");
+    assert_eq!(data["delivery_id"], first[0].id.to_string());
+    assert_eq!(data["webhook_id"], w.id.to_string());
+    assert_eq!(data["reason"], "retries_exhausted");
+    assert_eq!(data["last_error_kind"], "abandoned");
+    assert_eq!(data["attempts"], 2);
+    assert!(deliveries_of(&f, t.id, w.id).await.len() == 1);
+}
+
+async fn operational_events_announce_failing_recovered_and_exhausted(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let ops = ["webhook.failing", "webhook.recovered", "delivery.exhausted"];
+    // The failing webhook subscribes to the operational events too: it never gets its own.
+    let mut events = vec!["contact.*"];
+    events.extend(ops);
+    let w = hook_for(t.id, &events, Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    let watcher = hook_for(t.id, &ops, Format::Flat, true);
+    f.store.insert_webhook(&watcher).await.unwrap();
+    let policy = DisablePolicy {
+        max_consecutive_failures: 4,
+        max_failing_for: std::time::Duration::from_secs(86_400 * 30),
+    };
+    for i in 0..3 {
+        publish_contact(&f, t.id, format!("c{i}")).await;
+    }
+    let claimed = f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(claimed.len(), 3);
+    let retry_at = time::now() + chrono::Duration::seconds(1);
+    let record = |r: AttemptResult| {
+        let store = f.store.clone();
+        async move {
+            let applied = store.record_attempts(vec![r], policy).await.unwrap();
+            assert_eq!(applied, [true]);
+        }
+    };
+    let types = |got: &[(Delivery, Event)]| -> Vec<String> {
+        got.iter().map(|(_, e)| e.event_type.clone()).collect()
+    };
+    // One failure: below half the threshold, nothing said.
+    record(result(&claimed[0], NextState::RetryAt(retry_at), Some(503))).await;
+    assert!(deliveries_of(&f, t.id, watcher.id).await.is_empty());
+    // The second reaches half (2 of 4): a warning. It was a 400, so the delivery also ends.
+    record(result(&claimed[1], NextState::Failed, Some(400))).await;
+    let got = deliveries_of(&f, t.id, watcher.id).await;
+    assert_eq!(types(&got), ["delivery.exhausted", "webhook.failing"]);
+    let exhausted = &got[0].1.data;
+    assert_eq!(exhausted["delivery_id"], claimed[1].id.to_string());
+    assert_eq!(exhausted["reason"], "not_retryable");
+    assert_eq!(exhausted["last_status_code"], 400);
+    assert_eq!(exhausted["event_type"], "contact.created");
+    let failing = &got[1].1.data;
+    assert_eq!(failing["id"], w.id.to_string());
+    assert_eq!(failing["consecutive_failures"], 2);
+    assert_eq!(failing["disable_after_failures"], 4);
+    // A third failure in the same streak: no second warning (and not yet disabled).
+    let mut req = claim_req(10, 10);
+    req.now = retry_at + chrono::Duration::seconds(1);
+    let again: Vec<_> = f
+        .store
+        .claim_due(req)
+        .await
+        .unwrap()
+        .deliveries
+        .into_iter()
+        .filter(|d| d.webhook_id == w.id)
+        .collect();
+    assert_eq!(again.len(), 1);
+    record(result(&again[0], NextState::RetryAt(retry_at), Some(500))).await;
+    assert_eq!(deliveries_of(&f, t.id, watcher.id).await.len(), 2);
+    // The first success after the failures: recovered, once.
+    record(result(&claimed[2], NextState::Delivered, Some(200))).await;
+    let got = deliveries_of(&f, t.id, watcher.id).await;
+    assert_eq!(
+        types(&got),
+        ["delivery.exhausted", "webhook.failing", "webhook.recovered"]
+    );
+    assert_eq!(got[2].1.data["id"], w.id.to_string());
+    assert!(got[2].1.data["failing_since"].is_string());
+    let stored = f.store.get_webhook(t.id, w.id).await.unwrap().unwrap();
+    assert!(stored.enabled);
+    assert_eq!(stored.consecutive_failures, 0);
+    // None of it reached the webhook it is about.
+    let own = deliveries_of(&f, t.id, w.id).await;
+    assert!(
+        own.iter().all(|(_, e)| e.event_type == "contact.created"),
+        "{own:?}"
+    );
+}
+
+async fn an_exhausted_operational_delivery_announces_nothing(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    // Two webhooks that each watch the other's exhausted deliveries, and a source of failures.
+    let a = hook_for(
+        t.id,
+        &["contact.*", "delivery.exhausted"],
+        Format::Envelope,
+        true,
+    );
+    let b = hook_for(t.id, &["delivery.exhausted"], Format::Envelope, true);
+    f.store.insert_webhook(&a).await.unwrap();
+    f.store.insert_webhook(&b).await.unwrap();
+    publish_contact(&f, t.id, "c").await;
+    let claimed = f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(claimed.len(), 1);
+    f.store
+        .record_attempts(
+            vec![result(&claimed[0], NextState::Failed, Some(404))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // b hears about a's failure (a does not: it is about a).
+    let to_b = deliveries_of(&f, t.id, b.id).await;
+    assert_eq!(to_b.len(), 1);
+    assert_eq!(to_b[0].1.event_type, "delivery.exhausted");
+    // b fails that notice for good: no notice about the notice, to a or anyone.
+    let notice = f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(notice.len(), 1);
+    assert_eq!(notice[0].webhook_id, b.id);
+    f.store
+        .record_attempts(
+            vec![result(&notice[0], NextState::Failed, Some(404))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let to_a = deliveries_of(&f, t.id, a.id).await;
+    assert!(
+        to_a.iter().all(|(_, e)| e.event_type == "contact.created"),
+        "{to_a:?}"
+    );
+    assert_eq!(deliveries_of(&f, t.id, b.id).await.len(), 1);
+}
+
+/// The statuses and cancel reasons of a webhook's deliveries, oldest first.
+async fn states_of(
+    f: &Fixture,
+    tenant: TenantId,
+    webhook: WebhookId,
+) -> Vec<(DeliveryStatus, Option<CancelReason>)> {
+    deliveries_of(f, tenant, webhook)
+        .await
+        .into_iter()
+        .map(|(d, _)| (d.status, d.cancel_reason))
+        .collect()
+}
+
+async fn deleting_a_webhook_cancels_its_queue_and_keeps_its_log(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    for id in ["a", "b", "c"] {
+        publish_contact(&f, t.id, id).await;
+    }
+    // One delivered, one retrying, one still pending.
+    let claimed = f
+        .store
+        .claim_due(claim_req(2, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(claimed.len(), 2);
+    let retry_at = time::now() + chrono::Duration::seconds(30);
+    f.store
+        .record_attempts(
+            vec![
+                result(&claimed[0], NextState::Delivered, Some(200)),
+                result(&claimed[1], NextState::RetryAt(retry_at), Some(503)),
+            ],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    assert!(f.store.delete_webhook(t.id, w.id).await.unwrap());
+    assert!(!f.store.delete_webhook(t.id, w.id).await.unwrap());
+    // Gone from every webhook read of the tenant...
+    assert_eq!(f.store.get_webhook(t.id, w.id).await.unwrap(), None);
+    let all = f
+        .store
+        .list_webhooks(
+            t.id,
+            WebhookFilter::default(),
+            Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(all.is_empty(), "{all:?}");
+    assert!(f
+        .store
+        .modify_webhook(
+            t.id,
+            w.id,
+            Box::new(|w| {
+                w.enabled = true;
+                Ok(())
+            })
+        )
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!f.store.webhook_live(w.id).await.unwrap());
+    // ...its queue is cancelled, what finished stays as it was, and the log stays readable.
+    let states = states_of(&f, t.id, w.id).await;
+    let mut sorted: Vec<_> = states.iter().map(|s| format!("{s:?}")).collect();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "(Cancelled, Some(WebhookDeleted))",
+            "(Cancelled, Some(WebhookDeleted))",
+            "(Delivered, None)",
+        ]
+    );
+    let (d, attempts) = f
+        .store
+        .get_delivery(t.id, claimed[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Cancelled);
+    assert_eq!(d.cancel_reason, Some(CancelReason::WebhookDeleted));
+    assert_eq!(d.next_attempt_at, None);
+    assert_eq!(d.url, w.url);
+    assert!(attempts.iter().any(|a| a.status_code == Some(503)));
+    // Nothing new reaches it and nothing of it is claimed.
+    publish_contact(&f, t.id, "d").await;
+    assert_eq!(states_of(&f, t.id, w.id).await.len(), 3);
+    let mut later = claim_req(10, 10);
+    later.now += chrono::Duration::hours(1);
+    assert!(f
+        .store
+        .claim_due(later)
+        .await
+        .unwrap()
+        .deliveries
+        .is_empty());
+    // Cancelled is terminal: retention prunes it with the rest.
+    let future = time::now() + chrono::Duration::days(1);
+    f.store.prune(future, future).await.unwrap();
+    assert!(states_of(&f, t.id, w.id).await.is_empty());
+}
+
+async fn disabling_a_webhook_cancels_its_queue_for_good(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    publish_contact(&f, t.id, "a").await;
+    publish_contact(&f, t.id, "b").await;
+    let set_enabled = |on: bool| {
+        let store = f.store.clone();
+        async move {
+            store
+                .modify_webhook(
+                    t.id,
+                    w.id,
+                    Box::new(move |w| {
+                        w.enabled = on;
+                        if !on {
+                            w.disabled_reason = Some("manual".into());
+                        }
+                        Ok(())
+                    }),
+                )
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    // An edit that keeps it enabled leaves the queue alone.
+    set_enabled(true).await;
+    assert_eq!(
+        states_of(&f, t.id, w.id).await,
+        [
+            (DeliveryStatus::Pending, None),
+            (DeliveryStatus::Pending, None)
+        ]
+    );
+    set_enabled(false).await;
+    let cancelled = (
+        DeliveryStatus::Cancelled,
+        Some(CancelReason::WebhookDisabled),
+    );
+    assert_eq!(states_of(&f, t.id, w.id).await, [cancelled, cancelled]);
+    // Enabling again doesn't bring them back (replay does).
+    set_enabled(true).await;
+    assert_eq!(states_of(&f, t.id, w.id).await, [cancelled, cancelled]);
+    assert!(f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries
+        .is_empty());
+    let n = f
+        .store
+        .replay(
+            t.id,
+            w.id,
+            ReplayFilter {
+                since: time::now() - chrono::Duration::hours(1),
+                until: None,
+                statuses: vec![DeliveryStatus::Cancelled],
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+async fn a_410_cancels_the_queue_as_endpoint_gone(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    publish_contact(&f, t.id, "a").await;
+    publish_contact(&f, t.id, "b").await;
+    let first = f
+        .store
+        .claim_due(claim_req(1, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    f.store
+        .record_attempts(
+            vec![result(&first[0], NextState::Failed, Some(410))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let w_now = f.store.get_webhook(t.id, w.id).await.unwrap().unwrap();
+    assert!(!w_now.enabled);
+    assert_eq!(w_now.disabled_reason.as_deref(), Some("endpoint_gone"));
+    let states = states_of(&f, t.id, w.id).await;
+    assert!(
+        states.contains(&(DeliveryStatus::Cancelled, Some(CancelReason::EndpointGone))),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(DeliveryStatus::Failed, None)),
+        "{states:?}"
+    );
+}
+
+async fn a_claimed_delivery_of_a_disabled_webhook_is_cancelled_not_retried(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    publish_contact(&f, t.id, "a").await;
+    publish_contact(&f, t.id, "b").await;
+    let claimed = f
+        .store
+        .claim_due(claim_req(10, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(claimed.len(), 2);
+    assert!(f.store.webhook_live(w.id).await.unwrap());
+    // Nothing to cancel while the webhook may send.
+    let lease = |d: &hookline_store::ClaimedDelivery| (d.id, d.lease_token);
+    assert_eq!(
+        f.store
+            .cancel_claimed(vec![lease(&claimed[0])])
+            .await
+            .unwrap(),
+        0
+    );
+    f.store
+        .modify_webhook(
+            t.id,
+            w.id,
+            Box::new(|w| {
+                w.enabled = false;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!f.store.webhook_live(w.id).await.unwrap());
+    assert!(!f.store.webhook_live(WebhookId::new()).await.unwrap());
+    // Being delivered, they are left to their node: the re-check cancels one (a foreign token
+    // changes nothing)...
+    assert_eq!(
+        f.store
+            .cancel_claimed(vec![(claimed[0].id, LeaseToken::new())])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        f.store
+            .cancel_claimed(vec![lease(&claimed[0])])
+            .await
+            .unwrap(),
+        1
+    );
+    // ...and a result that would retry the other ends it instead.
+    let retry_at = time::now() + chrono::Duration::seconds(30);
+    let applied = f
+        .store
+        .record_attempts(
+            vec![result(&claimed[1], NextState::RetryAt(retry_at), Some(503))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, [true]);
+    let (d, attempts) = f
+        .store
+        .get_delivery(t.id, claimed[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.status, d.cancel_reason),
+        (
+            DeliveryStatus::Cancelled,
+            Some(CancelReason::WebhookDisabled)
+        )
+    );
+    assert_eq!(attempts.len(), 1, "the attempt made is logged");
+    let (d0, attempts0) = f
+        .store
+        .get_delivery(t.id, claimed[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d0.status, DeliveryStatus::Cancelled);
+    assert!(attempts0.is_empty(), "never sent: {attempts0:?}");
+}
+
+async fn a_queued_delivery_is_cancelled_by_hand(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let other = f.store.create_tenant("other").await.unwrap();
+    let w = hook_for(t.id, &["*"], Format::Envelope, true);
+    f.store.insert_webhook(&w).await.unwrap();
+    publish_contact(&f, t.id, "a").await;
+    publish_contact(&f, t.id, "b").await;
+    let claimed = f
+        .store
+        .claim_due(claim_req(1, 10))
+        .await
+        .unwrap()
+        .deliveries;
+    let pending = deliveries_of(&f, t.id, w.id)
+        .await
+        .into_iter()
+        .map(|(d, _)| d)
+        .find(|d| d.status == DeliveryStatus::Pending)
+        .unwrap();
+    assert_eq!(
+        f.store.cancel_delivery(other.id, pending.id).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+    let CancelOutcome::Cancelled(d) = f.store.cancel_delivery(t.id, pending.id).await.unwrap()
+    else {
+        panic!("not cancelled")
+    };
+    assert_eq!(
+        (d.status, d.cancel_reason, d.next_attempt_at),
+        (DeliveryStatus::Cancelled, Some(CancelReason::Manual), None)
+    );
+    assert_eq!(
+        f.store.cancel_delivery(t.id, pending.id).await.unwrap(),
+        CancelOutcome::NotQueued(DeliveryStatus::Cancelled)
+    );
+    assert_eq!(
+        f.store.cancel_delivery(t.id, claimed[0].id).await.unwrap(),
+        CancelOutcome::NotQueued(DeliveryStatus::Delivering)
+    );
+    // Terminal: counted with the terminal statuses.
+    let backlog = f.store.backlog(time::now(), true).await.unwrap();
+    assert_eq!(backlog.count(DeliveryStatus::Cancelled), 1);
 }

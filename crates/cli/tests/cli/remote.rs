@@ -305,6 +305,9 @@ fn every_remote_command_works_with_a_url_and_a_key() {
     assert_eq!(resent["resent_from"], delivery.as_str());
     // The resend is a new log record that the receiver sees under the original's id.
     assert_eq!(resent["message_id"], delivery.as_str());
+    // A delivered delivery can't be cancelled: the API's 409 comes through.
+    let refused = d.fails(&["deliveries", "cancel", &delivery], 1);
+    assert!(refused.contains("not_cancellable"), "{refused}");
     let shown = d.ok(&["deliveries", "show", s(&resent["id"])]);
     assert!(
         shown
@@ -381,12 +384,16 @@ fn every_remote_command_works_with_a_url_and_a_key() {
     let deals: Value = serde_json::from_str(&d.ok(&["api", "GET", "/v1/deals?limit=5"])).unwrap();
     assert_eq!(deals["data"][0]["data"]["id"], "d9");
 
-    // Delete last: the webhook goes with its log.
+    // Delete last: the webhook goes, its log stays readable.
     d.ok(&["webhooks", "delete", &id, "--yes"]);
     let gone = d.fails(&["webhooks", "get", &id], 1);
     assert!(
         gone.contains("not found") && gone.contains("HTTP 404"),
         "{gone}"
+    );
+    assert_eq!(
+        d.json(&["deliveries", "show", &delivery])["status"],
+        "delivered"
     );
 }
 

@@ -1,4 +1,4 @@
-//! `/v1/deliveries`: the delivery log, with attempts, and resend.
+//! `/v1/deliveries`: the delivery log, with attempts, resend and cancel.
 
 use super::extract::{idempotency_key, maybe_replayed, Auth, IdPath, ListResponse, Pagination};
 use super::responses::{BadRequest, Conflict, DeliveryList, Invalid, NotFound};
@@ -16,6 +16,7 @@ pub fn router() -> Router<Hookline> {
         .route("/deliveries", get(list))
         .route("/deliveries/{id}", get(fetch))
         .route("/deliveries/{id}/resend", post(resend))
+        .route("/deliveries/{id}/cancel", post(cancel))
 }
 
 /// List deliveries (the delivery log), newest first.
@@ -23,7 +24,7 @@ pub fn router() -> Router<Hookline> {
 /// `search` matches the webhook URL and the event name.
 #[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", operation_id = "listDeliveries",
     params(("webhook_id" = Option<uuid::Uuid>, Query, description = "only this webhook's deliveries"),
-           ("status" = Option<String>, Query, description = "pending, delivering, retrying, delivered or failed"),
+           ("status" = Option<String>, Query, description = "pending, delivering, retrying, delivered, failed or cancelled"),
            ("event_type" = Option<String>, Query, description = "an event name in any format's spelling"),
            ("since" = Option<String>, Query, format = DateTime, description = "created at or after (RFC 3339)"),
            ("until" = Option<String>, Query, format = DateTime, description = "created before (RFC 3339)"),
@@ -74,4 +75,22 @@ async fn resend(
 ) -> Result<Response> {
     let (view, replayed) = h.resend_once(&who, id, idempotency_key(&headers)?).await?;
     Ok(maybe_replayed(StatusCode::ACCEPTED, view, replayed))
+}
+
+/// Cancel a queued delivery.
+///
+/// A pending or retrying delivery ends `cancelled` with `cancel_reason: "manual"` and is never
+/// sent again (resend or replay it to send it after all). A delivery being delivered right now, or
+/// already delivered, failed or cancelled, is a 409 `not_cancellable`. Takes no query parameters
+/// and no body.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/cancel", tag = "deliveries", operation_id = "cancelDelivery",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "the delivery, now cancelled", body = DeliveryView), (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict)),
+    security(("bearer" = [])))]
+async fn cancel(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    IdPath(id): IdPath<DeliveryId>,
+) -> Result<Json<DeliveryView>> {
+    Ok(Json(h.cancel_delivery(&who, id).await?))
 }

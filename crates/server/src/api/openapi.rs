@@ -37,6 +37,7 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         super::webhooks::verify_receiver,
         super::events::publish, super::events::list, super::events::fetch,
         super::deliveries::list, super::deliveries::fetch, super::deliveries::resend,
+        super::deliveries::cancel,
         super::event_types::list,
         super::records::contacts::create, super::records::contacts::list, super::records::contacts::fetch,
         super::records::contacts::replace, super::records::contacts::update, super::records::contacts::remove,
@@ -64,7 +65,7 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
     tags(
         (name = "webhooks", description = "Subscriptions: a URL, the events it wants, a format and a signing secret."),
         (name = "events", description = "Publish events; each matching webhook gets a delivery. The event catalog."),
-        (name = "deliveries", description = "The delivery log with every attempt, and resend."),
+        (name = "deliveries", description = "The delivery log with every attempt, resend and cancel."),
         (name = "contacts", description = "CRM contacts kept by Hookline: each write commits the contact, its events and their deliveries together."),
         (name = "organizations", description = "CRM organizations kept by Hookline."),
         (name = "deals", description = "CRM deals kept by Hookline."),

@@ -180,7 +180,11 @@ async fn update(
     Ok(Json(h.update_webhook(&who, id, input).await?))
 }
 
-/// Delete a webhook with its delivery log.
+/// Delete a webhook.
+///
+/// It is gone from every webhook read (404) and gets nothing more; its queued deliveries end
+/// `cancelled` (reason `webhook_deleted`), and its delivery log stays readable through
+/// `/v1/deliveries` until retention prunes it.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "deleteWebhook",
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204, description = "deleted", description = "deleted"), (status = 400, response = BadRequest), (status = 404, response = NotFound)),

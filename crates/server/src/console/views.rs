@@ -593,7 +593,7 @@ pub fn deliveries(
                     label for="d-status" { "Status" }
                     select id="d-status" name="status" {
                         option value="" { "any" }
-                        @for s in ["pending", "delivering", "retrying", "delivered", "failed"] {
+                        @for s in hookline_store::DeliveryStatus::ALL.map(|s| s.as_str()) {
                             option value=(s) selected[filters.status == s] { (s) }
                         }
                     }
@@ -636,6 +636,7 @@ pub fn delivery(
                 // The log record's id (the heading) is not what the receiver sees on a resend.
                 dt { "Message id" } dd { code.wrap { (v.message_id) } " " small { "(what the receiver sees and deduplicates on)" } }
                 dt { "Status" } dd { span.badge.ok[v.status == "delivered"].off[v.status == "failed"] { (v.status) } }
+                @if let Some(r) = &v.cancel_reason { dt { "Cancelled because" } dd { code { (r) } } }
                 dt { "Event" } dd { code { (v.event_type) } " (" code { (v.event_id) } ")" }
                 dt { "Webhook" } dd { a href={ "/webhooks/" (v.webhook_id) } { code.wrap { (v.url) } } }
                 dt { "Attempts" } dd { (v.attempt_count) }

@@ -13,7 +13,8 @@ use hookline_core::url_policy::WebhookUrl;
 use hookline_core::webhook::{Format, Ordering as DeliveryOrdering};
 use hookline_core::{catalog, signing, time};
 use hookline_store::{
-    Attempt, Delivery, DeliveryFilter, DeliveryStatus, Event, Page, ReplayFilter, Webhook,
+    Attempt, CancelOutcome, Delivery, DeliveryFilter, DeliveryStatus, Event, Page, ReplayFilter,
+    Webhook,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,8 +36,11 @@ pub struct DeliveryView {
     pub event_id: Uuid,
     pub event_type: String,
     pub url: String,
-    /// pending | delivering | retrying | delivered | failed
+    /// pending | delivering | retrying | delivered | failed | cancelled
     pub status: String,
+    /// Why it was cancelled (status `cancelled` only): `webhook_deleted`, `webhook_disabled`,
+    /// `endpoint_gone` (the receiver answered 410 Gone) or `manual`.
+    pub cancel_reason: Option<String>,
     pub attempt_count: u32,
     pub next_attempt_at: Option<String>,
     pub last_status_code: Option<u16>,
@@ -57,6 +61,7 @@ impl From<Delivery> for DeliveryView {
             event_type: d.event_type,
             url: d.url,
             status: d.status.as_str().into(),
+            cancel_reason: d.cancel_reason.map(|r| r.as_str().into()),
             attempt_count: d.attempt_count,
             next_attempt_at: d.next_attempt_at.as_ref().map(time::format),
             last_status_code: d.last_status_code,
@@ -354,11 +359,21 @@ impl Hookline {
         Ok((d.into(), replayed))
     }
 
-    /// A new delivery of the same event to the same webhook; the original is left as it was.
+    /// A new delivery of the same event to the same webhook; the original is left as it was. The
+    /// log of a deleted webhook stays readable, but nothing more is sent to it: 409.
     pub async fn resend(&self, who: &Principal, id: DeliveryId) -> Result<DeliveryView> {
         who.require(Capability::Resend)?;
-        if who.is_portal() {
-            self.load_delivery(who, id).await?;
+        let (d, _) = self.load_delivery(who, id).await?;
+        if self
+            .store
+            .get_webhook(who.tenant_id, d.webhook_id)
+            .await?
+            .is_none()
+        {
+            return Err(Error::Conflict {
+                code: "webhook_deleted",
+                message: "this delivery's webhook was deleted; its log stays readable, but nothing more is sent to it".into(),
+            });
         }
         let new_id = self
             .store
@@ -372,6 +387,27 @@ impl Hookline {
             .await?
             .ok_or_else(|| Error::Internal("resent delivery vanished".into()))?;
         Ok(d.into())
+    }
+
+    /// Cancels one queued (pending or retrying) delivery: it ends `cancelled` with reason `manual`
+    /// and is never sent again (a resend or replay makes a new one). 409 `not_cancellable` when it
+    /// is being delivered right now or already finished.
+    pub async fn cancel_delivery(&self, who: &Principal, id: DeliveryId) -> Result<DeliveryView> {
+        who.require(Capability::Resend)?;
+        if who.is_portal() {
+            self.load_delivery(who, id).await?;
+        }
+        match self.store.cancel_delivery(who.tenant_id, id).await? {
+            CancelOutcome::Cancelled(d) => Ok((*d).into()),
+            CancelOutcome::NotQueued(status) => Err(Error::Conflict {
+                code: "not_cancellable",
+                message: format!(
+                    "only a pending or retrying delivery can be cancelled; this one is {}",
+                    status.as_str()
+                ),
+            }),
+            CancelOutcome::NotFound => Err(Error::not_found("delivery")),
+        }
     }
 
     /// [`Hookline::replay`] with an `Idempotency-Key` (`idempotency.rs`): the same key with the same

@@ -492,6 +492,7 @@ impl Hookline {
             .ok_or_else(|| Error::not_found("webhook"))
     }
 
+    /// Deletes a webhook softly (`Store::delete_webhook`): its queue is cancelled, its log kept.
     pub async fn delete_webhook(&self, who: &Principal, id: WebhookId) -> Result<()> {
         who.require(Capability::Manage)?;
         if !who.sees_webhook(id) {

@@ -1088,6 +1088,133 @@ async fn a_webhook_that_keeps_failing_is_disabled_and_announced() {
 }
 
 #[tokio::test]
+async fn failing_recovered_and_exhausted_reach_their_subscribers_in_every_format() {
+    let mut cfg = local_receivers();
+    cfg.push(("disable_after_failures", "4".into()));
+    let app = spawn_app_with(&cfg).await;
+    let ops = ["webhook.failing", "webhook.recovered", "delivery.exhausted"];
+    let mut watchers = Vec::new();
+    for format in ["envelope", "flat", "entity"] {
+        let rx = Receiver::start().await;
+        app.webhook_to(&rx, json!({"events": ops, "format": format}))
+            .await;
+        watchers.push((format, rx));
+    }
+    // The failing endpoint subscribes to them too, and never hears about itself.
+    let rx = Receiver::start().await;
+    rx.then(Reply::status(500));
+    rx.then(Reply::status(400));
+    let mut events = vec!["contact.*"];
+    events.extend(ops);
+    let w = app
+        .webhook_to(&rx, json!({"events": events, "retry_schedule": []}))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(first_delivery(
+            &app.publish(contact(&format!("c{i}"))).await,
+        ));
+        app.drain().await;
+    }
+    app.drain().await;
+    assert_eq!(rx.received().len(), 3);
+    assert!(rx
+        .received()
+        .iter()
+        .all(|r| r.header("x-hookline-event") == "contacts.created"));
+    for (format, watcher) in &watchers {
+        // Per format: the names as that format spells them, where the payload sits and how its
+        // keys are spelled.
+        let (exhausted, failing, recovered) = match *format {
+            "envelope" => (
+                "deliveries.exhausted",
+                "webhooks.failing",
+                "webhooks.recovered",
+            ),
+            _ => ("delivery.exhausted", "webhook.failing", "webhook.recovered"),
+        };
+        let payload = |b: &Value, subject: &str, plural: &str| -> Value {
+            match *format {
+                "envelope" => b["data"][plural][0].clone(),
+                "flat" => b["data"].clone(),
+                _ => b["data"]["payload"][subject].clone(),
+            }
+        };
+        let key = |snake: &'static str, camel: &'static str| {
+            if *format == "entity" {
+                camel
+            } else {
+                snake
+            }
+        };
+        // Notices made in one transaction may arrive in either order: sorted by name and
+        // delivery.
+        let mut got: Vec<(String, Value)> = watcher
+            .received()
+            .iter()
+            .map(|r| {
+                let name = r.header("x-hookline-event").to_string();
+                let body = r.json();
+                let data = if name == exhausted {
+                    payload(&body, "delivery", "deliveries")
+                } else {
+                    payload(&body, "webhook", "webhooks")
+                };
+                (name, data)
+            })
+            .collect();
+        got.sort_by_key(|(name, data)| {
+            (
+                name.clone(),
+                data[key("delivery_id", "deliveryId")]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        });
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [exhausted, exhausted, failing, recovered],
+            "{format}: {got:?}"
+        );
+        // Delivery ids are UUIDv7: the first publish's sorts first.
+        let (first, second) = (&got[0].1, &got[1].1);
+        assert_eq!(
+            first[key("delivery_id", "deliveryId")],
+            json!(ids[0]),
+            "{format}: {first}"
+        );
+        assert_eq!(
+            first[key("webhook_id", "webhookId")],
+            w["id"],
+            "{format}: {first}"
+        );
+        assert_eq!(first["reason"], "retries_exhausted", "{format}: {first}");
+        assert_eq!(
+            first[key("last_status_code", "lastStatusCode")],
+            500,
+            "{format}: {first}"
+        );
+        assert_eq!(first["attempts"], 1, "{format}: {first}");
+        assert_eq!(
+            second[key("delivery_id", "deliveryId")],
+            json!(ids[1]),
+            "{format}: {second}"
+        );
+        assert_eq!(second["reason"], "not_retryable", "{format}: {second}");
+        assert_eq!(got[2].1["id"], w["id"], "{format}: {:?}", got[2]);
+        assert_eq!(
+            got[2].1[key("consecutive_failures", "consecutiveFailures")],
+            2,
+            "{format}: {:?}",
+            got[2]
+        );
+        assert_eq!(got[3].1["id"], w["id"], "{format}: {:?}", got[3]);
+    }
+}
+
+#[tokio::test]
 async fn retries_of_an_outage_spread_over_the_jitter_band() {
     // The deployment's default jitter (±10 %); `local_receivers` turns it off for exact timings.
     let mut cfg = local_receivers();
@@ -1175,6 +1302,19 @@ async fn a_receiver_answering_410_disables_its_webhook_as_endpoint_gone() {
         "the queued delivery is never sent: {attempts:?}"
     );
     assert_eq!(attempts[1], (1, json!("failed")), "{attempts:?}");
+    // The queued one ends cancelled, naming why.
+    assert_eq!(attempts[0].1, json!("cancelled"), "{attempts:?}");
+    let (_, queued) = app
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries?webhook_id={wid}&status=cancelled"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        queued["data"][0]["cancel_reason"], "endpoint_gone",
+        "{queued}"
+    );
     // The tenant's operational webhook hears about it, with the reason.
     let notes = ops.received();
     assert_eq!(notes.len(), 1);
@@ -1247,6 +1387,7 @@ async fn a_node_that_dies_mid_backlog_loses_nothing() {
             busy_tenants: Default::default(),
             known_events: Default::default(),
             round: 0,
+            default_max_attempts: app.hookline.config.retry_schedule.max_attempts(),
         })
         .await
         .unwrap();
@@ -1676,4 +1817,257 @@ async fn header_values_are_masked_after_creation_and_a_mask_sent_back_keeps_the_
         assert!(!stored.contains("receiver-token"), "header value in clear");
         assert!(!stored.contains(&secret), "secret in clear");
     }
+}
+
+impl TestApp {
+    /// `PATCH /v1/webhooks/{id}` with `enabled`.
+    async fn set_enabled(&self, webhook: &str, enabled: bool) {
+        let (s, v) = self
+            .call(
+                Method::PATCH,
+                &format!("/v1/webhooks/{webhook}"),
+                Some(json!({"enabled": enabled})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    /// `(status, cancel_reason)` of each delivery, in the order given.
+    async fn states(&self, ids: &[String]) -> Vec<(Value, Value)> {
+        let mut out = Vec::new();
+        for id in ids {
+            let d = self.delivery(id).await;
+            out.push((d["status"].clone(), d["cancel_reason"].clone()));
+        }
+        out
+    }
+}
+
+fn delivery_ids(published: &Value) -> Vec<String> {
+    published["delivery_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn deleting_a_webhook_cancels_its_queue_and_keeps_its_log_readable() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let w = app.webhook_to(&rx, json!({})).await;
+    let wid = w["id"].as_str().unwrap().to_string();
+    let sent = first_delivery(&app.publish(contact("c0")).await);
+    assert_eq!(app.drain().await, 1);
+    let mut queued = Vec::new();
+    for i in 1..3 {
+        queued.extend(delivery_ids(&app.publish(contact(&format!("c{i}"))).await));
+    }
+    let (s, _) = app
+        .call(Method::DELETE, &format!("/v1/webhooks/{wid}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = app
+        .call(Method::GET, &format!("/v1/webhooks/{wid}"), None)
+        .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+        "get after delete",
+    );
+    let (_, list) = app.call(Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(list["data"], json!([]), "{list}");
+    let (s, v) = app
+        .call(Method::DELETE, &format!("/v1/webhooks/{wid}"), None)
+        .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+        "delete again",
+    );
+
+    // Nothing more is sent; the queue ends cancelled; the log stays readable.
+    assert_eq!(app.drain().await, 0);
+    assert_eq!(rx.received().len(), 1);
+    let cancelled = (json!("cancelled"), json!("webhook_deleted"));
+    assert_eq!(
+        app.states(&queued).await,
+        [cancelled.clone(), cancelled.clone()]
+    );
+    let d = app.delivery(&sent).await;
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["cancel_reason"], Value::Null);
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1, "{d}");
+    let (s, log) = app
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries?webhook_id={wid}&status=cancelled"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    assert_eq!(log["data"].as_array().unwrap().len(), 2, "{log}");
+    // A resend of its log has nowhere to go.
+    let (s, v) = app
+        .call(Method::POST, &format!("/v1/deliveries/{sent}/resend"), None)
+        .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::CONFLICT,
+        "webhook_deleted",
+        None,
+        "resend",
+    );
+    // New events don't reach it.
+    assert_eq!(
+        app.publish(contact("after")).await["delivery_ids"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn disabling_a_webhook_cancels_its_queue_and_enabling_does_not_bring_it_back() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    let w = app.webhook_to(&rx, json!({})).await;
+    let wid = w["id"].as_str().unwrap().to_string();
+    let since = time::format(&(time::now() - chrono::Duration::minutes(1)));
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        ids.extend(delivery_ids(&app.publish(contact(&format!("c{i}"))).await));
+    }
+    app.set_enabled(&wid, false).await;
+    let cancelled = (json!("cancelled"), json!("webhook_disabled"));
+    assert_eq!(
+        app.states(&ids).await,
+        [cancelled.clone(), cancelled.clone()]
+    );
+    app.set_enabled(&wid, true).await;
+    assert_eq!(app.drain().await, 0);
+    assert!(rx.received().is_empty());
+    assert_eq!(app.states(&ids).await, [cancelled.clone(), cancelled]);
+    // Replaying what was cancelled sends it after all.
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{wid}/replay"),
+            Some(json!({"since": since, "status": ["cancelled"]})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    app.run_jobs().await;
+    assert_eq!(app.drain().await, 2);
+    assert_eq!(rx.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_webhook_disabled_or_deleted_after_the_claim_gets_no_request() {
+    for delete in [false, true] {
+        let app = spawn_app_with(&local_receivers()).await;
+        let rx = Receiver::start().await;
+        let w = app.webhook_to(&rx, json!({})).await;
+        let wid = w["id"].as_str().unwrap().to_string();
+        let ids = delivery_ids(&app.publish(contact("c1")).await);
+        // Claimed while enabled; disabled or deleted before the send, which starts more than the
+        // second the claim's own check is trusted for (as after a rate limit's wait).
+        let between = async {
+            if delete {
+                let (s, _) = app
+                    .call(Method::DELETE, &format!("/v1/webhooks/{wid}"), None)
+                    .await;
+                assert_eq!(s, StatusCode::NO_CONTENT);
+            } else {
+                app.set_enabled(&wid, false).await;
+            }
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        };
+        let claimed = app
+            .dispatcher
+            .run_once_between(time::now(), between)
+            .await
+            .unwrap();
+        assert_eq!(claimed, 1);
+        assert!(rx.received().is_empty(), "delete={delete}");
+        let reason = if delete {
+            "webhook_deleted"
+        } else {
+            "webhook_disabled"
+        };
+        assert_eq!(
+            app.states(&ids).await,
+            [(json!("cancelled"), json!(reason))]
+        );
+        assert!(app.delivery(&ids[0]).await["attempts"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        assert_eq!(app.drain().await, 0);
+    }
+}
+
+#[tokio::test]
+async fn cancel_ends_a_queued_delivery_and_refuses_one_that_is_not() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    app.webhook_to(&rx, json!({})).await;
+    let done = first_delivery(&app.publish(contact("c0")).await);
+    assert_eq!(app.drain().await, 1);
+    let queued = first_delivery(&app.publish(contact("c1")).await);
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{queued}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "cancelled");
+    assert_eq!(v["cancel_reason"], "manual");
+    assert_eq!(v["next_attempt_at"], Value::Null);
+    assert_eq!(app.drain().await, 0);
+    assert_eq!(rx.received().len(), 1);
+    for (id, status) in [(&queued, "cancelled"), (&done, "delivered")] {
+        let (s, v) = app
+            .call(Method::POST, &format!("/v1/deliveries/{id}/cancel"), None)
+            .await;
+        assert_error(s, &v, StatusCode::CONFLICT, "not_cancellable", None, status);
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(status),
+            "{v}"
+        );
+    }
+    let unknown = uuid::Uuid::now_v7();
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{unknown}/cancel"),
+            None,
+        )
+        .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "not_found", None, "unknown");
+    let (s, v) = app
+        .call(Method::POST, "/v1/deliveries/not-a-uuid/cancel", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{queued}/cancel?force=1"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no query parameters: {v}");
+    // The log filters on the new status.
+    let (_, log) = app
+        .call(Method::GET, "/v1/deliveries?status=cancelled", None)
+        .await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
 }

@@ -885,7 +885,7 @@ async fn event_types_list_the_catalog_with_spellings() {
     let (s, v) = app.call(Method::GET, "/v1/event-types", None).await;
     assert_eq!(s, StatusCode::OK);
     let data = v["data"].as_array().unwrap();
-    assert_eq!(data.len(), 30);
+    assert_eq!(data.len(), 33);
     let created = data
         .iter()
         .find(|e| e["name"] == "contact.created")
