@@ -521,7 +521,7 @@ impl HooklineMcp {
     }
 
     #[tool(
-        description = "Delete a webhook and its delivery log.",
+        description = "Delete a webhook: it stops receiving at once and its queued deliveries are cancelled; its delivery log stays readable until retention.",
         annotations(
             read_only_hint = false,
             destructive_hint = true,

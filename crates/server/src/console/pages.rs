@@ -606,7 +606,7 @@ pub async fn webhook_action(
         "delete" => {
             if form.get("confirm") != Some("yes") {
                 Ok(Outcome::Failed(
-                    "Tick the box to confirm that the delivery log goes too.".into(),
+                    "Tick the box to confirm that its queued deliveries are cancelled.".into(),
                 ))
             } else {
                 return match h.delete_webhook(who, id).await {

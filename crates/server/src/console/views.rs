@@ -445,9 +445,9 @@ pub fn webhook(f: &Frame, p: WebhookPage) -> Markup {
                     }
                 }
                 @if f.can(Capability::Manage) {
-                    form.inline.danger method="post" action=(action) data-confirm="Delete this webhook and its delivery log?" {
+                    form.inline.danger method="post" action=(action) data-confirm="Delete this webhook and cancel its queued deliveries?" {
                         (csrf(f)) input type="hidden" name="op" value="delete";
-                        label.check { input type="checkbox" name="confirm" value="yes" required; " I understand the log goes too" }
+                        label.check { input type="checkbox" name="confirm" value="yes" required; " I understand its queued deliveries are cancelled" }
                         button type="submit" { "Delete" }
                     }
                 }
