@@ -128,6 +128,48 @@ pub fn recovered(before: u64, delta: &HealthDelta) -> bool {
     delta.reset && (before > 0 || delta.failed_before_success)
 }
 
+/// The streak before a batch, as the backends read it (locked) before applying the batch.
+pub struct Before {
+    pub consecutive_failures: u64,
+    pub failing_since: Option<Timestamp>,
+}
+
+/// The event a batch that did not disable the webhook publishes about its streak, if any:
+/// `webhook.failing` when it crossed half the threshold, else `webhook.recovered` when it ended a
+/// failing streak. One decision for both backends.
+#[allow(clippy::too_many_arguments)]
+pub fn streak_event(
+    before: &Before,
+    delta: &HealthDelta,
+    stored: &Streak,
+    policy: &DisablePolicy,
+    tenant_id: TenantId,
+    name: &str,
+    url: &str,
+) -> Option<Event> {
+    if failing_crossed(before.consecutive_failures, delta, stored, policy) {
+        tracing::warn!(webhook_id = %delta.webhook_id, failures = stored.consecutive_failures, "webhook failing");
+        Some(failing_event(
+            tenant_id,
+            delta.webhook_id,
+            name,
+            url,
+            stored,
+            policy,
+        ))
+    } else if recovered(before.consecutive_failures, delta) {
+        Some(recovered_event(
+            tenant_id,
+            delta.webhook_id,
+            name,
+            url,
+            before.failing_since,
+        ))
+    } else {
+        None
+    }
+}
+
 /// An operational event about a webhook (`webhook.*`), published by the store itself.
 fn operational(
     tenant_id: TenantId,

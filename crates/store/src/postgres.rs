@@ -835,28 +835,12 @@ async fn apply_health<C: GenericClient>(
     let Some(reason) = health::disable_reason(d, &stored, &policy) else {
         let tenant_id: TenantId = r.get(0);
         let (name, url): (String, String) = (r.get(1), r.get(2));
-        let event = if health::failing_crossed(before, d, &stored, &policy) {
-            tracing::warn!(webhook_id = %d.webhook_id, failures = stored.consecutive_failures, "webhook failing");
-            Some(health::failing_event(
-                tenant_id,
-                d.webhook_id,
-                &name,
-                &url,
-                &stored,
-                &policy,
-            ))
-        } else if health::recovered(before, d) {
-            Some(health::recovered_event(
-                tenant_id,
-                d.webhook_id,
-                &name,
-                &url,
-                before_since,
-            ))
-        } else {
-            None
+        let before = health::Before {
+            consecutive_failures: before,
+            failing_since: before_since,
         };
-        if let Some(e) = event {
+        if let Some(e) = health::streak_event(&before, d, &stored, &policy, tenant_id, &name, &url)
+        {
             fan_out(c, tenant_id, &[e], usize::MAX).await?;
         }
         return Ok(());

@@ -993,28 +993,12 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         failing_since: opt_ts(since)?,
     };
     let Some(reason) = health::disable_reason(d, &stored, &policy) else {
-        let event = if health::failing_crossed(before, d, &stored, &policy) {
-            tracing::warn!(webhook_id = %d.webhook_id, failures = streak, "webhook failing");
-            Some(health::failing_event(
-                tenant_id,
-                d.webhook_id,
-                &name,
-                &url,
-                &stored,
-                &policy,
-            ))
-        } else if health::recovered(before, d) {
-            Some(health::recovered_event(
-                tenant_id,
-                d.webhook_id,
-                &name,
-                &url,
-                before_since,
-            ))
-        } else {
-            None
+        let before = health::Before {
+            consecutive_failures: before,
+            failing_since: before_since,
         };
-        if let Some(e) = event {
+        if let Some(e) = health::streak_event(&before, d, &stored, &policy, tenant_id, &name, &url)
+        {
             fan_out(c, tenant_id, &[e], usize::MAX)?;
         }
         return Ok(());
