@@ -52,6 +52,24 @@ fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, Error> {
         .map_err(|_| Error::NotFound(format!("{what} not found")))
 }
 
+/// A form posted about one row (`raw_id` from the path): its CSRF token checked and the id parsed
+/// as a `T`, or the page that refuses it.
+// The refusal is a page handed straight back to axum: boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+fn posted_for<T: std::str::FromStr>(
+    b: &Browser,
+    raw_id: &str,
+    what: &str,
+    body: &[u8],
+) -> Result<(FormData, T), Response> {
+    let form = FormData::parse(body);
+    if let Some(r) = csrf_refusal(b, &form) {
+        return Err(r);
+    }
+    let id = parse_id::<T>(raw_id, what).map_err(|e| fail(b, e))?;
+    Ok((form, id))
+}
+
 pub async fn home(b: Result<Browser, Response>) -> Response {
     match b {
         Ok(_) => redirect("/webhooks"),
@@ -469,13 +487,9 @@ pub async fn update_webhook(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Some(r) = csrf_refusal(&b, &form) {
-        return r;
-    }
-    let id = match parse_id::<WebhookId>(&id, "webhook") {
-        Ok(id) => id,
-        Err(e) => return fail(&b, e),
+    let (form, id) = match posted_for::<WebhookId>(&b, &id, "webhook", &body) {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
     let mut errors = BTreeMap::new();
     let (input, values) = webhook_input(&form, &mut errors);
@@ -548,13 +562,9 @@ pub async fn webhook_action(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Some(r) = csrf_refusal(&b, &form) {
-        return r;
-    }
-    let id = match parse_id::<WebhookId>(&id, "webhook") {
-        Ok(id) => id,
-        Err(e) => return fail(&b, e),
+    let (form, id) = match posted_for::<WebhookId>(&b, &id, "webhook", &body) {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
     let who = &b.signed.principal;
     let h = &c.hookline;
@@ -750,13 +760,9 @@ pub async fn resend(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Some(r) = csrf_refusal(&b, &form) {
-        return r;
-    }
-    let id = match parse_id::<DeliveryId>(&id, "delivery") {
-        Ok(id) => id,
-        Err(e) => return fail(&b, e),
+    let (_, id) = match posted_for::<DeliveryId>(&b, &id, "delivery", &body) {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
     match c.hookline.resend(&b.signed.principal, id).await {
         Ok(d) => redirect(&format!("/deliveries/{}", d.id)),
@@ -858,13 +864,9 @@ pub async fn revoke_key(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = FormData::parse(&body);
-    if let Some(r) = csrf_refusal(&b, &form) {
-        return r;
-    }
-    let id = match parse_id::<ApiKeyId>(&id, "API key") {
-        Ok(id) => id,
-        Err(e) => return fail(&b, e),
+    let (form, id) = match posted_for::<ApiKeyId>(&b, &id, "API key", &body) {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
     let (message, status) = if form.get("confirm") != Some("yes") {
         (
