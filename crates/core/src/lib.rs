@@ -9,6 +9,7 @@
 //! - [`retry`]: retry schedules and the classification of HTTP outcomes;
 //! - [`sealing`]: the encrypted envelope of secrets at rest, keys and keyrings;
 //! - [`webhook`]: validation of a webhook's settings (names, headers, formats, limits);
+//! - [`filter`]: the payload filter language (a bounded subset of CEL) choosing a webhook's events;
 //! - [`text`]: which characters a stored text may hold (control characters), and `FieldError`.
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod api_key;
 pub mod catalog;
 pub mod csv;
 pub mod diff;
+pub mod filter;
 pub mod formats;
 pub mod ids;
 pub mod jsjson;
