@@ -213,7 +213,7 @@ fn bad_configuration_fails_with_a_message_naming_the_key() {
 }
 
 /// A minimal HTTP/1.1 receiver on 127.0.0.1 (keep-alive aware) that records delivery ids and
-/// answers 200 after `delay`.
+/// answers 200 after `delay` (503 to its first `fail_first` requests).
 struct MiniReceiver {
     port: u16,
     ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -221,6 +221,11 @@ struct MiniReceiver {
 
 impl MiniReceiver {
     fn start(delay: Duration) -> MiniReceiver {
+        Self::failing_first(delay, 0)
+    }
+
+    fn failing_first(delay: Duration, fail_first: usize) -> MiniReceiver {
+        let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(fail_first));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -228,8 +233,8 @@ impl MiniReceiver {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let seen = seen.clone();
-                std::thread::spawn(move || serve_conn(stream, seen, delay));
+                let (seen, failures) = (seen.clone(), failures.clone());
+                std::thread::spawn(move || serve_conn(stream, seen, delay, failures));
             }
         });
         MiniReceiver { port, ids }
@@ -248,6 +253,7 @@ fn serve_conn(
     stream: TcpStream,
     seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     delay: Duration,
+    failures: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
@@ -281,10 +287,19 @@ fn serve_conn(
         }
         std::thread::sleep(delay);
         seen.lock().unwrap().push(id);
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            .is_err()
-        {
+        let fail = failures
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        let answer: &[u8] = if fail {
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        };
+        if writer.write_all(answer).is_err() {
             return;
         }
     }
@@ -327,6 +342,72 @@ fn spawn_serve(dir: &std::path::Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// A wall clock stepped back an hour while a retry waits doesn't delay it: on SQLite the process
+/// keeps due times on its steady clock (wall time when it started, then monotonic).
+#[test]
+fn a_wall_clock_stepped_back_an_hour_does_not_delay_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(dir.path());
+    let spec = dir.path().join("clock");
+    std::fs::write(&spec, "+0").unwrap();
+    let port = free_port();
+    let mut cmd = hookline(dir.path());
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32")
+        .env("HOOKLINE_ALLOW_HTTP", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if !with_faked_clock(&mut cmd, &spec) {
+        return;
+    }
+    let server = cmd.spawn().unwrap();
+    wait_ready(port);
+    let rx = MiniReceiver::failing_first(Duration::ZERO, 1);
+    let (s, w) = http_json(
+        port,
+        "POST",
+        "/v1/webhooks",
+        &key,
+        &format!(
+            r#"{{"url":"{}","events":["contact.*"],"retry_schedule":["3s"]}}"#,
+            rx.url()
+        ),
+    );
+    assert_eq!(s, 201, "{w}");
+    let (s, published) = http_json(
+        port,
+        "POST",
+        "/v1/events",
+        &key,
+        r#"[{"event_type":"contact.created","data":{"id":"c1"}}]"#,
+    );
+    assert_eq!(s, 202, "{published}");
+    let start = Instant::now();
+    while rx.ids().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "never sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The first try got a 503; its retry is due in about 3 s. Now the wall clock jumps back.
+    std::fs::write(&spec, "-1h").unwrap();
+    while rx.ids().len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the retry waited for the wall clock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let id = published["data"][0]["delivery_ids"][0].as_str().unwrap();
+    let (s, d) = http_json(port, "GET", &format!("/v1/deliveries/{id}"), &key, "");
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        (d["status"].as_str(), d["attempt_count"].as_u64()),
+        (Some("delivered"), Some(2)),
+        "{d}"
+    );
+    assert!(terminate(server).success());
 }
 
 #[test]
@@ -689,8 +770,13 @@ fn shared_encryption_key() -> String {
 }
 
 fn spawn_node(url: &str, port: u16) -> Child {
-    hookline(std::env::temp_dir().as_path())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    node_command(url, port).spawn().unwrap()
+}
+
+/// `hookline serve` as one node of a PostgreSQL deployment (spawn it, or change it first).
+fn node_command(url: &str, port: u16) -> Command {
+    let mut cmd = hookline(std::env::temp_dir().as_path());
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOOKLINE_DATABASE_URL", url)
         .env("HOOKLINE_ENCRYPTION_KEY", shared_encryption_key())
         .env("HOOKLINE_ALLOW_TARGETS", "127.0.0.1/32")
@@ -701,9 +787,132 @@ fn spawn_node(url: &str, port: u16) -> Child {
         .env("HOOKLINE_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Gives a child process a wall clock that reads what `spec` says (`+1h`, `-1h`, `+0`; the file
+/// is read again on every reading, so writing it steps the clock mid-run) while its monotonic
+/// clock runs true: libfaketime, preloaded. How a test makes a node's clock wrong without touching
+/// the machine's. `false` (with a notice) when libfaketime isn't installed; under CI that fails.
+fn with_faked_clock(cmd: &mut Command, spec: &std::path::Path) -> bool {
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
+    let Some(lib) = lib else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libfaketime is not installed: CI must install it (apt-get install faketime)"
+        );
+        eprintln!("note: libfaketime is not installed (apt-get install faketime); skipping");
+        return false;
+    };
+    cmd.env("LD_PRELOAD", lib)
+        .env("FAKETIME_TIMESTAMP_FILE", spec)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    true
+}
+
+/// Two PostgreSQL nodes, the second with a clock an hour ahead. Leases and due times are judged by
+/// the database's clock, so the fast node sees the first node's live leases as live: every
+/// delivery is sent once (with each node's own clock, the fast node took all ten over mid-send).
+#[test]
+fn a_node_whose_clock_runs_an_hour_ahead_takes_over_no_live_lease() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(hookline_store::testing::TestDatabase::create()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("clock");
+    std::fs::write(&spec, "+1h").unwrap();
+    let (a_port, b_port) = (free_port(), free_port());
+    let mut fast = node_command(&db.url, b_port);
+    fast.env("HOOKLINE_TIMEOUT", "10s")
+        .env("HOOKLINE_LEASE", "25s");
+    if !with_faked_clock(&mut fast, &spec) {
+        return;
+    }
+    let key_out = run(hookline(dir.path())
+        .env("HOOKLINE_DATABASE_URL", &db.url)
+        .env("HOOKLINE_ENCRYPTION_KEY", shared_encryption_key())
+        .args(["keys", "create", "--local"]));
+    assert!(key_out.status.success());
+    let key = String::from_utf8(key_out.stdout)
         .unwrap()
+        .trim()
+        .to_string();
+    // Each answer takes 4 s: the first node holds all ten leases while the fast node starts.
+    let rx = MiniReceiver::start(Duration::from_secs(4));
+    let a = node_command(&db.url, a_port)
+        .env("HOOKLINE_TIMEOUT", "10s")
+        .env("HOOKLINE_LEASE", "25s")
+        .spawn()
+        .unwrap();
+    wait_ready(a_port);
+    let (s, w) = http_json(
+        a_port,
+        "POST",
+        "/v1/webhooks",
+        &key,
+        &format!(r#"{{"url":"{}","events":["contact.*"]}}"#, rx.url()),
+    );
+    assert_eq!(s, 201, "{w}");
+    let events: Vec<String> = (0..10)
+        .map(|n| format!(r#"{{"event_type":"contact.created","data":{{"id":"c{n}"}}}}"#))
+        .collect();
+    let (s, published) = http_json(
+        a_port,
+        "POST",
+        "/v1/events",
+        &key,
+        &format!("[{}]", events.join(",")),
+    );
+    assert_eq!(s, 202, "{published}");
+    let leased = || {
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .query_one(
+                    "SELECT COUNT(*) FILTER (WHERE status = 'delivering'),
+                            COUNT(*) FILTER (WHERE status = 'delivered')
+                     FROM deliveries",
+                    &[],
+                )
+                .await
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+                .unwrap()
+        })
+    };
+    let start = Instant::now();
+    while leased().0 < 10 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never leased");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = fast.spawn().unwrap();
+    wait_ready(b_port);
+    while leased().1 < 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "not delivered: {:?}",
+            leased()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Give the fast node a few more claims' worth of time to do anything wrong.
+    std::thread::sleep(Duration::from_secs(2));
+    let ids = rx.ids();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (10, 10), "{ids:?}");
+    assert!(terminate(b).success());
+    assert!(terminate(a).success());
 }
 
 /// Three nodes on one PostgreSQL database; one is SIGKILLed mid-run and another restarted. Every

@@ -244,9 +244,7 @@ pub fn next_state(config: &Config, webhook: &Webhook, o: &AttemptOutcome) -> Nex
     ) {
         Next::Delivered => NextState::Delivered,
         Next::Failed => NextState::Failed,
-        Next::RetryIn(d) => {
-            NextState::RetryAt(time::now() + chrono::Duration::from_std(d).unwrap_or_default())
-        }
+        Next::RetryIn(d) => NextState::RetryAfter(d),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::sender::Sender;
 use crate::service::Hookline;
 use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::Verdict;
-use hookline_core::time::{self, Timestamp};
+
 use hookline_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Event, StoreError, Webhook};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -162,23 +162,18 @@ impl Dispatcher {
 
     /// Claims one batch of due work and sends all of it, recording every result before returning.
     /// Returns how many deliveries were attempted. For tests and tools: deterministic, no background.
+    /// (A test reaches a retry or an expired lease without waiting through `Store::travel`.)
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        self.run_once_at(time::now()).await
+        self.run_once_between(std::future::ready(())).await
     }
 
-    /// [`Self::run_once`] as if the clock read `now` (lets tests reach a retry without waiting).
-    pub async fn run_once_at(&self, now: Timestamp) -> Result<usize, StoreError> {
-        self.run_once_between(now, std::future::ready(())).await
-    }
-
-    /// [`Self::run_once_at`] that awaits `between` after the claim and before any send: lets a test
+    /// [`Self::run_once`] that awaits `between` after the claim and before any send: lets a test
     /// change a claimed delivery's webhook (disable, delete) in the gap the re-check covers.
     pub async fn run_once_between(
         &self,
-        now: Timestamp,
         between: impl std::future::Future<Output = ()>,
     ) -> Result<usize, StoreError> {
-        let jobs = self.claim(now).await?;
+        let jobs = self.claim().await?;
         between.await;
         let n = jobs.len();
         let mut results = Vec::with_capacity(n);
@@ -214,7 +209,7 @@ impl Dispatcher {
     }
 
     /// Claims due deliveries and registers them as in flight.
-    async fn claim(&self, now: Timestamp) -> Result<Vec<Job>, StoreError> {
+    async fn claim(&self) -> Result<Vec<Job>, StoreError> {
         let config = self.config();
         let room = config.max_inflight.saturating_sub(self.in_flight());
         if room == 0 {
@@ -239,8 +234,7 @@ impl Dispatcher {
             .hookline
             .store
             .claim_due(ClaimRequest {
-                now,
-                lease_until: now + chrono::Duration::from_std(config.lease).unwrap_or_default(),
+                lease: config.lease,
                 limit: room.min(CLAIM_BATCH),
                 per_webhook: config.max_concurrency_per_webhook,
                 per_tenant: config.max_in_flight_per_tenant,
@@ -532,7 +526,7 @@ impl Dispatcher {
         let mut tasks = tokio::task::JoinSet::new();
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
-            let jobs = match self.claim(time::now()).await {
+            let jobs = match self.claim().await {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
@@ -570,11 +564,10 @@ impl Dispatcher {
                 tokio::time::sleep(CLAIM_GATHER).await;
                 continue;
             }
-            let sleep = match self.inner.hookline.store.next_due_at().await {
-                Ok(Some(due)) => (due - time::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(IDLE_POLL),
+            // The store says how long, by its clock (the database's on PostgreSQL); the wait
+            // itself is monotonic (tokio's), so a wall clock stepped meanwhile changes nothing.
+            let sleep = match self.inner.hookline.store.next_due_in().await {
+                Ok(Some(wait)) => wait.min(IDLE_POLL),
                 _ => IDLE_POLL,
             };
             // Due in the past yet nothing claimed: another node holds it, or its webhook is
@@ -695,9 +688,8 @@ impl Dispatcher {
             if held.is_empty() {
                 continue;
             }
-            let until = time::now() + chrono::Duration::from_std(lease).unwrap_or_default();
             let n = held.len();
-            if let Err(e) = self.inner.hookline.store.renew_leases(held, until).await {
+            if let Err(e) = self.inner.hookline.store.renew_leases(held, lease).await {
                 tracing::warn!(error = %e, n, "renewing leases failed; retrying at the next round");
             }
         }

@@ -9,15 +9,9 @@
 
 use crate::service::Hookline;
 use hookline_core::ids::LeaseToken;
-use hookline_core::time;
 use hookline_store::{Job, JobKind, JobStatus, StoreError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// A job's lease runs out this long after `now`, unless a step renews it.
-fn lease_until(now: time::Timestamp, lease: Duration) -> time::Timestamp {
-    now + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(60))
-}
 
 /// Longest sleep when no job is open (queuing a job wakes the runner at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -72,12 +66,10 @@ impl JobRunner {
 
     async fn claim(&self) -> Result<Option<(Job, LeaseToken)>, StoreError> {
         let token = LeaseToken::new();
-        let now = time::now();
-        let lease = lease_until(now, self.hookline.config.lease);
         Ok(self
             .hookline
             .store
-            .claim_job(token, now, lease)
+            .claim_job(token, self.hookline.config.lease)
             .await?
             .map(|job| (job, token)))
     }
@@ -94,7 +86,7 @@ impl JobRunner {
         let mut done = job.done;
         let mut current = job.clone();
         while !shutdown.is_cancelled() {
-            let lease = lease_until(time::now(), self.hookline.config.lease);
+            let lease = self.hookline.config.lease;
             let step = match job.kind {
                 JobKind::Replay => {
                     store

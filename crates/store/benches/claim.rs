@@ -76,11 +76,9 @@ fn benches(c: &mut Criterion) {
     c.bench_function("claim_100_of_100k_and_release", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let now = time::now();
                 let claim = store
                     .claim_due(ClaimRequest {
-                        now,
-                        lease_until: now + chrono::Duration::seconds(60),
+                        lease: std::time::Duration::from_secs(60),
                         limit: 100,
                         per_webhook: 25,
                         per_tenant: usize::MAX,

@@ -17,6 +17,7 @@ use hookline_core::retry::DisablePolicy;
 use hookline_core::time::Timestamp;
 use hookline_core::webhook::Format;
 use serde_json::Value;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// One page of a cursor-paginated listing, newest first.
@@ -176,16 +177,22 @@ pub trait Store: Send + Sync + 'static {
     /// attempted before. A pair whose token no longer holds the lease changes nothing. Meant for a
     /// node shutting down, so its in-flight work needn't wait for the leases to expire.
     async fn release(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<()>;
-    /// Extends leases still held (same token, still `delivering`) to `until`: a delivery waiting
-    /// legitimately (for its rate limit, a slow send, its result's commit) keeps its lease, so no
-    /// other node sends it again unless this node died. Returns how many were extended.
+    /// Extends leases still held (same token, still `delivering`) to `lease` from now on the
+    /// store's clock: a delivery waiting legitimately (for its rate limit, a slow send, its
+    /// result's commit) keeps its lease, so no other node sends it again unless this node died.
+    /// Returns how many were extended.
     async fn renew_leases(
         &self,
         leases: Vec<(DeliveryId, LeaseToken)>,
-        until: Timestamp,
+        lease: Duration,
     ) -> Result<u64>;
-    /// When the earliest waiting delivery is due, if any.
-    async fn next_due_at(&self) -> Result<Option<Timestamp>>;
+    /// How long until the earliest waiting delivery is due (zero when one is overdue), by the
+    /// store's clock; `None` when nothing waits.
+    async fn next_due_in(&self) -> Result<Option<Duration>>;
+    /// Moves every schedule (due times and leases of deliveries and jobs) `by` into the past, as
+    /// if that much time had passed on the store's clock. For tests and simulations: how a suite
+    /// reaches a lease's expiry or a retry's due time without waiting for it.
+    async fn travel(&self, by: Duration) -> Result<()>;
 
     async fn list_deliveries(
         &self,
@@ -218,12 +225,12 @@ pub trait Store: Send + Sync + 'static {
     /// by `before` (the hour it falls in is kept), and idempotency records older than
     /// `keys_before`. Returns the rows removed per table.
     async fn prune(&self, before: Timestamp, keys_before: Timestamp) -> Result<Pruned>;
-    /// Deliveries per status across tenants, and the age at `now` of the oldest due delivery
+    /// Deliveries per status across tenants, and how overdue (on the store's clock) the oldest due delivery is
     /// (pending or retrying and due, or leased by a node whose lease expired). Queued statuses (pending,
     /// retrying, delivering) are counted through their partial indexes, so the cost follows the
     /// backlog, not the table; the terminal ones (delivered, failed) need a scan and are counted
     /// only when `terminal` is set (callers cache them).
-    async fn backlog(&self, now: Timestamp, terminal: bool) -> Result<Backlog>;
+    async fn backlog(&self, terminal: bool) -> Result<Backlog>;
 
     /// Reads the records `ids` of `kind`, lets `plan` decide the write, and applies it — records,
     /// events and deliveries — in one transaction, so no concurrent write can slip between the read
@@ -337,16 +344,11 @@ pub trait Store: Send + Sync + 'static {
     /// Cancels a job that is still queued or running (a terminal job is left as it is); `None` when
     /// there is no such job. The job as it is now.
     async fn cancel_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<Job>>;
-    /// Takes the oldest open job nobody holds (queued, or running under a lease that ran out at
-    /// `now`) and leases it to `token` until `lease_until`.
-    async fn claim_job(
-        &self,
-        token: LeaseToken,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<Job>>;
+    /// Takes the oldest open job nobody holds (queued, or running under a lease that has run out on
+    /// the store's clock) and leases it to `token` for `lease`.
+    async fn claim_job(&self, token: LeaseToken, lease: Duration) -> Result<Option<Job>>;
     /// One step of a replay job held by `token`: copies the next (at most) `limit` matching
-    /// deliveries after its cursor, advances cursor and count, renews the lease to `lease_until`,
+    /// deliveries after its cursor, advances cursor and count, renews the lease for `lease`,
     /// and marks the job succeeded when nothing is left, all in one transaction. A job no longer
     /// held by `token` (cancelled, or taken over after its lease ran out) is returned unchanged and
     /// nothing is copied.
@@ -354,7 +356,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: JobId,
         token: LeaseToken,
-        lease_until: Timestamp,
+        lease: Duration,
         limit: usize,
     ) -> Result<Job>;
     /// Marks a job held by `token` failed with `error`.

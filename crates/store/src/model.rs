@@ -333,7 +333,9 @@ pub struct ClaimedDelivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextState {
     Delivered,
-    RetryAt(Timestamp),
+    /// Due again after this wait, counted on the store's clock (the database's on PostgreSQL), so
+    /// no node's own clock decides when another node may send it.
+    RetryAfter(std::time::Duration),
     Failed,
 }
 
@@ -402,8 +404,10 @@ impl Backlog {
 /// Parameters of [`crate::Store::claim_due`].
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
-    pub now: Timestamp,
-    pub lease_until: Timestamp,
+    /// How long the claimed deliveries stay leased, from the store's clock (the database's `now()`
+    /// on PostgreSQL): due times and lease expiry are never judged by a node's own clock, so a
+    /// node whose clock runs ahead can't take over another node's live leases.
+    pub lease: std::time::Duration,
     pub limit: usize,
     pub per_webhook: usize,
     /// Most deliveries of one tenant in flight on the claiming node.
@@ -535,7 +539,8 @@ pub struct JobAdvance {
     pub id: JobId,
     /// The lease the step runs under; a job no longer held refuses the step (and the write).
     pub token: LeaseToken,
-    pub lease_until: Timestamp,
+    /// The lease is renewed for this long (from the store's clock).
+    pub lease: std::time::Duration,
     /// The next item to process after this step.
     pub position: u64,
     /// Items this step processed.

@@ -609,7 +609,7 @@ async fn fan_out<C: GenericClient>(
         c.execute(
             "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
                next_attempt_at, item_index, format, ordering_key, created_at, updated_at)
-             SELECT u.id, $1, u.webhook_id, u.event_id, u.event_type, 'pending', 0, $2, u.item, u.format, u.okey, $2, $2
+             SELECT u.id, $1, u.webhook_id, u.event_id, u.event_type, 'pending', 0, now(), u.item, u.format, u.okey, $2, $2
              FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::bigint[], $8::text[], $9::text[])
                AS u(id, webhook_id, event_id, event_type, item, okey, format)",
             &[&tenant_id, &now, &ids, &webhooks, &event_ids, &types, &items, &keys, &formats],
@@ -882,17 +882,26 @@ async fn write_webhook<C: GenericClient>(c: &C, w: &Webhook, sealer: &Sealer) ->
 
 /// When the earliest waiting delivery is due: pending or retrying ones at their time, leased ones
 /// when their lease runs out.
-async fn next_due<C: GenericClient>(c: &C) -> Result<Option<Timestamp>> {
+/// How long until then on the database's clock (negative: overdue by that much), so a node whose
+/// own clock is off waits right.
+async fn next_due<C: GenericClient>(c: &C) -> Result<Option<chrono::Duration>> {
     let r = c
         .query_one(
-            "SELECT LEAST(
+            "SELECT (EXTRACT(EPOCH FROM LEAST(
                (SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'retrying')),
-               (SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering'))",
+               (SELECT MIN(lease_until) FROM deliveries WHERE status = 'delivering')) - now()) * 1000)::float8",
             &[],
         )
         .await
         .map_err(pg_err)?;
-    Ok(r.get(0))
+    let ms: Option<f64> = r.get(0);
+    Ok(ms.map(|ms| chrono::Duration::milliseconds(ms.clamp(-1e15, 1e15) as i64)))
+}
+
+/// `now()` on the database's clock plus the milliseconds in parameter `p`: every due time and lease
+/// is written by this one clock, whatever the writing node's own clock says.
+fn db_after(p: &str) -> String {
+    format!("(now() + {p}::bigint * interval '1 millisecond')")
 }
 
 /// Inserts the copies a resend or replay makes in one statement, each only if its original belongs
@@ -911,6 +920,7 @@ async fn copy_deliveries<C: GenericClient>(
         .execute(
             &shared::copy_delivery_sql(
                 "u.new_id",
+                "now()",
                 "$3",
                 "FROM unnest($1::uuid[], $2::uuid[]) AS u(new_id, old_id)
                  JOIN deliveries d ON d.id = u.old_id WHERE d.tenant_id = $4",
@@ -1578,12 +1588,12 @@ impl Store for PostgresStore {
         let candidates: Vec<(WebhookId, TenantId)> = tx
             .query(
                 "SELECT w.id, w.tenant_id FROM webhooks w WHERE w.enabled
-                   AND NOT (w.tenant_id = ANY($2)) AND NOT (w.id = ANY($3)) AND (
+                   AND NOT (w.tenant_id = ANY($1)) AND NOT (w.id = ANY($2)) AND (
                    EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
-                           AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1)
+                           AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now())
                    OR EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id
-                           AND d.status = 'delivering' AND d.lease_until < $1))",
-                &[&req.now, &full_tenants, &full_webhooks],
+                           AND d.status = 'delivering' AND d.lease_until < now()))",
+                &[&full_tenants, &full_webhooks],
             )
             .await
             .map_err(pg_err)?
@@ -1606,26 +1616,28 @@ impl Store for PostgresStore {
         // lease was taken, `updated_at`, is when it started).
         let (ids_in_turn, quotas) = order(&turns);
         let abandoned_error = format!("{}: {}", shared::ABANDONED, shared::ABANDONED_MESSAGE);
+        let now = time::now();
+        let lease_ms = shared::millis(req.lease);
         let reclaimed = tx
             .query(
-                "UPDATE deliveries d SET lease_owner = $1, lease_until = $2, updated_at = $3,
+                &format!("UPDATE deliveries d SET lease_owner = $1, lease_until = {lease}, updated_at = $3,
                    attempt_count = d.attempt_count + 1, last_status_code = NULL, last_error = $7
                  FROM deliveries o JOIN webhooks ow ON ow.id = o.webhook_id
-                 WHERE o.id = d.id AND d.status = 'delivering' AND d.lease_until < $3 AND d.id IN (
+                 WHERE o.id = d.id AND d.status = 'delivering' AND d.lease_until < now() AND d.id IN (
                    SELECT c.id FROM (
                      SELECT x.id, x.lease_until, t.pos, t.quota,
                             ROW_NUMBER() OVER (PARTITION BY x.webhook_id ORDER BY x.lease_until) AS rn
                      FROM unnest($5::uuid[], $6::bigint[]) WITH ORDINALITY AS t(id, quota, pos)
                      JOIN webhooks w ON w.id = t.id AND w.enabled
                      JOIN deliveries x ON x.webhook_id = t.id
-                     WHERE x.status = 'delivering' AND x.lease_until < $3) c
+                     WHERE x.status = 'delivering' AND x.lease_until < now()) c
                    WHERE c.rn <= c.quota ORDER BY c.pos, c.lease_until LIMIT $4)
                  RETURNING d.webhook_id, d.id, d.tenant_id, d.attempt_count, o.updated_at, ow.url,
-                   ow.retry_schedule",
+                   ow.retry_schedule", lease = db_after("$2")),
                 &[
                     &token,
-                    &req.lease_until,
-                    &req.now,
+                    &lease_ms,
+                    &now,
                     &(req.limit as i64),
                     &ids_in_turn,
                     &quotas,
@@ -1672,7 +1684,7 @@ impl Store for PostgresStore {
                 tx.execute(
                     "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, lease_owner = NULL,
                        lease_until = NULL, updated_at = $2 WHERE id = $1",
-                    &[&id, &req.now],
+                    &[&id, &now],
                 )
                 .await
                 .map_err(pg_err)?;
@@ -1697,7 +1709,7 @@ impl Store for PostgresStore {
             // (and lock rows for) every webhook's subquery before sorting.
             let (ids_in_turn, quotas) = order(&turns);
             tx.execute(
-                "WITH q AS MATERIALIZED (
+                &format!("WITH q AS MATERIALIZED (
                    SELECT t.id AS webhook_id, t.quota, t.pos
                    FROM unnest($4::uuid[], $5::bigint[]) WITH ORDINALITY AS t(id, quota, pos)
                    JOIN webhooks w ON w.id = t.id AND w.enabled
@@ -1706,7 +1718,7 @@ impl Store for PostgresStore {
                    SELECT p.id FROM q CROSS JOIN LATERAL (
                      SELECT d.id FROM deliveries d
                      WHERE d.webhook_id = q.webhook_id AND d.status IN ('pending', 'retrying')
-                       AND d.next_attempt_at <= $3
+                       AND d.next_attempt_at <= now()
                        AND (d.ordering_key IS NULL OR NOT EXISTS (
                             SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id
                               AND e.ordering_key = d.ordering_key AND e.id < d.id
@@ -1715,9 +1727,9 @@ impl Store for PostgresStore {
                      FOR UPDATE SKIP LOCKED) p
                    LIMIT $6
                  )
-                 UPDATE deliveries d SET status = 'delivering', lease_owner = $1, lease_until = $2, updated_at = $3
-                 FROM picked WHERE d.id = picked.id",
-                &[&token, &req.lease_until, &req.now, &ids_in_turn, &quotas, &remaining],
+                 UPDATE deliveries d SET status = 'delivering', lease_owner = $1, lease_until = {lease}, updated_at = $3
+                 FROM picked WHERE d.id = picked.id", lease = db_after("$2")),
+                &[&token, &lease_ms, &now, &ids_in_turn, &quotas, &remaining],
             )
             .await
             .map_err(pg_err)?;
@@ -1824,11 +1836,11 @@ impl Store for PostgresStore {
         let tx = begin(&mut c).await?;
         let ids: Vec<DeliveryId> = results.iter().map(|r| r.delivery_id).collect();
         let tokens: Vec<LeaseToken> = results.iter().map(|r| r.lease_token).collect();
-        let (statuses, next_at): (Vec<&str>, Vec<Option<Timestamp>>) = results
+        let (statuses, waits): (Vec<&str>, Vec<Option<i64>>) = results
             .iter()
             .map(|r| {
-                let (status, next_at) = shared::outcome(r.next);
-                (status.as_str(), next_at)
+                let (status, wait) = shared::outcome(r.next);
+                (status.as_str(), wait.map(shared::millis))
             })
             .unzip();
         let codes: Vec<Option<i32>> = results
@@ -1842,13 +1854,13 @@ impl Store for PostgresStore {
         let applied_rows = tx
             .query(
                 "UPDATE deliveries d SET status = u.status, attempt_count = d.attempt_count + 1,
-                   next_attempt_at = u.next_at, lease_owner = NULL, lease_until = NULL,
-                   last_status_code = u.code, last_error = u.err, updated_at = $7
-                 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int[], $6::text[])
-                   AS u(id, token, status, next_at, code, err)
+                   next_attempt_at = now() + u.wait * interval '1 millisecond', lease_owner = NULL,
+                   lease_until = NULL, last_status_code = u.code, last_error = u.err, updated_at = $7
+                 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::int[], $6::text[])
+                   AS u(id, token, status, wait, code, err)
                  WHERE d.id = u.id AND d.lease_owner = u.token AND d.status = 'delivering'
                  RETURNING d.id, u.token",
-                &[&ids, &tokens, &statuses, &next_at, &codes, &errors, &time::now()],
+                &[&ids, &tokens, &statuses, &waits, &codes, &errors, &time::now()],
             )
             .await
             .map_err(pg_err)?;
@@ -1954,7 +1966,7 @@ impl Store for PostgresStore {
             .await?
             .execute(
                 "UPDATE deliveries d SET status = CASE WHEN d.attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
-                   next_attempt_at = $3, lease_owner = NULL, lease_until = NULL, updated_at = $3
+                   next_attempt_at = now(), lease_owner = NULL, lease_until = NULL, updated_at = $3
                  FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
                  WHERE d.id = u.id AND d.lease_owner = u.token AND d.status = 'delivering'",
                 &[&ids, &tokens, &time::now()],
@@ -1967,7 +1979,7 @@ impl Store for PostgresStore {
     async fn renew_leases(
         &self,
         leases: Vec<(DeliveryId, LeaseToken)>,
-        until: Timestamp,
+        lease: Duration,
     ) -> Result<u64> {
         if leases.is_empty() {
             return Ok(0);
@@ -1976,17 +1988,36 @@ impl Store for PostgresStore {
         self.conn()
             .await?
             .execute(
-                "UPDATE deliveries d SET lease_until = $3
-                 FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
-                 WHERE d.id = u.id AND d.lease_owner = u.token AND d.status = 'delivering'",
-                &[&ids, &tokens, &until],
+                &format!(
+                    "UPDATE deliveries d SET lease_until = {}
+                     FROM unnest($1::uuid[], $2::uuid[]) AS u(id, token)
+                     WHERE d.id = u.id AND d.lease_owner = u.token AND d.status = 'delivering'",
+                    db_after("$3")
+                ),
+                &[&ids, &tokens, &shared::millis(lease)],
             )
             .await
             .map_err(pg_err)
     }
 
-    async fn next_due_at(&self) -> Result<Option<Timestamp>> {
-        next_due(&**self.conn().await?).await
+    async fn next_due_in(&self) -> Result<Option<Duration>> {
+        let due_in = next_due(&**self.conn().await?).await?;
+        Ok(due_in.map(|d| d.to_std().unwrap_or_default()))
+    }
+
+    async fn travel(&self, by: Duration) -> Result<()> {
+        let c = self.conn().await?;
+        for sql in [
+            "UPDATE deliveries SET next_attempt_at = next_attempt_at - $1::bigint * interval '1 millisecond'
+             WHERE next_attempt_at IS NOT NULL",
+            "UPDATE deliveries SET lease_until = lease_until - $1::bigint * interval '1 millisecond'
+             WHERE lease_until IS NOT NULL",
+            "UPDATE jobs SET lease_until = lease_until - $1::bigint * interval '1 millisecond'
+             WHERE lease_until IS NOT NULL",
+        ] {
+            c.execute(sql, &[&shared::millis(by)]).await.map_err(pg_err)?;
+        }
+        Ok(())
     }
 
     async fn list_deliveries(
@@ -2162,7 +2193,7 @@ impl Store for PostgresStore {
         Ok(pruned)
     }
 
-    async fn backlog(&self, now: Timestamp, terminal: bool) -> Result<Backlog> {
+    async fn backlog(&self, terminal: bool) -> Result<Backlog> {
         let c = self.conn().await?;
         let mut counts = Vec::new();
         for sql in shared::backlog_queries(terminal) {
@@ -2172,7 +2203,7 @@ impl Store for PostgresStore {
                     .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)),
             );
         }
-        shared::backlog(counts, next_due(&**c).await?, now)
+        shared::backlog(counts, next_due(&**c).await?)
     }
 
     async fn mutate_records(
@@ -2256,11 +2287,14 @@ impl Store for PostgresStore {
         if let Some(step) = &plan.job {
             let moved = tx
                 .execute(
-                    &jobs::advance_sql(|i| format!("${i}")),
+                    &jobs::advance_sql(|i| match i {
+                        3 => db_after("$3"),
+                        _ => format!("${i}"),
+                    }),
                     &[
                         &step.id,
                         &step.token,
-                        &step.lease_until,
+                        &shared::millis(step.lease),
                         &(step.position as i64),
                         &(step.done as i64),
                         &step.result,
@@ -2683,23 +2717,19 @@ impl Store for PostgresStore {
         .transpose()
     }
 
-    async fn claim_job(
-        &self,
-        token: LeaseToken,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<jobs::Job>> {
+    async fn claim_job(&self, token: LeaseToken, lease: Duration) -> Result<Option<jobs::Job>> {
         self.conn()
             .await?
             .query_opt(
                 &format!(
-                    "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
+                    "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = {lease}, updated_at = $3
                      WHERE id = (SELECT id FROM jobs WHERE status = 'queued'
-                                    OR (status = 'running' AND lease_until < $3)
+                                    OR (status = 'running' AND lease_until < now())
                                  ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                     RETURNING {JOB_COLS}"
+                     RETURNING {JOB_COLS}",
+                    lease = db_after("$2")
                 ),
-                &[&token, &lease_until, &now],
+                &[&token, &shared::millis(lease), &time::now()],
             )
             .await
             .map_err(pg_err)?
@@ -2712,7 +2742,7 @@ impl Store for PostgresStore {
         &self,
         id: JobId,
         token: LeaseToken,
-        lease_until: Timestamp,
+        lease: Duration,
         limit: usize,
     ) -> Result<jobs::Job> {
         let mut c = self.conn().await?;
@@ -2769,17 +2799,18 @@ impl Store for PostgresStore {
         let row = tx
             .query_one(
                 &format!(
-                    "UPDATE jobs SET done = done + $2, cursor = COALESCE($3, cursor), lease_until = $4,
+                    "UPDATE jobs SET done = done + $2, cursor = COALESCE($3, cursor), lease_until = {lease},
                      updated_at = $5, status = CASE WHEN $6 THEN 'succeeded' ELSE status END,
                      finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END,
                      lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END
-                     WHERE id = $1 RETURNING {JOB_COLS}"
+                     WHERE id = $1 RETURNING {JOB_COLS}",
+                    lease = db_after("$4")
                 ),
                 &[
                     &id,
                     &(copied as i64),
                     &originals.last(),
-                    &lease_until,
+                    &shared::millis(lease),
                     &time::now(),
                     &finished,
                 ],

@@ -306,13 +306,18 @@ pub(crate) fn abandoned_attempt(
     }
 }
 
-/// The status an attempt's result leaves its delivery in, and when it is due again.
-pub(crate) fn outcome(next: NextState) -> (DeliveryStatus, Option<Timestamp>) {
+/// The status an attempt's result leaves its delivery in, and how long until it is due again.
+pub(crate) fn outcome(next: NextState) -> (DeliveryStatus, Option<std::time::Duration>) {
     match next {
         NextState::Delivered => (DeliveryStatus::Delivered, None),
-        NextState::RetryAt(t) => (DeliveryStatus::Retrying, Some(t)),
+        NextState::RetryAfter(wait) => (DeliveryStatus::Retrying, Some(wait)),
         NextState::Failed => (DeliveryStatus::Failed, None),
     }
+}
+
+/// A wait in whole milliseconds, as the databases take it (saturating).
+pub(crate) fn millis(d: std::time::Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
 }
 
 /// One delivery a resend or replay makes: a fresh id, and the delivery it copies.
@@ -335,16 +340,17 @@ pub(crate) fn copies(originals: impl IntoIterator<Item = DeliveryId>) -> Vec<Del
 }
 
 /// The `INSERT … SELECT` that copies a delivery `d` (found by `from`, which must name it `d`): same
-/// event, webhook, format, object and ordering key, due at `now` as a new pending delivery that
+/// event, webhook, format, object and ordering key, due at `due` (the store's clock) and stamped
+/// `now` as a new pending delivery that
 /// remembers what it was resent from. The copy keeps the receiver-facing id of the chain's first
 /// delivery (`message_id`; NULL on a fresh delivery, meaning its own id), never the intermediate's,
 /// so a receiver that deduplicates sees every resend and replay as the message it already knows.
-pub(crate) fn copy_delivery_sql(new_id: &str, now: &str, from: &str) -> String {
+pub(crate) fn copy_delivery_sql(new_id: &str, due: &str, now: &str, from: &str) -> String {
     format!(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
            next_attempt_at, item_index, format, ordering_key, resent_from, message_id, created_at,
            updated_at)
-         SELECT {new_id}, d.tenant_id, d.webhook_id, d.event_id, d.event_type, 'pending', 0, {now},
+         SELECT {new_id}, d.tenant_id, d.webhook_id, d.event_id, d.event_type, 'pending', 0, {due},
            d.item_index, d.format, d.ordering_key, d.id, COALESCE(d.message_id, d.id), {now}, {now}
          {from}"
     )
@@ -394,19 +400,20 @@ pub(crate) fn backlog_queries(terminal: bool) -> &'static [&'static str] {
     }
 }
 
+/// The backlog from the per-status counts and how long until the earliest waiting delivery is due
+/// on the store's clock (negative: overdue by that much).
 pub(crate) fn backlog(
     counts: impl IntoIterator<Item = (String, u64)>,
-    next_due: Option<Timestamp>,
-    now: Timestamp,
+    due_in: Option<chrono::Duration>,
 ) -> Result<Backlog> {
     Ok(Backlog {
         counts: counts
             .into_iter()
             .map(|(status, n)| Ok((parse_status(&status).map_err(StoreError::Internal)?, n)))
             .collect::<Result<_>>()?,
-        oldest_due_age: next_due
-            .filter(|t| *t <= now)
-            .map(|t| (now - t).to_std().unwrap_or_default()),
+        oldest_due_age: due_in
+            .filter(|d| *d <= chrono::Duration::zero())
+            .map(|d| (-d).to_std().unwrap_or_default()),
     })
 }
 

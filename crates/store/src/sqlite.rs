@@ -38,6 +38,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 const MIGRATIONS: &[&str] = &[
@@ -677,7 +678,7 @@ fn fan_out(
     for e in events {
         insert_event(c, e)?;
     }
-    let now = time::format(&time::now());
+    let now = time::format(&time::steady_now());
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
            next_attempt_at, item_index, format, ordering_key, created_at, updated_at)
@@ -1003,7 +1004,7 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         }
         return Ok(());
     };
-    let now = time::now();
+    let now = time::steady_now();
     c.prepare_cached(
         "UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3 WHERE id = ?1",
     )?
@@ -1030,7 +1031,7 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
 /// [`shared::cancel_queued_sql`]); a no-op for an enabled webhook.
 fn cancel_queued(c: &Connection, webhook_id: WebhookId) -> Result<usize> {
     Ok(c.prepare_cached(&shared::cancel_queued_sql("?1", "?2"))?
-        .execute(params![webhook_id, time::format(&time::now())])?)
+        .execute(params![webhook_id, time::format(&time::steady_now())])?)
 }
 
 fn record_row(r: &Row) -> rusqlite::Result<RecordRow> {
@@ -1045,7 +1046,8 @@ fn record_row(r: &Row) -> rusqlite::Result<RecordRow> {
 
 /// When the earliest waiting delivery is due: pending or retrying ones at their time, leased ones
 /// when their lease runs out.
-fn next_due(c: &Connection) -> Result<Option<Timestamp>> {
+/// How long until then on the process's steady clock (negative: overdue by that much).
+fn next_due(c: &Connection) -> Result<Option<chrono::Duration>> {
     let due: Option<String> = c.query_row(
         "SELECT MIN(t) FROM (
            SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')
@@ -1053,7 +1055,7 @@ fn next_due(c: &Connection) -> Result<Option<Timestamp>> {
         [],
         |r| r.get(0),
     )?;
-    Ok(opt_ts(due)?)
+    Ok(opt_ts(due)?.map(|at| at - time::steady_now()))
 }
 
 /// Inserts the copies a resend or replay makes, each only if its original belongs to `tenant_id`;
@@ -1064,9 +1066,10 @@ fn copy_deliveries(
     tenant_id: TenantId,
     copies: &[shared::DeliveryCopy],
 ) -> Result<u64> {
-    let now = time::format(&time::now());
+    let now = time::format(&time::steady_now());
     let mut insert = c.prepare_cached(&shared::copy_delivery_sql(
         "?1",
+        "?2",
         "?2",
         "FROM deliveries d WHERE d.tenant_id = ?3 AND d.id = ?4",
     ))?;
@@ -1173,7 +1176,7 @@ impl Store for SqliteStore {
         let tenant = Tenant {
             id: TenantId::new(),
             name: name.to_string(),
-            created_at: time::now(),
+            created_at: time::steady_now(),
         };
         let t = tenant.clone();
         self.write(move |c| {
@@ -1411,7 +1414,7 @@ impl Store for SqliteStore {
 
     async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool> {
         self.write(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             let n = c.execute(
                 &format!(
                     "UPDATE webhooks SET deleted_at = ?3, enabled = 0, updated_at = ?3
@@ -1449,7 +1452,7 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         self.write(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             let mut stmt = c.prepare_cached(&shared::cancel_claimed_sql("?1", "?2", "?3"))?;
             let mut n = 0;
             for (id, token) in &leases {
@@ -1462,7 +1465,7 @@ impl Store for SqliteStore {
 
     async fn cancel_delivery(&self, tenant_id: TenantId, id: DeliveryId) -> Result<CancelOutcome> {
         self.write(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             let n = c
                 .prepare_cached(&shared::cancel_one_sql("?1", "?2", "?3"))?
                 .execute(params![tenant_id, id, now])?;
@@ -1516,7 +1519,7 @@ impl Store for SqliteStore {
                         key,
                         hash,
                         serde_json::to_string(&published)?,
-                        time::format(&time::now())
+                        time::format(&time::steady_now())
                     ],
                 )?;
             }
@@ -1575,7 +1578,7 @@ impl Store for SqliteStore {
         shared::storable_attempt(&mut attempt);
         self.write(move |c| {
             insert_event(c, &event)?;
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             c.execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
                  last_status_code, last_error, created_at, updated_at, format)
@@ -1605,8 +1608,9 @@ impl Store for SqliteStore {
         let sealer = self.sealer.clone();
         self.write_relaxed(move |c| {
             let token = LeaseToken::new();
-            let now_s = time::format(&req.now);
-            let until_s = time::format(&req.lease_until);
+            let now = time::steady_now();
+            let now_s = time::format(&now);
+            let until_s = time::format(&(now + time::span(req.lease)));
             let mut remaining = req.limit;
             let (full_tenants, full_webhooks) = req.saturated();
             let candidates: Vec<(WebhookId, TenantId)> = c
@@ -1772,10 +1776,10 @@ impl Store for SqliteStore {
                     )?
                     .execute(params![
                         status.as_str(),
-                        next_at.as_ref().map(time::format),
+                        next_at.map(|wait| time::format(&(time::steady_now() + time::span(wait)))),
                         a.status_code,
                         shared::last_error(a),
-                        time::format(&time::now()),
+                        time::format(&time::steady_now()),
                         r.delivery_id,
                         r.lease_token
                     ])?;
@@ -1806,7 +1810,7 @@ impl Store for SqliteStore {
 
     async fn release(&self, leases: Vec<(DeliveryId, LeaseToken)>) -> Result<()> {
         self.write_relaxed(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             let mut stmt = c.prepare_cached(
                 "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
                  next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?1
@@ -1823,13 +1827,13 @@ impl Store for SqliteStore {
     async fn renew_leases(
         &self,
         leases: Vec<(DeliveryId, LeaseToken)>,
-        until: Timestamp,
+        lease: Duration,
     ) -> Result<u64> {
         if leases.is_empty() {
             return Ok(0);
         }
         self.write_relaxed(move |c| {
-            let until = time::format(&until);
+            let until = time::format(&(time::steady_now() + time::span(lease)));
             let mut stmt = c.prepare_cached(
                 "UPDATE deliveries SET lease_until = ?1
                  WHERE id = ?2 AND lease_owner = ?3 AND status = 'delivering'",
@@ -1843,8 +1847,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn next_due_at(&self) -> Result<Option<Timestamp>> {
-        self.read(next_due).await
+    async fn next_due_in(&self) -> Result<Option<Duration>> {
+        let due_in = self.read(next_due).await?;
+        Ok(due_in.map(|d| d.to_std().unwrap_or_default()))
+    }
+
+    async fn travel(&self, by: Duration) -> Result<()> {
+        let by = shared::millis(by);
+        self.write(move |c| {
+            // Text timestamps: shifted through julianday and printed back in the stored form.
+            for sql in [
+                "UPDATE deliveries SET next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', next_attempt_at, ?1)
+                 WHERE next_attempt_at IS NOT NULL",
+                "UPDATE deliveries SET lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', lease_until, ?1)
+                 WHERE lease_until IS NOT NULL",
+                "UPDATE jobs SET lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', lease_until, ?1)
+                 WHERE lease_until IS NOT NULL",
+            ] {
+                c.execute(sql, [format!("-{:.3} seconds", by as f64 / 1000.0)])?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn list_deliveries(
@@ -2021,7 +2045,7 @@ impl Store for SqliteStore {
         Ok(pruned)
     }
 
-    async fn backlog(&self, now: Timestamp, terminal: bool) -> Result<Backlog> {
+    async fn backlog(&self, terminal: bool) -> Result<Backlog> {
         self.read(move |c| {
             let mut counts = Vec::new();
             for sql in shared::backlog_queries(terminal) {
@@ -2033,7 +2057,7 @@ impl Store for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 counts.extend(rows);
             }
-            shared::backlog(counts, next_due(c)?, now)
+            shared::backlog(counts, next_due(c)?)
         })
         .await
     }
@@ -2057,7 +2081,7 @@ impl Store for SqliteStore {
                 }
             }
             let plan = plan(rows).map_err(StoreError::Rejected)?;
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             let mut written = Vec::with_capacity(plan.upserts.len());
             {
                 let mut upsert = c.prepare_cached(
@@ -2083,12 +2107,12 @@ impl Store for SqliteStore {
                     .execute(params![
                         step.id,
                         step.token,
-                        time::format(&step.lease_until),
+                        time::format(&(time::steady_now() + time::span(step.lease))),
                         step.position as i64,
                         step.done as i64,
                         serde_json::to_string(&step.result)?,
                         step.finished,
-                        time::format(&time::now()),
+                        time::format(&time::steady_now()),
                     ])?;
                 if moved == 0 {
                     return Err(jobs::job_lost(step.id));
@@ -2385,7 +2409,7 @@ impl Store for SqliteStore {
         total: u64,
     ) -> Result<jobs::Job> {
         self.write(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             c.execute(
                 "INSERT INTO jobs (id, tenant_id, kind, status, params, total, done, created_at, updated_at)
                  VALUES (?1, ?2, 'replay', 'queued', ?3, ?4, 0, ?5, ?5)",
@@ -2405,7 +2429,7 @@ impl Store for SqliteStore {
         items: Vec<serde_json::Value>,
     ) -> Result<jobs::Job> {
         self.write(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             c.execute(
                 "INSERT INTO jobs (id, tenant_id, kind, status, params, result, total, done, created_at, updated_at)
                  VALUES (?1, ?2, 'import', 'queued', ?3, ?4, ?5, 0, ?6, ?6)",
@@ -2484,7 +2508,7 @@ impl Store for SqliteStore {
 
     async fn cancel_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<jobs::Job>> {
         self.write(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             c.execute(
                 "UPDATE jobs SET status = 'cancelled', lease_owner = NULL, lease_until = NULL,
                  updated_at = ?3, finished_at = ?3
@@ -2500,14 +2524,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_job(
-        &self,
-        token: LeaseToken,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<jobs::Job>> {
+    async fn claim_job(&self, token: LeaseToken, lease: Duration) -> Result<Option<jobs::Job>> {
         self.write(move |c| {
+            let now = time::steady_now();
             let now_s = time::format(&now);
+            let lease_until = now + time::span(lease);
             let id: Option<JobId> = c
                 .query_row(
                     "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_until = ?2, updated_at = ?3
@@ -2528,7 +2549,7 @@ impl Store for SqliteStore {
         &self,
         id: JobId,
         token: LeaseToken,
-        lease_until: Timestamp,
+        lease: Duration,
         limit: usize,
     ) -> Result<jobs::Job> {
         self.write(move |c| {
@@ -2569,7 +2590,9 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<_>>()?;
             let copied = copy_deliveries(c, tenant_id, &shared::copies(originals.iter().copied()))?;
             let finished = originals.len() < limit;
-            let now = time::format(&time::now());
+            let now = time::steady_now();
+            let lease_until = now + time::span(lease);
+            let now = time::format(&now);
             c.execute(
                 "UPDATE jobs SET done = done + ?2, cursor = COALESCE(?3, cursor), lease_until = ?4,
                  updated_at = ?5, status = CASE WHEN ?6 THEN 'succeeded' ELSE status END,
@@ -2593,7 +2616,7 @@ impl Store for SqliteStore {
     async fn fail_job(&self, id: JobId, token: LeaseToken, error: &str) -> Result<()> {
         let error = error.to_string();
         self.write(move |c| {
-            let now = time::format(&time::now());
+            let now = time::format(&time::steady_now());
             c.execute(
                 "UPDATE jobs SET status = 'failed', error = ?3, lease_owner = NULL, lease_until = NULL,
                  updated_at = ?4, finished_at = ?4
@@ -2618,7 +2641,7 @@ impl Store for SqliteStore {
             let inserted = c.execute(
                 "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created_at)
                  VALUES (?1, ?2, ?3, '', ?4) ON CONFLICT DO NOTHING",
-                params![tenant_id, key, hash, time::format(&time::now())],
+                params![tenant_id, key, hash, time::format(&time::steady_now())],
             )?;
             if inserted == 1 {
                 return Ok(KeyClaim::Claimed);

@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn batches_fold_into_one_group_per_webhook_and_hour() {
-        let retry = NextState::RetryAt(at("2026-01-01T12:00:00Z"));
+        let retry = NextState::RetryAfter(std::time::Duration::from_secs(60));
         let rs = [
             result(
                 2,

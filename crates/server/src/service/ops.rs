@@ -7,7 +7,6 @@
 use super::handle::Hookline;
 use crate::error::{Error, Result};
 use hookline_core::signing;
-use hookline_core::time;
 use std::time::Duration;
 
 /// How long the delivered/failed counts on `/metrics` may be old.
@@ -40,7 +39,7 @@ impl Hookline {
         self.authorize_metrics(authorization)?;
         // Terminal counts need a scan of the delivery table: take them at most once a minute.
         let terminal = self.metrics.terminal_counts_stale(TERMINAL_COUNTS_TTL);
-        let backlog = self.store.backlog(time::now(), terminal).await?;
+        let backlog = self.store.backlog(terminal).await?;
         Ok(self.metrics.render(&backlog, terminal))
     }
 

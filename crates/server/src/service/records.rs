@@ -646,7 +646,7 @@ impl Hookline {
         &self,
         job: &hookline_store::Job,
         token: hookline_core::ids::LeaseToken,
-        lease_until: time::Timestamp,
+        lease: std::time::Duration,
     ) -> std::result::Result<(), hookline_store::StoreError> {
         use hookline_store::StoreError;
         let step = self.config.job_step;
@@ -665,7 +665,7 @@ impl Hookline {
         let advance = hookline_store::JobAdvance {
             id: job.id,
             token,
-            lease_until,
+            lease,
             position,
             done: rows.len() as u64,
             result: Value::Null,

@@ -42,12 +42,15 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Runs the dispatcher as if the clock were `secs` seconds ahead (reaches scheduled retries).
-    async fn run_later(&self, secs: i64) -> usize {
-        self.dispatcher
-            .run_once_at(time::now() + chrono::Duration::seconds(secs))
+    /// Lets `secs` seconds pass on the store's clock (cumulatively: every schedule moves that much
+    /// closer), then runs the dispatcher once (reaches scheduled retries without waiting).
+    async fn run_later(&self, secs: u64) -> usize {
+        self.hookline
+            .store
+            .travel(std::time::Duration::from_secs(secs))
             .await
-            .unwrap()
+            .unwrap();
+        self.dispatcher.run_once().await.unwrap()
     }
 }
 
@@ -1373,13 +1376,11 @@ async fn a_node_that_dies_mid_backlog_loses_nothing() {
         ));
     }
     // A node claims everything and dies before sending anything.
-    let now = time::now();
     let claim = app
         .hookline
         .store
         .claim_due(hookline_store::ClaimRequest {
-            now,
-            lease_until: now + chrono::Duration::seconds(60),
+            lease: std::time::Duration::from_secs(60),
             limit: 1000,
             per_webhook: 1000,
             per_tenant: usize::MAX,
@@ -1400,8 +1401,12 @@ async fn a_node_that_dies_mid_backlog_loses_nothing() {
         0,
         "leases still held"
     );
-    let later = time::now() + chrono::Duration::seconds(61);
-    while restarted.dispatcher.run_once_at(later).await.unwrap() > 0 {}
+    app.hookline
+        .store
+        .travel(std::time::Duration::from_secs(61))
+        .await
+        .unwrap();
+    while restarted.dispatcher.run_once().await.unwrap() > 0 {}
     let got: std::collections::HashSet<_> = rx
         .received()
         .iter()
@@ -1420,7 +1425,7 @@ async fn a_node_that_dies_mid_backlog_loses_nothing() {
                 id: hookline_core::ids::AttemptId::new(),
                 delivery_id: d.id,
                 attempt_number: 1,
-                started_at: now,
+                started_at: time::now(),
                 url: "x".into(),
                 status_code: Some(500),
                 error_kind: None,
@@ -1989,11 +1994,7 @@ async fn a_webhook_disabled_or_deleted_after_the_claim_gets_no_request() {
             }
             tokio::time::sleep(Duration::from_millis(1100)).await;
         };
-        let claimed = app
-            .dispatcher
-            .run_once_between(time::now(), between)
-            .await
-            .unwrap();
+        let claimed = app.dispatcher.run_once_between(between).await.unwrap();
         assert_eq!(claimed, 1);
         assert!(rx.received().is_empty(), "delete={delete}");
         let reason = if delete {
