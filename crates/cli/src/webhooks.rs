@@ -1,5 +1,5 @@
 //! `hookline webhooks …`: the `/v1/webhooks` resource over the REST API: list, get, create, update,
-//! delete, enable/disable, secrets, test sends and the receiver handshake.
+//! delete, enable/disable, secrets, test sends, the receiver handshake and trying a payload filter.
 //!
 //! Options map one-to-one onto the API's fields; nothing is validated here beyond turning flags
 //! into JSON, so a refusal is the API's own message naming the field.
@@ -78,6 +78,20 @@ pub enum WebhooksCommand {
         #[arg(long)]
         event_type: Option<String>,
     },
+    /// Try a payload filter on a sample event, as fan-out would evaluate it (nothing is saved).
+    /// Exit 0 when it matches (the event would be delivered), 1 when it doesn't.
+    FilterTest {
+        /// The filter, e.g. '"vip" in data.tags[*].name'.
+        #[arg(long)]
+        filter: String,
+        /// The event as a filter reads it ({"type": …, "data": …, "changes": …, "actor": …}):
+        /// JSON text, @FILE, or - for standard input (the default when it isn't a terminal).
+        #[arg(long, conflicts_with = "event_file")]
+        event: Option<String>,
+        /// Read the event from this JSON file.
+        #[arg(long, value_name = "FILE")]
+        event_file: Option<String>,
+    },
 }
 
 /// Settings both `create` and `update` take.
@@ -105,6 +119,10 @@ pub struct Settings {
     /// `none` (default) or `entity`: events about one record arrive in order.
     #[arg(long)]
     ordering: Option<String>,
+    /// Deliver only the events this condition matches, e.g. 'data.amount >= 1000' (see "Filters"
+    /// in the README; `webhooks filter-test` tries one out).
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
 }
 
 #[derive(Args)]
@@ -137,6 +155,9 @@ pub struct UpdateArgs {
     /// Remove every custom header.
     #[arg(long, conflicts_with = "headers")]
     clear_headers: bool,
+    /// Remove the payload filter: every subscribed event is delivered again.
+    #[arg(long, conflicts_with = "filter")]
+    clear_filter: bool,
     #[command(flatten)]
     settings: Settings,
 }
@@ -204,6 +225,9 @@ impl Settings {
         if let Some(v) = &self.ordering {
             body.insert("ordering".into(), json!(v));
         }
+        if let Some(v) = &self.filter {
+            body.insert("filter".into(), json!(v));
+        }
         Ok(())
     }
 }
@@ -244,6 +268,7 @@ fn print_webhook(w: &Value) {
         ("headers", headers),
         ("retries", retry),
         ("rate limit", rate),
+        ("filter", w["filter"].as_str().unwrap_or("none").to_string()),
         (
             "description",
             w["description"].as_str().unwrap_or_default().to_string(),
@@ -362,6 +387,9 @@ pub async fn run(api: &Api, as_json: bool, cmd: &WebhooksCommand) -> anyhow::Res
             }
             if a.clear_headers {
                 body.insert("headers".into(), json!({}));
+            }
+            if a.clear_filter {
+                body.insert("filter".into(), Value::Null);
             }
             a.settings.apply(&mut body)?;
             if body.is_empty() {
@@ -518,6 +546,38 @@ pub async fn run(api: &Api, as_json: bool, cmd: &WebhooksCommand) -> anyhow::Res
                 return Err(failed(format!(
                     "the receiver does not verify signatures correctly ({verdict})"
                 )));
+            }
+        }
+        WebhooksCommand::FilterTest {
+            filter,
+            event,
+            event_file,
+        } => {
+            let event = match event_file {
+                Some(path) => crate::input::json("--event-file", Some(&format!("@{path}")))?,
+                None => crate::input::json("--event", event.as_deref())?,
+            };
+            let v = api
+                .post(
+                    &["v1", "webhooks", "filter-test"],
+                    Some(json!({"filter": filter, "event": event})),
+                )
+                .await?;
+            let matches = v["matches"].as_bool() == Some(true);
+            if as_json {
+                output::json(&v);
+            } else {
+                details(&[
+                    ("matches", if matches { "yes" } else { "no" }.to_string()),
+                    ("value", v["value"].to_string()),
+                    ("steps", text(&v, "steps")),
+                ]);
+                if v["exhausted"].as_bool() == Some(true) {
+                    outln!("\nThe filter ran out of evaluation steps, so it does not match.");
+                }
+            }
+            if !matches {
+                return Err(failed("the filter does not match the event"));
             }
         }
     }

@@ -1232,7 +1232,7 @@ async fn mcp_on_stdio_forwards_the_tools_of_a_running_server() {
     let tools = client.list_all_tools().await.unwrap();
     assert_eq!(
         tools.len(),
-        16,
+        17,
         "{:?}",
         tools.iter().map(|t| &t.name).collect::<Vec<_>>()
     );

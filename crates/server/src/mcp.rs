@@ -20,6 +20,7 @@ use crate::service::{
     Hookline, JobView, Principal, PublishInput, PublishOutput, RecordView, ReplayInput, ReplayView,
     RotateInput, SecretView, TestInput, TestView, WebhookInput, WebhookView,
 };
+use crate::service::{FilterTestInput, FilterTestView};
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
@@ -203,6 +204,11 @@ pub struct CreateWebhookArgs {
     pub rate_limit: Option<u32>,
     /// `none` (default) or `entity`: events about one record arrive in order.
     pub ordering: Option<String>,
+    /// Only events this condition matches are delivered, e.g. `"vip" in data.tags[*].name` or
+    /// `changes.owner_id != null && data.amount >= 1000`; it reads `type`, `data`, `changes`,
+    /// `source`, `actor`, `occurred_at`, `id` (a missing field is null). test_webhook_filter tries
+    /// one out. Absent or "": every subscribed event.
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -220,6 +226,18 @@ pub struct UpdateWebhookArgs {
     pub retry_schedule: Option<Vec<Value>>,
     pub rate_limit: Option<u32>,
     pub ordering: Option<String>,
+    /// The payload filter (see create_webhook); "" removes it, absent keeps it.
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestFilterArgs {
+    /// The filter, as it would be saved on a webhook.
+    pub filter: String,
+    /// The event as a filter reads it: `{"type": "deal.updated", "data": {...}, "changes": {...},
+    /// "source": ..., "actor": ..., "occurred_at": ..., "id": ...}`; absent keys read as null.
+    pub event: Value,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -387,6 +405,7 @@ fn webhook_input(
     retry_schedule: Option<Vec<Value>>,
     rate_limit: Option<u32>,
     ordering: Option<String>,
+    filter: Option<String>,
 ) -> WebhookInput {
     WebhookInput {
         name,
@@ -400,6 +419,8 @@ fn webhook_input(
         retry_schedule: retry_schedule.map(|s| Some(Value::Array(s))),
         rate_limit: rate_limit.map(Some),
         ordering,
+        // A tool argument can't tell null from absent: "" is how an assistant removes a filter.
+        filter: filter.map(|f| (!f.is_empty()).then_some(f)),
     }
 }
 
@@ -431,6 +452,7 @@ impl HooklineMcp {
             a.retry_schedule,
             a.rate_limit,
             a.ordering,
+            a.filter,
         );
         input.secret = a.secret;
         let view = self.hookline.create_webhook(&who, input).await?;
@@ -515,9 +537,32 @@ impl HooklineMcp {
             a.retry_schedule,
             a.rate_limit,
             a.ordering,
+            a.filter,
         );
         let view = self.hookline.update_webhook(&who, id, input).await?;
         Ok(rmcp::Json(view))
+    }
+
+    #[tool(
+        description = "Try a webhook payload filter on an event without saving anything: whether it matches (i.e. whether the event would be delivered), its final value, the evaluation steps and whether it ran out of them. A filter that doesn't parse is an error naming the position.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn test_webhook_filter(
+        &self,
+        Parameters(a): Parameters<TestFilterArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::Json<FilterTestView>> {
+        let who = principal(&ctx)?;
+        let input = FilterTestInput {
+            filter: a.filter,
+            event: a.event,
+        };
+        Ok(rmcp::Json(self.hookline.test_filter(&who, input)?))
     }
 
     #[tool(

@@ -45,6 +45,7 @@ fn benches(c: &mut Criterion) {
                     created_at: now,
                     updated_at: now,
                     last_attempt_at: None,
+                    filter: None,
                 })
                 .await
                 .unwrap();

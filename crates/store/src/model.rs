@@ -77,6 +77,9 @@ pub struct Webhook {
     /// When the latest recorded attempt (test sends included) started; kept by the store when it
     /// records results, so callers create webhooks with `None`.
     pub last_attempt_at: Option<Timestamp>,
+    /// The payload filter's source (`hookline_core::filter`), validated by the service when saved;
+    /// `None` = every event it subscribes to. Fan-out parses it (`fanout::Subscriber`).
+    pub filter: Option<String>,
 }
 
 /// Something that happened, stored once; every webhook it matches gets its own delivery of it.

@@ -66,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0005_jobs.sql"),
     include_str!("../migrations/postgres/0006_message_id_retention.sql"),
     include_str!("../migrations/postgres/0007_cancelled.sql"),
+    include_str!("../migrations/postgres/0008_webhook_filter.sql"),
 ];
 /// Any fixed number: serialises migrations when several nodes start together.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
@@ -477,6 +478,7 @@ fn webhook_row(r: &Row, sealer: &Sealer) -> Result<Webhook> {
         created_at: r.get(18),
         updated_at: r.get(19),
         last_attempt_at: r.get(20),
+        filter: r.get(21),
     })
 }
 
@@ -580,7 +582,7 @@ async fn fan_out<C: GenericClient>(
 ) -> Result<Vec<Published>> {
     let rows = c
         .query(
-            "SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = $1 AND enabled",
+            "SELECT id, events, format, ordering, filter FROM webhooks WHERE tenant_id = $1 AND enabled",
             &[&tenant_id],
         )
         .await
@@ -588,7 +590,7 @@ async fn fan_out<C: GenericClient>(
     let subscribers = rows
         .iter()
         .map(|r| {
-            Subscriber::from_columns(r.get(0), r.get(1), r.get(2), r.get(3))
+            Subscriber::from_columns(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
                 .map_err(StoreError::Internal)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -968,6 +970,7 @@ fn webhook_params(w: &Webhook, sealer: &Sealer) -> Result<Vec<Box<dyn ToSql + Sy
         Box::new(w.created_at),
         Box::new(w.updated_at),
         Box::new(w.last_attempt_at),
+        Box::new(w.filter.clone()),
     ])
 }
 

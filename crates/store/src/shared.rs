@@ -22,7 +22,7 @@ pub(crate) const KEY_COLS: &str =
 /// sets the rest (see [`update_webhook_sql`]).
 pub(crate) const WEBHOOK_COLS: &str = "id, tenant_id, name, description, url, events, secret, previous_secret, \
     previous_secret_expires_at, enabled, disabled_reason, format, headers, retry_schedule, rate_limit, \
-    ordering, consecutive_failures, failing_since, created_at, updated_at, last_attempt_at";
+    ordering, consecutive_failures, failing_since, created_at, updated_at, last_attempt_at, filter";
 
 pub(crate) const EVENT_COLS: &str =
     "id, tenant_id, event_type, occurred_at, source, source_id, actor_id, entity_type, \
@@ -443,9 +443,9 @@ mod tests {
         let update = update_webhook_sql('$');
         assert!(update.starts_with("UPDATE webhooks SET name = $3, description = $4,"));
         assert!(update
-            .ends_with("updated_at = $20, last_attempt_at = $21 WHERE id = $1 AND tenant_id = $2"));
+            .ends_with("last_attempt_at = $21, filter = $22 WHERE id = $1 AND tenant_id = $2"));
         let insert = insert_webhook_sql('?');
-        assert!(insert.ends_with("?20, ?21)"));
+        assert!(insert.ends_with("?21, ?22)"));
     }
 
     #[test]

@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_jobs.sql"),
     include_str!("../migrations/sqlite/0006_message_id_retention.sql"),
     include_str!("../migrations/sqlite/0007_cancelled.sql"),
+    include_str!("../migrations/sqlite/0008_webhook_filter.sql"),
 ];
 
 /// Most write jobs folded into one transaction.
@@ -585,6 +586,7 @@ fn webhook_row(r: &Row) -> rusqlite::Result<RawWebhook> {
         created_at: ts(r.get(18)?)?,
         updated_at: ts(r.get(19)?)?,
         last_attempt_at: opt_ts(r.get(20)?)?,
+        filter: r.get(21)?,
     };
     Ok(RawWebhook { webhook, sealed })
 }
@@ -614,6 +616,7 @@ fn webhook_params(w: &Webhook, sealer: &Sealer) -> Result<Vec<Box<dyn rusqlite::
         Box::new(time::format(&w.created_at)),
         Box::new(time::format(&w.updated_at)),
         Box::new(w.last_attempt_at.as_ref().map(time::format)),
+        Box::new(w.filter.clone()),
     ])
 }
 
@@ -667,10 +670,11 @@ fn fan_out(
     max_deliveries: usize,
 ) -> Result<Vec<Published>> {
     let subscribers = c
-        .prepare_cached("SELECT id, events, format, ordering FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
+        .prepare_cached("SELECT id, events, format, ordering, filter FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
         .query_map([tenant_id], |r| {
             let (events, format, ordering): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
-            fanout::Subscriber::from_columns(r.get(0)?, &events, &format, &ordering)
+            let filter: Option<String> = r.get(4)?;
+            fanout::Subscriber::from_columns(r.get(0)?, &events, &format, &ordering, filter.as_deref())
                 .map_err(conversion)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

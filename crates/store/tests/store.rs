@@ -85,6 +85,7 @@ fn webhook(tenant: TenantId, name: &str) -> Webhook {
         created_at: now,
         updated_at: now,
         last_attempt_at: Some(now),
+        filter: None,
     }
 }
 
@@ -122,6 +123,7 @@ suite!(
     list_pages_newest_first,
     concurrent_writes_all_commit_and_a_failing_one_spoils_none,
     publish_fans_out_to_matching_enabled_webhooks_in_one_transaction,
+    filters_decide_which_subscribers_get_a_delivery,
     one_object_formats_get_a_delivery_per_object,
     idempotency_keys_replay_or_refuse,
     idempotency_key_claims_answer_release_and_stay_per_tenant,
@@ -419,7 +421,8 @@ async fn concurrent_revocations_cant_both_pass_the_check(f: Fixture) {
 
 async fn webhooks_round_trip_every_field(f: Fixture) {
     let t = f.store.create_tenant("acme").await.unwrap();
-    let w = webhook(t.id, "one");
+    let mut w = webhook(t.id, "one");
+    w.filter = Some(r#""vip" in data.tags[*].name && data['é'] != "ü""#.into());
     f.store.insert_webhook(&w).await.unwrap();
     let got = f.store.get_webhook(t.id, w.id).await.unwrap().unwrap();
     // Timestamps are stored at millisecond precision.
@@ -447,6 +450,7 @@ async fn webhooks_round_trip_every_field(f: Fixture) {
     changed.enabled = false;
     changed.disabled_reason = Some("failing".into());
     changed.last_attempt_at = None;
+    changed.filter = None;
     assert!(replace_webhook(&f, &changed).await);
     assert_eq!(
         f.store.get_webhook(t.id, w.id).await.unwrap().unwrap(),
@@ -743,6 +747,84 @@ async fn publish_fans_out_to_matching_enabled_webhooks_in_one_transaction(f: Fix
         .await
         .unwrap();
     assert_eq!(listed.len(), 3);
+}
+
+async fn filters_decide_which_subscribers_get_a_delivery(f: Fixture) {
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let filtered = |filter: &str| {
+        let mut w = hook_for(t.id, &["*"], Format::Envelope, true);
+        w.filter = Some(filter.into());
+        w
+    };
+    let vip = filtered(r#""vip" in data.tags[*].name"#);
+    let big_reassigned = filtered("changes.owner_id != null && data.amount >= 1000");
+    let by_envelope = filtered(
+        r#"type == "deal.updated" && actor == "u1" && source == "api" && occurred_at >= "2000-01-01""#,
+    );
+    // Stored behind the service's back: it no longer parses, so it gets nothing, and the publish
+    // still succeeds for everyone else.
+    let broken = filtered("data.stage ==");
+    let unfiltered = hook_for(t.id, &["*"], Format::Envelope, true);
+    for w in [&vip, &big_reassigned, &by_envelope, &broken, &unfiltered] {
+        f.store.insert_webhook(w).await.unwrap();
+    }
+    let mut deal = event(
+        t.id,
+        "deal.updated",
+        serde_json::json!({"id": "d1", "amount": 1500, "tags": [{"name": "new"}, {"name": "vip"}]}),
+    );
+    deal.actor_id = Some("u1".into());
+    deal.source = Some("api".into());
+    deal.changes = Some(serde_json::json!({"owner_id": {"previous": "a", "current": "b"}}));
+    let mut small = event(
+        t.id,
+        "deal.updated",
+        serde_json::json!({"id": "d2", "amount": 10}),
+    );
+    small.changes = deal.changes.clone();
+    let contact = event(
+        t.id,
+        "contact.created",
+        serde_json::json!({"id": "c1", "tags": "vip"}),
+    );
+    let who = |p: &hookline_store::Published, listed: &[hookline_store::Delivery]| {
+        let mut ids: Vec<WebhookId> = listed
+            .iter()
+            .filter(|d| p.delivery_ids.contains(&d.id))
+            .map(|d| d.webhook_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    // The limit counts only the deliveries filters let through.
+    let p = match f
+        .store
+        .publish(t.id, vec![deal, small, contact], None, 6)
+        .await
+        .unwrap()
+    {
+        PublishOutcome::Published(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let listed = f
+        .store
+        .list_deliveries(
+            t.id,
+            DeliveryFilter::default(),
+            Page {
+                before: None,
+                limit: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 6);
+    let mut want = vec![vip.id, big_reassigned.id, by_envelope.id, unfiltered.id];
+    want.sort();
+    assert_eq!(who(&p[0], &listed), want);
+    assert_eq!(who(&p[1], &listed), [unfiltered.id]);
+    assert_eq!(who(&p[2], &listed), [unfiltered.id]);
+    assert!(listed.iter().all(|d| d.webhook_id != broken.id));
 }
 
 async fn one_object_formats_get_a_delivery_per_object(f: Fixture) {

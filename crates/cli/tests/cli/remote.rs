@@ -1038,3 +1038,83 @@ fn keys_create_without_a_deployment_points_to_local() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!laptop.path().join("hookline.db").exists());
 }
+
+#[test]
+fn webhook_filters_are_set_tried_and_cleared_from_the_cli() {
+    let d = Deployment::start();
+    let w = d.json(&[
+        "webhooks",
+        "create",
+        "--url",
+        "https://hooks.example.com/f",
+        "--events",
+        "deal.*",
+        "--filter",
+        "changes.owner_id != null && data.amount >= 1000",
+    ]);
+    let id = s(&w["id"]).to_string();
+    assert_eq!(
+        w["filter"],
+        "changes.owner_id != null && data.amount >= 1000"
+    );
+    assert!(d
+        .ok(&["webhooks", "get", &id])
+        .contains("changes.owner_id != null"));
+    let err = d.fails(
+        &["webhooks", "update", &id, "--filter", "data.amount >="],
+        1,
+    );
+    assert!(
+        err.contains("field `filter`") && err.contains("at position 14"),
+        "{err}"
+    );
+    let u = d.json(&["webhooks", "update", &id, "--clear-filter"]);
+    assert!(u["filter"].is_null(), "{u}");
+
+    // filter-test: exit 0 on a match, 1 otherwise; the event as text, from a file or stdin.
+    let filter = r#""vip" in data.tags[*].name"#;
+    let vip = r#"{"type": "deal.created", "data": {"tags": [{"name": "vip"}]}}"#;
+    let t = d.json(&[
+        "webhooks",
+        "filter-test",
+        "--filter",
+        filter,
+        "--event",
+        vip,
+    ]);
+    assert_eq!(t["matches"], true, "{t}");
+    std::fs::write(
+        d.laptop.path().join("event.json"),
+        r#"{"data": {"tags": []}}"#,
+    )
+    .unwrap();
+    let out = d.out(&[
+        "webhooks",
+        "filter-test",
+        "--filter",
+        filter,
+        "--event-file",
+        "event.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(human.contains("matches") && human.contains("no"), "{human}");
+    let out = d.with_stdin(&["webhooks", "filter-test", "--filter", filter], vip);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = d.fails(
+        &[
+            "webhooks",
+            "filter-test",
+            "--filter",
+            "type ==",
+            "--event",
+            "{}",
+        ],
+        1,
+    );
+    assert!(err.contains("at position 7"), "{err}");
+}

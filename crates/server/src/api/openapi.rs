@@ -34,7 +34,7 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         super::webhooks::create, super::webhooks::list, super::webhooks::fetch, super::webhooks::update,
         super::webhooks::remove, super::webhooks::secret, super::webhooks::rotate,
         super::webhooks::test, super::webhooks::test_url, super::webhooks::replay,
-        super::webhooks::verify_receiver,
+        super::webhooks::verify_receiver, super::webhooks::filter_test,
         super::events::publish, super::events::list, super::events::fetch,
         super::deliveries::list, super::deliveries::fetch, super::deliveries::resend,
         super::deliveries::cancel,

@@ -1,4 +1,4 @@
-//! `/v1/webhooks`: CRUD and secret management.
+//! `/v1/webhooks`: CRUD, secret management, test sends and trying out payload filters.
 
 use super::extract::{
     idempotency_key, maybe_replayed, ApiJson, Auth, IdPath, ListResponse, OptionalJson, Pagination,
@@ -8,8 +8,8 @@ use super::responses::{
 };
 use crate::error::Result;
 use crate::service::{
-    HandshakeInput, HandshakeView, Hookline, ReplayInput, ReplayView, RotateInput, SecretView,
-    TestInput, TestView, WebhookInput, WebhookView,
+    FilterTestInput, FilterTestView, HandshakeInput, HandshakeView, Hookline, ReplayInput,
+    ReplayView, RotateInput, SecretView, TestInput, TestView, WebhookInput, WebhookView,
 };
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -28,6 +28,26 @@ pub fn router() -> Router<Hookline> {
         .route("/webhooks/{id}/replay", post(replay))
         .route("/webhooks/{id}/verify-receiver", post(verify_receiver))
         .route("/webhooks/test", post(test_url))
+        // A fixed segment: axum matches it before the `{id}` routes above, whatever the order.
+        .route("/webhooks/filter-test", post(filter_test))
+}
+
+/// Try a payload filter on an event.
+///
+/// Evaluates `filter` on `event` exactly as fan-out would (the `event` is the object a filter
+/// reads: `type`, `data`, `changes`, `source`, `source_id`, `actor`, `entity_type`, `entity_id`,
+/// `occurred_at`, `id`) and answers whether it matches, its final value, the steps it took and
+/// whether it ran out of them. A filter that doesn't parse is a 422 naming the position. Nothing is
+/// stored.
+#[utoipa::path(post, path = "/v1/webhooks/filter-test", tag = "webhooks", operation_id = "testWebhookFilter", request_body = FilterTestInput,
+    responses((status = 200, description = "how the filter evaluated", body = FilterTestView), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 422, response = Invalid)),
+    security(("bearer" = [])))]
+async fn filter_test(
+    State(h): State<Hookline>,
+    Auth(who): Auth,
+    ApiJson(input): ApiJson<FilterTestInput>,
+) -> Result<Json<FilterTestView>> {
+    Ok(Json(h.test_filter(&who, input)?))
 }
 
 /// Send a test event to a webhook now.

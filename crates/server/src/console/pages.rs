@@ -13,7 +13,8 @@ use super::views::{
 use crate::error::Error;
 use crate::service::catalog::event_types as catalog;
 use crate::service::{
-    ApiKeyInput, DeliveryQuery, HandshakeInput, ReplayInput, RotateInput, TestInput, WebhookInput,
+    ApiKeyInput, DeliveryQuery, FilterTestInput, HandshakeInput, ReplayInput, RotateInput,
+    TestInput, WebhookInput,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -280,6 +281,14 @@ fn webhook_input(
             }
         }
     };
+    // Line breaks as the browser shows them (`\n`), so an error's position counts what the user
+    // sees; blank = no filter.
+    let filter = form
+        .get("filter")
+        .unwrap_or_default()
+        .replace("\r\n", "\n")
+        .trim()
+        .to_string();
     let values = WebhookFormValues {
         name: form.get("name").unwrap_or_default().to_string(),
         url: form.get("url").unwrap_or_default().to_string(),
@@ -290,6 +299,7 @@ fn webhook_input(
         retry_schedule: retry,
         rate_limit: rate,
         ordering: form.get("ordering").unwrap_or("none").to_string(),
+        filter: filter.clone(),
         enabled: form.get("enabled") == Some("true"),
     };
     let input = WebhookInput {
@@ -304,6 +314,7 @@ fn webhook_input(
         retry_schedule,
         rate_limit,
         ordering: Some(values.ordering.clone()),
+        filter: Some((!filter.is_empty()).then_some(filter)),
     };
     (input, values)
 }
@@ -468,6 +479,7 @@ pub async fn edit_webhook(
             .unwrap_or_default(),
         rate_limit: w.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
         ordering: w.ordering.as_str().into(),
+        filter: w.filter.clone().unwrap_or_default(),
         enabled: w.enabled,
     };
     let tenant = frame_parts(&c, &b).await;
@@ -596,6 +608,32 @@ pub async fn webhook_action(
             )
             .await
             .map(|t| Outcome::Test(Box::new(t))),
+        "filter_test" => {
+            let filter = form
+                .get("filter")
+                .unwrap_or_default()
+                .replace("\r\n", "\n")
+                .trim()
+                .to_string();
+            let event = form.get("event").unwrap_or_default().to_string();
+            let result = match serde_json::from_str::<Value>(&event) {
+                Err(e) => Err(format!("the sample event is not JSON: {e}")),
+                Ok(ev) => h
+                    .test_filter(
+                        who,
+                        FilterTestInput {
+                            filter: filter.clone(),
+                            event: ev,
+                        },
+                    )
+                    .map_err(|e| e.body().error.message),
+            };
+            Ok(Outcome::FilterTest {
+                filter,
+                event,
+                result,
+            })
+        }
         "verify" => h
             .verify_receiver(who, id, HandshakeInput { event_type: None })
             .await

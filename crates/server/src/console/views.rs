@@ -7,8 +7,8 @@ use crate::service::access::Capability;
 use crate::service::catalog::EventTypeList;
 use crate::service::sessions::SignedIn;
 use crate::service::{
-    ApiKeyView, AttemptView, CreatedApiKey, DeliveryDetail, DeliveryView, HandshakeView, TestView,
-    WebhookView,
+    ApiKeyView, AttemptView, CreatedApiKey, DeliveryDetail, DeliveryView, FilterTestView,
+    HandshakeView, TestView, WebhookView,
 };
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
@@ -224,6 +224,8 @@ pub struct WebhookFormValues {
     pub retry_schedule: String,
     pub rate_limit: String,
     pub ordering: String,
+    /// The payload filter's source; empty = none.
+    pub filter: String,
     pub enabled: bool,
 }
 
@@ -327,6 +329,21 @@ pub fn webhook_form(
                     }
                     @if let Some(m) = err("ordering") { p.field-error role="alert" { (m) } }
                 }
+                div.field.invalid[err("filter").is_some()] {
+                    label for="f-filter" { "Filter" }
+                    small id="f-filter-hint" {
+                        "Only events this condition matches are delivered, e.g. "
+                        code { "\"vip\" in data.tags[*].name" } " or "
+                        code { "changes.owner_id != null && data.amount >= 1000" }
+                        ". It reads " code { "type" } ", " code { "data" } ", " code { "changes" } ", "
+                        code { "source" } ", " code { "actor" } ", " code { "occurred_at" } "; a missing field is "
+                        code { "null" } ". Empty: every subscribed event."
+                    }
+                    textarea id="f-filter" name="filter" rows="3" spellcheck="false"
+                        aria-invalid=[err("filter").map(|_| "true")]
+                        aria-describedby=(if err("filter").is_some() { "f-filter-error" } else { "f-filter-hint" }) { (values.filter) }
+                    @if let Some(m) = err("filter") { p.field-error id="f-filter-error" role="alert" { (m) } }
+                }
                 label.check { input type="checkbox" name="enabled" value="true" checked[values.enabled]; " Enabled" }
                 div.actions { button type="submit" { "Save" } a href="/webhooks" { "Cancel" } }
             }
@@ -359,6 +376,13 @@ pub enum Outcome {
     },
     Message(String),
     Failed(String),
+    /// A filter tried on a sample event (the form keeps what was typed): how it evaluated, or why
+    /// the filter or the event was refused.
+    FilterTest {
+        filter: String,
+        event: String,
+        result: Result<FilterTestView, String>,
+    },
 }
 
 pub struct WebhookPage<'a> {
@@ -400,6 +424,12 @@ pub fn webhook(f: &Frame, p: WebhookPage) -> Markup {
                 dt { "Ordering" } dd { (w.ordering.as_str()) }
                 dt { "Retry schedule" } dd { (w.retry_schedule.as_ref().map_or("deployment default".to_string(), |s| s.to_string())) }
                 dt { "Rate limit" } dd { (w.rate_limit.map_or("unlimited".to_string(), |r| format!("{r}/s"))) }
+                dt { "Filter" } dd {
+                    @match &w.filter {
+                        Some(src) => code.wrap { (src) },
+                        None => "none: every subscribed event",
+                    }
+                }
                 @if !w.headers.is_empty() {
                     dt { "Headers" } dd { @for (k, v) in &w.headers { code.wrap { (k) ": " (v) } br; } }
                 }
@@ -452,6 +482,7 @@ pub fn webhook(f: &Frame, p: WebhookPage) -> Markup {
                     }
                 }
             }
+            (filter_test_form(f, w, p.outcome.as_ref(), &action))
             section.charts {
                 h2 { "Last 24 hours" }
                 (charts::deliveries_per_hour(p.day, 24, "Deliveries per hour, last 24 hours"))
@@ -504,6 +535,60 @@ fn outcome(o: &Outcome, action: &str, f: &Frame) -> Markup {
                 }
                 Outcome::Message(m) => { p.ok role="status" { (m) } }
                 Outcome::Failed(m) => { p.error role="alert" { (m) } }
+                Outcome::FilterTest { result, .. } => {
+                    @match result {
+                        Ok(v) if v.exhausted => { p.error role="status" { "The filter ran out of steps (" (v.steps) "): it does not match." } }
+                        Ok(v) if v.matches => { p.ok role="status" { "The filter matches: this event would be delivered." } }
+                        Ok(v) => { p.error role="status" { "The filter does not match (its value is " code { (v.value) } "): this event would not be delivered." } }
+                        Err(_) => { p.error role="alert" { "The filter could not be tried: see below." } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "Try a filter": a filter (the stored one, or what was last tried) and a sample event as the
+/// filter reads it; posting it answers whether the event would be delivered. Saves nothing.
+fn filter_test_form(f: &Frame, w: &WebhookView, o: Option<&Outcome>, action: &str) -> Markup {
+    let (filter, event, error) = match o {
+        Some(Outcome::FilterTest {
+            filter,
+            event,
+            result,
+        }) => (
+            filter.clone(),
+            event.clone(),
+            result.as_ref().err().cloned(),
+        ),
+        _ => {
+            let first = w.events.first().map_or("contact.created", |e| e.as_str());
+            let sample = serde_json::json!({"type": first.replace('*', "created"), "data": {}, "changes": null});
+            (
+                w.filter.clone().unwrap_or_default(),
+                sample.to_string(),
+                None,
+            )
+        }
+    };
+    html! {
+        section.filter-test {
+            h2 { "Try a filter" }
+            form method="post" action=(action) {
+                (csrf(f)) input type="hidden" name="op" value="filter_test";
+                div.field.invalid[error.is_some()] {
+                    label for="ft-filter" { "Filter" }
+                    textarea id="ft-filter" name="filter" rows="2" spellcheck="false"
+                        aria-invalid=[error.as_ref().map(|_| "true")]
+                        aria-describedby=[error.as_ref().map(|_| "ft-error")] { (filter) }
+                    @if let Some(m) = &error { p.field-error id="ft-error" role="alert" { (m) } }
+                }
+                div.field {
+                    label for="ft-event" { "Sample event (JSON)" }
+                    small id="ft-event-hint" { "As the filter reads it: " code { "type" } ", " code { "data" } ", " code { "changes" } ", " code { "source" } ", " code { "actor" } ", " code { "occurred_at" } ", " code { "id" } "." }
+                    textarea id="ft-event" name="event" rows="6" spellcheck="false" aria-describedby="ft-event-hint" { (event) }
+                }
+                button type="submit" { "Try" }
             }
         }
     }

@@ -659,6 +659,7 @@ impl Hookline {
             created_at: now,
             updated_at: now,
             last_attempt_at: None,
+            filter: None,
         };
         let tenant = self.tenant_name(who).await;
         // Never stored: one id names the attempt and the message.

@@ -34,4 +34,6 @@ pub use records::{
     parse_import, BulkDeleteView, EmittedEvent, ImportRow, ImportRowResult, ImportView, RecordView,
     WriteContext, WriteView,
 };
-pub use webhooks::{RotateInput, SecretView, WebhookInput, WebhookView};
+pub use webhooks::{
+    FilterTestInput, FilterTestView, RotateInput, SecretView, WebhookInput, WebhookView,
+};

@@ -1,10 +1,12 @@
-//! Webhook management: create, read, update, delete, secret rotation.
+//! Webhook management: create, read, update, delete, secret rotation, and payload filters (checked
+//! here when saved, tried out by `test_filter`; evaluated at fan-out by `store/src/fanout.rs`).
 
 use super::access::Capability;
 use super::access::Principal;
 use super::handle::Hookline;
 use super::request::Idempotency;
 use crate::error::{Error, Result};
+use hookline_core::filter::Filter;
 use hookline_core::formats;
 use hookline_core::ids::WebhookId;
 use hookline_core::retry::RetrySchedule;
@@ -73,6 +75,15 @@ pub struct WebhookInput {
     pub rate_limit: Option<Option<u32>>,
     /// `none` (default) or `entity`: events of one entity arrive in order.
     pub ordering: Option<String>,
+    /// A condition on the payload (see "Filters" in the README): only events it matches create a
+    /// delivery, e.g. `"vip" in data.tags[*].name`. `null` = every subscribed event.
+    #[serde(
+        default,
+        deserialize_with = "explicit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, example = "data.amount >= 1000")]
+    pub filter: Option<Option<String>>,
 }
 
 /// A webhook as the API shows it. The secret appears only in the create response.
@@ -99,6 +110,8 @@ pub struct WebhookView {
     #[schema(value_type = String, example = "none")]
     #[schemars(with = "String")]
     pub ordering: Ordering,
+    /// The payload filter; `null` when every subscribed event is delivered.
+    pub filter: Option<String>,
     /// While a rotated-out secret still signs: when it stops.
     pub previous_secret_expires_at: Option<String>,
     /// When its last attempt was recorded, if ever.
@@ -128,6 +141,7 @@ impl WebhookView {
             retry_schedule: w.retry_schedule.as_ref().map(RetrySchedule::to_json),
             rate_limit: w.rate_limit,
             ordering: w.ordering,
+            filter: w.filter.clone(),
             previous_secret_expires_at: live_previous(w).map(|(_, t)| time::format(&t)),
             last_attempt_at: w.last_attempt_at.as_ref().map(time::format),
             created_at: time::format(&w.created_at),
@@ -153,6 +167,41 @@ pub struct SecretView {
     pub secret: String,
     /// When the previous secret stops signing, while a rotation is in its grace period.
     pub previous_secret_expires_at: Option<String>,
+}
+
+/// Body of `POST /v1/webhooks/filter-test`: a filter and an event to try it on.
+#[derive(Debug, Deserialize, ToSchema, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTestInput {
+    /// The filter's source, as it would be saved on a webhook.
+    pub filter: String,
+    /// The event as a filter sees it: `{"type": "deal.updated", "data": {...}, "changes": {...},
+    /// "source", "source_id", "actor", "entity_type", "entity_id", "occurred_at", "id"}`; absent
+    /// keys read as `null`.
+    #[schema(value_type = Object)]
+    pub event: Value,
+}
+
+/// How a filter evaluated on an event.
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
+pub struct FilterTestView {
+    /// Whether the event would create a delivery: the value is exactly `true`.
+    pub matches: bool,
+    /// The filter's final value (`null` when it ran out of steps).
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// Evaluation steps taken (at most 10000).
+    pub steps: usize,
+    /// The evaluation ran out of steps: it does not match.
+    pub exhausted: bool,
+}
+
+/// A filter's source checked as stored text and parsed; a refusal names the field `filter` and
+/// the position (`filter: at position 12: ...`).
+pub(crate) fn check_filter(src: &str) -> Result<Filter> {
+    hookline_core::text::check_multiline("filter", src)?;
+    Filter::parse(src)
+        .map_err(|e| Error::invalid("filter", "invalid_filter", format!("filter: {e}")))
 }
 
 /// The rotated-out secret and its expiry, if it still signs.
@@ -262,7 +311,25 @@ impl Hookline {
                 )
             })?;
         }
+        if let Some(f) = input.filter {
+            // Stored as written (the user's spacing and quotes), once it parses.
+            w.filter = f.map(|src| check_filter(&src).map(|_| src)).transpose()?;
+        }
         Ok(())
+    }
+
+    /// Evaluates `input.filter` on `input.event` as fan-out would, and tells how it went. Reads
+    /// nothing stored: any caller that may view webhooks may try filters.
+    pub fn test_filter(&self, who: &Principal, input: FilterTestInput) -> Result<FilterTestView> {
+        who.require(Capability::View)?;
+        let filter = check_filter(&input.filter)?;
+        let e = filter.evaluate(&input.event);
+        Ok(FilterTestView {
+            matches: e.matched,
+            value: e.value,
+            steps: e.steps,
+            exhausted: e.exhausted,
+        })
     }
 
     pub async fn create_webhook(
@@ -356,6 +423,7 @@ impl Hookline {
             created_at: now,
             updated_at: now,
             last_attempt_at: None,
+            filter: None,
         };
         self.apply(
             &mut w,

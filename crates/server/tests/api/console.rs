@@ -890,3 +890,110 @@ async fn a_console_session_ends_when_its_key_expires() {
     let (s, _) = get(&app, &format!("hookline_session={token}"), "/webhooks").await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_webhook_form_takes_a_filter_and_shows_its_error_beside_it() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let form = |filter: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("url", "https://hooks.example.com/x".to_string()),
+            ("events", "deal.updated".to_string()),
+            ("format", "envelope".to_string()),
+            ("ordering", "none".to_string()),
+            ("enabled", "true".to_string()),
+            ("filter", filter.to_string()),
+        ]
+    };
+    let post_form = |f: Vec<(&'static str, String)>, path: String| {
+        let (app, cookie) = (&app, cookie.clone());
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(app, &cookie, &path, &pairs).await
+        }
+    };
+    let resp = post_form(form("data.amount >=\r\n  "), "/webhooks/new".into()).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("id=\"f-filter-error\""), "{page}");
+    assert!(page.contains("filter: at position 14: "), "{page}");
+    assert!(
+        page.contains("data.amount &gt;=</textarea>"),
+        "the value is kept: {page}"
+    );
+    let (_, list) = app.call(Method::GET, "/v1/webhooks", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+
+    let resp = post_form(
+        form("changes.owner_id != null\r\n&& data.amount >= 1000"),
+        "/webhooks/new".into(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (_, list) = app.call(Method::GET, "/v1/webhooks", None).await;
+    let w = &list["data"][0];
+    assert_eq!(
+        w["filter"],
+        "changes.owner_id != null\n&& data.amount >= 1000"
+    );
+    let id = w["id"].as_str().unwrap();
+    let (_, page) = get(&app, &cookie, &format!("/webhooks/{id}")).await;
+    assert!(
+        page.contains("changes.owner_id != null\n&amp;&amp; data.amount &gt;= 1000"),
+        "{page}"
+    );
+    let (_, edit) = get(&app, &cookie, &format!("/webhooks/{id}/edit")).await;
+    assert!(edit.contains("id=\"f-filter\""), "{edit}");
+    assert!(edit.contains("data.amount &gt;= 1000</textarea>"), "{edit}");
+
+    // Trying a filter on a sample event saves nothing and says whether it would be delivered.
+    let action = format!("/webhooks/{id}/action");
+    let tried = |filter: &'static str, event: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("op", "filter_test".to_string()),
+            ("filter", filter.to_string()),
+            ("event", event.to_string()),
+        ]
+    };
+    let resp = post_form(
+        tried(
+            "data.amount >= 1000",
+            r#"{"type": "deal.updated", "data": {"amount": 1000}}"#,
+        ),
+        action.clone(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("The filter matches"));
+    let resp = post_form(
+        tried(
+            "data.amount >= 1000",
+            r#"{"type": "deal.updated", "data": {}}"#,
+        ),
+        action.clone(),
+    )
+    .await;
+    assert!(resp.text().await.unwrap().contains("does not match"));
+    let resp = post_form(tried("data.amount >=", "{}"), action.clone()).await;
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("id=\"ft-error\""), "{page}");
+    assert!(page.contains("filter: at position 14: "), "{page}");
+    let resp = post_form(tried("true", "{not json"), action).await;
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("the sample event is not JSON"));
+
+    // Emptying the field removes the filter.
+    let mut f = form("  ");
+    f.push(("name", "edited".into()));
+    let resp = post_form(f, format!("/webhooks/{id}/edit")).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, got) = app
+        .call(Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(got["filter"], Value::Null);
+}

@@ -294,6 +294,7 @@ async fn connection_refused_is_retried_and_blocked_destinations_fail_for_good() 
         created_at: now,
         updated_at: now,
         last_attempt_at: None,
+        filter: None,
     };
     strict.hookline.store.insert_webhook(&w).await.unwrap();
     let id = first_delivery(&strict.publish(contact("c")).await);

@@ -49,7 +49,7 @@ async fn refused(client: &McpClient, tool: &str, args: Value) -> Value {
     serde_json::from_str::<Value>(text).unwrap()["error"].clone()
 }
 
-const TOOLS: [&str; 16] = [
+const TOOLS: [&str; 17] = [
     "create_webhook",
     "delete_webhook",
     "get_entities",
@@ -64,6 +64,7 @@ const TOOLS: [&str; 16] = [
     "resend_webhook_delivery",
     "rotate_webhook_secret",
     "send_test_event",
+    "test_webhook_filter",
     "update_webhook",
     "verify_receiver",
 ];
@@ -678,4 +679,87 @@ async fn control_characters_are_refused_through_mcp_as_through_the_api() {
         let e = refused(&client, tool, args).await;
         assert_eq!(e["code"], "invalid_query", "{tool}: {e}");
     }
+}
+
+/// Payload filters through MCP: set on create and update, refused naming `filter` and the
+/// position, removed with "", and tried out with `test_webhook_filter` (a read key may: it changes
+/// nothing).
+#[tokio::test]
+async fn webhook_filters_are_set_refused_tested_and_removed() {
+    let app = spawn_app().await;
+    let client = connect(&app, &app.key).await;
+    let hook = ok(
+        &client,
+        "create_webhook",
+        json!({"url": "https://hooks.example.com/f", "events": ["deal.*"],
+               "filter": "changes.owner_id != null && data.amount >= 1000"}),
+    )
+    .await;
+    assert_eq!(
+        hook["filter"],
+        "changes.owner_id != null && data.amount >= 1000"
+    );
+    let e = refused(
+        &client,
+        "create_webhook",
+        json!({"url": "https://hooks.example.com/g", "events": ["*"], "filter": "data.x =="}),
+    )
+    .await;
+    assert_eq!(e["code"], "invalid_filter", "{e}");
+    assert_eq!(e["field"], "filter", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("filter: at position 9: "),
+        "{e}"
+    );
+    let updated = ok(
+        &client,
+        "update_webhook",
+        json!({"id": hook["id"], "filter": "\"vip\" in data.tags[*].name"}),
+    )
+    .await;
+    assert_eq!(updated["filter"], "\"vip\" in data.tags[*].name");
+    let kept = ok(
+        &client,
+        "update_webhook",
+        json!({"id": hook["id"], "name": "n"}),
+    )
+    .await;
+    assert_eq!(kept["filter"], updated["filter"]);
+    let cleared = ok(
+        &client,
+        "update_webhook",
+        json!({"id": hook["id"], "filter": ""}),
+    )
+    .await;
+    assert_eq!(cleared["filter"], Value::Null);
+
+    let (_, key) = app
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "assistant", "scope": "read"})),
+        )
+        .await;
+    let reader = connect(&app, key["key"].as_str().unwrap()).await;
+    let tried = ok(
+        &reader,
+        "test_webhook_filter",
+        json!({"filter": "\"vip\" in data.tags[*].name",
+               "event": {"type": "deal.created", "data": {"tags": [{"name": "vip"}]}}}),
+    )
+    .await;
+    assert_eq!(tried["matches"], true);
+    assert_eq!(tried["exhausted"], false);
+    let e = refused(
+        &reader,
+        "test_webhook_filter",
+        json!({"filter": "type ==", "event": {}}),
+    )
+    .await;
+    assert_eq!(e["field"], "filter", "{e}");
+    reader.cancel().await.unwrap();
+    client.cancel().await.unwrap();
 }

@@ -94,6 +94,7 @@ async fn every_operation_has_its_own_descriptive_id_and_documented_errors() {
         "createDeal",
         "updateTask",
         "importContacts",
+        "testWebhookFilter",
     ] {
         assert!(seen.contains(id), "no operation {id}");
     }
