@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Which figures: all, raw, throughput, latency, isolation, batch, fanout, backlog, console
+    /// Which figures: all, raw, single, throughput, latency, isolation, batch, fanout, backlog, console
     /// (comma-separated).
     #[arg(long, default_value = "all")]
     scenario: String,
@@ -212,6 +212,19 @@ impl Bench {
 
     /// Raw loopback POST rate of the receiver: the ceiling every other figure is compared with.
     async fn raw(&mut self) -> anyhow::Result<()> {
+        let rate = self.raw_rate_over(32).await?;
+        self.raw_rate = Some(rate);
+        self.record(
+            "raw loopback HTTP POST rate (1 KB, 32 connections)",
+            rate,
+            "/s",
+        );
+        Ok(())
+    }
+
+    /// What the receiver takes from `connections` keep-alive connections posting 1 KB bodies as
+    /// fast as it answers.
+    async fn raw_rate_over(&self, connections: usize) -> anyhow::Result<f64> {
         let sender = Sender::new(SenderConfig {
             policy: hookline_core::url_policy::UrlPolicy {
                 allow_http: true,
@@ -226,7 +239,7 @@ impl Bench {
         let deadline = Instant::now() + Duration::from_secs(self.args.duration);
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..32 {
+        for _ in 0..connections {
             let (sender, body, url) = (sender.clone(), body.clone(), format!("{}/raw", self.base));
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
@@ -244,19 +257,71 @@ impl Bench {
             t.await?;
         }
         let n = self.sink.received.load(Ordering::Relaxed) - before;
-        let rate = n as f64 / start.elapsed().as_secs_f64();
-        self.raw_rate = Some(rate);
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    }
+
+    /// The commonest heavy case: one integration receiving an import. One endpoint at the default
+    /// concurrency, 1 KB events published in batches of 200, beside the raw rate the same receiver
+    /// takes from as many connections as that concurrency.
+    async fn single(&mut self) -> anyhow::Result<()> {
+        let n = self.node(|_| {}).await?;
+        let concurrency = n.hookline.config.max_concurrency_per_webhook;
+        self.webhook(&n, "/single", &["contact.*"]).await?;
+        n.hookline.metrics.sample_stages(true);
+        let rate = self
+            .sustained_in(&n, &["contact.created"], 200, self.args.duration)
+            .await?;
+        let stages = n.hookline.metrics.sample_stages(false);
+        stop(n).await;
+        self.stages("one endpoint", &stages);
+        let raw = self.raw_rate_over(concurrency).await?;
         self.record(
-            "raw loopback HTTP POST rate (1 KB, 32 connections)",
+            &format!("raw loopback HTTP POST rate ({concurrency} connections)"),
+            raw,
+            "/s",
+        );
+        self.record(
+            &format!("one endpoint, default concurrency {concurrency}, deliveries/s"),
             rate,
             "/s",
         );
+        self.record(
+            &format!("one endpoint: share of raw at {concurrency} connections"),
+            rate / raw * 100.0,
+            "%",
+        );
         Ok(())
+    }
+
+    /// Per-stage percentiles of a delivery's time (claim, queue, send, record; see
+    /// `hookline_server::metrics::Stage`), in ms.
+    fn stages(&mut self, what: &str, stages: &[(hookline_server::metrics::Stage, Vec<f32>)]) {
+        for (stage, times) in stages {
+            let ms: Vec<f64> = times.iter().map(|t| *t as f64 * 1000.0).collect();
+            for (p, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p999")] {
+                self.record(
+                    &format!("{what}: stage {} {name}", stage.label()),
+                    percentile(&ms, p),
+                    "ms",
+                );
+            }
+        }
     }
 
     /// Keeps a backlog in front of the dispatcher by publishing batches of 100, and measures
     /// deliveries per second at the receiver once warm.
     async fn sustained(&self, n: &Node, types: &[&str], seconds: u64) -> anyhow::Result<f64> {
+        self.sustained_in(n, types, 100, seconds).await
+    }
+
+    /// [`Self::sustained`] publishing `batch` events per request.
+    async fn sustained_in(
+        &self,
+        n: &Node,
+        types: &[&str],
+        batch: u64,
+        seconds: u64,
+    ) -> anyhow::Result<f64> {
         let stop = CancellationToken::new();
         let published = Arc::new(AtomicU64::new(0));
         let publisher = {
@@ -278,17 +343,17 @@ impl Bench {
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         continue;
                     }
-                    let batch: Vec<EventInput> = (0..100)
+                    let events: Vec<EventInput> = (0..batch)
                         .map(|_| {
                             seq += 1;
                             event(&types[(seq as usize) % types.len()], payload(seq))
                         })
                         .collect();
-                    if h.publish(&who, None, PublishInput::Many(batch), None)
+                    if h.publish(&who, None, PublishInput::Many(events), None)
                         .await
                         .is_ok()
                     {
-                        published.fetch_add(100, Ordering::Relaxed);
+                        published.fetch_add(batch, Ordering::Relaxed);
                     }
                 }
             })
@@ -424,7 +489,9 @@ impl Bench {
                 .node(|f| f.push(("max_concurrency_per_webhook", "64".into())))
                 .await?;
             self.webhook(&n, "/lat", &["contact.*"]).await?;
+            n.hookline.metrics.sample_stages(true);
             let (ms, total, achieved) = self.latencies(&n, rate, self.args.duration).await;
+            let stages = n.hookline.metrics.sample_stages(false);
             let lost = total as usize - ms.len();
             println!("  at {rate} events/s for {}s (achieved {achieved:.0}/s, {lost} not arrived in time):", self.args.duration);
             self.record(
@@ -442,6 +509,7 @@ impl Bench {
                 percentile(&ms, 0.999),
                 "ms",
             );
+            self.stages(&format!("at {rate}/s"), &stages);
             stop(n).await;
         }
         Ok(())
@@ -622,11 +690,58 @@ impl Bench {
     }
 
     async fn fanout(&mut self) -> anyhow::Result<()> {
+        let (publish, delivered) = self.fanout_to(None).await?;
+        self.record(
+            &format!(
+                "fan-out: one event to {} webhooks, all delivered (median of 5)",
+                self.args.fanout
+            ),
+            delivered,
+            "ms",
+        );
+        self.record(
+            "fan-out deliveries/s",
+            self.args.fanout as f64 / (delivered / 1000.0),
+            "/s",
+        );
+        self.record("fan-out: the publish itself (median of 5)", publish, "ms");
+        // The same with a payload filter on every webhook (one that matches, so the same
+        // deliveries go out): what evaluating 1,000 filters inside the publish costs.
+        let filter = r#"type.startsWith("contact.") && data.seq >= 0 && "bench@example.com" == data.primary_email"#;
+        let (filtered, filtered_all) = self.fanout_to(Some(filter)).await?;
+        self.record(
+            "fan-out with a filter on every webhook: the publish (median of 5)",
+            filtered,
+            "ms",
+        );
+        self.record(
+            "fan-out with a filter on every webhook: all delivered (median of 5)",
+            filtered_all,
+            "ms",
+        );
+        self.record(
+            "fan-out: publish with filters / without",
+            filtered / publish,
+            "x",
+        );
+        Ok(())
+    }
+
+    /// Publishes one event to `--fanout` webhooks (each with `filter`) five times; the median
+    /// time of the publish call and of all deliveries arriving, in ms.
+    async fn fanout_to(&mut self, filter: Option<&str>) -> anyhow::Result<(f64, f64)> {
         let n = self.node(|_| {}).await?;
         for i in 0..self.args.fanout {
-            self.webhook(&n, &format!("/f{i}"), &["*"]).await?;
+            let input = WebhookInput {
+                url: Some(format!("{}/f{i}", self.base)),
+                events: Some(vec!["*".to_string()]),
+                retry_schedule: Some(Some(json!([]))),
+                filter: Some(filter.map(str::to_string)),
+                ..Default::default()
+            };
+            n.hookline.create_webhook(&n.who, input).await?;
         }
-        let mut times = Vec::new();
+        let (mut publish, mut delivered) = (Vec::new(), Vec::new());
         for round in 0..5u64 {
             let before = self.sink.received.load(Ordering::Relaxed);
             let start = Instant::now();
@@ -638,30 +753,20 @@ impl Bench {
                     None,
                 )
                 .await?;
+            publish.push(start.elapsed().as_secs_f64() * 1000.0);
             let want = before + self.args.fanout as u64;
             let deadline = Instant::now() + Duration::from_secs(60);
             while self.sink.received.load(Ordering::Relaxed) < want && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            delivered.push(start.elapsed().as_secs_f64() * 1000.0);
         }
-        times.sort_by(|a, b| a.total_cmp(b));
-        let median = times[times.len() / 2];
-        self.record(
-            &format!(
-                "fan-out: one event to {} webhooks, all delivered (median of 5)",
-                self.args.fanout
-            ),
-            median,
-            "ms",
-        );
-        self.record(
-            "fan-out deliveries/s",
-            self.args.fanout as f64 / (median / 1000.0),
-            "/s",
-        );
         stop(n).await;
-        Ok(())
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        Ok((median(publish), median(delivered)))
     }
 
     async fn backlog(&mut self) -> anyhow::Result<()> {
@@ -940,6 +1045,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let known = [
         "all",
         "raw",
+        "single",
         "throughput",
         "latency",
         "isolation",
@@ -978,6 +1084,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     // The ceiling is always measured, so every rate has its ratio.
     b.raw().await?;
+    if on("single") {
+        b.single().await?;
+    }
     if on("throughput") {
         b.throughput().await?;
     }

@@ -12,7 +12,7 @@
 
 use crate::attempt::{self, Target};
 use crate::config::Config;
-use crate::metrics::AttemptClass;
+use crate::metrics::{AttemptClass, Stage};
 use crate::sender::Sender;
 use crate::service::Hookline;
 use hookline_core::ids::{DeliveryId, EventId, LeaseToken, TenantId, WebhookId};
@@ -28,6 +28,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Most deliveries claimed in one round.
 const CLAIM_BATCH: usize = 512;
+/// How many deliveries per concurrency slot a node holds for one webhook: the claim takes up to
+/// `max_concurrency_per_webhook × QUEUE_AHEAD`, and at most `max_concurrency_per_webhook` of
+/// them are being sent at once (`Inner::slots`). A slot that frees starts the next held delivery
+/// at once instead of waiting for a claim round trip through the database, which is what held one
+/// endpoint to ~1,800/s. The held ones are leased (and renewed) like any claimed delivery.
+const QUEUE_AHEAD: usize = 16;
 /// Events kept from recent claims (see `Inner::recent_events`).
 const RECENT_EVENTS: usize = 8;
 /// Most results taken from the channel at once.
@@ -64,6 +70,13 @@ struct Inner {
     recent_events: Mutex<std::collections::VecDeque<Arc<Event>>>,
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<WebhookId, Arc<RateLimiter>>>,
+    /// Send slots per webhook: `max_concurrency_per_webhook` permits, taken for the request only
+    /// (the claim holds up to `QUEUE_AHEAD` times as many deliveries, waiting for a slot).
+    slots: Mutex<HashMap<WebhookId, Arc<tokio::sync::Semaphore>>>,
+    /// Webhooks whose receiver just answered 410 Gone, until that result (which disables the
+    /// webhook) is committed: a held delivery of one waits for the commit, then re-checks, so
+    /// nothing goes to a gone endpoint after its 410 was seen (see `Dispatcher::gone`).
+    gone: Mutex<HashMap<WebhookId, CancellationToken>>,
     /// The latest check per webhook (a claim that found it enabled, or a re-check): when, and
     /// whether it could send.
     live: Mutex<HashMap<WebhookId, (Instant, bool)>>,
@@ -142,6 +155,8 @@ impl Dispatcher {
                 total: AtomicUsize::new(0),
                 freed: Notify::new(),
                 limiters: Mutex::new(HashMap::new()),
+                slots: Mutex::new(HashMap::new()),
+                gone: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
                 round: AtomicU64::new(0),
             }),
@@ -185,7 +200,7 @@ impl Dispatcher {
             }));
         }
         for h in handles {
-            if let Ok(Processed::Sent(r, _)) = h.await {
+            if let Ok(Processed::Sent(r, _, _)) = h.await {
                 results.push(r);
             }
         }
@@ -236,7 +251,9 @@ impl Dispatcher {
             .claim_due(ClaimRequest {
                 lease: config.lease,
                 limit: room.min(CLAIM_BATCH),
-                per_webhook: config.max_concurrency_per_webhook,
+                per_webhook: config
+                    .max_concurrency_per_webhook
+                    .saturating_mul(QUEUE_AHEAD),
                 per_tenant: config.max_in_flight_per_tenant,
                 busy: busy.webhooks,
                 busy_tenants: busy.tenants,
@@ -277,6 +294,7 @@ impl Dispatcher {
                 live.insert(*id, (claimed, true));
             }
         }
+        let (claimed_at, wall_now) = (Instant::now(), hookline_core::time::now());
         {
             let mut busy = self
                 .inner
@@ -299,15 +317,33 @@ impl Dispatcher {
                     .insert(d.id, d.lease_token);
                 let n = self.inner.total.fetch_add(1, Ordering::Relaxed) + 1;
                 self.inner.hookline.metrics.set_in_flight(n);
+                if d.attempt_number == 1 {
+                    if let Ok(waited) = (wall_now - event.created_at).to_std() {
+                        self.inner.hookline.metrics.stage(Stage::Claim, waited);
+                    }
+                }
                 jobs.push(Job {
                     webhook: webhook.clone(),
                     event: event.clone(),
                     tenant: tenant.clone(),
                     delivery: d,
+                    claimed_at,
                 });
             }
         }
         Ok(jobs)
+    }
+
+    /// The send slots of webhook `id` (created on first use; dropped once idle, see `finish`).
+    fn slots(&self, id: WebhookId) -> Arc<tokio::sync::Semaphore> {
+        let cap = self.config().max_concurrency_per_webhook;
+        self.inner
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(id)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(cap)))
+            .clone()
     }
 
     fn limiter(&self, w: &Webhook) -> Option<Arc<RateLimiter>> {
@@ -343,6 +379,16 @@ impl Dispatcher {
         if shutdown.is_cancelled() {
             return unsent(&job.delivery);
         }
+        // Wait for one of the webhook's send slots (FIFO: held deliveries go out in claim order).
+        let slots = self.slots(job.webhook.id);
+        let _slot = tokio::select! {
+            _ = shutdown.cancelled() => return unsent(&job.delivery),
+            permit = slots.acquire_owned() => match permit {
+                Ok(p) => p,
+                // Never closed; if it were, sending without a slot beats losing the delivery.
+                Err(_) => return unsent(&job.delivery),
+            },
+        };
         if let Some(limiter) = self.limiter(&job.webhook) {
             let wait = limiter.reserve();
             if !wait.is_zero() {
@@ -353,6 +399,19 @@ impl Dispatcher {
             }
         }
         let d = &job.delivery;
+        let pending_gone = self
+            .inner
+            .gone
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&job.webhook.id)
+            .cloned();
+        if let Some(committed) = pending_gone {
+            // Its receiver said 410 a moment ago: wait for that result (and the disable) to be
+            // committed, then ask the database, not the cache.
+            committed.cancelled().await;
+            self.forget_live(job.webhook.id);
+        }
         if !self.webhook_live(&job).await {
             // Deleted or disabled since the claim: no request. Cancelled with the webhook's reason
             // unless it can send again by now (or the lease moved on): then it goes out as usual.
@@ -392,7 +451,12 @@ impl Dispatcher {
             format: d.format,
             attempt_number: d.attempt_number,
         };
+        let started = Instant::now();
+        let metrics = &self.inner.hookline.metrics;
+        metrics.stage(Stage::Queue, started.duration_since(job.claimed_at));
         let o = attempt::attempt(&self.inner.sender, config, target).await;
+        let answered = Instant::now();
+        metrics.stage(Stage::Send, answered.duration_since(started));
         let class = match (o.verdict, o.attempt.status_code) {
             (Verdict::Delivered, _) => AttemptClass::Delivered,
             (_, Some(_)) => AttemptClass::Rejected,
@@ -407,6 +471,15 @@ impl Dispatcher {
             Duration::from_secs_f64(o.attempt.total_ms.max(0.0) / 1000.0),
             since_commit,
         );
+        let gone = hookline_core::retry::endpoint_gone(o.attempt.status_code);
+        if gone {
+            self.inner
+                .gone
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(job.webhook.id)
+                .or_default();
+        }
         let next = attempt::next_state(config, &job.webhook, &o);
         if matches!(next, hookline_store::NextState::Failed) {
             tracing::info!(
@@ -418,17 +491,46 @@ impl Dispatcher {
                 "delivery failed for good"
             );
         }
+        let result = AttemptResult {
+            delivery_id: d.id,
+            webhook_id: d.webhook_id,
+            lease_token: d.lease_token,
+            attempt: o.attempt,
+            next,
+        };
+        if gone {
+            // Recorded here, before the slot is given up, so the webhook is disabled (and its
+            // queue cancelled) before any held delivery of it can start.
+            if let Err(e) = self.commit_transient(vec![result.clone()]).await {
+                tracing::warn!(error = %e, "recording a 410 Gone failed; recording it alone");
+                self.commit_alone(result).await;
+            }
+            self.forget(vec![d.id]);
+            // The claim's "may send" no longer holds: the next send of it asks the database.
+            self.forget_live(job.webhook.id);
+            if let Some(committed) = self
+                .inner
+                .gone
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&job.webhook.id)
+            {
+                committed.cancel();
+            }
+            self.finish(d);
+            return Processed::Recorded;
+        }
         self.finish(d);
-        Processed::Sent(
-            AttemptResult {
-                delivery_id: d.id,
-                webhook_id: d.webhook_id,
-                lease_token: d.lease_token,
-                attempt: o.attempt,
-                next,
-            },
-            d.tenant_id,
-        )
+        Processed::Sent(result, d.tenant_id, answered)
+    }
+
+    /// Drops the cached check of a webhook, so the next send of it asks the database.
+    fn forget_live(&self, id: WebhookId) {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
     }
 
     /// Whether the job's webhook may still send (enabled, not deleted): the re-check just before a
@@ -474,11 +576,24 @@ impl Dispatcher {
     }
 
     fn finish(&self, d: &ClaimedDelivery) {
-        self.inner
-            .busy
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(d.webhook_id, d.tenant_id);
+        let idle = {
+            let mut busy = self
+                .inner
+                .busy
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            busy.remove(d.webhook_id, d.tenant_id);
+            !busy.webhooks.contains_key(&d.webhook_id)
+        };
+        if idle {
+            // Nothing of this webhook is held here any more (its last send is over): its slots
+            // go, so a node that served many webhooks keeps no state for the idle ones.
+            self.inner
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&d.webhook_id);
+        }
         let n = self.inner.total.fetch_sub(1, Ordering::Relaxed) - 1;
         self.inner.hookline.metrics.set_in_flight(n);
         self.inner.freed.notify_one();
@@ -620,27 +735,37 @@ impl Dispatcher {
             let mut batch = Vec::with_capacity(received.len());
             for p in received.drain(..) {
                 match p {
-                    Processed::Sent(r, tenant) => batch.push((tenant, r)),
+                    Processed::Sent(r, tenant, answered) => batch.push((tenant, r, answered)),
                     Processed::Unsent(id, token) => unsent.push((id, token)),
-                    Processed::Cancelled => {}
+                    Processed::Cancelled | Processed::Recorded => {}
                 }
             }
             // Fair to tenants here too: a tenant with few results commits first, and no commit
             // is larger than RESULT_COMMIT, so a burst of one tenant's results (200 endpoints
             // timing out together) doesn't hold back another tenant's few behind it.
             let mut per_tenant: HashMap<TenantId, usize> = HashMap::new();
-            for (tenant, _) in &batch {
+            for (tenant, _, _) in &batch {
                 *per_tenant.entry(*tenant).or_default() += 1;
             }
-            batch.sort_by_key(|(tenant, _)| per_tenant[tenant]);
-            let batch: Vec<AttemptResult> = batch.into_iter().map(|(_, r)| r).collect();
-            for chunk in batch.chunks(RESULT_COMMIT) {
+            batch.sort_by_key(|(tenant, _, _)| per_tenant[tenant]);
+            let (batch, answered): (Vec<AttemptResult>, Vec<Instant>) =
+                batch.into_iter().map(|(_, r, at)| (r, at)).unzip();
+            for (chunk, answered) in batch
+                .chunks(RESULT_COMMIT)
+                .zip(answered.chunks(RESULT_COMMIT))
+            {
                 let ids: Vec<DeliveryId> = chunk.iter().map(|r| r.delivery_id).collect();
                 if let Err(e) = self.commit_transient(chunk.to_vec()).await {
                     tracing::warn!(error = %e, n = chunk.len(), "a batch of results was refused; recording them one by one");
                     for r in chunk {
                         self.commit_alone(r.clone()).await;
                     }
+                }
+                for at in answered {
+                    self.inner
+                        .hookline
+                        .metrics
+                        .stage(Stage::Record, at.elapsed());
                 }
                 self.forget(ids);
             }
@@ -748,12 +873,14 @@ impl Dispatcher {
 // Moved once through a channel; boxing the common variant would cost an allocation per attempt.
 #[allow(clippy::large_enum_variant)]
 enum Processed {
-    /// Sent: the attempt to record, and its tenant.
-    Sent(AttemptResult, TenantId),
+    /// Sent: the attempt to record, its tenant, and when the answer came (the record stage starts).
+    Sent(AttemptResult, TenantId, Instant),
     /// Given back unsent at shutdown: (delivery id, lease token) to release.
     Unsent(DeliveryId, LeaseToken),
     /// Not sent: its webhook was disabled or deleted after the claim, and it is cancelled already.
     Cancelled,
+    /// Sent, and its result recorded already (a 410 Gone: see `Inner::gone`).
+    Recorded,
 }
 
 struct Job {
@@ -761,6 +888,8 @@ struct Job {
     event: Arc<Event>,
     tenant: String,
     delivery: ClaimedDelivery,
+    /// When this node leased it (the queue stage starts here).
+    claimed_at: Instant,
 }
 
 #[cfg(test)]

@@ -34,6 +34,11 @@ pub struct Metrics {
     in_flight: Gauge,
     /// Rows retention deleted on this node, by `table` (attempts, deliveries, events).
     pruned: Family<Labels, Counter>,
+    /// Where a delivery's time goes, by `stage` (see [`Stage`]).
+    stage_seconds: Family<Labels, Histogram>,
+    /// Every stage time, kept only while [`Metrics::sample_stages`] is on (`hookline bench`
+    /// reports exact percentiles from them; a histogram's buckets are too coarse for that).
+    stage_samples: Mutex<Option<[Vec<f32>; Stage::ALL.len()]>>,
     /// When the terminal statuses' counts were last taken (they cost a scan).
     terminal_counted_at: Mutex<Option<Instant>>,
 }
@@ -68,6 +73,32 @@ impl AttemptClass {
     }
 }
 
+/// The stages of a delivery, in order: each is the time from the end of the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// From the event's commit to the claim that leased the delivery to a node (first attempts).
+    Claim,
+    /// From the claim to the start of the request: waiting for a send slot, the rate limit.
+    Queue,
+    /// The request: connect (or a kept-alive connection), send, the receiver's answer.
+    Send,
+    /// From the answer to the commit of the attempt's result.
+    Record,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Claim, Stage::Queue, Stage::Send, Stage::Record];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Claim => "claim",
+            Stage::Queue => "queue",
+            Stage::Send => "send",
+            Stage::Record => "record",
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -93,6 +124,16 @@ impl Metrics {
         let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
         let in_flight = Gauge::default();
         let pruned = Family::<Labels, Counter>::default();
+        let stage_seconds = Family::<Labels, Histogram>::new_with_constructor(|| {
+            // 50 µs … about 100 s in doublings: the stages of a loopback delivery are sub-ms.
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 22))
+        });
+        registry.register(
+            "delivery_stage_seconds",
+            "Where a delivery's time goes, by stage: claim (commit to lease, first attempts), \
+             queue (lease to request), send (the request), record (answer to committed result).",
+            stage_seconds.clone(),
+        );
         registry.register(
             "pruned",
             "Rows deleted by retention on this node, by table.",
@@ -157,8 +198,53 @@ impl Metrics {
             oldest_due_seconds,
             in_flight,
             pruned,
+            stage_seconds,
+            stage_samples: Mutex::new(None),
             terminal_counted_at: Mutex::new(None),
         }
+    }
+
+    /// One delivery spent `took` in `stage`.
+    pub fn stage(&self, stage: Stage, took: Duration) {
+        self.stage_seconds
+            .get_or_create(&[("stage", stage.label())])
+            .observe(took.as_secs_f64());
+        let mut samples = self
+            .stage_samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(all) = samples.as_mut() {
+            let i = Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0);
+            // Bounded: a long benchmark keeps the first million of each.
+            if all[i].len() < 1_000_000 {
+                all[i].push(took.as_secs_f32());
+            }
+        }
+    }
+
+    /// Starts keeping every stage time (clearing what was kept), or stops and returns them: per
+    /// stage, the times in seconds, sorted.
+    pub fn sample_stages(&self, on: bool) -> Vec<(Stage, Vec<f32>)> {
+        let mut samples = self
+            .stage_samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let taken = samples.take();
+        if on {
+            *samples = Some(Default::default());
+        }
+        taken
+            .map(|all| {
+                Stage::ALL
+                    .iter()
+                    .zip(all)
+                    .map(|(s, mut v)| {
+                        v.sort_by(|a, b| a.total_cmp(b));
+                        (*s, v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// One attempt finished after `took`; `since_commit` is set for a delivery's first attempt.

@@ -85,13 +85,20 @@ pub(crate) fn turns(candidates: Vec<(WebhookId, TenantId)>, round: u64, caps: Ca
             let mut allowance = caps
                 .per_tenant
                 .saturating_sub(caps.busy_tenants.get(&tenant).copied().unwrap_or(0));
+            // Water-filling: each webhook in turn gets at most an even share of what is left of
+            // the tenant's allowance among those still to come (and at most its own room), so a
+            // generous per-webhook cap (a node holds deliveries ahead of its send slots) can't
+            // hand the whole allowance to the first two webhooks of a thousand-webhook fan-out.
+            let mut left = webhooks.len();
             webhooks
                 .into_iter()
                 .map(|webhook_id| {
                     let room = caps
                         .per_webhook
                         .saturating_sub(caps.busy.get(&webhook_id).copied().unwrap_or(0));
-                    let quota = room.min(allowance);
+                    let share = allowance.div_ceil(left.max(1));
+                    left -= 1;
+                    let quota = room.min(share);
                     allowance -= quota;
                     Turn { webhook_id, quota }
                 })
@@ -201,12 +208,29 @@ mod tests {
     fn a_tenants_allowance_is_shared_in_its_rotated_order() {
         let busy = HashMap::new();
         let busy_tenants = HashMap::from([(TenantId(Uuid::from_u128(1)), 4)]);
-        // 11 - 4 = 7 left for tenant 1: 5 to its first webhook in turn, 2 to the next, none after.
+        // 11 - 4 = 7 left for tenant 1, shared evenly among its four webhooks in turn (2, 2, 2,
+        // then the 1 left), however generous the per-webhook cap (5).
         let t = turns(two_tenants(), 1, caps(5, 11, &busy, &busy_tenants));
-        assert_eq!(order(&t), [9, 2, 3]);
-        assert_eq!(t.iter().map(|t| t.quota).collect::<Vec<_>>(), [5, 5, 2]);
-        // The next round starts tenant 1 one webhook further along.
+        assert_eq!(order(&t), [9, 2, 3, 4, 1]);
+        assert_eq!(
+            t.iter().map(|t| t.quota).collect::<Vec<_>>(),
+            [5, 2, 2, 2, 1]
+        );
+        // The next round starts tenant 1 one webhook further along (the short share moves on).
         let t = turns(two_tenants(), 2, caps(5, 11, &busy, &busy_tenants));
-        assert_eq!(order(&t), [3, 9, 4]);
+        assert_eq!(order(&t), [3, 9, 4, 1, 2]);
+        assert_eq!(
+            t.iter().map(|t| t.quota).collect::<Vec<_>>(),
+            [2, 5, 2, 2, 1]
+        );
+        // A thousand webhooks of one tenant with an allowance of 256: one each for the first 256,
+        // not the whole allowance to the first two (a fan-out would then claim two at a time).
+        let many: Vec<(WebhookId, TenantId)> = (1..=1000u128)
+            .map(|i| (WebhookId(Uuid::from_u128(i)), TenantId(Uuid::from_u128(1))))
+            .collect();
+        let (none, no_tenants) = (HashMap::new(), HashMap::new());
+        let t = turns(many, 0, caps(160, 256, &none, &no_tenants));
+        assert_eq!(t.len(), 256);
+        assert!(t.iter().all(|t| t.quota == 1));
     }
 }

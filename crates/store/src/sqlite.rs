@@ -327,53 +327,69 @@ fn writer_loop(conn: Connection, sync: Synchronous, mut rx: mpsc::UnboundedRecei
                 Err(_) => break,
             }
         }
-        let mut finishers = Vec::with_capacity(batch.len());
-        // In WAL mode, synchronous=NORMAL commits survive a crash of the process, just not of the
-        // machine: enough for lease-only groups, and it spares their fsync.
-        let want_relaxed = !batch.iter().any(|j| j.durable());
-        if want_relaxed != relaxed {
-            let pragma = if want_relaxed {
-                "PRAGMA synchronous = NORMAL"
-            } else {
-                durable_pragma
-            };
-            if conn.execute_batch(pragma).is_ok() {
-                relaxed = want_relaxed;
-            }
-        }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = StoreError::from(e);
-            for job in batch.drain(..) {
-                job.fail(clone_err(&err));
-            }
-            continue;
-        }
-        for job in batch.drain(..) {
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-                job.fail(StoreError::from(e));
+        // Lease-only writes (claims, releases, renewals) commit in a group of their own, first:
+        // a claim that waited behind a publish's or a result batch's fsync would leave the
+        // dispatcher's send slots idle for that long. Jobs in one batch were all waiting at once,
+        // so running the relaxed ones first reorders nothing anyone could observe.
+        let (quick, durable): (Vec<WriteJob>, Vec<WriteJob>) =
+            batch.drain(..).partition(|j| !j.durable());
+        for (group, want_relaxed) in [(quick, true), (durable, false)] {
+            if group.is_empty() {
                 continue;
             }
-            let (ok, finish) = job.run(&conn);
-            let end = if ok {
-                "RELEASE job"
-            } else {
-                "ROLLBACK TO job; RELEASE job"
-            };
-            if let Err(e) = conn.execute_batch(end) {
-                tracing::error!(error = %e, "savepoint end failed");
+            // In WAL mode, synchronous=NORMAL commits survive a crash of the process, just not of
+            // the machine: enough for lease-only groups, and it spares their fsync.
+            if want_relaxed != relaxed {
+                let pragma = if want_relaxed {
+                    "PRAGMA synchronous = NORMAL"
+                } else {
+                    durable_pragma
+                };
+                if conn.execute_batch(pragma).is_ok() {
+                    relaxed = want_relaxed;
+                }
             }
-            finishers.push(finish);
+            commit_group(&conn, group);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
-        if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// Runs each job of `group` in its own savepoint inside one transaction, commits, and answers
+/// every job with the commit's outcome (a job whose own work failed was rolled back alone).
+fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = StoreError::from(e);
+        for job in group {
+            job.fail(clone_err(&err));
         }
-        for finish in finishers {
-            finish(match &commit {
-                Ok(()) => Ok(()),
-                Err(e) => Err(clone_err(e)),
-            });
+        return;
+    }
+    let mut finishers = Vec::with_capacity(group.len());
+    for job in group {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            job.fail(StoreError::from(e));
+            continue;
         }
+        let (ok, finish) = job.run(conn);
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = conn.execute_batch(end) {
+            tracing::error!(error = %e, "savepoint end failed");
+        }
+        finishers.push(finish);
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for finish in finishers {
+        finish(match &commit {
+            Ok(()) => Ok(()),
+            Err(e) => Err(clone_err(e)),
+        });
     }
 }
 
