@@ -16,8 +16,9 @@ pub fn now() -> Timestamp {
 /// The time schedules are kept in when the process is the only clock (SQLite): the wall time when
 /// the process first asked, advanced by the monotonic clock since, at millisecond precision. A wall
 /// clock stepped back (or forward) while the process runs doesn't move a retry or a lease: an hour's
-/// step back would otherwise delay every due retry by that hour. Signatures and record timestamps
-/// stay wall time ([`now`]); only due times, leases and the waits between them use this.
+/// step back would otherwise delay every due retry by that hour. Signatures and the timestamps the
+/// service writes (events, attempts) stay wall time ([`now`]); the SQLite store keeps due times,
+/// leases and the stamps it writes itself on this clock, so whatever it compares is on one clock.
 pub fn steady_now() -> Timestamp {
     static ANCHOR: std::sync::OnceLock<(Timestamp, std::time::Instant)> =
         std::sync::OnceLock::new();

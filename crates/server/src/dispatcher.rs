@@ -244,6 +244,9 @@ impl Dispatcher {
             .iter()
             .map(|e| e.id)
             .collect();
+        // A check counts from when it started: a claim that read the webhook before a 410 was
+        // committed must not overwrite the "gone" that came after its read (see `note_live`).
+        let claim_started = Instant::now();
         let claim = self
             .inner
             .hookline
@@ -284,14 +287,8 @@ impl Dispatcher {
         let mut jobs = Vec::with_capacity(claim.deliveries.len());
         {
             // The claim found these webhooks enabled: that is a check as fresh as a re-check.
-            let claimed = Instant::now();
-            let mut live = self
-                .inner
-                .live
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for id in claim.webhooks.keys() {
-                live.insert(*id, (claimed, true));
+                self.note_live(*id, claim_started, true);
             }
         }
         let (claimed_at, wall_now) = (Instant::now(), hookline_core::time::now());
@@ -408,9 +405,15 @@ impl Dispatcher {
             .cloned();
         if let Some(committed) = pending_gone {
             // Its receiver said 410 a moment ago: wait for that result (and the disable) to be
-            // committed, then ask the database, not the cache.
-            committed.cancelled().await;
-            self.forget_live(job.webhook.id);
+            // committed; the check below then finds it gone.
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return unsent(&job.delivery),
+                _ = committed.cancelled() => {}
+            }
+        }
+        if shutdown.is_cancelled() {
+            return unsent(&job.delivery);
         }
         if !self.webhook_live(&job).await {
             // Deleted or disabled since the claim: no request. Cancelled with the webhook's reason
@@ -506,8 +509,9 @@ impl Dispatcher {
                 self.commit_alone(result).await;
             }
             self.forget(vec![d.id]);
-            // The claim's "may send" no longer holds: the next send of it asks the database.
-            self.forget_live(job.webhook.id);
+            // The claim's "may send" no longer holds: known gone as of now (a check that started
+            // earlier can't overwrite it), so the next send of it is cancelled, not sent.
+            self.note_live(job.webhook.id, Instant::now(), false);
             if let Some(committed) = self
                 .inner
                 .gone
@@ -524,13 +528,20 @@ impl Dispatcher {
         Processed::Sent(result, d.tenant_id, answered)
     }
 
-    /// Drops the cached check of a webhook, so the next send of it asks the database.
-    fn forget_live(&self, id: WebhookId) {
-        self.inner
+    /// Caches a check of webhook `id` that started at `at`, unless a later one is cached already:
+    /// a slow read (or claim) that began before a 410 was committed can't undo what came after.
+    fn note_live(&self, id: WebhookId, at: Instant, live: bool) {
+        let mut map = self
+            .inner
             .live
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&id) {
+            Some((newer, _)) if *newer > at => {}
+            _ => {
+                map.insert(id, (at, live));
+            }
+        }
     }
 
     /// Whether the job's webhook may still send (enabled, not deleted): the re-check just before a
@@ -565,7 +576,8 @@ impl Dispatcher {
                 if map.len() > 4096 {
                     map.retain(|_, (t, _)| t.elapsed() < LIVE_TTL);
                 }
-                map.insert(id, (at, live));
+                drop(map);
+                self.note_live(id, at, live);
                 live
             }
             Err(e) => {
@@ -576,23 +588,24 @@ impl Dispatcher {
     }
 
     fn finish(&self, d: &ClaimedDelivery) {
-        let idle = {
+        {
             let mut busy = self
                 .inner
                 .busy
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             busy.remove(d.webhook_id, d.tenant_id);
-            !busy.webhooks.contains_key(&d.webhook_id)
-        };
-        if idle {
-            // Nothing of this webhook is held here any more (its last send is over): its slots
-            // go, so a node that served many webhooks keeps no state for the idle ones.
-            self.inner
-                .slots
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&d.webhook_id);
+            if !busy.webhooks.contains_key(&d.webhook_id) {
+                // Nothing of this webhook is held here any more (its last send is over): its
+                // slots go, so a node that served many webhooks keeps no state for the idle ones.
+                // Under the `busy` lock (then `slots`; `slots()` takes only `slots`), so a claim
+                // can't register new work for it in between and find the old semaphore.
+                self.inner
+                    .slots
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&d.webhook_id);
+            }
         }
         let n = self.inner.total.fetch_sub(1, Ordering::Relaxed) - 1;
         self.inner.hookline.metrics.set_in_flight(n);
@@ -768,6 +781,9 @@ impl Dispatcher {
                         .stage(Stage::Record, at.elapsed());
                 }
                 self.forget(ids);
+                // A committed result can make more claimable (the next delivery of the same
+                // record, under `ordering: entity`): let the claim loop look again.
+                self.inner.freed.notify_one();
             }
         }
         if !unsent.is_empty() {
