@@ -27,7 +27,7 @@ const TOOLS = [
   "create_webhook", "delete_webhook", "get_entities", "get_job", "get_webhook", "get_webhook_delivery",
   "list_event_types", "list_webhook_deliveries", "list_webhooks", "publish_event",
   "replay_webhook_deliveries", "resend_webhook_delivery", "rotate_webhook_secret",
-  "send_test_event", "update_webhook", "verify_receiver",
+  "send_test_event", "test_webhook_filter", "update_webhook", "verify_receiver",
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
