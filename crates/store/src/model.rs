@@ -279,9 +279,9 @@ pub struct Attempt {
     pub response_truncated: bool,
 }
 
-#[cfg(test)]
 impl Attempt {
-    /// An attempt with nothing recorded but when it started, for unit tests to fill in.
+    /// An attempt with nothing recorded but when it started, for the store's own attempts (an
+    /// abandoned try) and unit tests to fill in.
     pub(crate) fn blank(started_at: Timestamp) -> Attempt {
         Attempt {
             id: AttemptId::default(),

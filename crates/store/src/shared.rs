@@ -289,20 +289,10 @@ pub(crate) fn abandoned_attempt(
         id: hookline_core::ids::AttemptId::new(),
         delivery_id,
         attempt_number,
-        started_at,
         url: url.to_string(),
-        status_code: None,
         error_kind: Some(ABANDONED.into()),
         error_message: Some(ABANDONED_MESSAGE.into()),
-        dns_ms: None,
-        connect_ms: None,
-        tls_ms: None,
-        ttfb_ms: None,
-        total_ms: 0.0,
-        request_headers: vec![],
-        response_headers: vec![],
-        response_body: None,
-        response_truncated: false,
+        ..Attempt::blank(started_at)
     }
 }
 
