@@ -24,7 +24,7 @@ if (!binary) {
 }
 
 const TOOLS = [
-  "create_webhook", "delete_webhook", "get_entities", "get_job", "get_webhook", "get_webhook_delivery",
+  "create_webhook", "delete_webhook", "erase_record", "get_entities", "get_erasure", "get_job", "get_webhook", "get_webhook_delivery",
   "list_event_types", "list_webhook_deliveries", "list_webhooks", "publish_event",
   "replay_webhook_deliveries", "resend_webhook_delivery", "rotate_webhook_secret",
   "send_test_event", "test_webhook_filter", "update_webhook", "verify_receiver",

@@ -21,6 +21,7 @@ mod bench;
 mod client;
 mod contacts;
 mod deliveries;
+mod erasures;
 mod error;
 mod events;
 mod input;
@@ -151,6 +152,13 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
+    /// Right to erasure: erase a record from every stored event and log, show, list.
+    Erasures {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: erasures::ErasuresCommand,
+    },
     /// CRM contacts: import a CSV or JSON file (resumable), list, get, create, update, delete.
     Contacts {
         #[command(flatten)]
@@ -251,6 +259,7 @@ impl Command {
             Command::Events { remote, .. }
             | Command::Deliveries { remote, .. }
             | Command::Jobs { remote, .. }
+            | Command::Erasures { remote, .. }
             | Command::Contacts { remote, .. }
             | Command::Keys { remote, .. } => remote.json,
             Command::Api { .. } => true,
@@ -341,6 +350,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs { remote, command } => {
             let api = client::Api::from_target(&remote.target)?;
             jobs::run(&api, remote.json, &command).await
+        }
+        Command::Erasures { remote, command } => {
+            let api = client::Api::from_target(&remote.target)?;
+            erasures::run(&api, remote.json, &command).await
         }
         Command::Contacts { remote, command } => {
             let api = client::Api::from_target(&remote.target)?;

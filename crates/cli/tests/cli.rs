@@ -762,6 +762,67 @@ fn contacts_import_shows_progress_and_reports_bad_rows() {
     assert!(terminate(server).success());
 }
 
+#[test]
+fn erasures_create_waits_for_the_job_and_list_shows_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(dir.path());
+    let port = free_port();
+    let server = spawn_serve(dir.path(), port);
+    wait_ready(port);
+    let (status, created) = http_json(
+        port,
+        "POST",
+        "/v1/contacts",
+        &key,
+        r#"{"first_name": "Oona", "primary_email": "oona@example.org"}"#,
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_str().unwrap().to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let erasures = |args: &[&str]| {
+        run(hookline(dir.path())
+            .arg("erasures")
+            .args(args)
+            .args(["--url", &url, "--key", &key]))
+    };
+    let out = erasures(&[
+        "create",
+        "--entity-type",
+        "contact",
+        "--entity-id",
+        &id,
+        "--wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    assert!(stdout.contains("records_removed: 1"), "{stdout}");
+    assert!(stdout.contains("events_dropped: 1"), "{stdout}");
+    let (status, _) = http_json(port, "GET", &format!("/v1/contacts/{id}"), &key, "");
+    assert_eq!(status, 404);
+
+    let out = erasures(&["list"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(&format!("contact {id}")), "{stdout}");
+    // A refused request: a clear message and a non-zero exit, nothing queued.
+    let out = erasures(&["create", "--entity-type", "person", "--entity-id", "x"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("entity_type"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = erasures(&["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(terminate(server).success());
+}
+
 /// The encryption key every node of a PostgreSQL test shares (PostgreSQL needs one configured).
 fn shared_encryption_key() -> String {
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -1232,7 +1293,7 @@ async fn mcp_on_stdio_forwards_the_tools_of_a_running_server() {
     let tools = client.list_all_tools().await.unwrap();
     assert_eq!(
         tools.len(),
-        17,
+        19,
         "{:?}",
         tools.iter().map(|t| &t.name).collect::<Vec<_>>()
     );

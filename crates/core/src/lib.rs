@@ -17,6 +17,7 @@ pub mod api_key;
 pub mod catalog;
 pub mod csv;
 pub mod diff;
+pub mod erasure;
 pub mod filter;
 pub mod formats;
 pub mod ids;

@@ -36,6 +36,9 @@ const CLAIM_BATCH: usize = 512;
 const QUEUE_AHEAD: usize = 16;
 /// Events kept from recent claims (see `Inner::recent_events`).
 const RECENT_EVENTS: usize = 8;
+/// How long an event is kept from a claim: an erasure on another node rewrites stored events
+/// without telling this one, so an old copy must not outlive a few claims.
+const RECENT_EVENT_TTL: Duration = Duration::from_secs(2);
 /// Most results taken from the channel at once.
 const RESULT_BATCH: usize = 1024;
 /// Most results committed in one transaction.
@@ -67,7 +70,9 @@ struct Inner {
     /// The events of the latest claims, newest first: a claim doesn't read an event again that
     /// this node holds (one 50,000-object event would otherwise be read and parsed again for every
     /// claim of ten of its deliveries).
-    recent_events: Mutex<std::collections::VecDeque<Arc<Event>>>,
+    /// Each with when it was read, and the whole list with the `Hookline::events_changed` it
+    /// was read under: an erasure on this node empties it, one elsewhere ages it out.
+    recent_events: Mutex<RecentEvents>,
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<WebhookId, Arc<RateLimiter>>>,
     /// Send slots per webhook: `max_concurrency_per_webhook` permits, taken for the request only
@@ -81,6 +86,13 @@ struct Inner {
     /// whether it could send.
     live: Mutex<HashMap<WebhookId, (Instant, bool)>>,
     round: AtomicU64,
+}
+
+/// See `Inner::recent_events`.
+#[derive(Default)]
+struct RecentEvents {
+    events: std::collections::VecDeque<(Arc<Event>, Instant)>,
+    generation: u64,
 }
 
 /// What this node has in flight, per webhook and per tenant (the claim's caps subtract it).
@@ -151,7 +163,7 @@ impl Dispatcher {
                 sender,
                 busy: Mutex::new(Busy::default()),
                 held: Mutex::new(HashMap::new()),
-                recent_events: Mutex::new(std::collections::VecDeque::new()),
+                recent_events: Mutex::default(),
                 total: AtomicUsize::new(0),
                 freed: Notify::new(),
                 limiters: Mutex::new(HashMap::new()),
@@ -236,14 +248,22 @@ impl Dispatcher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let known_events = self
-            .inner
-            .recent_events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|e| e.id)
-            .collect();
+        let known_events = {
+            let mut recent = self
+                .inner
+                .recent_events
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let changed = self.inner.hookline.events_changed.load(Ordering::SeqCst);
+            if recent.generation != changed {
+                recent.events.clear();
+                recent.generation = changed;
+            }
+            recent
+                .events
+                .retain(|(_, read)| read.elapsed() < RECENT_EVENT_TTL);
+            recent.events.iter().map(|(e, _)| e.id).collect()
+        };
         // A check counts from when it started: a claim that read the webhook before a 410 was
         // committed must not overwrite the "gone" that came after its read (see `note_live`).
         let claim_started = Instant::now();
@@ -271,18 +291,19 @@ impl Dispatcher {
                 .recent_events
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let read = Instant::now();
             for e in claim.events.values() {
-                recent.retain(|r| r.id != e.id);
-                recent.push_front(e.clone());
+                recent.events.retain(|(r, _)| r.id != e.id);
+                recent.events.push_front((e.clone(), read));
             }
-            recent.truncate(RECENT_EVENTS);
-            recent.clone()
+            recent.events.truncate(RECENT_EVENTS);
+            recent.events.clone()
         };
         let event_of = |id: &EventId| {
             claim
                 .events
                 .get(id)
-                .or_else(|| recent.iter().find(|e| e.id == *id))
+                .or_else(|| recent.iter().map(|(e, _)| e).find(|e| e.id == *id))
         };
         let mut jobs = Vec::with_capacity(claim.deliveries.len());
         {

@@ -1,4 +1,5 @@
-//! The job runner: does queued background jobs (replays) step by step on worker nodes.
+//! The job runner: does queued background jobs (replays, imports, erasures) step by step on worker
+//! nodes.
 //!
 //! A node takes one open job at a time under a lease, runs its steps (each one short transaction
 //! that also renews the lease, see `hookline_store::jobs`), and wakes the dispatcher after each
@@ -92,6 +93,15 @@ impl JobRunner {
                     store
                         .replay_step(job.id, token, lease, self.hookline.config.job_step)
                         .await
+                }
+                JobKind::Erasure => {
+                    let step = store
+                        .erasure_step(job.id, token, lease, hookline_store::ERASURE_STEP)
+                        .await;
+                    // Whatever the step committed, this node's dispatcher must not send a copy
+                    // of an event it read before.
+                    self.hookline.forget_cached_events();
+                    step
                 }
                 JobKind::Import => match self.hookline.import_step(&current, token, lease).await {
                     Ok(()) => store

@@ -20,7 +20,7 @@ use crate::service::{
     Hookline, JobView, Principal, PublishInput, PublishOutput, RecordView, ReplayInput, ReplayView,
     RotateInput, SecretView, TestInput, TestView, WebhookInput, WebhookView,
 };
-use crate::service::{FilterTestInput, FilterTestView};
+use crate::service::{ErasureInput, ErasureView, FilterTestInput, FilterTestView};
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
@@ -249,6 +249,16 @@ pub struct ListWebhooksArgs {
     pub cursor: Option<String>,
     /// 1-100, default 50.
     pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EraseArgs {
+    /// The record's subject type: contact, organization, deal, service, task, conversation,
+    /// message, broadcast or meeting.
+    pub entity_type: String,
+    /// The record's id.
+    pub entity_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -812,6 +822,49 @@ impl HooklineMcp {
         let who = principal(&ctx)?;
         let id: hookline_core::ids::JobId = parse_id("id", &a.id)?;
         Ok(rmcp::Json(self.hookline.get_job(&who, id).await?))
+    }
+
+    #[tool(
+        description = "Erase one record everywhere (right to erasure): the record, every stored event about it with its deliveries and attempts, batches rewritten without it, receivers' stored answers to them. Runs as a background job: follow it with get_erasure {id}; its result counts what was removed (never the data). Events that only refer to the record (a deal's contact_id) stay.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn erase_record(
+        &self,
+        Parameters(a): Parameters<EraseArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::Json<ErasureView>> {
+        let who = principal(&ctx)?;
+        let input = ErasureInput {
+            entity_type: a.entity_type,
+            entity_id: a.entity_id,
+        };
+        Ok(rmcp::Json(
+            self.hookline.request_erasure(&who, input).await?,
+        ))
+    }
+
+    #[tool(
+        description = "An erasure: status (queued, running, succeeded, failed, cancelled), events examined, and what it removed (counts).",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_erasure(
+        &self,
+        Parameters(a): Parameters<IdArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::Json<ErasureView>> {
+        let who = principal(&ctx)?;
+        let id: hookline_core::ids::JobId = parse_id("id", &a.id)?;
+        Ok(rmcp::Json(self.hookline.get_erasure(&who, id).await?))
     }
 
     #[tool(

@@ -3,7 +3,7 @@
 //! importing the module that re-exports the backends themselves.
 
 use crate::error::Result;
-use crate::jobs::{Job, ReplayJob};
+use crate::jobs::{Job, JobKind, ReplayJob};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, CancelOutcome, Claim, ClaimRequest, ConsoleSession,
     Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim, KeyRevokeCheck,
@@ -339,8 +339,13 @@ pub trait Store: Send + Sync + 'static {
     /// Items of a job from `position` on, at most `limit`, in order.
     async fn job_items(&self, id: JobId, position: u64, limit: usize) -> Result<Vec<Value>>;
     async fn get_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<Job>>;
-    /// Jobs newest first.
-    async fn list_jobs(&self, tenant_id: TenantId, page: Page) -> Result<Vec<Job>>;
+    /// Jobs newest first; only those of `kind` when given.
+    async fn list_jobs(
+        &self,
+        tenant_id: TenantId,
+        kind: Option<JobKind>,
+        page: Page,
+    ) -> Result<Vec<Job>>;
     /// Cancels a job that is still queued or running (a terminal job is left as it is); `None` when
     /// there is no such job. The job as it is now.
     async fn cancel_job(&self, tenant_id: TenantId, id: JobId) -> Result<Option<Job>>;
@@ -353,6 +358,25 @@ pub trait Store: Send + Sync + 'static {
     /// held by `token` (cancelled, or taken over after its lease ran out) is returned unchanged and
     /// nothing is copied.
     async fn replay_step(
+        &self,
+        id: JobId,
+        token: LeaseToken,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Job>;
+    /// Queues an erasure of one record of `tenant_id` (see `crate::erasure`).
+    async fn insert_erasure_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        target: hookline_core::erasure::Target,
+    ) -> Result<Job>;
+    /// One step of an erasure held by `token`: up to `limit` candidate events judged and applied,
+    /// the job's cursor and counts advanced and its lease renewed, in one transaction; the last
+    /// step (fewer candidates than `limit`) also removes the record, the stored answers showing it
+    /// and finished imports' input rows, and marks the job succeeded. A job no longer held is
+    /// returned unchanged.
+    async fn erasure_step(
         &self,
         id: JobId,
         token: LeaseToken,

@@ -43,6 +43,8 @@ pub enum JobKind {
     Replay,
     /// Creates contacts from stored import rows, a step of them per transaction.
     Import,
+    /// Erases one record from every stored event, delivery log and answer (`crate::erasure`).
+    Erasure,
 }
 
 impl JobKind {
@@ -50,6 +52,7 @@ impl JobKind {
         match self {
             JobKind::Replay => "replay",
             JobKind::Import => "import",
+            JobKind::Erasure => "erasure",
         }
     }
 
@@ -57,6 +60,7 @@ impl JobKind {
         match s {
             "replay" => Some(JobKind::Replay),
             "import" => Some(JobKind::Import),
+            "erasure" => Some(JobKind::Erasure),
             _ => None,
         }
     }

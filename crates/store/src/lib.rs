@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod contract;
+mod erasure;
 mod error;
 mod fairness;
 pub mod fanout;
@@ -29,6 +30,7 @@ mod stats;
 pub mod testing;
 
 pub use contract::{Page, Store};
+pub use erasure::{Erased, ERASURE_STEP};
 pub use error::{Result, StoreError};
 pub use health::disabled_event;
 pub use jobs::{job_lost, Job, JobKind, JobStatus, ReplayJob};

@@ -16,11 +16,12 @@
 //! `sslrootcert` ask (`pg_tls.rs`).
 
 use crate::contract::{Page, Store};
+use crate::erasure::{self, Erased};
 use crate::error::{Result, StoreError};
 use crate::fairness;
 use crate::fanout::{self, Subscriber};
 use crate::health::{self, HealthDelta, Streak};
-use crate::jobs::{self, ReplayJob, JOB_COLS};
+use crate::jobs::{self, JobKind, ReplayJob, JOB_COLS};
 use crate::model::{
     ApiKey, Attempt, AttemptResult, Backlog, CancelOutcome, Claim, ClaimRequest, ClaimedDelivery,
     ConsoleSession, Delivery, DeliveryFilter, DeliveryStatus, Event, FoundSession, KeyClaim,
@@ -38,6 +39,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 use deadpool_postgres::{Runtime, TimeoutType};
 use hookline_core::api_key::KeyScope;
+use hookline_core::erasure::{Target, Verdict};
 use hookline_core::ids::{
     ApiKeyId, AttemptId, DeliveryId, EventId, JobId, LeaseToken, TenantId, WebhookId,
 };
@@ -2682,15 +2684,21 @@ impl Store for PostgresStore {
             .transpose()
     }
 
-    async fn list_jobs(&self, tenant_id: TenantId, page: Page) -> Result<Vec<jobs::Job>> {
+    async fn list_jobs(
+        &self,
+        tenant_id: TenantId,
+        kind: Option<JobKind>,
+        page: Page,
+    ) -> Result<Vec<jobs::Job>> {
         self.conn()
             .await?
             .query(
                 &format!(
                     "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                       AND ($4::text IS NULL OR kind = $4)
                      ORDER BY id DESC LIMIT $3"
                 ),
-                &[&tenant_id, &page.before, &(page.limit as i64)],
+                &[&tenant_id, &page.before, &(page.limit as i64), &kind.map(JobKind::as_str)],
             )
             .await
             .map_err(pg_err)?
@@ -2815,6 +2823,221 @@ impl Store for PostgresStore {
                     &originals.last(),
                     &shared::millis(lease),
                     &time::now(),
+                    &finished,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        job_row(&row)
+    }
+
+    async fn insert_erasure_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        target: Target,
+    ) -> Result<jobs::Job> {
+        let params = serde_json::to_value(&target).map_err(bad_json)?;
+        let row = self
+            .conn()
+            .await?
+            .query_one(
+                &format!(
+                    "INSERT INTO jobs (id, tenant_id, kind, status, params, result, done, created_at, updated_at)
+                     VALUES ($1, $2, 'erasure', 'queued', $3, $4, 0, $5, $5) RETURNING {JOB_COLS}"
+                ),
+                &[&id, &tenant_id, &params, &Erased::default().to_value(), &time::now()],
+            )
+            .await
+            .map_err(pg_err)?;
+        job_row(&row)
+    }
+
+    async fn erasure_step(
+        &self,
+        id: JobId,
+        token: LeaseToken,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<jobs::Job> {
+        let mut c = self.conn().await?;
+        let tx = begin(&mut c).await?;
+        let held = tx
+            .query_opt(
+                "SELECT tenant_id, params, cursor, result FROM jobs
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $2 FOR UPDATE",
+                &[&id, &token],
+            )
+            .await
+            .map_err(pg_err)?;
+        let Some(held) = held else {
+            let row = tx
+                .query_one(
+                    &format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1"),
+                    &[&id],
+                )
+                .await
+                .map_err(pg_err)?;
+            tx.commit().await.map_err(pg_err)?;
+            return job_row(&row);
+        };
+        let tenant_id: TenantId = held.get(0);
+        let target: Target = serde_json::from_value(held.get(1)).map_err(bad_json)?;
+        let cursor: Option<EventId> = held.get(2);
+        let mut total = Erased::from_result(held.get::<_, Option<serde_json::Value>>(3).as_ref());
+        let mut step = Erased::default();
+        let needle = erasure::needle(&target);
+        let candidates = tx
+            .query(
+                "SELECT id, event_type, entity_id, data FROM events
+                  WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2)
+                    AND (entity_id = $3 OR strpos(data, $4) > 0)
+                  ORDER BY id LIMIT $5",
+                &[
+                    &tenant_id,
+                    &cursor,
+                    &target.entity_id,
+                    &needle,
+                    &(limit as i64),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        for row in &candidates {
+            let event_id: EventId = row.get(0);
+            let data: serde_json::Value = json_col(row.get::<_, &str>(3))?;
+            let (gone, dropped): (Vec<DeliveryId>, bool) =
+                match target.judge(row.get(1), row.get(2), &data) {
+                    Verdict::Keep => continue,
+                    Verdict::Drop => {
+                        let ids = tx
+                            .query(
+                                "SELECT id FROM deliveries WHERE event_id = $1",
+                                &[&event_id],
+                            )
+                            .await
+                            .map_err(pg_err)?
+                            .iter()
+                            .map(|r| r.get(0))
+                            .collect();
+                        (ids, true)
+                    }
+                    Verdict::Rewrite { data, removed } => {
+                        tx.execute(
+                            "UPDATE events SET data = $2 WHERE id = $1",
+                            &[&event_id, &serde_json::to_string(&data).map_err(bad_json)?],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                        let items = tx
+                            .query(
+                                "SELECT id, item_index FROM deliveries
+                                  WHERE event_id = $1 AND item_index IS NOT NULL",
+                                &[&event_id],
+                            )
+                            .await
+                            .map_err(pg_err)?;
+                        let mut gone = Vec::new();
+                        for r in &items {
+                            let (d, index): (DeliveryId, i64) = (r.get(0), r.get(1));
+                            match hookline_core::erasure::renumber(index as usize, &removed) {
+                                None => gone.push(d),
+                                Some(to) if to as i64 != index => {
+                                    tx.execute(
+                                        "UPDATE deliveries SET item_index = $2 WHERE id = $1",
+                                        &[&d, &(to as i64)],
+                                    )
+                                    .await
+                                    .map_err(pg_err)?;
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                        (gone, false)
+                    }
+                };
+            step.attempts_removed += tx
+                .execute("DELETE FROM attempts WHERE delivery_id = ANY($1)", &[&gone])
+                .await
+                .map_err(pg_err)?;
+            step.deliveries_removed += tx
+                .execute("DELETE FROM deliveries WHERE id = ANY($1)", &[&gone])
+                .await
+                .map_err(pg_err)?;
+            if dropped {
+                tx.execute("DELETE FROM events WHERE id = $1", &[&event_id])
+                    .await
+                    .map_err(pg_err)?;
+                step.events_dropped += 1;
+            } else {
+                // The answers its remaining deliveries got may have echoed the record.
+                step.attempts_redacted += tx
+                    .execute(&erasure::redact_attempts_sql("$1"), &[&event_id])
+                    .await
+                    .map_err(pg_err)?;
+                step.events_rewritten += 1;
+            }
+        }
+        let finished = candidates.len() < limit;
+        if finished {
+            step.records_removed += tx
+                .execute(
+                    "DELETE FROM entities WHERE tenant_id = $1 AND entity_type = $2 AND id = $3",
+                    &[&tenant_id, &target.entity_type, &target.entity_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            let answers = tx
+                .query(
+                    "SELECT key, response FROM idempotency_keys
+                      WHERE tenant_id = $1 AND strpos(response, $2) > 0",
+                    &[&tenant_id, &needle],
+                )
+                .await
+                .map_err(pg_err)?;
+            for r in &answers {
+                let shown = serde_json::from_str(r.get::<_, &str>(1))
+                    .map(|v| hookline_core::erasure::shows(&target, &v))
+                    .unwrap_or(true);
+                if shown {
+                    step.stored_answers_removed += tx
+                        .execute(
+                            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+                            &[&tenant_id, &r.get::<_, &str>(0)],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                }
+            }
+            step.import_rows_removed += tx
+                .execute(
+                    "DELETE FROM job_items WHERE job_id IN
+                       (SELECT id FROM jobs WHERE tenant_id = $1 AND status IN ('succeeded', 'failed', 'cancelled'))",
+                    &[&tenant_id],
+                )
+                .await
+                .map_err(pg_err)?;
+        }
+        total.add(&step);
+        let last: Option<EventId> = candidates.last().map(|r| r.get(0));
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE jobs SET done = done + $2, cursor = COALESCE($3, cursor), lease_until = {lease},
+                     updated_at = $5, result = $6, status = CASE WHEN $7 THEN 'succeeded' ELSE status END,
+                     finished_at = CASE WHEN $7 THEN $5 ELSE finished_at END,
+                     lease_owner = CASE WHEN $7 THEN NULL ELSE lease_owner END
+                     WHERE id = $1 RETURNING {JOB_COLS}",
+                    lease = db_after("$4")
+                ),
+                &[
+                    &id,
+                    &((step.events_dropped + step.events_rewritten) as i64),
+                    &last,
+                    &shared::millis(lease),
+                    &time::now(),
+                    &total.to_value(),
                     &finished,
                 ],
             )

@@ -8,6 +8,7 @@
 //! callers share one fsync. Readers never wait for the writer thanks to WAL.
 
 use crate::contract::{Page, Store};
+use crate::erasure::{self, Erased};
 use crate::error::{Result, StoreError};
 use crate::fairness;
 use crate::fanout;
@@ -27,6 +28,7 @@ use crate::shared::{
 use crate::stats::{self, HOUR_COLS, MERGE_HOUR};
 use async_trait::async_trait;
 use hookline_core::api_key::KeyScope;
+use hookline_core::erasure::{Target, Verdict};
 use hookline_core::ids::{ApiKeyId, DeliveryId, EventId, JobId, LeaseToken, TenantId, WebhookId};
 use hookline_core::retry::{DisablePolicy, RetrySchedule};
 use hookline_core::sealing::Keyring;
@@ -295,9 +297,13 @@ fn open_conn(path: &Path, sync: Synchronous) -> Result<Connection> {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
+    // `secure_delete`: whatever a write removes or replaces is zeroed in the file at once, not
+    // left in free space. An erasure (or a re-encrypted secret) must leave no old copy behind, and
+    // an old copy can be left by any earlier update of the same row (a record's previous version),
+    // not only by the erasure's own deletes. Costs some CPU, little I/O: the pages are written anyway.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000; PRAGMA secure_delete = ON;"
     ))?;
     Ok(conn)
 }
@@ -457,6 +463,170 @@ fn job_by_id(c: &Connection, id: JobId) -> Result<jobs::Job> {
         c.prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"))?
             .query_row([id], job_row)?,
     )
+}
+
+fn delivery_exists(c: &Connection, id: DeliveryId) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// One erasure step inside the writer's transaction (see [`Store::erasure_step`]).
+fn erasure_step(
+    c: &Connection,
+    id: JobId,
+    token: LeaseToken,
+    lease: Duration,
+    limit: usize,
+) -> Result<jobs::Job> {
+    let held: Option<(TenantId, String, Option<String>, Option<String>)> = c
+        .query_row(
+            "SELECT tenant_id, params, cursor, result FROM jobs
+             WHERE id = ?1 AND status = 'running' AND lease_owner = ?2",
+            params![id, token],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((tenant_id, params, cursor, result)) = held else {
+        return job_by_id(c, id);
+    };
+    let target: Target = serde_json::from_str(&params)?;
+    let mut total = Erased::from_result(
+        result
+            .map(|r| serde_json::from_str::<serde_json::Value>(&r))
+            .transpose()?
+            .as_ref(),
+    );
+    let mut step = Erased::default();
+    let candidates: Vec<(EventId, String, Option<String>, String)> = c
+        .prepare_cached(
+            "SELECT id, event_type, entity_id, data FROM events
+              WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2)
+                AND (entity_id = ?3 OR instr(data, ?4) > 0)
+              ORDER BY id LIMIT ?5",
+        )?
+        .query_map(
+            params![
+                tenant_id,
+                cursor,
+                target.entity_id,
+                erasure::needle(&target),
+                limit as i64
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let delete_deliveries = |c: &Connection, ids: &[DeliveryId], step: &mut Erased| -> Result<()> {
+        for d in ids {
+            step.attempts_removed += c
+                .prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1")?
+                .execute([d])? as u64;
+            step.deliveries_removed += c
+                .prepare_cached("DELETE FROM deliveries WHERE id = ?1")?
+                .execute([d])? as u64;
+        }
+        Ok(())
+    };
+    for (event_id, event_type, entity_id, data) in &candidates {
+        let data: serde_json::Value = serde_json::from_str(data)?;
+        match target.judge(event_type, entity_id.as_deref(), &data) {
+            Verdict::Keep => {}
+            Verdict::Drop => {
+                let deliveries: Vec<DeliveryId> = c
+                    .prepare_cached("SELECT id FROM deliveries WHERE event_id = ?1")?
+                    .query_map([event_id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                delete_deliveries(c, &deliveries, &mut step)?;
+                c.execute("DELETE FROM events WHERE id = ?1", [event_id])?;
+                step.events_dropped += 1;
+            }
+            Verdict::Rewrite { data, removed } => {
+                c.execute(
+                    "UPDATE events SET data = ?2 WHERE id = ?1",
+                    params![event_id, serde_json::to_string(&data)?],
+                )?;
+                let items: Vec<(DeliveryId, i64)> = c
+                    .prepare_cached(
+                        "SELECT id, item_index FROM deliveries
+                          WHERE event_id = ?1 AND item_index IS NOT NULL",
+                    )?
+                    .query_map([event_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut gone = Vec::new();
+                for (d, index) in items {
+                    match hookline_core::erasure::renumber(index as usize, &removed) {
+                        None => gone.push(d),
+                        Some(to) if to as i64 != index => {
+                            c.execute(
+                                "UPDATE deliveries SET item_index = ?2 WHERE id = ?1",
+                                params![d, to as i64],
+                            )?;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                delete_deliveries(c, &gone, &mut step)?;
+                step.attempts_redacted += c
+                    .prepare_cached(&erasure::redact_attempts_sql("?1"))?
+                    .execute([event_id])? as u64;
+                step.events_rewritten += 1;
+            }
+        }
+    }
+    let finished = candidates.len() < limit;
+    if finished {
+        step.records_removed += c.execute(
+            "DELETE FROM entities WHERE tenant_id = ?1 AND entity_type = ?2 AND id = ?3",
+            params![tenant_id, target.entity_type, target.entity_id],
+        )? as u64;
+        let answers: Vec<(String, String)> = c
+            .prepare(
+                "SELECT key, response FROM idempotency_keys
+                  WHERE tenant_id = ?1 AND instr(response, ?2) > 0",
+            )?
+            .query_map(params![tenant_id, erasure::needle(&target)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for (key, response) in answers {
+            let shown = serde_json::from_str(&response)
+                .map(|v| hookline_core::erasure::shows(&target, &v))
+                .unwrap_or(true);
+            if shown {
+                step.stored_answers_removed += c.execute(
+                    "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2",
+                    params![tenant_id, key],
+                )? as u64;
+            }
+        }
+        step.import_rows_removed += c.execute(
+            "DELETE FROM job_items WHERE job_id IN
+               (SELECT id FROM jobs WHERE tenant_id = ?1 AND status IN ('succeeded', 'failed', 'cancelled'))",
+            [tenant_id],
+        )? as u64;
+    }
+    total.add(&step);
+    let now = time::steady_now();
+    let lease_until = time::format(&(now + time::span(lease)));
+    let now = time::format(&now);
+    c.execute(
+        "UPDATE jobs SET done = done + ?2, cursor = COALESCE(?3, cursor), lease_until = ?4,
+         updated_at = ?5, result = ?6, status = CASE WHEN ?7 THEN 'succeeded' ELSE status END,
+         finished_at = CASE WHEN ?7 THEN ?5 ELSE finished_at END,
+         lease_owner = CASE WHEN ?7 THEN NULL ELSE lease_owner END
+         WHERE id = ?1",
+        params![
+            id,
+            (step.events_dropped + step.events_rewritten) as i64,
+            candidates.last().map(|e| e.0),
+            lease_until,
+            now,
+            serde_json::to_string(&total.to_value())?,
+            finished
+        ],
+    )?;
+    job_by_id(c, id)
 }
 
 fn tenant_row(r: &Row) -> rusqlite::Result<Tenant> {
@@ -1139,20 +1309,8 @@ impl Store for SqliteStore {
             // One chunk per write job: read and rewrite in one transaction, so a concurrent edit
             // is never overwritten, and the writer is never held for long.
             let (n, last, changed) = self
-                .write(move |c| {
-                    // Zero the space the old values leave behind, so they don't linger in the
-                    // file's free space; back to how it was after (a per-connection setting).
-                    let was: i64 = c.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
-                    c.execute_batch("PRAGMA secure_delete = ON")?;
-                    let done = reseal_chunk(c, &sealer, &cond, after, scope);
-                    let was = match was {
-                        0 => "OFF",
-                        2 => "FAST",
-                        _ => "ON",
-                    };
-                    c.execute_batch(&format!("PRAGMA secure_delete = {was}"))?;
-                    done
-                })
+                // The old values are zeroed as they are replaced (`secure_delete`, see `open_conn`).
+                .write(move |c| reseal_chunk(c, &sealer, &cond, after, scope))
                 .await?;
             report.webhooks += changed;
             if (n as i64) < sealed::RESEAL_CHUNK {
@@ -1804,6 +1962,11 @@ impl Store for SqliteStore {
                         r.lease_token
                     ])?;
                 if n == 0 {
+                    if !delivery_exists(c, r.delivery_id)? {
+                        // Erased meanwhile: nothing of it may be stored again.
+                        applied.push(false);
+                        continue;
+                    }
                     // Taken over meanwhile: logged as stale, counted nowhere else.
                     let mut stale = a.clone();
                     shared::mark_stale(&mut stale);
@@ -2505,18 +2668,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_jobs(&self, tenant_id: TenantId, page: Page) -> Result<Vec<jobs::Job>> {
+    async fn list_jobs(
+        &self,
+        tenant_id: TenantId,
+        kind: Option<jobs::JobKind>,
+        page: Page,
+    ) -> Result<Vec<jobs::Job>> {
         self.read(move |c| {
             let rows = c
                 .prepare_cached(&format!(
                     "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2)
+                       AND (?4 IS NULL OR kind = ?4)
                      ORDER BY id DESC LIMIT ?3"
                 ))?
                 .query_map(
                     params![
                         tenant_id,
                         page.before.map(|u| u.to_string()),
-                        page.limit as i64
+                        page.limit as i64,
+                        kind.map(jobs::JobKind::as_str)
                     ],
                     job_row,
                 )?
@@ -2631,6 +2801,54 @@ impl Store for SqliteStore {
             job_by_id(c, id)
         })
         .await
+    }
+
+    async fn insert_erasure_job(
+        &self,
+        id: JobId,
+        tenant_id: TenantId,
+        target: Target,
+    ) -> Result<jobs::Job> {
+        self.write(move |c| {
+            let now = time::format(&time::steady_now());
+            c.execute(
+                "INSERT INTO jobs (id, tenant_id, kind, status, params, result, done, created_at, updated_at)
+                 VALUES (?1, ?2, 'erasure', 'queued', ?3, ?4, 0, ?5, ?5)",
+                params![
+                    id,
+                    tenant_id,
+                    serde_json::to_string(&target)?,
+                    serde_json::to_string(&Erased::default().to_value())?,
+                    now
+                ],
+            )?;
+            job_by_id(c, id)
+        })
+        .await
+    }
+
+    async fn erasure_step(
+        &self,
+        id: JobId,
+        token: LeaseToken,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<jobs::Job> {
+        let job = self
+            // What the step deletes or rewrites is zeroed as it goes (`secure_delete`, see `open_conn`).
+            .write(move |c| erasure_step(c, id, token, lease, limit))
+            .await?;
+        if job.status == jobs::JobStatus::Succeeded {
+            // The WAL still holds the pages as they were: copy the new ones into the file and
+            // empty it (a busy reader only delays this to a later checkpoint).
+            let checkpoint = self
+                .read(|c| Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?))
+                .await;
+            if let Err(e) = checkpoint {
+                tracing::warn!(error = %e, "checkpoint after an erasure failed");
+            }
+        }
+        Ok(job)
     }
 
     async fn fail_job(&self, id: JobId, token: LeaseToken, error: &str) -> Result<()> {

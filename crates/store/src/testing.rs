@@ -93,6 +93,78 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Which tables of the database at `url` (`sqlite://…` or `postgres://…`) hold `needle` anywhere
+/// in a row's text: every column of every table, as each store sees it. An erasure test expects
+/// none.
+pub async fn tables_holding(url: &str, needle: &str) -> Vec<String> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let c = rusqlite::Connection::open(path).expect("open the SQLite database");
+        let tables: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut found = Vec::new();
+        for t in tables {
+            let cols: Vec<String> = c
+                .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let any = cols
+                .iter()
+                .map(|col| format!("instr(CAST(\"{col}\" AS TEXT), ?1) > 0"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let n: i64 = c
+                .query_row(
+                    &format!("SELECT count(*) FROM \"{t}\" WHERE {any}"),
+                    [needle],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if n > 0 {
+                found.push(t);
+            }
+        }
+        return found;
+    }
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("can't connect to {url}: {e}"));
+    tokio::spawn(conn);
+    let tables: Vec<String> = client
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut found = Vec::new();
+    for t in tables {
+        // A row as text holds every column's text.
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM \"{t}\" x WHERE strpos(x::text, $1) > 0"),
+                &[&needle],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            found.push(t);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

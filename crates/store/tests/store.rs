@@ -160,6 +160,7 @@ suite!(
     a_410_cancels_the_queue_as_endpoint_gone,
     a_claimed_delivery_of_a_disabled_webhook_is_cancelled_not_retried,
     a_queued_delivery_is_cancelled_by_hand,
+    erasure_steps_drop_rewrite_and_renumber_and_a_late_result_stores_nothing,
 );
 
 async fn migrate_is_idempotent(f: Fixture) {
@@ -1393,6 +1394,7 @@ async fn replay_jobs_copy_in_steps_resume_after_a_takeover_and_cancel(f: Fixture
         .store
         .list_jobs(
             t.id,
+            None,
             Page {
                 before: None,
                 limit: 10,
@@ -3567,4 +3569,109 @@ async fn a_queued_delivery_is_cancelled_by_hand(f: Fixture) {
     // Terminal: counted with the terminal statuses.
     let backlog = f.store.backlog(true).await.unwrap();
     assert_eq!(backlog.count(DeliveryStatus::Cancelled), 1);
+}
+
+async fn erasure_steps_drop_rewrite_and_renumber_and_a_late_result_stores_nothing(f: Fixture) {
+    use hookline_core::ids::JobId;
+    use hookline_store::{JobKind, JobStatus};
+    let t = f.store.create_tenant("acme").await.unwrap();
+    let other = f.store.create_tenant("other").await.unwrap();
+    let batches = hook_for(t.id, &["contact.*"], Format::Envelope, true);
+    let objects = hook_for(t.id, &["contact.*"], Format::Flat, true);
+    let theirs = hook_for(other.id, &["*"], Format::Envelope, true);
+    for w in [&batches, &objects, &theirs] {
+        f.store.insert_webhook(w).await.unwrap();
+    }
+    // Three events about c_9 (more than one step of 2), a batch carrying it in the middle, an
+    // event about another contact, and the same id at another tenant.
+    for _ in 0..3 {
+        publish_contact(&f, t.id, "c_9").await;
+    }
+    let batch = published(
+        &f,
+        t.id,
+        vec![event(
+            t.id,
+            "contact.created",
+            serde_json::json!([{"id": "c_1"}, {"id": "c_9", "first_name": "Nia"}, {"id": "c_2"}]),
+        )],
+    )
+    .await;
+    publish_contact(&f, t.id, "c_90").await;
+    publish_contact(&f, other.id, "c_9").await;
+    // One delivery of c_9 is out at a sender when the erasure runs.
+    let claim = f.store.claim_due(claim_req(100, 100)).await.unwrap();
+    let out = claim
+        .deliveries
+        .iter()
+        .find(|d| {
+            d.tenant_id == t.id && claim.events[&d.event_id].entity_id.as_deref() == Some("c_9")
+        })
+        .unwrap()
+        .clone();
+
+    let target = hookline_core::erasure::Target::parse("contact", "c_9").unwrap();
+    let job = f
+        .store
+        .insert_erasure_job(JobId::new(), t.id, target)
+        .await
+        .unwrap();
+    assert_eq!(job.kind, JobKind::Erasure);
+    let a = LeaseToken::new();
+    f.store.claim_job(a, LEASE).await.unwrap().unwrap();
+    let step = f.store.erasure_step(job.id, a, LEASE, 2).await.unwrap();
+    assert_eq!((step.status, step.done), (JobStatus::Running, 2));
+    // Taken over after the lease: the old holder's step changes nothing.
+    f.store.travel(secs(61)).await.unwrap();
+    let b = LeaseToken::new();
+    f.store.claim_job(b, LEASE).await.unwrap().unwrap();
+    let stale = f.store.erasure_step(job.id, a, LEASE, 2).await.unwrap();
+    assert_eq!(stale.done, 2);
+    let mut step = stale;
+    while step.status == JobStatus::Running {
+        step = f.store.erasure_step(job.id, b, LEASE, 2).await.unwrap();
+    }
+    assert_eq!(step.status, JobStatus::Succeeded);
+    let erased = hookline_store::Erased::from_result(step.result.as_ref());
+    assert_eq!((erased.events_dropped, erased.events_rewritten), (3, 1));
+    // 3 events × 2 webhooks, and the flat delivery of the batch's middle object.
+    assert_eq!(erased.deliveries_removed, 7);
+
+    // The batch keeps the others; its flat deliveries are 0 and 1 now, carrying c_1 and c_2.
+    let e = f.store.get_event(t.id, batch[0].id).await.unwrap().unwrap();
+    assert_eq!(e.data, serde_json::json!([{"id": "c_1"}, {"id": "c_2"}]));
+    let ids = &batch[0].delivery_ids;
+    let mut indexes = Vec::new();
+    for id in ids {
+        if let Some((d, _)) = f.store.get_delivery(t.id, *id).await.unwrap() {
+            indexes.push(d.item_index);
+        }
+    }
+    assert_eq!(indexes, [None, Some(0), Some(1)]);
+    // The other contact, and c_9 at the other tenant, are untouched.
+    let theirs_left = f
+        .store
+        .list_events(
+            other.id,
+            None,
+            Page {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(theirs_left.len(), 1);
+
+    // The result of the delivery that was out arrives: nothing of it is stored.
+    let applied = f
+        .store
+        .record_attempts(
+            vec![result(&out, NextState::Delivered, Some(200))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, [false]);
+    assert!(f.store.get_delivery(t.id, out.id).await.unwrap().is_none());
 }

@@ -9,6 +9,7 @@
 
 mod deliveries;
 mod docs;
+mod erasures;
 mod event_types;
 mod events;
 mod extract;
@@ -43,6 +44,7 @@ pub fn router(hookline: Hookline) -> Router {
         .merge(portal::router())
         .merge(keys::router())
         .merge(jobs::router())
+        .merge(erasures::router())
         .merge(openapi::router())
         // Last, so it covers every route above: each takes exactly the query parameters it documents.
         .route_layer(axum::middleware::from_fn(query::strict_query));

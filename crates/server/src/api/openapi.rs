@@ -55,6 +55,7 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         super::portal::revoke_all_portal_sessions,
         super::keys::list, super::keys::create, super::keys::revoke,
         super::jobs::list, super::jobs::fetch, super::jobs::cancel,
+        super::erasures::create, super::erasures::list, super::erasures::fetch,
     ),
     components(
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
@@ -72,6 +73,7 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         (name = "services", description = "CRM services kept by Hookline."),
         (name = "tasks", description = "CRM tasks kept by Hookline."),
         (name = "jobs", description = "Background jobs (replays): progress, listing, cancel. A job survives restarts."),
+        (name = "erasures", description = "Right to erasure: remove one record from every stored event, delivery log and stored answer, as a background job whose result is the audit entry (counts, never the data)."),
         (name = "api-keys", description = "The tenant's API keys: list, create (the key is shown once), revoke. A `read` key may only make GET requests."),
     ),
     modifiers(&BearerAuth, &CommonErrors),

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // documentation only: never constructed
 
 use crate::error::ErrorBody;
-use crate::service::{ApiKeyView, DeliveryView, EventView, JobView, WebhookView};
+use crate::service::{ApiKeyView, DeliveryView, ErasureView, EventView, JobView, WebhookView};
 use utoipa::{ToResponse, ToSchema};
 
 /// The request is malformed: unparseable JSON, or a malformed id, query parameter or header
@@ -76,6 +76,14 @@ pub struct ApiKeyList {
 #[derive(ToSchema)]
 pub struct JobList {
     pub data: Vec<JobView>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of erasures, newest first.
+#[derive(ToSchema)]
+pub struct ErasureList {
+    pub data: Vec<ErasureView>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }

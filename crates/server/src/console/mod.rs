@@ -53,6 +53,10 @@ pub fn router(hookline: Hookline) -> Router {
         .route("/event-types", get(pages::event_types))
         .route("/keys", get(pages::keys).post(pages::create_key))
         .route("/keys/{id}/revoke", post(pages::revoke_key))
+        .route(
+            "/erasures",
+            get(pages::erasures).post(pages::create_erasure),
+        )
         .route("/test-url", get(pages::test_url_form).post(pages::test_url))
         .route("/format-example", get(pages::format_example))
         .route("/assets/app.js", get(pages::script))

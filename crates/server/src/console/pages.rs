@@ -13,8 +13,8 @@ use super::views::{
 use crate::error::Error;
 use crate::service::catalog::event_types as catalog;
 use crate::service::{
-    ApiKeyInput, DeliveryQuery, FilterTestInput, HandshakeInput, ReplayInput, RotateInput,
-    TestInput, WebhookInput,
+    ApiKeyInput, DeliveryQuery, ErasureInput, FilterTestInput, HandshakeInput, ReplayInput,
+    RotateInput, TestInput, WebhookInput,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -847,6 +847,105 @@ async fn render_keys(
         html(views::api_keys(&frame!(c, b, tenant), &keys, &p)),
     )
         .into_response()
+}
+
+async fn render_erasures(
+    c: &Console,
+    b: &Browser,
+    cursor: Option<&str>,
+    mut p: views::ErasuresPage<'_>,
+    status: StatusCode,
+) -> Response {
+    let limit = 50;
+    let before = match cursor.filter(|c| !c.is_empty()) {
+        Some(cur) => match hookline_core::ids::parse_id(cur) {
+            Some(u) => Some(u),
+            None => {
+                return fail(
+                    b,
+                    Error::bad_request("invalid_query", "bad cursor", Some("cursor")),
+                )
+            }
+        },
+        None => None,
+    };
+    let page = Page {
+        before,
+        limit: limit + 1,
+    };
+    let mut list = match c.hookline.list_erasures(&b.signed.principal, page).await {
+        Ok(l) => l,
+        Err(e) => return fail(b, e),
+    };
+    if list.len() > limit {
+        list.truncate(limit);
+        p.next_cursor = list.last().map(|e| e.id.to_string());
+    }
+    let tenant = frame_parts(c, b).await;
+    (
+        status,
+        html(views::erasures(&frame!(c, b, tenant), &list, &p)),
+    )
+        .into_response()
+}
+
+pub async fn erasures(State(c): State<Console>, b: Browser, Query(q): Q) -> Response {
+    let cursor = q.get("cursor").map(String::as_str);
+    render_erasures(
+        &c,
+        &b,
+        cursor,
+        views::ErasuresPage::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn create_erasure(State(c): State<Console>, b: Browser, body: Bytes) -> Response {
+    let form = FormData::parse(&body);
+    if let Some(r) = csrf_refusal(&b, &form) {
+        return r;
+    }
+    let values = (
+        form.get("entity_type")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        form.get("entity_id").unwrap_or_default().trim().to_string(),
+    );
+    let mut errors = BTreeMap::new();
+    if form.get("confirm") != Some("yes") {
+        errors.insert(".".to_string(), "Tick “I'm sure” to erase.".to_string());
+        let page = views::ErasuresPage {
+            values,
+            errors,
+            ..Default::default()
+        };
+        return render_erasures(&c, &b, None, page, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let input = ErasureInput {
+        entity_type: values.0.clone(),
+        entity_id: values.1.clone(),
+    };
+    match c.hookline.request_erasure(&b.signed.principal, input).await {
+        Ok(queued) => {
+            let page = views::ErasuresPage {
+                queued: Some(&queued),
+                ..Default::default()
+            };
+            render_erasures(&c, &b, None, page, StatusCode::ACCEPTED).await
+        }
+        Err(e @ (Error::Invalid(_) | Error::BadRequest { .. })) => {
+            error_into_fields(&e, &mut errors);
+            let page = views::ErasuresPage {
+                values,
+                errors,
+                ..Default::default()
+            };
+            render_erasures(&c, &b, None, page, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => fail(&b, e),
+    }
 }
 
 pub async fn keys(State(c): State<Console>, b: Browser, Query(q): Q) -> Response {

@@ -7,8 +7,8 @@ use crate::service::access::Capability;
 use crate::service::catalog::EventTypeList;
 use crate::service::sessions::SignedIn;
 use crate::service::{
-    ApiKeyView, AttemptView, CreatedApiKey, DeliveryDetail, DeliveryView, FilterTestView,
-    HandshakeView, TestView, WebhookView,
+    ApiKeyView, AttemptView, CreatedApiKey, DeliveryDetail, DeliveryView, ErasureView,
+    FilterTestView, HandshakeView, TestView, WebhookView,
 };
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
@@ -67,6 +67,7 @@ pub fn page_at(f: &Frame, title: &str, location: Option<&str>, body: Markup) -> 
                             }
                             @if s.principal.require_tenant_wide().is_ok() {
                                 a href="/keys" { "API keys" }
+                                a href="/erasures" { "Erasures" }
                             }
                         }
                         form.signout method="post" action="/logout" {
@@ -949,6 +950,100 @@ pub fn api_keys(f: &Frame, keys: &[ApiKeyView], p: &KeysPage) -> Markup {
                             @if let Some(m) = err("expires_in") { p.field-error id="k-expires-error" role="alert" { (m) } }
                         }
                         div.actions { button type="submit" { "Create key" } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What the erasures page shows besides the list.
+#[derive(Default)]
+pub struct ErasuresPage<'a> {
+    /// An erasure just queued.
+    pub queued: Option<&'a ErasureView>,
+    /// The form's values (entity type, id) and field errors (`"."`: not about one field).
+    pub values: (String, String),
+    pub errors: BTreeMap<String, String>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn erasures(f: &Frame, list: &[ErasureView], p: &ErasuresPage) -> Markup {
+    let err = |field: &str| p.errors.get(field).cloned();
+    let manage = f
+        .signed
+        .is_some_and(|s| s.principal.require_tenant_write().is_ok());
+    let count = |e: &ErasureView| {
+        let c = &e.erased;
+        format!(
+            "{} events dropped, {} rewritten; {} deliveries and {} attempts removed, {} answers redacted; {} record",
+            c.events_dropped, c.events_rewritten, c.deliveries_removed, c.attempts_removed,
+            c.attempts_redacted, c.records_removed
+        )
+    };
+    page_at(
+        f,
+        "Erasures",
+        Some("/erasures"),
+        html! {
+            h1 { "Erasures" }
+            p { "Erase one record everywhere Hookline keeps it (right to erasure): the record, every stored event about it "
+                "with its deliveries and attempts, batches rewritten without it, and receivers' stored answers to them. "
+                "Events that only refer to it (a deal's contact id) stay. Each erasure runs as a background job; this list "
+                "is the audit: what was erased, as counts, never the data." }
+            @if let Some(e) = p.queued {
+                p.ok role="status" { "Erasure of " (e.entity_type) " " code { (e.entity_id) } " queued (" (e.status) ")." }
+            }
+            @if list.is_empty() {
+                p.empty { "No erasures." }
+            } @else {
+                table.list {
+                    thead { tr { th { "Record" } th { "Status" } th { "Removed" } th { "Requested" } th { "Finished" } } }
+                    tbody {
+                        @for e in list {
+                            tr {
+                                td data-label="Record" { (e.entity_type) " " code { (e.entity_id) } }
+                                td data-label="Status" {
+                                    @match e.status.as_str() {
+                                        "succeeded" => span.badge.ok { "succeeded" },
+                                        other => span.badge { (other) },
+                                    }
+                                    @if let Some(m) = &e.error { " " span.error { (m) } }
+                                }
+                                td data-label="Removed" { (count(e)) }
+                                td data-label="Requested" { (e.created_at) }
+                                td data-label="Finished" { (e.finished_at.as_deref().unwrap_or("–")) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(c) = &p.next_cursor {
+                p { a href={ "/erasures?cursor=" (c) } rel="next" { "Older →" } }
+            }
+            @if manage {
+                section {
+                    h2 { "Erase a record" }
+                    @if let Some(m) = err(".") { p.error role="alert" { (m) } }
+                    form method="post" action="/erasures" novalidate
+                        data-confirm="Erase this record everywhere? This can't be undone." {
+                        (csrf(f))
+                        div.field.invalid[err("entity_type").is_some()] {
+                            label for="e-type" { "Type" }
+                            input id="e-type" name="entity_type" type="text" value=(p.values.0) placeholder="contact" required
+                                aria-invalid=[err("entity_type").map(|_| "true")]
+                                aria-describedby=[err("entity_type").map(|_| "e-type-error")];
+                            @if let Some(m) = err("entity_type") { p.field-error id="e-type-error" role="alert" { (m) } }
+                        }
+                        div.field.invalid[err("entity_id").is_some()] {
+                            label for="e-id" { "Id" }
+                            input id="e-id" name="entity_id" type="text" value=(p.values.1) required
+                                aria-invalid=[err("entity_id").map(|_| "true")]
+                                aria-describedby=[err("entity_id").map(|_| "e-id-error")];
+                            @if let Some(m) = err("entity_id") { p.field-error id="e-id-error" role="alert" { (m) } }
+                        }
+                        label.check { input type="checkbox" name="confirm" value="yes" required; " I'm sure: this can't be undone" }
+                        div.actions { button type="submit" { "Erase" } }
                     }
                 }
             }

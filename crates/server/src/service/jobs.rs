@@ -16,7 +16,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 pub struct JobView {
     pub id: Uuid,
-    /// `replay`.
+    /// `replay`, `import` or `erasure`.
     pub kind: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
@@ -60,8 +60,8 @@ fn webhook_of(j: &Job) -> Option<WebhookId> {
         JobKind::Replay => serde_json::from_value::<ReplayJob>(j.params.clone())
             .ok()
             .map(|r| r.webhook_id),
-        // Tenant-wide: a portal session never sees an import.
-        JobKind::Import => None,
+        // Tenant-wide: a portal session never sees an import or an erasure.
+        JobKind::Import | JobKind::Erasure => None,
     }
 }
 
@@ -111,7 +111,7 @@ impl Hookline {
         who.require(Capability::View)?;
         Ok(self
             .store
-            .list_jobs(who.tenant_id, page)
+            .list_jobs(who.tenant_id, None, page)
             .await?
             .iter()
             .filter(|j| match webhook_of(j) {

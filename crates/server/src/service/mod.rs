@@ -7,6 +7,7 @@ pub mod access;
 mod auth;
 pub mod catalog;
 mod deliveries;
+mod erasures;
 mod events;
 mod handle;
 mod handshake;
@@ -25,6 +26,7 @@ pub use deliveries::{
     AttemptView, DeliveryDetail, DeliveryQuery, DeliveryView, ReplayInput, ReplayView, TestInput,
     TestView,
 };
+pub use erasures::{ErasedCounts, ErasureInput, ErasureView};
 pub use events::{EventInput, EventView, PublishInput, PublishOutput};
 pub use handle::Hookline;
 pub use handshake::{HandshakeInput, HandshakeView, ReceiverVerdict};

@@ -997,3 +997,83 @@ async fn the_webhook_form_takes_a_filter_and_shows_its_error_beside_it() {
         .await;
     assert_eq!(got["filter"], Value::Null);
 }
+
+#[tokio::test]
+async fn the_erasures_page_erases_after_confirmation_and_shows_the_audit() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = sign_in(&app, &app.key).await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(json!({"first_name": "Ottilie"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, page) = get(&app, &cookie, "/erasures").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("<h1>Erasures</h1>"));
+    assert!(page.contains("No erasures."));
+
+    // Not confirmed: nothing queued, the form keeps what was typed.
+    let resp = post(
+        &app,
+        &cookie,
+        "/erasures",
+        &[
+            ("_csrf", &csrf),
+            ("entity_type", "contact"),
+            ("entity_id", &id),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("I'm sure"), "{page}");
+    assert!(page.contains(&format!("value=\"{id}\"")));
+    // A bad type: the message beside the field.
+    let resp = post(
+        &app,
+        &cookie,
+        "/erasures",
+        &[
+            ("_csrf", &csrf),
+            ("entity_type", "person"),
+            ("entity_id", &id),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("id=\"e-type-error\""), "{page}");
+    let (_, list) = app.call(Method::GET, "/v1/erasures", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+
+    let resp = post(
+        &app,
+        &cookie,
+        "/erasures",
+        &[
+            ("_csrf", &csrf),
+            ("entity_type", "contact"),
+            ("entity_id", &id),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert!(resp.text().await.unwrap().contains("queued"));
+    hookline_server::jobs::JobRunner::new(app.hookline.clone())
+        .run_once()
+        .await
+        .unwrap();
+    let (_, page) = get(&app, &cookie, "/erasures").await;
+    assert!(page.contains("succeeded"), "{page}");
+    assert!(page.contains("1 events dropped"), "{page}");
+    let (s, _) = app
+        .call(Method::GET, &format!("/v1/contacts/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

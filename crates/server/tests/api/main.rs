@@ -5,6 +5,7 @@
 mod compat;
 mod console;
 mod delivery;
+mod erasure;
 mod filters;
 mod isolation;
 mod keys;

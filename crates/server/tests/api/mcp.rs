@@ -49,10 +49,12 @@ async fn refused(client: &McpClient, tool: &str, args: Value) -> Value {
     serde_json::from_str::<Value>(text).unwrap()["error"].clone()
 }
 
-const TOOLS: [&str; 17] = [
+const TOOLS: [&str; 19] = [
     "create_webhook",
     "delete_webhook",
+    "erase_record",
     "get_entities",
+    "get_erasure",
     "get_job",
     "get_webhook",
     "get_webhook_delivery",
@@ -762,4 +764,45 @@ async fn webhook_filters_are_set_refused_tested_and_removed() {
     assert_eq!(e["field"], "filter", "{e}");
     reader.cancel().await.unwrap();
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn erase_record_queues_an_erasure_and_get_erasure_follows_it() {
+    let app = spawn_app().await;
+    let client = connect(&app, &app.key).await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(json!({"first_name": "Ines"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let contact = v["data"]["id"].as_str().unwrap().to_string();
+    let error = refused(
+        &client,
+        "erase_record",
+        json!({"entityType": "person", "entityId": contact}),
+    )
+    .await;
+    assert_eq!(error["field"], "entityType", "{error}");
+    let erasure = ok(
+        &client,
+        "erase_record",
+        json!({"entityType": "contact", "entityId": contact}),
+    )
+    .await;
+    assert_eq!(erasure["status"], "queued", "{erasure}");
+    hookline_server::jobs::JobRunner::new(app.hookline.clone())
+        .run_once()
+        .await
+        .unwrap();
+    let done = ok(&client, "get_erasure", json!({"id": erasure["id"]})).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["erased"]["records_removed"], 1, "{done}");
+    assert_eq!(done["erased"]["events_dropped"], 1, "{done}");
+    let (s, _) = app
+        .call(Method::GET, &format!("/v1/contacts/{contact}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
