@@ -201,6 +201,31 @@ impl Api {
         Ok(Answer { headers, body })
     }
 
+    /// Opens a long-lived `GET` (a server-sent event stream): no overall timeout, only the
+    /// connect one. `Ok` only for a 2xx answer, whose body is then read as it comes.
+    pub async fn open_stream(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let resp = self
+            .http
+            .get(self.url(segments, query))
+            .header(AUTHORIZATION, format!("Bearer {}", self.key))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            // A session lasts as long as the user wants it to.
+            .timeout(Duration::from_secs(100 * 365 * 24 * 3600))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(ApiError::from_response(status, &text).into());
+        }
+        Ok(resp)
+    }
+
     fn unreachable(&self, e: &reqwest::Error) -> anyhow::Error {
         // reqwest's own message is terse ("error sending request"); the causes say what happened.
         let mut detail = String::new();

@@ -27,6 +27,7 @@ mod events;
 mod input;
 mod jobs;
 mod keys;
+mod listen;
 mod mcp;
 mod output;
 mod profile;
@@ -152,6 +153,21 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
+    /// Receive a deployment's deliveries on this machine, without a public URL: a temporary
+    /// webhook whose deliveries are forwarded to --forward-to until you stop (Ctrl-C).
+    Listen {
+        #[command(flatten)]
+        remote: Remote,
+        /// Event names or patterns, comma-separated.
+        #[arg(long, default_value = "*")]
+        events: String,
+        /// The wire format: envelope (default), flat, entity or contacts_list.
+        #[arg(long)]
+        format: Option<String>,
+        /// Where to send each delivery, e.g. http://localhost:3000/hook.
+        #[arg(long)]
+        forward_to: String,
+    },
     /// Right to erasure: erase a record from every stored event and log, show, list.
     Erasures {
         #[command(flatten)]
@@ -260,6 +276,7 @@ impl Command {
             | Command::Deliveries { remote, .. }
             | Command::Jobs { remote, .. }
             | Command::Erasures { remote, .. }
+            | Command::Listen { remote, .. }
             | Command::Contacts { remote, .. }
             | Command::Keys { remote, .. } => remote.json,
             Command::Api { .. } => true,
@@ -350,6 +367,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs { remote, command } => {
             let api = client::Api::from_target(&remote.target)?;
             jobs::run(&api, remote.json, &command).await
+        }
+        Command::Listen {
+            remote,
+            events,
+            format,
+            forward_to,
+        } => {
+            let api = client::Api::from_target(&remote.target)?;
+            let args = listen::Listen {
+                events,
+                format,
+                forward_to,
+            };
+            listen::run(api, args, remote.json).await
         }
         Command::Erasures { remote, command } => {
             let api = client::Api::from_target(&remote.target)?;

@@ -823,6 +823,115 @@ fn erasures_create_waits_for_the_job_and_list_shows_the_audit() {
     assert!(terminate(server).success());
 }
 
+/// `hookline listen` against a running server: deliveries reach a local receiver through the
+/// session, signed, the local answers land in the log, and killing the CLI ends the session: its
+/// webhook goes and a delivery still waiting for a retry ends `cancelled`.
+#[test]
+fn listen_forwards_deliveries_reports_answers_and_ends_with_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(dir.path());
+    let port = free_port();
+    let mut server = hookline(dir.path());
+    server
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOOKLINE_TIMEOUT", "5s")
+        // A retry far enough away that it is still waiting when the CLI is killed.
+        .env("HOOKLINE_RETRY_SCHEDULE", "1h")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let server = server.spawn().unwrap();
+    wait_ready(port);
+    // The local receiver: its first answer is a 503, then 200s. No allow-list names it: a
+    // listen session's requests leave through the CLI, not through the server's sender.
+    let local = MiniReceiver::failing_first(Duration::ZERO, 1);
+    let url = format!("http://127.0.0.1:{port}");
+    let mut listen = hookline(dir.path())
+        .args(["listen", "--url", &url, "--key", &key])
+        .args(["--events", "contact.*", "--forward-to", &local.url()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(listen.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert!(ready.starts_with("Ready. Session ls_"), "{ready}");
+    let mut secret = String::new();
+    out.read_line(&mut secret).unwrap();
+    assert!(secret.contains("whsec_"), "{secret}");
+
+    let publish = |n: u32| {
+        let (status, v) = http_json(
+            port,
+            "POST",
+            "/v1/events",
+            &key,
+            &format!(r#"{{"event_type": "contact.created", "data": {{"id": "c_{n}"}}}}"#),
+        );
+        assert_eq!(status, 202, "{v}");
+        assert_eq!(v["delivery_ids"].as_array().unwrap().len(), 1, "{v}");
+        v["delivery_ids"][0].as_str().unwrap().to_string()
+    };
+    let delivery = |id: &str| http_json(port, "GET", &format!("/v1/deliveries/{id}"), &key, "").1;
+    let settled = |id: &str, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let d = delivery(id);
+            if d["status"] == want {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "{id} never became {want}: {d}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // The first answer (503) is recorded and the delivery waits for its retry.
+    let waiting = publish(1);
+    let d = settled(&waiting, "retrying");
+    assert_eq!(d["attempts"][0]["status_code"], 503, "{d}");
+    assert_eq!(d["attempts"][0]["response_body"], "busy", "{d}");
+    // The next one is delivered: the local 200 is the attempt's answer.
+    let delivered = publish(2);
+    let d = settled(&delivered, "delivered");
+    assert_eq!(d["attempts"][0]["status_code"], 200, "{d}");
+    // Both reached the receiver signed, with their delivery ids.
+    let ids = local.ids();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().all(|i| !i.is_empty()), "{ids:?}");
+    let (_, hooks) = http_json(port, "GET", "/v1/webhooks", &key, "");
+    assert_eq!(hooks["data"].as_array().unwrap().len(), 1, "{hooks}");
+
+    // Killing the CLI ends the session: the webhook goes, the waiting delivery is cancelled.
+    listen.kill().unwrap();
+    listen.wait().unwrap();
+    let d = settled(&waiting, "cancelled");
+    assert_eq!(d["cancel_reason"], "webhook_deleted", "{d}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, hooks) = http_json(port, "GET", "/v1/webhooks", &key, "");
+        if hooks["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session's webhook stayed: {hooks}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing more is made for it.
+    let (status, v) = http_json(
+        port,
+        "POST",
+        "/v1/events",
+        &key,
+        r#"{"event_type": "contact.created", "data": {"id": "c_3"}}"#,
+    );
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["delivery_ids"].as_array().unwrap().len(), 0, "{v}");
+    assert!(terminate(server).success());
+}
+
 /// The encryption key every node of a PostgreSQL test shares (PostgreSQL needs one configured).
 fn shared_encryption_key() -> String {
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

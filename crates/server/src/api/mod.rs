@@ -17,6 +17,7 @@ pub mod header_limits;
 mod health;
 mod jobs;
 mod keys;
+mod listen;
 pub mod openapi;
 mod portal;
 mod query;
@@ -45,6 +46,7 @@ pub fn router(hookline: Hookline) -> Router {
         .merge(keys::router())
         .merge(jobs::router())
         .merge(erasures::router())
+        .merge(listen::router())
         .merge(openapi::router())
         // Last, so it covers every route above: each takes exactly the query parameters it documents.
         .route_layer(axum::middleware::from_fn(query::strict_query));

@@ -56,6 +56,7 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         super::keys::list, super::keys::create, super::keys::revoke,
         super::jobs::list, super::jobs::fetch, super::jobs::cancel,
         super::erasures::create, super::erasures::list, super::erasures::fetch,
+        super::listen::listen, super::listen::report,
     ),
     components(
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
@@ -74,6 +75,7 @@ Every operation needs `Authorization: Bearer <API key>`; a key sees only its own
         (name = "tasks", description = "CRM tasks kept by Hookline."),
         (name = "jobs", description = "Background jobs (replays): progress, listing, cancel. A job survives restarts."),
         (name = "erasures", description = "Right to erasure: remove one record from every stored event, delivery log and stored answer, as a background job whose result is the audit entry (counts, never the data)."),
+        (name = "listen", description = "`hookline listen`: deliveries to a machine without a public URL, through a server-sent event stream and a temporary webhook."),
         (name = "api-keys", description = "The tenant's API keys: list, create (the key is shown once), revoke. A `read` key may only make GET requests."),
     ),
     modifiers(&BearerAuth, &CommonErrors),

@@ -27,6 +27,7 @@
 
 mod connect;
 mod error_kind;
+pub mod listen;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -167,6 +168,8 @@ struct Inner {
     body_cap: usize,
     user_agent: HeaderValue,
     client: Client<Connector, Full<Bytes>>,
+    /// Listen sessions connected to this node (`listen:` URLs).
+    listens: listen::ListenHub,
 }
 
 impl fmt::Debug for Sender {
@@ -227,19 +230,61 @@ impl Sender {
                 body_cap: cfg.body_cap,
                 user_agent,
                 client,
+                listens: listen::ListenHub::default(),
             }),
         })
+    }
+
+    /// This node's listen sessions (`hookline listen`).
+    pub fn listens(&self) -> &listen::ListenHub {
+        &self.inner.listens
     }
 
     /// One attempt. Never panics and returns within the configured timeout (plus scheduling
     /// slack); every failure is described in [`SendResult::error`].
     pub async fn send(&self, req: OutboundRequest) -> SendResult {
+        if let Some(session) = req.url.strip_prefix(listen::SCHEME) {
+            let session = session.to_string();
+            return self.send_to_session(&session, req).await;
+        }
         let start = Instant::now();
         let mut out = SendResult::empty();
         self.send_inner(req, start, &mut out).await;
         out.timings.total_ms = ms(start.elapsed());
         if let Some((kind, message)) = &out.error {
             tracing::debug!(kind = kind.as_str(), %message, "send failed");
+        }
+        out
+    }
+
+    /// A request to a listen session (`listen.rs`): its report becomes the result.
+    async fn send_to_session(&self, session: &str, req: OutboundRequest) -> SendResult {
+        let inner = &*self.inner;
+        let start = Instant::now();
+        let mut out = SendResult::empty();
+        let answer = inner
+            .listens
+            .send(session, req.headers, &req.body, inner.timeout)
+            .await;
+        out.timings.ttfb_ms = Some(ms(start.elapsed()));
+        out.timings.total_ms = ms(start.elapsed());
+        match answer {
+            listen::Answer::Answered(r) => {
+                out.status_code = r.status;
+                out.response_headers = r.headers;
+                let mut body = r.body;
+                if body.len() > inner.body_cap {
+                    let mut cut = inner.body_cap;
+                    while !body.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    body.truncate(cut);
+                    out.response_truncated = true;
+                }
+                out.response_body = body;
+            }
+            listen::Answer::Unreachable(m) => out.error = Some((ErrorKind::Connect, m)),
+            listen::Answer::TimedOut(m) => out.error = Some((ErrorKind::Timeout, m)),
         }
         out
     }

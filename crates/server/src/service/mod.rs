@@ -15,6 +15,7 @@ mod idempotency;
 mod jobs;
 mod keys;
 mod last_used;
+mod listen;
 mod ops;
 mod records;
 pub mod request;
@@ -32,6 +33,7 @@ pub use handle::Hookline;
 pub use handshake::{HandshakeInput, HandshakeView, ReceiverVerdict};
 pub use jobs::JobView;
 pub use keys::{ApiKeyInput, ApiKeyView, CreatedApiKey};
+pub use listen::{ListenGuard, ListenSession, ListenStart};
 pub use records::{
     parse_import, BulkDeleteView, EmittedEvent, ImportRow, ImportRowResult, ImportView, RecordView,
     WriteContext, WriteView,

@@ -379,12 +379,28 @@ impl Hookline {
     }
 
     async fn insert_webhook(&self, who: &Principal, input: WebhookInput) -> Result<WebhookView> {
+        self.insert_webhook_to(who, input, None).await
+    }
+
+    /// [`Self::insert_webhook`]; with `listen`, to that listen session (`listen:<id>`, no URL to
+    /// check: nothing is dialed) instead of `input.url`.
+    pub(super) async fn insert_webhook_to(
+        &self,
+        who: &Principal,
+        input: WebhookInput,
+        listen: Option<&str>,
+    ) -> Result<WebhookView> {
         who.require(Capability::Manage)?;
-        let url = input
-            .url
-            .as_deref()
-            .ok_or_else(|| Error::invalid("url", "required", "url is required"))?;
-        let url = self.check_url(url)?;
+        let url = match listen {
+            Some(session) => format!("{}{session}", crate::sender::listen::SCHEME),
+            None => {
+                let url = input
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| Error::invalid("url", "required", "url is required"))?;
+                self.check_url(url)?
+            }
+        };
         if input.events.is_none() {
             return Err(Error::invalid(
                 "events",
