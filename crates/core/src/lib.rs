@@ -23,6 +23,7 @@ pub mod formats;
 pub mod ids;
 pub mod jsjson;
 pub mod record;
+pub mod redact;
 pub mod retry;
 pub mod sealing;
 pub mod signing;

@@ -30,6 +30,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("brand", Kind::Str),
     ("allow_http", Kind::Bool),
     ("allow_targets", Kind::List),
+    ("log_redact", Kind::List),
     ("timeout", Kind::Str),
     ("retry_schedule", Kind::Str),
     ("retry_after_cap", Kind::Str),
@@ -77,6 +78,7 @@ struct RawConfig {
     brand: Option<String>,
     allow_http: Option<bool>,
     allow_targets: Option<Vec<String>>,
+    log_redact: Option<Vec<String>>,
     timeout: Option<String>,
     retry_schedule: Option<StringOrList>,
     retry_after_cap: Option<String>,
@@ -139,6 +141,9 @@ pub struct Config {
     /// `{Brand}` in `X-{Brand}-Event` / `X-{Brand}-Delivery-ID`.
     pub brand: String,
     pub url_policy: UrlPolicy,
+    /// Fields of an event's `data` kept out of the stored event (and so the log); receivers still
+    /// get them (`hookline_core::redact`).
+    pub log_redact: hookline_core::redact::Redaction,
     /// Whole-attempt timeout: connect + TLS + response headers + capped body.
     pub timeout: Duration,
     pub retry_schedule: RetrySchedule,
@@ -455,6 +460,9 @@ impl RawConfig {
                 IpCidr::parse(s).map_err(|e| ConfigError(format!("allow_targets: `{s}`: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let log_redact =
+            hookline_core::redact::Redaction::parse(&self.log_redact.unwrap_or_default())
+                .map_err(|e| ConfigError(format!("log_redact: {e}")))?;
         let retry_schedule = match self.retry_schedule {
             None => Ok(RetrySchedule::recommended()),
             Some(StringOrList::String(s)) => RetrySchedule::parse_list(&s),
@@ -557,6 +565,7 @@ impl RawConfig {
                 allow_http: self.allow_http.unwrap_or(false),
                 allow_targets,
             },
+            log_redact,
             timeout,
             retry_schedule,
             retry_after_cap: duration("retry_after_cap", self.retry_after_cap, "1h")?,

@@ -34,7 +34,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         // Refused before connecting: without the deployment's key nothing could be read.
         let keyring = Arc::new(encryption::keyring(config, None)?);
         let store = hookline_store::PostgresStore::connect(url, config.pg_pool_size).await?;
-        return Ok(Arc::new(store.with_keyring(keyring)));
+        return Ok(Arc::new(
+            store
+                .with_keyring(keyring)
+                .with_log_redact(config.log_redact.clone()),
+        ));
     }
     let path = SqliteStore::path_from_url(url).ok_or_else(|| {
         anyhow::anyhow!("database_url `{url}` is neither sqlite://FILE nor postgres://…")
@@ -46,7 +50,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     };
     let keyring = Arc::new(encryption::keyring(config, Some(&path))?);
     Ok(Arc::new(
-        SqliteStore::open(path, config.sqlite_readers, sync)?.with_keyring(keyring),
+        SqliteStore::open(path, config.sqlite_readers, sync)?
+            .with_keyring(keyring)
+            .with_log_redact(config.log_redact.clone()),
     ))
 }
 

@@ -20,6 +20,7 @@ mod jobs;
 mod model;
 mod pg_tls;
 mod postgres;
+mod redacted;
 mod sealed;
 mod shared;
 mod sqlite;

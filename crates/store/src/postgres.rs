@@ -29,6 +29,7 @@ use crate::model::{
     RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
 use crate::pg_tls::{MakeRustlsConnect, TlsSettings};
+use crate::redacted::{self, LogRedactor};
 use crate::sealed::{self, Reseal, ResealReport, SealedCols, Sealer};
 use crate::shared::{
     self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, GRANT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS,
@@ -69,6 +70,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0006_message_id_retention.sql"),
     include_str!("../migrations/postgres/0007_cancelled.sql"),
     include_str!("../migrations/postgres/0008_webhook_filter.sql"),
+    include_str!("../migrations/postgres/0009_event_redacted.sql"),
 ];
 /// Any fixed number: serialises migrations when several nodes start together.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
@@ -111,6 +113,8 @@ pub struct PostgresStore {
     inner: Arc<Inner>,
     /// Seals and opens webhook secrets (see `sealed.rs`); set by [`PostgresStore::with_keyring`].
     sealer: Sealer,
+    /// The fields `log_redact` keeps out of stored events (see `redacted.rs`).
+    log_redact: redacted::Paths,
 }
 
 struct Inner {
@@ -252,6 +256,12 @@ impl PostgresStore {
         self
     }
 
+    /// The fields kept out of stored events (`log_redact`, see `redacted.rs`).
+    pub fn with_log_redact(mut self, paths: hookline_core::redact::Redaction) -> Self {
+        self.log_redact = Arc::new(paths);
+        self
+    }
+
     /// Connects with `pool_size` connections at most and the default timeouts of [`PoolOptions`].
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self> {
         Self::connect_with(url, PoolOptions::new(pool_size)).await
@@ -313,6 +323,7 @@ impl PostgresStore {
                 wake: Arc::new(Notify::new()),
             }),
             sealer: Sealer::default(),
+            log_redact: Default::default(),
         };
         // The first connection says whether the URL works; a TLS failure names the settings.
         let context =
@@ -581,6 +592,7 @@ async fn fan_out<C: GenericClient>(
     tenant_id: TenantId,
     events: &[Event],
     max_deliveries: usize,
+    redact: Option<&LogRedactor<'_>>,
 ) -> Result<Vec<Published>> {
     let rows = c
         .query(
@@ -597,7 +609,7 @@ async fn fan_out<C: GenericClient>(
         })
         .collect::<Result<Vec<_>>>()?;
     let (published, deliveries) = fanout::plan(events, &subscribers, max_deliveries)?;
-    insert_events(c, events).await?;
+    insert_events(c, events, redact).await?;
     if !deliveries.is_empty() {
         let now = time::now();
         let ids: Vec<DeliveryId> = deliveries.iter().map(|d| d.id).collect();
@@ -627,11 +639,28 @@ async fn fan_out<C: GenericClient>(
     Ok(published)
 }
 
-async fn insert_events<C: GenericClient>(c: &C, events: &[Event]) -> Result<()> {
+/// Writes `events`, with the deployment's `log_redact` fields taken out when `redact` is given
+/// (see `redacted.rs`); operational events, which carry no CRM data, pass `None`.
+async fn insert_events<C: GenericClient>(
+    c: &C,
+    events: &[Event],
+    redact: Option<&LogRedactor<'_>>,
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    let mut sealed: Vec<Option<String>> = Vec::with_capacity(events.len());
+    let mut stored: Vec<std::borrow::Cow<'_, Event>> = Vec::with_capacity(events.len());
+    for e in events {
+        let (e, s) = match redact {
+            Some(r) => r.for_storage(e)?,
+            None => (std::borrow::Cow::Borrowed(e), None),
+        };
+        stored.push(e);
+        sealed.push(s);
+    }
+    let events: Vec<&Event> = stored.iter().map(|e| e.as_ref()).collect();
+    let col = |f: fn(&Event) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
     let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
     let tenants: Vec<TenantId> = events.iter().map(|e| e.tenant_id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -648,11 +677,12 @@ async fn insert_events<C: GenericClient>(c: &C, events: &[Event]) -> Result<()> 
     let batch = col(|e| e.batch.as_ref().map(|v| v.to_string()));
     c.execute(
         &format!(
-            "INSERT INTO events ({EVENT_COLS})
+            "INSERT INTO events ({EVENT_COLS}, redacted)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])"
+               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[],
+               $14::text[])"
         ),
-        &[&ids, &tenants, &types, &occurred, &source, &source_id, &actor, &etype, &eid, &data, &changes, &batch, &created],
+        &[&ids, &tenants, &types, &occurred, &source, &source_id, &actor, &etype, &eid, &data, &changes, &batch, &created, &sealed],
     )
     .await
     .map_err(pg_err)?;
@@ -780,7 +810,7 @@ async fn exhausted_of<C: GenericClient>(
     };
     if let Some(e) = health::exhausted_event(&f) {
         // An operational event to the tenant's own webhooks: never refused for its size.
-        fan_out(c, e.tenant_id, &[e], usize::MAX).await?;
+        fan_out(c, e.tenant_id, &[e], usize::MAX, None).await?;
     }
     Ok(())
 }
@@ -845,7 +875,7 @@ async fn apply_health<C: GenericClient>(
         };
         if let Some(e) = health::streak_event(&before, d, &stored, &policy, tenant_id, &name, &url)
         {
-            fan_out(c, tenant_id, &[e], usize::MAX).await?;
+            fan_out(c, tenant_id, &[e], usize::MAX, None).await?;
         }
         return Ok(());
     };
@@ -871,6 +901,7 @@ async fn apply_health<C: GenericClient>(
         )],
         // An operational event to the tenant's own webhooks: never refused for its size.
         usize::MAX,
+        None,
     )
     .await?;
     Ok(())
@@ -1467,7 +1498,11 @@ impl Store for PostgresStore {
                 };
             }
         }
-        let published = fan_out(&tx, tenant_id, &events, max_deliveries).await?;
+        let redact = LogRedactor {
+            paths: &self.log_redact,
+            sealer: &self.sealer,
+        };
+        let published = fan_out(&tx, tenant_id, &events, max_deliveries, Some(&redact)).await?;
         if let Some((key, _)) = &idempotency {
             let response = serde_json::to_string(&published).map_err(bad_json)?;
             tx.execute(
@@ -1526,7 +1561,11 @@ impl Store for PostgresStore {
         shared::storable_attempt(&mut attempt);
         let mut c = self.conn().await?;
         let tx = begin(&mut c).await?;
-        insert_events(&tx, std::slice::from_ref(&event)).await?;
+        let redact = LogRedactor {
+            paths: &self.log_redact,
+            sealer: &self.sealer,
+        };
+        insert_events(&tx, std::slice::from_ref(&event), Some(&redact)).await?;
         let now = time::now();
         let a = &attempt;
         tx.execute(
@@ -1806,13 +1845,19 @@ impl Store for PostgresStore {
         }
         for r in tx
             .query(
-                &format!("SELECT {EVENT_COLS} FROM events WHERE id = ANY($1)"),
+                &format!("SELECT {EVENT_COLS}, redacted FROM events WHERE id = ANY($1)"),
                 &[&eids],
             )
             .await
             .map_err(pg_err)?
         {
-            let e = event_row(&r)?;
+            let mut e = event_row(&r)?;
+            // For sending: the receiver gets the fields the log doesn't keep.
+            LogRedactor {
+                paths: &self.log_redact,
+                sealer: &self.sealer,
+            }
+            .restore(&mut e, r.get::<_, Option<&str>>(13));
             claim.events.insert(e.id, Arc::new(e));
         }
         for r in tx
@@ -2195,6 +2240,9 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(pg_err)?;
+        c.execute(redacted::DROP_SPENT_SQL, &[])
+            .await
+            .map_err(pg_err)?;
         Ok(pruned)
     }
 
@@ -2288,7 +2336,18 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
         }
-        let published = fan_out(&tx, tenant_id, &plan.events, plan.max_deliveries).await?;
+        let redact = LogRedactor {
+            paths: &self.log_redact,
+            sealer: &self.sealer,
+        };
+        let published = fan_out(
+            &tx,
+            tenant_id,
+            &plan.events,
+            plan.max_deliveries,
+            Some(&redact),
+        )
+        .await?;
         if let Some(step) = &plan.job {
             let moved = tx
                 .execute(
@@ -2924,8 +2983,9 @@ impl Store for PostgresStore {
                         (ids, true)
                     }
                     Verdict::Rewrite { data, removed } => {
+                        // The sealed `log_redact` copy points into the old positions: it goes.
                         tx.execute(
-                            "UPDATE events SET data = $2 WHERE id = $1",
+                            "UPDATE events SET data = $2, redacted = NULL WHERE id = $1",
                             &[&event_id, &serde_json::to_string(&data).map_err(bad_json)?],
                         )
                         .await

@@ -131,6 +131,18 @@ impl Sealer {
             .map_err(|e| explain(id, column, e))
     }
 
+    /// `text` sealed for column `what` of row `id` (an event's redacted values).
+    pub fn seal_text(&self, what: &str, id: &str, text: &str) -> Result<String> {
+        Ok(self.ring()?.seal(text, &format!("hookline {what} {id}")))
+    }
+
+    /// What [`Self::seal_text`] sealed.
+    pub fn open_text(&self, what: &str, id: &str, stored: &str) -> Result<String> {
+        self.ring()?
+            .open(stored, &format!("hookline {what} {id}"))
+            .map_err(|e| StoreError::Internal(format!("{what} of {id}: can't decrypt: {e}")))
+    }
+
     /// The sealed columns of `w` as they are written.
     pub fn seal(
         &self,

@@ -20,6 +20,7 @@ use crate::model::{
     KeyRevokeCheck, PlanFn, PortalGrant, Pruned, PublishOutcome, Published, RecordFilter,
     RecordRow, ReplayFilter, Tenant, Webhook, WebhookEdit, WebhookFilter, WebhookHour,
 };
+use crate::redacted::{self, LogRedactor};
 use crate::sealed::{self, RawWebhook, Reseal, ResealReport, SealedCols, Sealer};
 use crate::shared::{
     self, ATTEMPT_COLS, DELIVERY_COLS, EVENT_COLS, GRANT_COLS, KEY_COLS, PRUNE_CHUNK, RECORD_COLS,
@@ -52,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_message_id_retention.sql"),
     include_str!("../migrations/sqlite/0007_cancelled.sql"),
     include_str!("../migrations/sqlite/0008_webhook_filter.sql"),
+    include_str!("../migrations/sqlite/0009_event_redacted.sql"),
 ];
 
 /// Most write jobs folded into one transaction.
@@ -117,6 +119,8 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
     /// Seals and opens webhook secrets (see `sealed.rs`); set by [`SqliteStore::with_keyring`].
     sealer: Sealer,
+    /// The fields `log_redact` keeps out of stored events (see `redacted.rs`).
+    log_redact: redacted::Paths,
 }
 
 struct Inner {
@@ -191,7 +195,14 @@ impl SqliteStore {
                 readers: Mutex::new(reader_conns),
             }),
             sealer: Sealer::default(),
+            log_redact: Default::default(),
         })
+    }
+
+    /// The fields kept out of stored events (`log_redact`, see `redacted.rs`).
+    pub fn with_log_redact(mut self, paths: hookline_core::redact::Redaction) -> Self {
+        self.log_redact = Arc::new(paths);
+        self
     }
 
     /// The keys webhook secrets and header values are sealed under (see `sealed.rs`). Without one
@@ -542,8 +553,9 @@ fn erasure_step(
                 step.events_dropped += 1;
             }
             Verdict::Rewrite { data, removed } => {
+                // The sealed `log_redact` copy points into the old positions: it goes too.
                 c.execute(
-                    "UPDATE events SET data = ?2 WHERE id = ?1",
+                    "UPDATE events SET data = ?2, redacted = NULL WHERE id = ?1",
                     params![event_id, serde_json::to_string(&data)?],
                 )?;
                 let items: Vec<(DeliveryId, i64)> = c
@@ -825,9 +837,15 @@ fn event_row(r: &Row) -> rusqlite::Result<Event> {
     })
 }
 
-fn insert_event(c: &Connection, e: &Event) -> Result<()> {
+/// Writes `e`, with the deployment's `log_redact` fields taken out when `redact` is given (see
+/// `redacted.rs`); operational events, which carry no CRM data, pass `None`.
+fn insert_event(c: &Connection, e: &Event, redact: Option<&LogRedactor>) -> Result<()> {
+    let (e, sealed) = match redact {
+        Some(r) => r.for_storage(e)?,
+        None => (std::borrow::Cow::Borrowed(e), None),
+    };
     c.prepare_cached(&format!(
-        "INSERT INTO events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        "INSERT INTO events ({EVENT_COLS}, redacted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?
     .execute(params![
         e.id,
@@ -842,7 +860,8 @@ fn insert_event(c: &Connection, e: &Event) -> Result<()> {
         e.data.to_string(),
         e.changes.as_ref().map(|v| v.to_string()),
         e.batch.as_ref().map(|v| v.to_string()),
-        time::format(&e.created_at)
+        time::format(&e.created_at),
+        sealed
     ])?;
     Ok(())
 }
@@ -854,6 +873,7 @@ fn fan_out(
     tenant_id: TenantId,
     events: &[Event],
     max_deliveries: usize,
+    redact: Option<&LogRedactor>,
 ) -> Result<Vec<Published>> {
     let subscribers = c
         .prepare_cached("SELECT id, events, format, ordering, filter FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
@@ -866,7 +886,7 @@ fn fan_out(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let (published, rows) = fanout::plan(events, &subscribers, max_deliveries)?;
     for e in events {
-        insert_event(c, e)?;
+        insert_event(c, e, redact)?;
     }
     let now = time::format(&time::steady_now());
     let mut insert = c.prepare_cached(
@@ -1135,7 +1155,7 @@ fn exhausted_of(c: &Connection, id: DeliveryId, last_error_kind: Option<String>)
         .optional()?;
     if let Some(e) = f.as_ref().and_then(health::exhausted_event) {
         // An operational event to the tenant's own webhooks: never refused for its size.
-        fan_out(c, e.tenant_id, &[e], usize::MAX)?;
+        fan_out(c, e.tenant_id, &[e], usize::MAX, None)?;
     }
     Ok(())
 }
@@ -1190,7 +1210,7 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         };
         if let Some(e) = health::streak_event(&before, d, &stored, &policy, tenant_id, &name, &url)
         {
-            fan_out(c, tenant_id, &[e], usize::MAX)?;
+            fan_out(c, tenant_id, &[e], usize::MAX, None)?;
         }
         return Ok(());
     };
@@ -1213,6 +1233,7 @@ fn apply_health(c: &Connection, d: &HealthDelta, policy: DisablePolicy) -> Resul
         )],
         // An operational event to the tenant's own webhooks: never refused for its size.
         usize::MAX,
+        None,
     )?;
     Ok(())
 }
@@ -1670,6 +1691,7 @@ impl Store for SqliteStore {
         idempotency: Option<(String, String)>,
         max_deliveries: usize,
     ) -> Result<PublishOutcome> {
+        let (paths, sealer) = (self.log_redact.clone(), self.sealer.clone());
         self.write(move |c| {
             if let Some((key, hash)) = &idempotency {
                 let seen: Option<(String, String)> = c
@@ -1687,7 +1709,11 @@ impl Store for SqliteStore {
                     });
                 }
             }
-            let published = fan_out(c, tenant_id, &events, max_deliveries)?;
+            let redact = LogRedactor {
+                paths: &paths,
+                sealer: &sealer,
+            };
+            let published = fan_out(c, tenant_id, &events, max_deliveries, Some(&redact))?;
             if let Some((key, hash)) = &idempotency {
                 c.execute(
                     "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created_at)
@@ -1754,8 +1780,13 @@ impl Store for SqliteStore {
         status: DeliveryStatus,
     ) -> Result<()> {
         shared::storable_attempt(&mut attempt);
+        let (paths, sealer) = (self.log_redact.clone(), self.sealer.clone());
         self.write(move |c| {
-            insert_event(c, &event)?;
+            let redact = LogRedactor {
+                paths: &paths,
+                sealer: &sealer,
+            };
+            insert_event(c, &event, Some(&redact))?;
             let now = time::format(&time::steady_now());
             c.execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
@@ -1783,7 +1814,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
-        let sealer = self.sealer.clone();
+        let (sealer, log_redact) = (self.sealer.clone(), self.log_redact.clone());
         self.write_relaxed(move |c| {
             let token = LeaseToken::new();
             let now = time::steady_now();
@@ -1915,9 +1946,17 @@ impl Store for SqliteStore {
                 if req.known_events.contains(&d.event_id) {
                     // The node has it already.
                 } else if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
-                    let e = c
-                        .prepare_cached(&format!("SELECT {EVENT_COLS} FROM events WHERE id = ?1"))?
-                        .query_row([d.event_id], event_row)?;
+                    let (mut e, sealed) = c
+                        .prepare_cached(&format!(
+                            "SELECT {EVENT_COLS}, redacted FROM events WHERE id = ?1"
+                        ))?
+                        .query_row([d.event_id], |r| Ok((event_row(r)?, r.get::<_, Option<String>>(13)?)))?;
+                    // For sending: the receiver gets the fields the log doesn't keep.
+                    LogRedactor {
+                        paths: &log_redact,
+                        sealer: &sealer,
+                    }
+                    .restore(&mut e, sealed.as_deref());
                     slot.insert(Arc::new(e));
                 }
                 if let Entry::Vacant(slot) = claim.tenants.entry(d.tenant_id) {
@@ -2222,6 +2261,7 @@ impl Store for SqliteStore {
                 "DELETE FROM idempotency_keys WHERE created_at < ?1",
                 [time::format(&keys_before)],
             )?;
+            c.execute(redacted::DROP_SPENT_SQL, [])?;
             Ok(())
         })
         .await?;
@@ -2253,6 +2293,7 @@ impl Store for SqliteStore {
         plan: PlanFn,
     ) -> Result<(Vec<Published>, Vec<RecordRow>)> {
         let kind = kind.to_string();
+        let (paths, sealer) = (self.log_redact.clone(), self.sealer.clone());
         self.write(move |c| {
             let mut rows = Vec::with_capacity(ids.len());
             {
@@ -2283,7 +2324,17 @@ impl Store for SqliteStore {
                     delete.execute(params![tenant_id, kind, id])?;
                 }
             }
-            let published = fan_out(c, tenant_id, &plan.events, plan.max_deliveries)?;
+            let redact = LogRedactor {
+                paths: &paths,
+                sealer: &sealer,
+            };
+            let published = fan_out(
+                c,
+                tenant_id,
+                &plan.events,
+                plan.max_deliveries,
+                Some(&redact),
+            )?;
             if let Some(step) = &plan.job {
                 let moved = c
                     .prepare_cached(&jobs::advance_sql(|i| format!("?{i}")))?

@@ -43,7 +43,7 @@ impl Hookline {
     }
 
     /// Tells the dispatcher that stored events changed under it (see `events_changed`).
-    pub(crate) fn forget_cached_events(&self) {
+    pub fn forget_cached_events(&self) {
         self.events_changed
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }

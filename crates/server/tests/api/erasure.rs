@@ -281,3 +281,119 @@ async fn an_erasure_request_is_checked_and_needs_a_full_key() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
+
+/// `log_redact`: the named fields never reach the stored event (nor `changes`), receivers get
+/// them on every attempt while a delivery may still be sent, and the sealed copy goes with the
+/// last of them.
+#[tokio::test]
+async fn log_redact_keeps_fields_out_of_the_log_but_not_from_receivers() {
+    let mut config = local_receivers();
+    config.push((
+        "log_redact",
+        "data.primary_email,data.emails[*].value".into(),
+    ));
+    let app = spawn_app_with(&config).await;
+    let rx = Receiver::start().await;
+    app.create(json!({"url": rx.url, "events": ["contact.*"]}))
+        .await;
+    const EMAIL: &str = "hedda.q@example.org";
+    const NEW_EMAIL: &str = "hedda.new@example.org";
+    let (s, created) = app
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(json!({"first_name": "Hedda", "primary_email": EMAIL,
+                        "emails": [{"label": "Work", "value": EMAIL}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["data"]["id"].as_str().unwrap().to_string();
+    // The first try of the creation fails: its retry must still carry the email.
+    rx.then(Reply::status(503));
+    app.dispatcher.drain().await.unwrap();
+    let (s, updated) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/contacts/{id}"),
+            Some(json!({"primary_email": NEW_EMAIL})),
+        )
+        .await;
+    assert!(s.is_success(), "{updated}");
+    app.dispatcher.drain().await.unwrap();
+
+    // Stored and shown redacted: data and changes.
+    let (_, events) = app.call(Method::GET, "/v1/events", None).await;
+    let events: Vec<Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entity_type"] == "contact")
+        .cloned()
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let update = &events[0];
+    assert_eq!(update["data"]["primary_email"], "[redacted]", "{update}");
+    assert_eq!(update["changes"]["primary_email"]["previous"], "[redacted]");
+    assert_eq!(update["changes"]["primary_email"]["current"], "[redacted]");
+    assert_eq!(events[1]["data"]["emails"][0]["value"], "[redacted]");
+    assert_eq!(events[1]["data"]["emails"][0]["label"], "Work");
+    let url = app.database_url();
+    for needle in [EMAIL, NEW_EMAIL] {
+        // Only the contact itself holds it (the CRM record is not a log).
+        assert_eq!(
+            hookline_store::testing::tables_holding(&url, needle).await,
+            ["entities"],
+            "{needle}"
+        );
+    }
+
+    // A retention pass keeps the copy of the event whose delivery still waits for its retry...
+    let long_ago = hookline_core::time::now() - chrono::Duration::days(3650);
+    app.hookline.store.prune(long_ago, long_ago).await.unwrap();
+    app.hookline
+        .store
+        .travel(std::time::Duration::from_secs(400))
+        .await
+        .unwrap();
+    app.dispatcher.run_once().await.unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 3, "503, then the update, then the retry");
+    let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
+    assert!(
+        bodies.iter().all(|b| !b.to_string().contains("[redacted]")),
+        "{bodies:?}"
+    );
+    // The retried creation carries the email (twice: primary and in `emails`); the update, the
+    // new one and, in its changes, the old one.
+    assert_eq!(
+        bodies[2].to_string().matches(EMAIL).count(),
+        2,
+        "{}",
+        bodies[2]
+    );
+    assert!(bodies[1].to_string().contains(NEW_EMAIL), "{}", bodies[1]);
+    assert!(bodies[1].to_string().contains(EMAIL), "{}", bodies[1]);
+
+    // ...and drops both once nothing may be sent: a resend now carries the redacted text.
+    app.hookline.store.prune(long_ago, long_ago).await.unwrap();
+    let (_, deliveries) = app.call(Method::GET, "/v1/deliveries", None).await;
+    let first = deliveries["data"][0]["id"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .call(
+            Method::POST,
+            &format!("/v1/deliveries/{first}/resend"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // (The node's own cache of recent events would still hold the full copy for a moment.)
+    app.hookline.forget_cached_events();
+    app.dispatcher.drain().await.unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 4);
+    let resent = got[3].json().to_string();
+    assert!(
+        resent.contains("[redacted]") && !resent.contains(EMAIL) && !resent.contains(NEW_EMAIL),
+        "{resent}"
+    );
+}
