@@ -124,6 +124,22 @@ impl App {
         } else {
             (None, None, None)
         };
+        // `hookline listen` sessions: this node's heartbeat, and the webhooks of sessions whose
+        // node is gone deleted (on API nodes, where sessions are held).
+        let keeper = roles.api.then(|| {
+            let (h, shutdown) = (self.hookline.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = h.sweep_listen_sessions(service::LISTEN_STALE).await {
+                        tracing::warn!(error = %e, "listen session housekeeping failed");
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(service::LISTEN_HEARTBEAT) => {}
+                    }
+                }
+            })
+        });
         // A store that can never work again (the SQLite writer thread is gone) stops the process
         // with an error, so a supervisor restarts it instead of it answering 503 forever.
         let broken = tokio::spawn({
@@ -153,7 +169,7 @@ impl App {
         )
         .await;
         shutdown.cancel();
-        for task in [worker, pruner, runner].into_iter().flatten() {
+        for task in [worker, pruner, runner, keeper].into_iter().flatten() {
             let _ = task.await;
         }
         http?;

@@ -107,6 +107,12 @@ pub trait Store: Send + Sync + 'static {
     /// the same way (`webhook_disabled`, or `endpoint_gone` after a 410). False when it doesn't
     /// exist (or was deleted already).
     async fn delete_webhook(&self, tenant_id: TenantId, id: WebhookId) -> Result<bool>;
+    /// Marks webhooks as alive now (`updated_at`): the heartbeat of `hookline listen` sessions'
+    /// temporary webhooks, held by the node that calls it.
+    async fn touch_webhooks(&self, ids: Vec<WebhookId>) -> Result<()>;
+    /// Listen sessions' webhooks (URL `listen:…`, not deleted) whose heartbeat is older than
+    /// `stale`: their node is gone. Not tenant-scoped (a node's housekeeping).
+    async fn stale_listen_webhooks(&self, stale: Duration) -> Result<Vec<(TenantId, WebhookId)>>;
     /// Whether a webhook may send now (enabled and not deleted); false for an unknown one. The
     /// dispatcher's re-check just before a send; not tenant-scoped (workers serve every tenant).
     async fn webhook_live(&self, id: WebhookId) -> Result<bool>;

@@ -1398,6 +1398,38 @@ impl Store for PostgresStore {
         Ok(n == 1)
     }
 
+    async fn touch_webhooks(&self, ids: Vec<WebhookId>) -> Result<()> {
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE webhooks SET updated_at = now() WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn stale_listen_webhooks(&self, stale: Duration) -> Result<Vec<(TenantId, WebhookId)>> {
+        Ok(self
+            .conn()
+            .await?
+            .query(
+                &format!(
+                    "SELECT tenant_id, id FROM webhooks
+                      WHERE url LIKE 'listen:%'
+                        AND updated_at < now() - $1::bigint * interval '1 millisecond' AND {}",
+                    shared::NOT_DELETED
+                ),
+                &[&shared::millis(stale)],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     async fn webhook_live(&self, id: WebhookId) -> Result<bool> {
         let row = self
             .conn()

@@ -1636,6 +1636,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn touch_webhooks(&self, ids: Vec<WebhookId>) -> Result<()> {
+        self.write_relaxed(move |c| {
+            let now = time::format(&time::steady_now());
+            let mut touch =
+                c.prepare_cached("UPDATE webhooks SET updated_at = ?2 WHERE id = ?1")?;
+            for id in &ids {
+                touch.execute(params![id, now])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stale_listen_webhooks(&self, stale: Duration) -> Result<Vec<(TenantId, WebhookId)>> {
+        let cutoff = time::format(&(time::steady_now() - time::span(stale)));
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT tenant_id, id FROM webhooks
+                      WHERE url LIKE 'listen:%' AND updated_at < ?1 AND {}",
+                shared::NOT_DELETED
+            ))?
+            .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     async fn webhook_live(&self, id: WebhookId) -> Result<bool> {
         self.read(move |c| {
             Ok(c.prepare_cached(&shared::webhook_live_sql("?1"))?

@@ -53,6 +53,8 @@ pub struct ListenReport {
 
 struct Session {
     tenant: uuid::Uuid,
+    /// Its temporary webhook, once made.
+    webhook: Option<uuid::Uuid>,
     stream: mpsc::Sender<ListenRequest>,
     waiting: HashMap<String, oneshot::Sender<ListenReport>>,
 }
@@ -77,11 +79,24 @@ impl ListenHub {
             id.to_string(),
             Session {
                 tenant,
+                webhook: None,
                 stream: tx,
                 waiting: HashMap::new(),
             },
         );
         rx
+    }
+
+    /// Notes the temporary webhook of session `id` (see [`Self::webhooks`]).
+    pub fn attach(&self, id: &str, webhook: uuid::Uuid) {
+        if let Some(s) = self.lock().get_mut(id) {
+            s.webhook = Some(webhook);
+        }
+    }
+
+    /// The webhooks of the sessions open on this node: their heartbeat.
+    pub fn webhooks(&self) -> Vec<uuid::Uuid> {
+        self.lock().values().filter_map(|s| s.webhook).collect()
     }
 
     /// Closes a session: requests waiting for a report fail at once.

@@ -17,6 +17,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
+/// How often a node marks its listen sessions alive and looks for abandoned ones.
+pub const LISTEN_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A session's webhook without a heartbeat for this long belongs to a node that is gone.
+pub const LISTEN_STALE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The first message of a session: what the CLI prints.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListenStart {
@@ -45,8 +50,8 @@ impl Drop for ListenGuard {
     fn drop(&mut self) {
         self.hookline.sender.listens().close(&self.session);
         let (h, who, id) = (self.hookline.clone(), self.who.clone(), self.webhook);
-        // Drop can't wait: the deletion runs on the runtime. (If the node stops first, the webhook
-        // stays; its deliveries fail with `connect` errors until it is deleted by hand.)
+        // Drop can't wait: the deletion runs on the runtime. (If the node stops first, another
+        // node's sweep, or this one's after a restart, deletes it: `sweep_listen_sessions`.)
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 if let Err(e) = h.delete_webhook(&who, id).await {
@@ -85,6 +90,7 @@ impl Hookline {
                 return Err(e);
             }
         };
+        self.sender.listens().attach(&session, webhook.id);
         tracing::info!(%session, webhook_id = %webhook.id, "listen session opened");
         let guard = ListenGuard {
             hookline: self.clone(),
@@ -97,6 +103,27 @@ impl Hookline {
             requests,
             guard,
         })
+    }
+
+    /// Housekeeping, every [`LISTEN_HEARTBEAT`] on API nodes: marks this node's sessions alive,
+    /// then deletes the webhooks of sessions whose node stopped without ending them (no heartbeat
+    /// for `stale`): their queued deliveries end `cancelled`. Returns how many it deleted.
+    pub async fn sweep_listen_sessions(&self, stale: std::time::Duration) -> Result<usize> {
+        let mine = self.sender.listens().webhooks();
+        self.store
+            .touch_webhooks(mine.iter().map(|&w| WebhookId::from(w)).collect())
+            .await?;
+        let mut deleted = 0;
+        for (tenant, id) in self.store.stale_listen_webhooks(stale).await? {
+            if mine.contains(&id.into()) {
+                continue;
+            }
+            if self.store.delete_webhook(tenant, id).await? {
+                tracing::info!(webhook_id = %id, "deleted the webhook of a listen session whose node is gone");
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Takes the CLI's report of what the local receiver answered to one request.

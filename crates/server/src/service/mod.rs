@@ -33,7 +33,7 @@ pub use handle::Hookline;
 pub use handshake::{HandshakeInput, HandshakeView, ReceiverVerdict};
 pub use jobs::JobView;
 pub use keys::{ApiKeyInput, ApiKeyView, CreatedApiKey};
-pub use listen::{ListenGuard, ListenSession, ListenStart};
+pub use listen::{ListenGuard, ListenSession, ListenStart, LISTEN_HEARTBEAT, LISTEN_STALE};
 pub use records::{
     parse_import, BulkDeleteView, EmittedEvent, ImportRow, ImportRowResult, ImportView, RecordView,
     WriteContext, WriteView,

@@ -9,6 +9,7 @@ mod erasure;
 mod filters;
 mod isolation;
 mod keys;
+mod listen;
 mod mcp;
 mod openapi;
 mod ops;
