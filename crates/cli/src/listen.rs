@@ -42,7 +42,9 @@ pub async fn run(api: Api, args: Listen, as_json: bool) -> anyhow::Result<()> {
     let mut resp = api.open_stream(&["v1", "listen"], &query).await?;
     let api = Arc::new(api);
     let mut session = String::new();
-    let mut buf = String::new();
+    // Raw bytes until a whole event is in: a character split between two chunks must not be
+    // decoded half by half (the body is signed byte for byte).
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         let chunk = resp
             .chunk()
@@ -51,9 +53,11 @@ pub async fn run(api: Api, args: Listen, as_json: bool) -> anyhow::Result<()> {
         let Some(chunk) = chunk else {
             anyhow::bail!("the deployment ended the listen session");
         };
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
+        buf.extend_from_slice(&chunk);
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let raw: Vec<u8> = buf.drain(..end + 2).collect();
+            let block = String::from_utf8(raw)
+                .map_err(|_| anyhow::anyhow!("the deployment sent an event that isn't UTF-8"))?;
             let (mut event, mut data) = (String::new(), String::new());
             for line in block.lines() {
                 if let Some(v) = line.strip_prefix("event:") {

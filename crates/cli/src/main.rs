@@ -161,7 +161,7 @@ enum Command {
         /// Event names or patterns, comma-separated.
         #[arg(long, default_value = "*")]
         events: String,
-        /// The wire format: envelope (default), flat, entity or contacts_list.
+        /// The wire format: envelope (default), flat, entity or contacts-list.
         #[arg(long)]
         format: Option<String>,
         /// Where to send each delivery, e.g. http://localhost:3000/hook.

@@ -46,9 +46,14 @@ impl Redaction {
     pub fn apply(&self, data: &mut Value, changes: &mut Option<Value>) -> Option<Value> {
         let (mut from_data, mut from_changes) = (Vec::new(), Vec::new());
         for path in &self.paths {
+            // `data[*].x` and `data.x` mean the same: the field of each object of a batch, or of
+            // the one object of any other event.
+            let path: &[Seg] = match path.split_first() {
+                Some((Seg::Each, rest)) => rest,
+                _ => path,
+            };
             match data {
-                // A batch: each object on its own (`data[*].x` and `data.x` mean the same).
-                Value::Array(items) if !matches!(path.first(), Some(Seg::Each)) => {
+                Value::Array(items) => {
                     for (i, item) in items.iter_mut().enumerate() {
                         take(item, path, &format!("/{i}"), &mut from_data);
                     }
@@ -242,5 +247,22 @@ mod tests {
             assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
         }
         assert!(Redaction::parse(&["data[*].email", "data.a-b_c.d[*]"]).is_ok());
+    }
+
+    #[test]
+    fn a_leading_each_means_every_object_of_a_batch_or_the_one_object() {
+        let red = r(&["data[*].primary_email"]);
+        let mut one = json!({"id": "1", "primary_email": "a@x.com"});
+        let mut changes =
+            Some(json!({"primary_email": {"previous": "o@x.com", "current": "a@x.com"}}));
+        assert!(red.apply(&mut one, &mut changes).is_some());
+        assert_eq!(one["primary_email"], MARK);
+        assert_eq!(changes.unwrap()["primary_email"]["previous"], MARK);
+        let mut batch = json!([{"primary_email": "a@x.com"}, {"primary_email": "b@x.com"}]);
+        red.apply(&mut batch, &mut None).unwrap();
+        assert_eq!(
+            batch,
+            json!([{"primary_email": MARK}, {"primary_email": MARK}])
+        );
     }
 }

@@ -36,9 +36,6 @@ const CLAIM_BATCH: usize = 512;
 const QUEUE_AHEAD: usize = 16;
 /// Events kept from recent claims (see `Inner::recent_events`).
 const RECENT_EVENTS: usize = 8;
-/// How long an event is kept from a claim: an erasure on another node rewrites stored events
-/// without telling this one, so an old copy must not outlive a few claims.
-const RECENT_EVENT_TTL: Duration = Duration::from_secs(2);
 /// Most results taken from the channel at once.
 const RESULT_BATCH: usize = 1024;
 /// Most results committed in one transaction.
@@ -70,8 +67,9 @@ struct Inner {
     /// The events of the latest claims, newest first: a claim doesn't read an event again that
     /// this node holds (one 50,000-object event would otherwise be read and parsed again for every
     /// claim of ten of its deliveries).
-    /// Each with when it was read, and the whole list with the `Hookline::events_changed` it
-    /// was read under: an erasure on this node empties it, one elsewhere ages it out.
+    /// Each with the stored revision it was read at: the claim reads an event again when an
+    /// erasure (on any node) rewrote it since. An erasure on this node also empties the list
+    /// (`Hookline::events_changed`), so nothing waits for a claim to notice.
     recent_events: Mutex<RecentEvents>,
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<WebhookId, Arc<RateLimiter>>>,
@@ -91,7 +89,8 @@ struct Inner {
 /// See `Inner::recent_events`.
 #[derive(Default)]
 struct RecentEvents {
-    events: std::collections::VecDeque<(Arc<Event>, Instant)>,
+    /// Newest first, each with the stored revision it was read at.
+    events: std::collections::VecDeque<(Arc<Event>, i64)>,
     generation: u64,
 }
 
@@ -259,10 +258,7 @@ impl Dispatcher {
                 recent.events.clear();
                 recent.generation = changed;
             }
-            recent
-                .events
-                .retain(|(_, read)| read.elapsed() < RECENT_EVENT_TTL);
-            recent.events.iter().map(|(e, _)| e.id).collect()
+            recent.events.iter().map(|(e, rev)| (e.id, *rev)).collect()
         };
         // A check counts from when it started: a claim that read the webhook before a 410 was
         // committed must not overwrite the "gone" that came after its read (see `note_live`).
@@ -291,10 +287,10 @@ impl Dispatcher {
                 .recent_events
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let read = Instant::now();
             for e in claim.events.values() {
+                let revision = claim.revisions.get(&e.id).copied().unwrap_or_default();
                 recent.events.retain(|(r, _)| r.id != e.id);
-                recent.events.push_front((e.clone(), read));
+                recent.events.push_front((e.clone(), revision));
             }
             recent.events.truncate(RECENT_EVENTS);
             recent.events.clone()

@@ -312,6 +312,8 @@ pub struct Claim {
     pub deliveries: Vec<ClaimedDelivery>,
     pub webhooks: std::collections::HashMap<WebhookId, std::sync::Arc<Webhook>>,
     pub events: std::collections::HashMap<EventId, std::sync::Arc<Event>>,
+    /// The stored revision of each of `events` (bumped when an erasure rewrites one).
+    pub revisions: std::collections::HashMap<EventId, i64>,
     pub tenants: std::collections::HashMap<TenantId, String>,
 }
 
@@ -419,9 +421,10 @@ pub struct ClaimRequest {
     pub busy: std::collections::HashMap<WebhookId, usize>,
     pub busy_tenants: std::collections::HashMap<TenantId, usize>,
     pub round: u64,
-    /// Events the claiming node already holds: not read again (a 50,000-object batch event would
-    /// otherwise be read and parsed again for every claim of its deliveries).
-    pub known_events: std::collections::HashSet<EventId>,
+    /// Events the claiming node already holds, with the revision it holds: not read again unless
+    /// the stored one was rewritten since (a 50,000-object batch event would otherwise be read and
+    /// parsed again for every claim of its deliveries).
+    pub known_events: std::collections::HashMap<EventId, i64>,
     /// How many attempts a delivery gets when its webhook has no schedule of its own (the
     /// configured default's `max_attempts`): a reclaimed lease counts as an attempt, and a
     /// delivery whose last allowed attempt was abandoned ends `failed` instead of being claimed.

@@ -1849,16 +1849,38 @@ impl Store for PostgresStore {
             v
         }
         let ds = &claim.deliveries;
-        let (wids, eids, tids) = (
+        let (wids, mut eids, tids) = (
             uniq(ds.iter().map(|d| d.webhook_id).collect()),
             uniq(
                 ds.iter()
                     .map(|d| d.event_id)
-                    .filter(|e| !req.known_events.contains(e))
+                    .filter(|e| !req.known_events.contains_key(e))
                     .collect(),
             ),
             uniq(ds.iter().map(|d| d.tenant_id).collect()),
         );
+        // An event the node holds is read again only if it was rewritten since.
+        let held: Vec<EventId> = uniq(
+            ds.iter()
+                .map(|d| d.event_id)
+                .filter(|e| req.known_events.contains_key(e))
+                .collect(),
+        );
+        if !held.is_empty() {
+            for r in tx
+                .query(
+                    "SELECT id, revision FROM events WHERE id = ANY($1)",
+                    &[&held],
+                )
+                .await
+                .map_err(pg_err)?
+            {
+                let (id, revision): (EventId, i64) = (r.get(0), r.get(1));
+                if req.known_events.get(&id) != Some(&revision) {
+                    eids.push(id);
+                }
+            }
+        }
         for r in tx
             .query(
                 &format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ANY($1)"),
@@ -1877,13 +1899,14 @@ impl Store for PostgresStore {
         }
         for r in tx
             .query(
-                &format!("SELECT {EVENT_COLS}, redacted FROM events WHERE id = ANY($1)"),
+                &format!("SELECT {EVENT_COLS}, redacted, revision FROM events WHERE id = ANY($1)"),
                 &[&eids],
             )
             .await
             .map_err(pg_err)?
         {
             let mut e = event_row(&r)?;
+            claim.revisions.insert(e.id, r.get(14));
             // For sending: the receiver gets the fields the log doesn't keep.
             LogRedactor {
                 paths: &self.log_redact,
@@ -3016,8 +3039,10 @@ impl Store for PostgresStore {
                     }
                     Verdict::Rewrite { data, removed } => {
                         // The sealed `log_redact` copy points into the old positions: it goes.
+                        // A node holding the old version reads the new one at its next claim.
                         tx.execute(
-                            "UPDATE events SET data = $2, redacted = NULL WHERE id = $1",
+                            "UPDATE events SET data = $2, redacted = NULL, revision = revision + 1
+                              WHERE id = $1",
                             &[&event_id, &serde_json::to_string(&data).map_err(bad_json)?],
                         )
                         .await

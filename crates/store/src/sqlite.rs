@@ -553,9 +553,10 @@ fn erasure_step(
                 step.events_dropped += 1;
             }
             Verdict::Rewrite { data, removed } => {
-                // The sealed `log_redact` copy points into the old positions: it goes too.
+                // The sealed `log_redact` copy points into the old positions: it goes too. A node
+                // holding the old version reads the new one at its next claim (`revision`).
                 c.execute(
-                    "UPDATE events SET data = ?2, redacted = NULL WHERE id = ?1",
+                    "UPDATE events SET data = ?2, redacted = NULL, revision = revision + 1 WHERE id = ?1",
                     params![event_id, serde_json::to_string(&data)?],
                 )?;
                 let items: Vec<(DeliveryId, i64)> = c
@@ -1950,6 +1951,7 @@ impl Store for SqliteStore {
             }
             use std::collections::hash_map::Entry;
             let mut unopenable = std::collections::HashSet::new();
+            let (mut checked, mut stale) = (std::collections::HashSet::new(), std::collections::HashSet::new());
             for d in &rows {
                 if unopenable.contains(&d.webhook_id) {
                     continue;
@@ -1970,20 +1972,37 @@ impl Store for SqliteStore {
                         }
                     }
                 }
-                if req.known_events.contains(&d.event_id) {
+                // An event the node holds is read again only if it was rewritten since.
+                let held = match req.known_events.get(&d.event_id) {
+                    Some(rev) if checked.insert(d.event_id) => {
+                        let now: i64 = c
+                            .prepare_cached("SELECT revision FROM events WHERE id = ?1")?
+                            .query_row([d.event_id], |r| r.get(0))?;
+                        if now != *rev {
+                            stale.insert(d.event_id);
+                        }
+                        now == *rev
+                    }
+                    Some(_) => !stale.contains(&d.event_id),
+                    None => false,
+                };
+                if held {
                     // The node has it already.
                 } else if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
-                    let (mut e, sealed) = c
+                    let (mut e, sealed, revision) = c
                         .prepare_cached(&format!(
-                            "SELECT {EVENT_COLS}, redacted FROM events WHERE id = ?1"
+                            "SELECT {EVENT_COLS}, redacted, revision FROM events WHERE id = ?1"
                         ))?
-                        .query_row([d.event_id], |r| Ok((event_row(r)?, r.get::<_, Option<String>>(13)?)))?;
+                        .query_row([d.event_id], |r| {
+                            Ok((event_row(r)?, r.get::<_, Option<String>>(13)?, r.get::<_, i64>(14)?))
+                        })?;
                     // For sending: the receiver gets the fields the log doesn't keep.
                     LogRedactor {
                         paths: &log_redact,
                         sealer: &sealer,
                     }
                     .restore(&mut e, sealed.as_deref());
+                    claim.revisions.insert(d.event_id, revision);
                     slot.insert(Arc::new(e));
                 }
                 if let Entry::Vacant(slot) = claim.tenants.entry(d.tenant_id) {

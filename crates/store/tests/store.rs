@@ -3674,4 +3674,24 @@ async fn erasure_steps_drop_rewrite_and_renumber_and_a_late_result_stores_nothin
         .unwrap();
     assert_eq!(applied, [false]);
     assert!(f.store.get_delivery(t.id, out.id).await.unwrap().is_none());
+
+    // A node that still holds the batch as it was before (revision 0) gets the new one with its
+    // next claim of the batch's deliveries, never its old copy's positions.
+    f.store.travel(secs(61)).await.unwrap();
+    let mut req = claim_req(100, 100);
+    req.known_events.insert(batch[0].id, 0);
+    let again = f.store.claim_due(req).await.unwrap();
+    assert!(again.deliveries.iter().any(|d| d.event_id == batch[0].id));
+    assert_eq!(again.revisions.get(&batch[0].id), Some(&1));
+    assert_eq!(
+        again.events[&batch[0].id].data,
+        serde_json::json!([{"id": "c_1"}, {"id": "c_2"}])
+    );
+    // Held at the current revision, it isn't read again.
+    f.store.travel(secs(61)).await.unwrap();
+    let mut req = claim_req(100, 100);
+    req.known_events.insert(batch[0].id, 1);
+    let held = f.store.claim_due(req).await.unwrap();
+    assert!(held.deliveries.iter().any(|d| d.event_id == batch[0].id));
+    assert!(!held.events.contains_key(&batch[0].id));
 }

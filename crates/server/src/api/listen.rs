@@ -41,7 +41,7 @@ struct ListenQuery {
 /// webhook: its queued deliveries end `cancelled`. Needs a `full` key.
 #[utoipa::path(get, path = "/v1/listen", tag = "listen", operation_id = "openListenSession",
     params(("events" = Option<String>, Query, description = "comma-separated event names or patterns; default *"),
-           ("format" = Option<String>, Query, description = "envelope (default), flat, entity or contacts_list")),
+           ("format" = Option<String>, Query, description = "envelope (default), flat, entity or contacts-list")),
     responses((status = 200, description = "the session's events", content_type = "text/event-stream", body = String),
               (status = 400, response = BadRequest), (status = 403, response = Forbidden), (status = 422, response = Invalid)),
     security(("bearer" = [])))]
