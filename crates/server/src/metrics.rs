@@ -76,7 +76,11 @@ impl AttemptClass {
 /// The stages of a delivery, in order: each is the time from the end of the previous one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// From the event's commit to the claim that leased the delivery to a node (first attempts).
+    /// A publish's transaction: the events and their deliveries written and committed (fsync
+    /// included), one sample per publish request.
+    Commit,
+    /// From the event's creation (just before its publish commits, so [`Stage::Commit`] is
+    /// inside it) to the claim that leased the delivery to a node (first attempts).
     Claim,
     /// From the claim to the start of the request: waiting for a send slot, the rate limit.
     Queue,
@@ -87,10 +91,17 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Claim, Stage::Queue, Stage::Send, Stage::Record];
+    pub const ALL: [Stage; 5] = [
+        Stage::Commit,
+        Stage::Claim,
+        Stage::Queue,
+        Stage::Send,
+        Stage::Record,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
+            Stage::Commit => "commit",
             Stage::Claim => "claim",
             Stage::Queue => "queue",
             Stage::Send => "send",
@@ -130,8 +141,9 @@ impl Metrics {
         });
         registry.register(
             "delivery_stage_seconds",
-            "Where a delivery's time goes, by stage: claim (commit to lease, first attempts), \
-             queue (lease to request), send (the request), record (answer to committed result).",
+            "Where a delivery's time goes, by stage: commit (a publish's transaction), claim \
+             (event created to lease, first attempts; the commit included), queue (lease to \
+             request), send (the request), record (answer to committed result).",
             stage_seconds.clone(),
         );
         registry.register(

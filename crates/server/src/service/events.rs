@@ -314,7 +314,8 @@ impl Hookline {
                 (events, true)
             }
         };
-        let (published, replayed) = match self
+        let committing = std::time::Instant::now();
+        let outcome = self
             .store
             .publish(
                 who.tenant_id,
@@ -322,8 +323,10 @@ impl Hookline {
                 idempotency,
                 self.config.max_deliveries_per_publish,
             )
-            .await?
-        {
+            .await?;
+        self.metrics
+            .stage(crate::metrics::Stage::Commit, committing.elapsed());
+        let (published, replayed) = match outcome {
             PublishOutcome::Published(p) => (p, false),
             PublishOutcome::Replayed(p) => (p, true),
             PublishOutcome::KeyReused => return Err(super::idempotency::key_reused()),

@@ -107,3 +107,28 @@ async fn without_a_token_metrics_are_open() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("hookline_attempts_total"));
 }
+
+/// Each stage of a delivery has its histogram, the publish's own commit included, so a stall can
+/// be placed: in the publish's transaction, the claim, the queue or the send (the record stage is
+/// the background result writer's, which `drain` doesn't use).
+#[tokio::test]
+async fn metrics_time_every_stage_of_a_delivery() {
+    let app = spawn_app_with(&local_receivers()).await;
+    let rx = Receiver::start().await;
+    app.create(json!({"url": rx.url, "events": ["contact.*"]}))
+        .await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event_type": "contact.created", "data": {"id": "c1"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    app.dispatcher.drain().await.unwrap();
+    let text = get(&app, "/metrics", None).await.text().await.unwrap();
+    for stage in ["commit", "claim", "queue", "send"] {
+        let line = format!("hookline_delivery_stage_seconds_count{{stage=\"{stage}\"}} 1");
+        assert!(text.contains(&line), "no `{line}` in\n{text}");
+    }
+}
