@@ -98,6 +98,36 @@ pub fn restore(data: &mut Value, changes: &mut Option<Value>, taken: &Value) {
     }
 }
 
+/// What [`Redaction::apply`] took out of a batch, after the objects at `removed` (ascending) were
+/// taken out of the batch (an erasure): their values go, the later objects' move down. `None` when
+/// nothing is left.
+pub fn without_items(taken: &Value, removed: &[usize]) -> Option<Value> {
+    let data: Vec<Value> = taken["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| {
+            let pointer = pair[0].as_str()?;
+            let rest = pointer.strip_prefix('/')?;
+            let (index, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let index: usize = index.parse().ok()?;
+            let to = crate::erasure::renumber(index, removed)?;
+            let tail = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("/{tail}")
+            };
+            Some(json!([format!("/{to}{tail}"), pair[1].clone()]))
+        })
+        .collect();
+    let changes = taken["changes"].clone();
+    let no_changes = changes.as_array().is_none_or(|c| c.is_empty());
+    if data.is_empty() && no_changes {
+        return None;
+    }
+    Some(json!({"data": data, "changes": changes}))
+}
+
 fn parse_path(p: &str) -> Result<Vec<Seg>, String> {
     let rest = p
         .strip_prefix("data")
@@ -247,6 +277,26 @@ mod tests {
             assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
         }
         assert!(Redaction::parse(&["data[*].email", "data.a-b_c.d[*]"]).is_ok());
+    }
+
+    #[test]
+    fn a_rewritten_batch_keeps_the_values_of_the_objects_left() {
+        let red = r(&["data.primary_email"]);
+        let mut data = json!([{"primary_email": "a@x.com"}, {"primary_email": "b@x.com"}, {"primary_email": "c@x.com"}]);
+        let taken = red.apply(&mut data, &mut None).unwrap();
+        // The middle object is erased: the batch keeps a and c, at 0 and 1.
+        let mut rewritten = json!([data[0].clone(), data[2].clone()]);
+        let kept = without_items(&taken, &[1]).unwrap();
+        restore(&mut rewritten, &mut None, &kept);
+        assert_eq!(
+            rewritten,
+            json!([{"primary_email": "a@x.com"}, {"primary_email": "c@x.com"}])
+        );
+        assert!(!kept.to_string().contains("b@x.com"));
+        // Only the erased object had values: nothing is left to keep.
+        let mut one = json!([{"primary_email": "a@x.com"}, {"id": 2}]);
+        let taken = red.apply(&mut one, &mut None).unwrap();
+        assert_eq!(without_items(&taken, &[0]), None);
     }
 
     #[test]

@@ -3038,12 +3038,27 @@ impl Store for PostgresStore {
                         (ids, true)
                     }
                     Verdict::Rewrite { data, removed } => {
-                        // The sealed `log_redact` copy points into the old positions: it goes.
-                        // A node holding the old version reads the new one at its next claim.
+                        // The sealed `log_redact` copy follows the objects left. A node holding
+                        // the old version reads the new one at its next claim (`revision`).
+                        let sealed: Option<String> = tx
+                            .query_one("SELECT redacted FROM events WHERE id = $1", &[&event_id])
+                            .await
+                            .map_err(pg_err)?
+                            .get(0);
+                        let sealed = redacted::without_items(
+                            &self.sealer,
+                            event_id,
+                            sealed.as_deref(),
+                            &removed,
+                        )?;
                         tx.execute(
-                            "UPDATE events SET data = $2, redacted = NULL, revision = revision + 1
+                            "UPDATE events SET data = $2, redacted = $3, revision = revision + 1
                               WHERE id = $1",
-                            &[&event_id, &serde_json::to_string(&data).map_err(bad_json)?],
+                            &[
+                                &event_id,
+                                &serde_json::to_string(&data).map_err(bad_json)?,
+                                &sealed,
+                            ],
                         )
                         .await
                         .map_err(pg_err)?;

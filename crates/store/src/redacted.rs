@@ -59,6 +59,35 @@ impl LogRedactor<'_> {
     }
 }
 
+/// The sealed copy of a batch after an erasure took the objects at `removed` out of it
+/// (`core::redact::without_items`): their values go, the others' follow their objects. A copy that
+/// can't be opened is dropped (with a warning): the erasure must not fail over it.
+pub(crate) fn without_items(
+    sealer: &Sealer,
+    event_id: hookline_core::ids::EventId,
+    sealed: Option<&str>,
+    removed: &[usize],
+) -> Result<Option<String>> {
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    let id = event_id.to_string();
+    let taken = match sealer
+        .open_text(WHAT, &id, sealed)
+        .and_then(|t| Ok(serde_json::from_str::<serde_json::Value>(&t)?))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(event_id = %id, error = %e, "dropping a redacted copy that can't be opened");
+            return Ok(None);
+        }
+    };
+    match redact::without_items(&taken, removed) {
+        Some(kept) => Ok(Some(sealer.seal_text(WHAT, &id, &kept.to_string())?)),
+        None => Ok(None),
+    }
+}
+
 /// Shared handle to the deployment's redaction (empty unless `log_redact` names fields).
 pub(crate) type Paths = Arc<Redaction>;
 

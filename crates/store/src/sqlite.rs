@@ -486,6 +486,7 @@ fn delivery_exists(c: &Connection, id: DeliveryId) -> Result<bool> {
 /// One erasure step inside the writer's transaction (see [`Store::erasure_step`]).
 fn erasure_step(
     c: &Connection,
+    sealer: &Sealer,
     id: JobId,
     token: LeaseToken,
     lease: Duration,
@@ -553,11 +554,16 @@ fn erasure_step(
                 step.events_dropped += 1;
             }
             Verdict::Rewrite { data, removed } => {
-                // The sealed `log_redact` copy points into the old positions: it goes too. A node
-                // holding the old version reads the new one at its next claim (`revision`).
+                // The sealed `log_redact` copy follows the objects left. A node holding the old
+                // version reads the new one at its next claim (`revision`).
+                let sealed: Option<String> = c
+                    .prepare_cached("SELECT redacted FROM events WHERE id = ?1")?
+                    .query_row([event_id], |r| r.get(0))?;
+                let sealed =
+                    redacted::without_items(sealer, *event_id, sealed.as_deref(), &removed)?;
                 c.execute(
-                    "UPDATE events SET data = ?2, redacted = NULL, revision = revision + 1 WHERE id = ?1",
-                    params![event_id, serde_json::to_string(&data)?],
+                    "UPDATE events SET data = ?2, redacted = ?3, revision = revision + 1 WHERE id = ?1",
+                    params![event_id, serde_json::to_string(&data)?, sealed],
                 )?;
                 let items: Vec<(DeliveryId, i64)> = c
                     .prepare_cached(
@@ -2931,9 +2937,10 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: usize,
     ) -> Result<jobs::Job> {
+        let sealer = self.sealer.clone();
         let job = self
             // What the step deletes or rewrites is zeroed as it goes (`secure_delete`, see `open_conn`).
-            .write(move |c| erasure_step(c, id, token, lease, limit))
+            .write(move |c| erasure_step(c, &sealer, id, token, lease, limit))
             .await?;
         if job.status == jobs::JobStatus::Succeeded {
             // The WAL still holds the pages as they were: copy the new ones into the file and

@@ -397,3 +397,63 @@ async fn log_redact_keeps_fields_out_of_the_log_but_not_from_receivers() {
         "{resent}"
     );
 }
+
+/// With `log_redact`, an erasure that rewrites a batch keeps the sealed values of the objects
+/// left: a delivery still waiting sends them for real, and nothing of the erased one.
+#[tokio::test]
+async fn an_erasure_keeps_the_redacted_values_of_the_rest_of_a_batch() {
+    let mut config = local_receivers();
+    config.push(("log_redact", "data.primary_email".into()));
+    let app = spawn_app_with(&config).await;
+    let rx = Receiver::start().await;
+    app.create(json!({"url": rx.url, "events": ["contact.*"]}))
+        .await;
+    let (s, v) = app
+        .call(
+            Method::POST,
+            "/v1/events",
+            Some(json!({"event_type": "contact.created", "data": [
+                {"id": "c_a", "primary_email": "a@ex.org"},
+                {"id": "c_b", "primary_email": "b@ex.org"},
+                {"id": "c_c", "primary_email": "c@ex.org"}
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    rx.then(Reply::status(503));
+    app.dispatcher.drain().await.unwrap();
+    let (s, e) = app
+        .call(
+            Method::POST,
+            "/v1/erasures",
+            Some(json!({"entity_type": "contact", "entity_id": "c_b"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{e}");
+    hookline_server::jobs::JobRunner::new(app.hookline.clone())
+        .run_once()
+        .await
+        .unwrap();
+    app.hookline
+        .store
+        .travel(std::time::Duration::from_secs(400))
+        .await
+        .unwrap();
+    app.dispatcher.run_once().await.unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 2, "the 503, then the retry");
+    let retry = got[1].json().to_string();
+    assert!(
+        retry.contains("a@ex.org") && retry.contains("c@ex.org"),
+        "{retry}"
+    );
+    assert!(
+        !retry.contains("b@ex.org") && !retry.contains("c_b"),
+        "{retry}"
+    );
+    assert!(!retry.contains("[redacted]"), "{retry}");
+    let url = app.database_url();
+    assert!(hookline_store::testing::tables_holding(&url, "b@ex.org")
+        .await
+        .is_empty());
+}
