@@ -67,9 +67,8 @@ struct Inner {
     /// The events of the latest claims, newest first: a claim doesn't read an event again that
     /// this node holds (one 50,000-object event would otherwise be read and parsed again for every
     /// claim of ten of its deliveries).
-    /// Each with the stored revision it was read at: the claim reads an event again when an
-    /// erasure (on any node) rewrote it since. An erasure on this node also empties the list
-    /// (`Hookline::events_changed`), so nothing waits for a claim to notice.
+    /// Each with the stored revision it was read at: the claim reads an event again when it was
+    /// rewritten since (an erasure, or retention dropping its redacted values), on any node.
     recent_events: Mutex<RecentEvents>,
     /// Rate limiters of webhooks with a `rate_limit`.
     limiters: Mutex<HashMap<WebhookId, Arc<RateLimiter>>>,
@@ -91,7 +90,6 @@ struct Inner {
 struct RecentEvents {
     /// Newest first, each with the stored revision it was read at.
     events: std::collections::VecDeque<(Arc<Event>, i64)>,
-    generation: u64,
 }
 
 /// What this node has in flight, per webhook and per tenant (the claim's caps subtract it).
@@ -248,16 +246,11 @@ impl Dispatcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let known_events = {
-            let mut recent = self
+            let recent = self
                 .inner
                 .recent_events
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let changed = self.inner.hookline.events_changed.load(Ordering::SeqCst);
-            if recent.generation != changed {
-                recent.events.clear();
-                recent.generation = changed;
-            }
             recent.events.iter().map(|(e, rev)| (e.id, *rev)).collect()
         };
         // A check counts from when it started: a claim that read the webhook before a 410 was

@@ -95,13 +95,9 @@ impl JobRunner {
                         .await
                 }
                 JobKind::Erasure => {
-                    let step = store
+                    store
                         .erasure_step(job.id, token, lease, hookline_store::ERASURE_STEP)
-                        .await;
-                    // Whatever the step committed, this node's dispatcher must not send a copy
-                    // of an event it read before.
-                    self.hookline.forget_cached_events();
-                    step
+                        .await
                 }
                 JobKind::Import => match self.hookline.import_step(&current, token, lease).await {
                     Ok(()) => store

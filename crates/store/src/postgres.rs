@@ -3004,7 +3004,7 @@ impl Store for PostgresStore {
         let needle = erasure::needle(&target);
         let candidates = tx
             .query(
-                "SELECT id, event_type, entity_id, data FROM events
+                "SELECT id, event_type, entity_id, data, redacted FROM events
                   WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2)
                     AND (entity_id = $3 OR strpos(data, $4) > 0)
                   ORDER BY id LIMIT $5",
@@ -3040,15 +3040,10 @@ impl Store for PostgresStore {
                     Verdict::Rewrite { data, removed } => {
                         // The sealed `log_redact` copy follows the objects left. A node holding
                         // the old version reads the new one at its next claim (`revision`).
-                        let sealed: Option<String> = tx
-                            .query_one("SELECT redacted FROM events WHERE id = $1", &[&event_id])
-                            .await
-                            .map_err(pg_err)?
-                            .get(0);
                         let sealed = redacted::without_items(
                             &self.sealer,
                             event_id,
-                            sealed.as_deref(),
+                            row.get::<_, Option<&str>>(4),
                             &removed,
                         )?;
                         tx.execute(

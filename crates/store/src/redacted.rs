@@ -91,8 +91,9 @@ pub(crate) fn without_items(
 /// Shared handle to the deployment's redaction (empty unless `log_redact` names fields).
 pub(crate) type Paths = Arc<Redaction>;
 
-/// Drops the sealed copies no delivery needs any more (no placeholders). Runs with retention.
-pub(crate) const DROP_SPENT_SQL: &str = "UPDATE events SET redacted = NULL
+/// Drops the sealed copies no delivery needs any more (no placeholders). Runs with retention. The
+/// stored event changes, so its `revision` moves: a node holding the full copy reads it again.
+pub(crate) const DROP_SPENT_SQL: &str = "UPDATE events SET redacted = NULL, revision = revision + 1
   WHERE redacted IS NOT NULL
     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id
                      AND d.status IN ('pending', 'retrying', 'delivering'))";

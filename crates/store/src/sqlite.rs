@@ -511,9 +511,11 @@ fn erasure_step(
             .as_ref(),
     );
     let mut step = Erased::default();
-    let candidates: Vec<(EventId, String, Option<String>, String)> = c
+    // id, event_type, entity_id, data, redacted
+    type Candidate = (EventId, String, Option<String>, String, Option<String>);
+    let candidates: Vec<Candidate> = c
         .prepare_cached(
-            "SELECT id, event_type, entity_id, data FROM events
+            "SELECT id, event_type, entity_id, data, redacted FROM events
               WHERE tenant_id = ?1 AND (?2 IS NULL OR id > ?2)
                 AND (entity_id = ?3 OR instr(data, ?4) > 0)
               ORDER BY id LIMIT ?5",
@@ -526,7 +528,7 @@ fn erasure_step(
                 erasure::needle(&target),
                 limit as i64
             ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?
         .collect::<rusqlite::Result<_>>()?;
     let delete_deliveries = |c: &Connection, ids: &[DeliveryId], step: &mut Erased| -> Result<()> {
@@ -540,7 +542,7 @@ fn erasure_step(
         }
         Ok(())
     };
-    for (event_id, event_type, entity_id, data) in &candidates {
+    for (event_id, event_type, entity_id, data, sealed) in &candidates {
         let data: serde_json::Value = serde_json::from_str(data)?;
         match target.judge(event_type, entity_id.as_deref(), &data) {
             Verdict::Keep => {}
@@ -556,9 +558,6 @@ fn erasure_step(
             Verdict::Rewrite { data, removed } => {
                 // The sealed `log_redact` copy follows the objects left. A node holding the old
                 // version reads the new one at its next claim (`revision`).
-                let sealed: Option<String> = c
-                    .prepare_cached("SELECT redacted FROM events WHERE id = ?1")?
-                    .query_row([event_id], |r| r.get(0))?;
                 let sealed =
                     redacted::without_items(sealer, *event_id, sealed.as_deref(), &removed)?;
                 c.execute(

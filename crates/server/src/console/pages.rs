@@ -160,21 +160,23 @@ pub async fn portal_entry(
     }
 }
 
+/// A list page's `cursor` (empty or absent: the first page).
+fn page_cursor(cursor: Option<&str>) -> Result<Option<uuid::Uuid>, Error> {
+    match cursor.filter(|c| !c.is_empty()) {
+        Some(cur) => hookline_core::ids::parse_id(cur)
+            .map(Some)
+            .ok_or_else(|| Error::bad_request("invalid_query", "bad cursor", Some("cursor"))),
+        None => Ok(None),
+    }
+}
+
 pub async fn webhooks(State(c): State<Console>, b: Browser, Query(q): Q) -> Response {
     let who = &b.signed.principal;
     let search = q.get("search").cloned().unwrap_or_default();
     let limit = 50;
-    let before = match q.get("cursor").filter(|c| !c.is_empty()) {
-        Some(cur) => match hookline_core::ids::parse_id(cur) {
-            Some(u) => Some(u),
-            None => {
-                return fail(
-                    &b,
-                    Error::bad_request("invalid_query", "bad cursor", Some("cursor")),
-                )
-            }
-        },
-        None => None,
+    let before = match page_cursor(q.get("cursor").map(String::as_str)) {
+        Ok(before) => before,
+        Err(e) => return fail(&b, e),
     };
     let mut list = match c
         .hookline
@@ -817,17 +819,9 @@ async fn render_keys(
     status: StatusCode,
 ) -> Response {
     let limit = 50;
-    let before = match cursor.filter(|c| !c.is_empty()) {
-        Some(cur) => match hookline_core::ids::parse_id(cur) {
-            Some(u) => Some(u),
-            None => {
-                return fail(
-                    b,
-                    Error::bad_request("invalid_query", "bad cursor", Some("cursor")),
-                )
-            }
-        },
-        None => None,
+    let before = match page_cursor(cursor) {
+        Ok(before) => before,
+        Err(e) => return fail(b, e),
     };
     let page = Page {
         before,
@@ -857,17 +851,9 @@ async fn render_erasures(
     status: StatusCode,
 ) -> Response {
     let limit = 50;
-    let before = match cursor.filter(|c| !c.is_empty()) {
-        Some(cur) => match hookline_core::ids::parse_id(cur) {
-            Some(u) => Some(u),
-            None => {
-                return fail(
-                    b,
-                    Error::bad_request("invalid_query", "bad cursor", Some("cursor")),
-                )
-            }
-        },
-        None => None,
+    let before = match page_cursor(cursor) {
+        Ok(before) => before,
+        Err(e) => return fail(b, e),
     };
     let page = Page {
         before,

@@ -21,9 +21,6 @@ pub struct Hookline {
     pub job_wake: Arc<Notify>,
     /// This node's counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Bumped when stored events were rewritten or removed (an erasure step): the dispatcher then
-    /// drops the events it keeps from recent claims instead of sending an old copy.
-    pub events_changed: Arc<std::sync::atomic::AtomicU64>,
     /// When this node last recorded each API key's use (`last_used.rs`).
     pub(super) key_uses: Arc<super::last_used::KeyUses>,
 }
@@ -37,15 +34,8 @@ impl Hookline {
             wake: Arc::new(Notify::new()),
             job_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
-            events_changed: Arc::default(),
             key_uses: Arc::default(),
         }
-    }
-
-    /// Tells the dispatcher that stored events changed under it (see `events_changed`).
-    pub fn forget_cached_events(&self) {
-        self.events_changed
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Tells the dispatcher new work was committed.
