@@ -17,6 +17,12 @@ macro_rules! outln {
     };
 }
 
+/// mimalloc instead of glibc malloc: a delivery allocates and frees many small buffers (JSON
+/// values, header maps, request and response bytes) across threads, and glibc's `malloc`, `free`
+/// and `malloc_consolidate` took ~15 % of all CPU under sustained delivery load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod client;
 mod contacts;

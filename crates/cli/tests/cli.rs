@@ -467,6 +467,20 @@ fn a_killed_server_loses_nothing_and_the_cli_reads_the_log() {
         before_restart < 200,
         "the backlog finished before the kill; nothing was tested"
     );
+    // The node died holding more deliveries than it can send at once (concurrency 10): the ones
+    // it had leased ahead of its send slots, waiting in memory, must not be lost with it.
+    let held: i64 = rusqlite::Connection::open(dir.path().join("hookline.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'delivering'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        held > 10,
+        "only {held} deliveries were leased at the kill: none was held ahead of the send slots"
+    );
 
     let port = free_port();
     let second = spawn_serve(dir.path(), port);
