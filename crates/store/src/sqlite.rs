@@ -165,7 +165,7 @@ impl SqliteStore {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop_cp = stop.clone();
         std::thread::Builder::new()
-            .name("hookline-sqlite-checkpoint".into())
+            .name("sqlite-checkpoint".into())
             .spawn(move || {
                 while !stop_cp.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::sleep(std::time::Duration::from_millis(250));
@@ -178,8 +178,10 @@ impl SqliteStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let alive = WriterAlive(writer_alive.clone());
+        // Named in 15 bytes or fewer, Linux's limit, so `top -H` and `hookline bench` (which
+        // reports this thread's CPU per delivery) can tell it from the checkpointer.
         std::thread::Builder::new()
-            .name("hookline-sqlite-writer".into())
+            .name("sqlite-writer".into())
             .spawn(move || {
                 let _alive = alive;
                 writer_loop(writer_conn, sync, rx)
@@ -296,6 +298,9 @@ impl SqliteStore {
     }
 }
 
+/// Prepared statements kept per connection (see `open_conn`).
+const STATEMENT_CACHE: usize = 256;
+
 fn open_conn(path: &Path, sync: Synchronous) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| {
         StoreError::Unavailable(format!(
@@ -304,6 +309,10 @@ fn open_conn(path: &Path, sync: Synchronous) -> Result<Connection> {
         ))
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // rusqlite keeps 16 prepared statements by default; the writer alone uses more than that per
+    // round (publish, claim, results, renewals), and an evicted one is parsed and planned again:
+    // that was ~7 % of the writer thread's time under load.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let sync = match sync {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -383,17 +392,24 @@ fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
     }
     let mut finishers = Vec::with_capacity(group.len());
     for job in group {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        // Cached, like every statement the writer runs per job: parsing it each time is
+        // measurable on the one thread every write goes through.
+        if let Err(e) = conn
+            .prepare_cached("SAVEPOINT job")
+            .and_then(|mut s| s.execute([]))
+        {
             job.fail(StoreError::from(e));
             continue;
         }
         let (ok, finish) = job.run(conn);
         let end = if ok {
-            "RELEASE job"
+            conn.prepare_cached("RELEASE job")
+                .and_then(|mut s| s.execute([]))
+                .map(drop)
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             tracing::error!(error = %e, "savepoint end failed");
         }
         finishers.push(finish);
@@ -845,30 +861,42 @@ fn event_row(r: &Row) -> rusqlite::Result<Event> {
 
 /// Writes `e`, with the deployment's `log_redact` fields taken out when `redact` is given (see
 /// `redacted.rs`); operational events, which carry no CRM data, pass `None`.
-fn insert_event(c: &Connection, e: &Event, redact: Option<&LogRedactor>) -> Result<()> {
-    let (e, sealed) = match redact {
-        Some(r) => r.for_storage(e)?,
-        None => (std::borrow::Cow::Borrowed(e), None),
-    };
+/// An event's row, ready to insert: the work it takes (`log_redact`, the JSON text) is done by
+/// whoever builds it, so the publish path builds it before its job reaches the writer thread,
+/// which every write of the node goes through.
+struct EventRow(Vec<Value>);
+
+impl EventRow {
+    fn new(e: &Event, redact: Option<&LogRedactor>) -> Result<EventRow> {
+        let (e, sealed) = match redact {
+            Some(r) => r.for_storage(e)?,
+            None => (std::borrow::Cow::Borrowed(e), None),
+        };
+        let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
+        Ok(EventRow(vec![
+            Value::Text(e.id.to_string()),
+            Value::Text(e.tenant_id.to_string()),
+            Value::Text(e.event_type.clone()),
+            Value::Text(time::format(&e.occurred_at)),
+            text(&e.source),
+            text(&e.source_id),
+            text(&e.actor_id),
+            text(&e.entity_type),
+            text(&e.entity_id),
+            Value::Text(e.data.to_string()),
+            text(&e.changes.as_ref().map(|v| v.to_string())),
+            text(&e.batch.as_ref().map(|v| v.to_string())),
+            Value::Text(time::format(&e.created_at)),
+            text(&sealed),
+        ]))
+    }
+}
+
+fn insert_event(c: &Connection, row: &EventRow) -> Result<()> {
     c.prepare_cached(&format!(
         "INSERT INTO events ({EVENT_COLS}, redacted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?
-    .execute(params![
-        e.id,
-        e.tenant_id,
-        e.event_type,
-        time::format(&e.occurred_at),
-        e.source,
-        e.source_id,
-        e.actor_id,
-        e.entity_type,
-        e.entity_id,
-        e.data.to_string(),
-        e.changes.as_ref().map(|v| v.to_string()),
-        e.batch.as_ref().map(|v| v.to_string()),
-        time::format(&e.created_at),
-        sealed
-    ])?;
+    .execute(rusqlite::params_from_iter(row.0.iter()))?;
     Ok(())
 }
 
@@ -881,6 +909,21 @@ fn fan_out(
     max_deliveries: usize,
     redact: Option<&LogRedactor>,
 ) -> Result<Vec<Published>> {
+    let rows = events
+        .iter()
+        .map(|e| EventRow::new(e, redact))
+        .collect::<Result<Vec<_>>>()?;
+    fan_out_rows(c, tenant_id, events, &rows, max_deliveries)
+}
+
+/// [`fan_out`] with the events' rows built already (`rows[i]` is `events[i]`'s).
+fn fan_out_rows(
+    c: &Connection,
+    tenant_id: TenantId,
+    events: &[Event],
+    rows: &[EventRow],
+    max_deliveries: usize,
+) -> Result<Vec<Published>> {
     let subscribers = c
         .prepare_cached("SELECT id, events, format, ordering, filter FROM webhooks WHERE tenant_id = ?1 AND enabled = 1")?
         .query_map([tenant_id], |r| {
@@ -890,9 +933,9 @@ fn fan_out(
                 .map_err(conversion)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let (published, rows) = fanout::plan(events, &subscribers, max_deliveries)?;
-    for e in events {
-        insert_event(c, e, redact)?;
+    let (published, deliveries) = fanout::plan(events, &subscribers, max_deliveries)?;
+    for row in rows {
+        insert_event(c, row)?;
     }
     let now = time::format(&time::steady_now());
     let mut insert = c.prepare_cached(
@@ -900,7 +943,7 @@ fn fan_out(
            next_attempt_at, item_index, format, ordering_key, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, ?9, ?8, ?6, ?6)",
     )?;
-    for d in rows {
+    for d in deliveries {
         insert.execute(params![
             d.id,
             tenant_id,
@@ -971,31 +1014,48 @@ fn attempt_row(r: &Row) -> rusqlite::Result<Attempt> {
     })
 }
 
+/// An attempt's row, ready to insert (see [`EventRow`]: the result writer builds these before its
+/// batch reaches the writer thread).
+struct AttemptRow(Vec<Value>);
+
+impl AttemptRow {
+    fn new(a: &Attempt) -> Result<AttemptRow> {
+        let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
+        let real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
+        Ok(AttemptRow(vec![
+            Value::Text(a.id.to_string()),
+            Value::Text(a.delivery_id.to_string()),
+            Value::Integer(a.attempt_number.into()),
+            Value::Text(time::format(&a.started_at)),
+            Value::Text(a.url.clone()),
+            a.status_code
+                .map_or(Value::Null, |s| Value::Integer(s.into())),
+            text(&a.error_kind),
+            text(&a.error_message),
+            real(a.dns_ms),
+            real(a.connect_ms),
+            real(a.tls_ms),
+            real(a.ttfb_ms),
+            Value::Real(a.total_ms),
+            Value::Text(serde_json::to_string(&a.request_headers)?),
+            Value::Text(serde_json::to_string(&a.response_headers)?),
+            text(&a.response_body),
+            Value::Integer(a.response_truncated.into()),
+        ]))
+    }
+}
+
 fn insert_attempt(c: &Connection, a: &Attempt) -> Result<()> {
+    insert_attempt_row(c, &AttemptRow::new(a)?)
+}
+
+fn insert_attempt_row(c: &Connection, row: &AttemptRow) -> Result<()> {
     c.prepare_cached(&format!(
         "INSERT INTO attempts (tenant_id, {ATTEMPT_COLS})
          SELECT tenant_id, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17
          FROM deliveries WHERE id = ?2"
     ))?
-    .execute(params![
-        a.id,
-        a.delivery_id,
-        a.attempt_number,
-        time::format(&a.started_at),
-        a.url,
-        a.status_code,
-        a.error_kind,
-        a.error_message,
-        a.dns_ms,
-        a.connect_ms,
-        a.tls_ms,
-        a.ttfb_ms,
-        a.total_ms,
-        serde_json::to_string(&a.request_headers)?,
-        serde_json::to_string(&a.response_headers)?,
-        a.response_body,
-        a.response_truncated
-    ])?;
+    .execute(rusqlite::params_from_iter(row.0.iter()))?;
     Ok(())
 }
 
@@ -1724,7 +1784,17 @@ impl Store for SqliteStore {
         idempotency: Option<(String, String)>,
         max_deliveries: usize,
     ) -> Result<PublishOutcome> {
-        let (paths, sealer) = (self.log_redact.clone(), self.sealer.clone());
+        // Built here, not on the writer thread (see `EventRow`).
+        let rows = {
+            let redact = LogRedactor {
+                paths: &self.log_redact,
+                sealer: &self.sealer,
+            };
+            events
+                .iter()
+                .map(|e| EventRow::new(e, Some(&redact)))
+                .collect::<Result<Vec<_>>>()?
+        };
         self.write(move |c| {
             if let Some((key, hash)) = &idempotency {
                 let seen: Option<(String, String)> = c
@@ -1742,11 +1812,7 @@ impl Store for SqliteStore {
                     });
                 }
             }
-            let redact = LogRedactor {
-                paths: &paths,
-                sealer: &sealer,
-            };
-            let published = fan_out(c, tenant_id, &events, max_deliveries, Some(&redact))?;
+            let published = fan_out_rows(c, tenant_id, &events, &rows, max_deliveries)?;
             if let Some((key, hash)) = &idempotency {
                 c.execute(
                     "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created_at)
@@ -1819,7 +1885,7 @@ impl Store for SqliteStore {
                 paths: &paths,
                 sealer: &sealer,
             };
-            insert_event(c, &event, Some(&redact))?;
+            insert_event(c, &EventRow::new(&event, Some(&redact))?)?;
             let now = time::format(&time::steady_now());
             c.execute(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
@@ -1846,9 +1912,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due(&self, req: ClaimRequest) -> Result<Claim> {
+    async fn claim_due(&self, mut req: ClaimRequest) -> Result<Claim> {
         let (sealer, log_redact) = (self.sealer.clone(), self.log_redact.clone());
-        self.write_relaxed(move |c| {
+        let known_events = std::mem::take(&mut req.known_events);
+        // The leases are taken on the writer thread; what the claimed deliveries need to be sent
+        // (webhooks opened, events read and parsed, tenant names) is read afterwards on a reader
+        // connection, so the one thread every write goes through doesn't spend its time on it.
+        let rows = self.write_relaxed(move |c| {
             let token = LeaseToken::new();
             let now = time::steady_now();
             let now_s = time::format(&now);
@@ -1949,78 +2019,111 @@ impl Store for SqliteStore {
                     remaining -= rows.len() - before;
                 }
             }
-            drop((expired, due));
-            let mut claim = Claim::default();
-            if rows.is_empty() {
-                return Ok(claim);
-            }
-            use std::collections::hash_map::Entry;
-            let mut unopenable = std::collections::HashSet::new();
-            let (mut checked, mut stale) = (std::collections::HashSet::new(), std::collections::HashSet::new());
-            for d in &rows {
-                if unopenable.contains(&d.webhook_id) {
-                    continue;
-                }
-                if let Entry::Vacant(slot) = claim.webhooks.entry(d.webhook_id) {
-                    // Opened once per webhook of the claim, however many deliveries it has.
-                    let raw = c
-                        .prepare_cached(&format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?1"))?
-                        .query_row([d.webhook_id], webhook_row)?;
-                    match sealer.unseal(raw) {
-                        Ok(w) => {
-                            slot.insert(Arc::new(w));
-                        }
-                        Err(e) => {
-                            sealed::unopenable_in_claim(d.webhook_id, &e);
+            Ok(rows)
+        })
+        .await?;
+        if rows.is_empty() {
+            return Ok(Claim::default());
+        }
+        let leases: Vec<(DeliveryId, LeaseToken)> =
+            rows.iter().map(|d| (d.id, d.lease_token)).collect();
+        let read = self
+            .read(move |c| {
+                let mut claim = Claim::default();
+                use std::collections::hash_map::Entry;
+                let mut unopenable = std::collections::HashSet::new();
+                let (mut checked, mut stale) = (
+                    std::collections::HashSet::new(),
+                    std::collections::HashSet::new(),
+                );
+                for d in &rows {
+                    if unopenable.contains(&d.webhook_id) {
+                        continue;
+                    }
+                    if let Entry::Vacant(slot) = claim.webhooks.entry(d.webhook_id) {
+                        // Opened once per webhook of the claim, however many deliveries it has.
+                        // Deleted since the lease was taken: its deliveries went with it.
+                        let Some(raw) = c
+                            .prepare_cached(&format!(
+                                "SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?1"
+                            ))?
+                            .query_row([d.webhook_id], webhook_row)
+                            .optional()?
+                        else {
                             unopenable.insert(d.webhook_id);
                             continue;
+                        };
+                        match sealer.unseal(raw) {
+                            Ok(w) => {
+                                slot.insert(Arc::new(w));
+                            }
+                            Err(e) => {
+                                sealed::unopenable_in_claim(d.webhook_id, &e);
+                                unopenable.insert(d.webhook_id);
+                                continue;
+                            }
                         }
                     }
-                }
-                // An event the node holds is read again only if it was rewritten since.
-                let held = match req.known_events.get(&d.event_id) {
-                    Some(rev) if checked.insert(d.event_id) => {
-                        let now: i64 = c
-                            .prepare_cached("SELECT revision FROM events WHERE id = ?1")?
-                            .query_row([d.event_id], |r| r.get(0))?;
-                        if now != *rev {
-                            stale.insert(d.event_id);
+                    // An event the node holds is read again only if it was rewritten since.
+                    let held = match known_events.get(&d.event_id) {
+                        Some(rev) if checked.insert(d.event_id) => {
+                            let now: Option<i64> = c
+                                .prepare_cached("SELECT revision FROM events WHERE id = ?1")?
+                                .query_row([d.event_id], |r| r.get(0))
+                                .optional()?;
+                            if now != Some(*rev) {
+                                stale.insert(d.event_id);
+                            }
+                            now == Some(*rev)
                         }
-                        now == *rev
+                        Some(_) => !stale.contains(&d.event_id),
+                        None => false,
+                    };
+                    if held {
+                        // The node has it already.
+                    } else if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
+                        // Erased since the lease was taken (with its deliveries): nothing to send.
+                        let Some((mut e, sealed, revision)) = c
+                            .prepare_cached(&format!(
+                                "SELECT {EVENT_COLS}, redacted, revision FROM events WHERE id = ?1"
+                            ))?
+                            .query_row([d.event_id], |r| {
+                                Ok((
+                                    event_row(r)?,
+                                    r.get::<_, Option<String>>(13)?,
+                                    r.get::<_, i64>(14)?,
+                                ))
+                            })
+                            .optional()?
+                        else {
+                            continue;
+                        };
+                        // For sending: the receiver gets the fields the log doesn't keep.
+                        LogRedactor {
+                            paths: &log_redact,
+                            sealer: &sealer,
+                        }
+                        .restore(&mut e, sealed.as_deref());
+                        claim.revisions.insert(d.event_id, revision);
+                        slot.insert(Arc::new(e));
                     }
-                    Some(_) => !stale.contains(&d.event_id),
-                    None => false,
-                };
-                if held {
-                    // The node has it already.
-                } else if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
-                    let (mut e, sealed, revision) = c
-                        .prepare_cached(&format!(
-                            "SELECT {EVENT_COLS}, redacted, revision FROM events WHERE id = ?1"
-                        ))?
-                        .query_row([d.event_id], |r| {
-                            Ok((event_row(r)?, r.get::<_, Option<String>>(13)?, r.get::<_, i64>(14)?))
-                        })?;
-                    // For sending: the receiver gets the fields the log doesn't keep.
-                    LogRedactor {
-                        paths: &log_redact,
-                        sealer: &sealer,
+                    if let Entry::Vacant(slot) = claim.tenants.entry(d.tenant_id) {
+                        let name: String = c
+                            .prepare_cached("SELECT name FROM tenants WHERE id = ?1")?
+                            .query_row([d.tenant_id], |r| r.get(0))?;
+                        slot.insert(name);
                     }
-                    .restore(&mut e, sealed.as_deref());
-                    claim.revisions.insert(d.event_id, revision);
-                    slot.insert(Arc::new(e));
                 }
-                if let Entry::Vacant(slot) = claim.tenants.entry(d.tenant_id) {
-                    let name: String = c
-                        .prepare_cached("SELECT name FROM tenants WHERE id = ?1")?
-                        .query_row([d.tenant_id], |r| r.get(0))?;
-                    slot.insert(name);
-                }
-            }
-            claim.deliveries = rows;
-            Ok(claim)
-        })
-        .await
+                claim.deliveries = rows;
+                Ok(claim)
+            })
+            .await;
+        if read.is_err() {
+            // Nothing of this claim will be sent: give the leases back now rather than at expiry
+            // (which would log an abandoned try for each).
+            let _ = self.release(leases).await;
+        }
+        read
     }
 
     async fn record_attempts(
@@ -2031,9 +2134,14 @@ impl Store for SqliteStore {
         for r in &mut results {
             shared::storable_attempt(&mut r.attempt);
         }
+        // Built here, not on the writer thread (see `EventRow`).
+        let rows = results
+            .iter()
+            .map(|r| AttemptRow::new(&r.attempt))
+            .collect::<Result<Vec<_>>>()?;
         self.write(move |c| {
             let mut applied = Vec::with_capacity(results.len());
-            for r in &results {
+            for (r, row) in results.iter().zip(&rows) {
                 let (status, next_at) = shared::outcome(r.next);
                 let a = &r.attempt;
                 let n = c
@@ -2064,7 +2172,7 @@ impl Store for SqliteStore {
                     applied.push(false);
                     continue;
                 }
-                insert_attempt(c, a)?;
+                insert_attempt_row(c, row)?;
                 applied.push(true);
                 if r.next == crate::model::NextState::Failed {
                     exhausted_of(c, r.delivery_id, a.error_kind.clone())?;
