@@ -116,6 +116,50 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process has used so far, in seconds: all threads, and the SQLite writer's
+/// thread alone. Linux only (`/proc/self/task`); zero elsewhere.
+fn cpu_seconds() -> (f64, f64) {
+    // utime and stime are in clock ticks: USER_HZ, 100 on every Linux this runs on.
+    const TICKS: f64 = 100.0;
+    let (mut all, mut writer) = (0.0, 0.0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0.0, 0.0);
+    };
+    for t in tasks.flatten() {
+        let (Ok(stat), Ok(comm)) = (
+            std::fs::read_to_string(t.path().join("stat")),
+            std::fs::read_to_string(t.path().join("comm")),
+        ) else {
+            continue;
+        };
+        // Fields after the `(comm)`, which may itself hold spaces: state is the 3rd field,
+        // utime the 14th and stime the 15th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f
+            .get(11..13)
+            .map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum())
+            .unwrap_or(0.0);
+        all += ticks / TICKS;
+        if comm.trim_end() == "sqlite-writer" {
+            writer += ticks / TICKS;
+        }
+    }
+    (all, writer)
+}
+
+/// What a sustained phase measured: deliveries/s and CPU per delivery (µs; whole process, which
+/// includes the in-process receiver and publisher, and the SQLite writer's share).
+struct Sustained {
+    rate: f64,
+    /// Deliveries leased per claim transaction.
+    per_claim: f64,
+    cpu_us: f64,
+    writer_us: f64,
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -268,9 +312,10 @@ impl Bench {
         let concurrency = n.hookline.config.max_concurrency_per_webhook;
         self.webhook(&n, "/single", &["contact.*"]).await?;
         n.hookline.metrics.sample_stages(true);
-        let rate = self
+        let run = self
             .sustained_in(&n, &["contact.created"], 200, self.args.duration)
             .await?;
+        let rate = run.rate;
         let stages = n.hookline.metrics.sample_stages(false);
         stop(n).await;
         self.stages("one endpoint", &stages);
@@ -290,7 +335,28 @@ impl Bench {
             rate / raw * 100.0,
             "%",
         );
+        self.cpu("one endpoint", &run);
         Ok(())
+    }
+
+    /// CPU per delivery of a sustained phase: the figure that stays put on a busy machine, where
+    /// rates move with whatever else runs.
+    fn cpu(&mut self, what: &str, run: &Sustained) {
+        self.record(
+            &format!("{what}: CPU per delivery (whole process)"),
+            run.cpu_us,
+            "µs",
+        );
+        self.record(
+            &format!("{what}: CPU per delivery (SQLite writer)"),
+            run.writer_us,
+            "µs",
+        );
+        self.record(
+            &format!("{what}: deliveries leased per claim"),
+            run.per_claim,
+            "",
+        );
     }
 
     /// Per-stage percentiles of a delivery's time (claim, queue, send, record; see
@@ -311,7 +377,7 @@ impl Bench {
     /// Keeps a backlog in front of the dispatcher by publishing batches of 100, and measures
     /// deliveries per second at the receiver once warm.
     async fn sustained(&self, n: &Node, types: &[&str], seconds: u64) -> anyhow::Result<f64> {
-        self.sustained_in(n, types, 100, seconds).await
+        Ok(self.sustained_in(n, types, 100, seconds).await?.rate)
     }
 
     /// [`Self::sustained`] publishing `batch` events per request.
@@ -321,7 +387,7 @@ impl Bench {
         types: &[&str],
         batch: u64,
         seconds: u64,
-    ) -> anyhow::Result<f64> {
+    ) -> anyhow::Result<Sustained> {
         let stop = CancellationToken::new();
         let published = Arc::new(AtomicU64::new(0));
         let publisher = {
@@ -360,13 +426,24 @@ impl Bench {
         };
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = self.sink.received.load(Ordering::Relaxed);
+        let (cpu_before, writer_before) = cpu_seconds();
+        let claims_before = n.hookline.metrics.claim_counts();
         let start = Instant::now();
         tokio::time::sleep(Duration::from_secs(seconds)).await;
-        let rate = (self.sink.received.load(Ordering::Relaxed) - before) as f64
-            / start.elapsed().as_secs_f64();
+        let delivered = (self.sink.received.load(Ordering::Relaxed) - before) as f64;
+        let rate = delivered / start.elapsed().as_secs_f64();
+        let (cpu_after, writer_after) = cpu_seconds();
+        let claims_after = n.hookline.metrics.claim_counts();
         stop.cancel();
         publisher.await?;
-        Ok(rate)
+        let per = |s: f64| s * 1e6 / delivered.max(1.0);
+        Ok(Sustained {
+            rate,
+            per_claim: (claims_after.1 - claims_before.1) as f64
+                / (claims_after.0 - claims_before.0).max(1) as f64,
+            cpu_us: per(cpu_after - cpu_before),
+            writer_us: per(writer_after - writer_before),
+        })
     }
 
     async fn throughput(&mut self) -> anyhow::Result<()> {
@@ -393,7 +470,10 @@ impl Bench {
                 );
             }
         }
-        let rate = self.sustained(&n, &types, self.args.duration).await?;
+        let run = self
+            .sustained_in(&n, &types, 100, self.args.duration)
+            .await?;
+        let rate = run.rate;
         for e in extra {
             stop(e).await;
         }
@@ -405,6 +485,7 @@ impl Bench {
             rate,
             "/s",
         );
+        self.cpu("4 endpoints", &run);
         stop(n).await;
         Ok(())
     }

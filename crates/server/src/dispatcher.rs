@@ -294,6 +294,9 @@ impl Dispatcher {
                 .get(id)
                 .or_else(|| recent.iter().map(|(e, _)| e).find(|e| e.id == *id))
         };
+        if !claim.deliveries.is_empty() {
+            self.inner.hookline.metrics.claim(claim.deliveries.len());
+        }
         let mut jobs = Vec::with_capacity(claim.deliveries.len());
         {
             // The claim found these webhooks enabled: that is a check as fresh as a re-check.

@@ -26,6 +26,11 @@ pub struct Metrics {
     delivered: Counter,
     failed_attempts: Counter,
     stale_results: Counter,
+    /// Claim transactions that leased at least one delivery, and the deliveries they leased:
+    /// their ratio is the claim's batch size, which decides what each claim's fixed cost adds
+    /// per delivery on the single writer.
+    claims: Counter,
+    claimed: Counter,
     unstorable_results: Counter,
     attempt_seconds: Family<Labels, Histogram>,
     first_attempt_seconds: Histogram,
@@ -128,6 +133,7 @@ impl Metrics {
         let delivered = Counter::default();
         let failed_attempts = Counter::default();
         let stale_results = Counter::default();
+        let (claims, claimed) = (Counter::default(), Counter::default());
         let unstorable_results = Counter::default();
         let attempt_seconds = Family::<Labels, Histogram>::new_with_constructor(histogram as _);
         let first_attempt_seconds = histogram();
@@ -168,6 +174,16 @@ impl Metrics {
             stale_results.clone(),
         );
         registry.register(
+            "claims",
+            "Claim transactions of this node that leased at least one delivery.",
+            claims.clone(),
+        );
+        registry.register(
+            "claimed",
+            "Deliveries leased by this node's claims.",
+            claimed.clone(),
+        );
+        registry.register(
             "unstorable_results",
             "Attempt results the database refused (recorded without their response, or dropped).",
             unstorable_results.clone(),
@@ -203,6 +219,8 @@ impl Metrics {
             delivered,
             failed_attempts,
             stale_results,
+            claims,
+            claimed,
             unstorable_results,
             attempt_seconds,
             first_attempt_seconds,
@@ -281,6 +299,17 @@ impl Metrics {
 
     pub fn stale_results(&self, n: u64) {
         self.stale_results.inc_by(n);
+    }
+
+    /// A claim leased `n` deliveries (`n` > 0).
+    pub fn claim(&self, n: usize) {
+        self.claims.inc();
+        self.claimed.inc_by(n as u64);
+    }
+
+    /// (claims, deliveries claimed) so far on this node (for `hookline bench`).
+    pub fn claim_counts(&self) -> (u64, u64) {
+        (self.claims.get(), self.claimed.get())
     }
 
     pub fn unstorable_result(&self) {
