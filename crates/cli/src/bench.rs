@@ -151,7 +151,8 @@ fn cpu_seconds() -> (f64, f64) {
 }
 
 /// What a sustained phase measured: deliveries/s and CPU per delivery (µs; whole process, which
-/// includes the in-process receiver and publisher, and the SQLite writer's share).
+/// includes the in-process receiver and publisher but not a PostgreSQL server, and the SQLite
+/// writer's share).
 struct Sustained {
     rate: f64,
     /// Deliveries leased per claim transaction.
@@ -347,11 +348,13 @@ impl Bench {
             run.cpu_us,
             "µs",
         );
-        self.record(
-            &format!("{what}: CPU per delivery (SQLite writer)"),
-            run.writer_us,
-            "µs",
-        );
+        if self.args.postgres.is_none() {
+            self.record(
+                &format!("{what}: CPU per delivery (SQLite writer)"),
+                run.writer_us,
+                "µs",
+            );
+        }
         self.record(
             &format!("{what}: deliveries leased per claim"),
             run.per_claim,

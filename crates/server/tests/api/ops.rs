@@ -131,4 +131,8 @@ async fn metrics_time_every_stage_of_a_delivery() {
         let line = format!("hookline_delivery_stage_seconds_count{{stage=\"{stage}\"}} 1");
         assert!(text.contains(&line), "no `{line}` in\n{text}");
     }
+    // One claim leased the one delivery (the drain's last, empty claim doesn't count).
+    for line in ["hookline_claims_total 1", "hookline_claimed_total 1"] {
+        assert!(text.contains(line), "no `{line}` in\n{text}");
+    }
 }
