@@ -116,35 +116,33 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time this process has used so far, in seconds: all threads, and the SQLite writer's
-/// thread alone. Linux only (`/proc/self/task`); zero elsewhere.
+/// CPU time this process has used so far, in seconds: the whole process (threads that ended
+/// included), and the SQLite writer's thread alone. Linux only (`/proc`); zero elsewhere.
 fn cpu_seconds() -> (f64, f64) {
-    // utime and stime are in clock ticks: USER_HZ, 100 on every Linux this runs on.
-    const TICKS: f64 = 100.0;
-    let (mut all, mut writer) = (0.0, 0.0);
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return (0.0, 0.0);
-    };
-    for t in tasks.flatten() {
-        let (Ok(stat), Ok(comm)) = (
-            std::fs::read_to_string(t.path().join("stat")),
-            std::fs::read_to_string(t.path().join("comm")),
-        ) else {
-            continue;
-        };
-        // Fields after the `(comm)`, which may itself hold spaces: state is the 3rd field,
-        // utime the 14th and stime the 15th.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
+    // utime and stime, in clock ticks: USER_HZ, 100 on every Linux this runs on.
+    fn ticks(stat: &str) -> f64 {
+        // Fields after the `(comm)`, which may itself hold spaces: the first is the 3rd field
+        // (state), so utime (14th) and stime (15th) are at 11 and 12.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return 0.0;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = f
-            .get(11..13)
-            .map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum())
-            .unwrap_or(0.0);
-        all += ticks / TICKS;
-        if comm.trim_end() == "sqlite-writer" {
-            writer += ticks / TICKS;
+        f.get(11..13)
+            .map(|v| v.iter().filter_map(|x| x.parse::<f64>().ok()).sum::<f64>() / 100.0)
+            .unwrap_or(0.0)
+    }
+    let all = std::fs::read_to_string("/proc/self/stat")
+        .map(|s| ticks(&s))
+        .unwrap_or(0.0);
+    let mut writer = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == "sqlite-writer" {
+                writer += std::fs::read_to_string(t.path().join("stat"))
+                    .map(|s| ticks(&s))
+                    .unwrap_or(0.0);
+            }
         }
     }
     (all, writer)
@@ -155,7 +153,7 @@ fn cpu_seconds() -> (f64, f64) {
 /// writer's share).
 struct Sustained {
     rate: f64,
-    /// Deliveries leased per claim transaction.
+    /// Deliveries leased per claim transaction (of the first node, with `--nodes`).
     per_claim: f64,
     cpu_us: f64,
     writer_us: f64,

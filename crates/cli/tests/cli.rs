@@ -1255,7 +1255,7 @@ fn bench_runs_a_short_measurement_and_refuses_unknown_scenarios() {
     let out = run(hookline(dir.path()).args([
         "bench",
         "--scenario",
-        "raw",
+        "raw,single",
         "--duration",
         "1",
         "--json",
@@ -1274,6 +1274,21 @@ fn bench_runs_a_short_measurement_and_refuses_unknown_scenarios() {
         json["results"][0]["value"].as_f64().unwrap() > 0.0,
         "{json}"
     );
+    // The one-endpoint phase reports what a delivery cost: CPU (the process's and the SQLite
+    // writer thread's) and the claims' batch size, each measured, so above zero.
+    for name in [
+        "one endpoint: CPU per delivery (whole process)",
+        "one endpoint: CPU per delivery (SQLite writer)",
+        "one endpoint: deliveries leased per claim",
+    ] {
+        let value = json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["figure"] == name)
+            .and_then(|r| r["value"].as_f64());
+        assert!(value.is_some_and(|v| v > 0.0), "{name}: {json}");
+    }
     let out = run(hookline(dir.path()).args(["bench", "--scenario", "warp-speed"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario"));

@@ -299,9 +299,10 @@ impl Dispatcher {
         }
         let mut jobs = Vec::with_capacity(claim.deliveries.len());
         {
-            // The claim found these webhooks enabled: that is a check as fresh as a re-check.
-            for id in claim.webhooks.keys() {
-                self.note_live(*id, claim_started, true);
+            // The claim read these webhooks: that is a check as fresh as a re-check (on SQLite
+            // the read follows the lease, so a webhook disabled in between shows here).
+            for (id, w) in &claim.webhooks {
+                self.note_live(*id, claim_started, w.enabled);
             }
         }
         let (claimed_at, wall_now) = (Instant::now(), hookline_core::time::now());

@@ -815,8 +815,6 @@ async fn exhausted_of<C: GenericClient>(
     Ok(())
 }
 
-/// Cancels the queued deliveries of a webhook that may no longer send (see
-/// [`shared::cancel_queued_sql`]); a no-op for an enabled webhook.
 /// What a claim returns of each delivery it leased (`RETURNING`, read by [`claimed_row`]): the
 /// rows come back from the claiming statements themselves, not from a second read by lease owner
 /// (that read was ~9 % of PostgreSQL's time per delivery).
@@ -841,6 +839,8 @@ fn claimed_row(r: &tokio_postgres::Row, at: usize, token: LeaseToken) -> Result<
     })
 }
 
+/// Cancels the queued deliveries of a webhook that may no longer send (see
+/// [`shared::cancel_queued_sql`]); a no-op for an enabled webhook.
 async fn cancel_queued<C: GenericClient>(c: &C, webhook_id: WebhookId) -> Result<u64> {
     c.execute(
         &shared::cancel_queued_sql("$1", "$2"),

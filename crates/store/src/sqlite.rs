@@ -2029,6 +2029,30 @@ impl Store for SqliteStore {
             rows.iter().map(|d| (d.id, d.lease_token)).collect();
         let read = self
             .read(move |c| {
+                // One snapshot for all of it, with the leased rows read again in it: an erasure
+                // that ran between the lease and this read may have renumbered a delivery's object
+                // (`item_index`) or deleted the delivery with its event. What is sent must match
+                // the event as this snapshot holds it, as when both steps were one transaction;
+                // a delivery no longer leased here is left out.
+                let tx = c.unchecked_transaction()?;
+                let c: &Connection = &tx;
+                let mut leased = Vec::with_capacity(rows.len());
+                {
+                    let mut again = c.prepare_cached(
+                        "SELECT item_index FROM deliveries
+                         WHERE id = ?1 AND lease_owner = ?2 AND status = 'delivering'",
+                    )?;
+                    for mut d in rows {
+                        let now: Option<Option<u32>> = again
+                            .query_row(params![d.id, d.lease_token], |r| r.get(0))
+                            .optional()?;
+                        if let Some(item_index) = now {
+                            d.item_index = item_index;
+                            leased.push(d);
+                        }
+                    }
+                }
+                let rows = leased;
                 let mut claim = Claim::default();
                 use std::collections::hash_map::Entry;
                 let mut unopenable = std::collections::HashSet::new();
@@ -2042,7 +2066,8 @@ impl Store for SqliteStore {
                     }
                     if let Entry::Vacant(slot) = claim.webhooks.entry(d.webhook_id) {
                         // Opened once per webhook of the claim, however many deliveries it has.
-                        // Deleted since the lease was taken: its deliveries went with it.
+                        // (Webhooks are only ever soft-deleted, so the row is there; one that
+                        // were missing would be treated like one that can't be opened.)
                         let Some(raw) = c
                             .prepare_cached(&format!(
                                 "SELECT {WEBHOOK_COLS} FROM webhooks WHERE id = ?1"
@@ -2082,7 +2107,7 @@ impl Store for SqliteStore {
                     if held {
                         // The node has it already.
                     } else if let Entry::Vacant(slot) = claim.events.entry(d.event_id) {
-                        // Erased since the lease was taken (with its deliveries): nothing to send.
+                        // Its deliveries would have gone with it (see above); defensive.
                         let Some((mut e, sealed, revision)) = c
                             .prepare_cached(&format!(
                                 "SELECT {EVENT_COLS}, redacted, revision FROM events WHERE id = ?1"
