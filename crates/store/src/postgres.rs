@@ -822,7 +822,7 @@ const CLAIMED_COLS: &str = "d.id, d.tenant_id, d.webhook_id, d.event_id, d.item_
     d.attempt_count, d.format, COALESCE(d.message_id, d.id)";
 
 /// A leased delivery from [`CLAIMED_COLS`] starting at column `at` of `r`.
-fn claimed_row(r: &tokio_postgres::Row, at: usize, token: LeaseToken) -> Result<ClaimedDelivery> {
+fn claimed_row(r: &Row, at: usize, token: LeaseToken) -> Result<ClaimedDelivery> {
     let item: Option<i64> = r.get(at + 4);
     let n: i32 = r.get(at + 5);
     let format: String = r.get(at + 6);
